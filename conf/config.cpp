@@ -1,0 +1,320 @@
+#include "conf/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace thimble::conf {
+namespace {
+
+// One configuration key: its YAML path and how to store a node into the bound member.
+// `assign` returns an empty string on success, else the reason the value is refused.
+struct Field {
+  std::string path;
+  bool is_list = false;
+  std::function<std::string(const YAML::Node&)> assign;
+};
+
+std::optional<long long> parse_integer(std::string_view text) {
+  long long value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::string range_reason(long long lo, long long hi, std::string_view got) {
+  std::ostringstream out;
+  out << "must be between " << lo << " and " << hi << ", got " << got;
+  return out.str();
+}
+
+template <class Int>
+Field integer(std::string path, Int& target, long long lo, long long hi) {
+  return {std::move(path), false, [&target, lo, hi](const YAML::Node& node) -> std::string {
+            if (!node.IsScalar()) return "expected a whole number";
+            auto value = parse_integer(node.Scalar());
+            if (!value) return "expected a whole number, got '" + node.Scalar() + "'";
+            if (*value < lo || *value > hi) return range_reason(lo, hi, node.Scalar());
+            target = static_cast<Int>(*value);
+            return {};
+          }};
+}
+
+// A byte count: a whole number with an optional binary suffix (KiB, MiB, GiB).
+Field bytes(std::string path, std::uint64_t& target, std::uint64_t lo, std::uint64_t hi) {
+  return {std::move(path), false, [&target, lo, hi](const YAML::Node& node) -> std::string {
+            const std::string bad = "expected a byte count such as 1048576 or 64MiB";
+            if (!node.IsScalar()) return bad;
+            std::string text = node.Scalar();
+            std::uint64_t scale = 1;
+            for (auto [suffix, factor] : {std::pair{"KiB", 1ull << 10}, std::pair{"MiB", 1ull << 20},
+                                          std::pair{"GiB", 1ull << 30}}) {
+              std::string_view s(suffix);
+              if (text.size() > s.size() && text.ends_with(s)) {
+                text.resize(text.size() - s.size());
+                scale = factor;
+              }
+            }
+            auto value = parse_integer(text);
+            if (!value || *value < 0) return bad + ", got '" + node.Scalar() + "'";
+            auto v = static_cast<std::uint64_t>(*value);
+            if (v > std::numeric_limits<std::uint64_t>::max() / scale ||
+                v * scale < lo || v * scale > hi) {
+              return range_reason(static_cast<long long>(lo), static_cast<long long>(hi),
+                                  node.Scalar());
+            }
+            target = v * scale;
+            return {};
+          }};
+}
+
+Field boolean(std::string path, bool& target) {
+  return {std::move(path), false, [&target](const YAML::Node& node) -> std::string {
+            if (node.IsScalar()) {
+              const std::string& s = node.Scalar();
+              if (s == "true") return target = true, std::string();
+              if (s == "false") return target = false, std::string();
+            }
+            return "expected true or false";
+          }};
+}
+
+Field text(std::string path, std::string& target, bool allow_empty) {
+  return {std::move(path), false, [&target, allow_empty](const YAML::Node& node) -> std::string {
+            if (!node.IsScalar()) return "expected a string";
+            if (!allow_empty && node.Scalar().empty()) return "must not be empty";
+            target = node.Scalar();
+            return {};
+          }};
+}
+
+Field choice(std::string path, std::string& target, std::vector<std::string> options) {
+  return {std::move(path), false, [&target, options](const YAML::Node& node) -> std::string {
+            if (node.IsScalar()) {
+              for (const auto& option : options) {
+                if (node.Scalar() == option) return target = option, std::string();
+              }
+            }
+            std::string reason = "expected one of:";
+            for (const auto& option : options) reason += " " + option;
+            return reason;
+          }};
+}
+
+Field text_list(std::string path, std::vector<std::string>& target) {
+  return {std::move(path), true, [&target](const YAML::Node& node) -> std::string {
+            if (!node.IsSequence()) return "expected a list of strings";
+            std::vector<std::string> values;
+            for (const auto& item : node) {
+              if (!item.IsScalar() || item.Scalar().empty()) {
+                return "expected a list of non-empty strings";
+              }
+              values.push_back(item.Scalar());
+            }
+            target = std::move(values);
+            return {};
+          }};
+}
+
+constexpr long long kMaxInt = std::numeric_limits<int>::max();
+
+// The schema: every key Thimble reads, bound to its member of `c`.
+std::vector<Field> schema(Config& c) {
+  return {
+      text("server.host", c.server.host, false),
+      integer("server.port", c.server.port, 1, 65535),
+      integer("server.reactor_threads", c.server.reactor_threads, 1, 64),
+      integer("server.workers", c.server.workers, 0, 256),
+      integer("server.queue_length", c.server.queue_length, 1, 100000),
+      bytes("server.max_request_bytes", c.server.max_request_bytes, 1024, 1 << 20),
+      integer("server.request_timeout_ms", c.server.request_timeout_ms, 100, 600000),
+      integer("server.keepalive_timeout_s", c.server.keepalive_timeout_s, 1, 3600),
+      integer("server.drain_timeout_ms", c.server.drain_timeout_ms, 0, 600000),
+      boolean("server.access_log", c.server.access_log),
+      text_list("security.keys", c.security.keys),
+      boolean("security.allow_unsafe", c.security.allow_unsafe),
+      choice("source.type", c.source.type, {"file"}),
+      text("source.file.root", c.source.file.root, false),
+      bytes("limits.max_source_bytes", c.limits.max_source_bytes, 1, 1ull << 32),
+      bytes("limits.max_source_pixels", c.limits.max_source_pixels, 1, 1ull << 30),
+      integer("limits.max_source_dimension", c.limits.max_source_dimension, 1, 65535),
+      integer("limits.max_output_dimension", c.limits.max_output_dimension, 1, 16384),
+      integer("output.jpeg_quality", c.output.jpeg_quality, 1, 100),
+      boolean("output.jpeg_progressive", c.output.jpeg_progressive),
+      integer("output.webp_quality", c.output.webp_quality, 1, 100),
+      integer("output.png_compression", c.output.png_compression, 0, 9),
+      boolean("output.auto_webp", c.output.auto_webp),
+      boolean("output.respect_orientation", c.output.respect_orientation),
+      integer("cache_control.max_age", c.cache_control.max_age, 0, kMaxInt),
+      integer("cache_control.s_maxage", c.cache_control.s_maxage, -1, kMaxInt),
+      integer("cache_control.stale_while_revalidate", c.cache_control.stale_while_revalidate, -1,
+              kMaxInt),
+      integer("cache_control.error_max_age", c.cache_control.error_max_age, 0, kMaxInt),
+      bytes("result_cache.memory_bytes", c.result_cache.memory_bytes, 0, 1ull << 40),
+      integer("result_cache.shards", c.result_cache.shards, 1, 256),
+  };
+}
+
+Status config_error(const std::string& where, const std::string& reason) {
+  return {Code::kBadRequest, where + ": " + reason};
+}
+
+// Every proper prefix of a field path is a section that must be a mapping.
+std::set<std::string> sections_of(const std::vector<Field>& fields) {
+  std::set<std::string> sections;
+  for (const auto& field : fields) {
+    for (auto dot = field.path.find('.'); dot != std::string::npos;
+         dot = field.path.find('.', dot + 1)) {
+      sections.insert(field.path.substr(0, dot));
+    }
+  }
+  return sections;
+}
+
+Status check_keys(const YAML::Node& map, const std::string& prefix,
+                  const std::set<std::string>& fields, const std::set<std::string>& sections) {
+  for (const auto& entry : map) {
+    const std::string key = entry.first.as<std::string>();
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    if (fields.count(path)) continue;
+    if (!sections.count(path)) return config_error(path, "unknown key");
+    if (entry.second.IsNull()) continue;
+    if (!entry.second.IsMap()) return config_error(path, "expected a mapping of keys");
+    if (Status s = check_keys(entry.second, path, fields, sections); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+YAML::Node find_node(const YAML::Node& root, const std::string& path) {
+  // Node::operator= would overwrite the node's contents; reset() rebinds the handle.
+  YAML::Node node;
+  node.reset(root);
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = path.find('.', start);
+    std::string part = path.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (!node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node& parent = node;
+    YAML::Node child = parent[part];
+    if (!child.IsDefined()) return child;
+    node.reset(child);
+    if (dot == std::string::npos) return node;
+    start = dot + 1;
+  }
+}
+
+YAML::Node node_from_env(const std::string& value, bool is_list) {
+  if (!is_list) return YAML::Node(value);
+  YAML::Node list(YAML::NodeType::Sequence);
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    std::size_t comma = value.find(',', start);
+    if (comma == std::string::npos) comma = value.size();
+    std::string item = value.substr(start, comma - start);
+    if (!item.empty()) list.push_back(item);
+    start = comma + 1;
+  }
+  return list;
+}
+
+Status validate(Config& c, const std::string& base_dir) {
+  if (c.security.keys.empty() && !c.security.allow_unsafe) {
+    return config_error("security.keys",
+                        "at least one key is required (or set security.allow_unsafe: true)");
+  }
+  namespace fs = std::filesystem;
+  fs::path root(c.source.file.root);
+  if (root.is_relative()) root = fs::path(base_dir) / root;
+  std::error_code ec;
+  if (c.source.type == "file" && !fs::is_directory(root, ec)) {
+    return config_error("source.file.root", "not a directory: " + root.string());
+  }
+  c.source.file.root = fs::weakly_canonical(root, ec).string();
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string env_name_for(const std::string& yaml_path) {
+  std::string name = "THIMBLE_";
+  for (char ch : yaml_path) {
+    name += ch == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  }
+  return name;
+}
+
+std::vector<std::string> known_keys() {
+  Config scratch;
+  std::vector<std::string> keys;
+  for (const auto& field : schema(scratch)) keys.push_back(field.path);
+  return keys;
+}
+
+Result<Config> load_config_text(const std::string& yaml, const std::string& base_dir,
+                                EnvLookup environment) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    std::ostringstream where;
+    where << "line " << e.mark.line + 1 << ", column " << e.mark.column + 1;
+    return config_error(where.str(), "not valid YAML (" + e.msg + ")");
+  }
+  if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
+    return config_error("(top level)", "expected a mapping of sections");
+  }
+
+  Config config;
+  const std::vector<Field> fields = schema(config);
+  std::set<std::string> field_paths;
+  for (const auto& field : fields) field_paths.insert(field.path);
+
+  try {
+    if (root.IsMap()) {
+      if (Status s = check_keys(root, "", field_paths, sections_of(fields)); !s.ok()) return s;
+    }
+    for (const auto& field : fields) {
+      YAML::Node node = find_node(root, field.path);
+      if (node.IsDefined() && !node.IsNull()) {
+        if (std::string reason = field.assign(node); !reason.empty()) {
+          return config_error(field.path, reason);
+        }
+      }
+      if (environment == nullptr) continue;
+      const std::string env = env_name_for(field.path);
+      if (const char* value = environment(env.c_str())) {
+        if (std::string reason = field.assign(node_from_env(value, field.is_list));
+            !reason.empty()) {
+          return config_error(field.path + " (from " + env + ")", reason);
+        }
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return config_error("(configuration)", e.msg);
+  }
+  if (Status s = validate(config, base_dir); !s.ok()) return s;
+  return config;
+}
+
+Result<Config> load_config_file(const std::string& path, EnvLookup environment) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return config_error(path, "cannot read the configuration file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  Result<Config> config = load_config_text(text.str(), base.string(), environment);
+  if (!config.ok()) {
+    return Status(config.status().code(), path + ": " + config.status().message());
+  }
+  return config;
+}
+
+}  // namespace thimble::conf

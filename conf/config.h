@@ -1,0 +1,101 @@
+// Config: Thimble's whole configuration as plain typed structs, loaded from one YAML file plus
+// THIMBLE_* environment overrides. Every module receives only its own struct; no module reads
+// YAML, the environment or globals. The defaults below are the production defaults; every field
+// is listed with its YAML key in README.md ("Configuration").
+//
+// Loading is strict: an unknown key, a value of the wrong type or out of range is refused with
+// the YAML key path and the reason ("server.port: must be between 1 and 65535, got 70000").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "conf/status.h"
+
+namespace thimble::conf {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";       // server.host: address to listen on
+  int port = 8888;                      // server.port
+  int reactor_threads = 1;              // server.reactor_threads: Pistache I/O threads
+  int workers = 0;                      // server.workers: transform threads; 0 = one per core
+  int queue_length = 64;                // server.queue_length: jobs waiting; beyond → 503
+  std::uint64_t max_request_bytes = 16384;  // server.max_request_bytes: request line + headers
+  int request_timeout_ms = 30000;       // server.request_timeout_ms: longest allowed request
+  int keepalive_timeout_s = 75;         // server.keepalive_timeout_s: idle keep-alive connections
+  int drain_timeout_ms = 20000;         // server.drain_timeout_ms: SIGTERM grace for in-flight work
+  bool access_log = true;               // server.access_log: one JSON line per request on stdout
+};
+
+struct SecurityConfig {
+  // security.keys: HMAC keys; the first signs, all verify (rotation). Required.
+  std::vector<std::string> keys;
+  bool allow_unsafe = false;  // security.allow_unsafe: accept `/unsafe/...` URLs
+};
+
+struct FileSourceConfig {
+  // source.file.root: folder of originals; relative paths are relative to the config file.
+  std::string root = "samples";
+};
+
+struct SourceConfig {
+  std::string type = "file";  // source.type: where originals come from (file)
+  FileSourceConfig file;
+};
+
+struct LimitsConfig {
+  std::uint64_t max_source_bytes = 64ull << 20;   // limits.max_source_bytes
+  std::uint64_t max_source_pixels = 100'000'000;  // limits.max_source_pixels: from the header
+  int max_source_dimension = 30000;               // limits.max_source_dimension: either side
+  int max_output_dimension = 6000;                // limits.max_output_dimension: either side
+};
+
+struct OutputConfig {
+  int jpeg_quality = 80;          // output.jpeg_quality: 1-100, `quality()` overrides
+  bool jpeg_progressive = true;   // output.jpeg_progressive
+  int webp_quality = 80;          // output.webp_quality: 1-100, `quality()` overrides
+  int png_compression = 6;        // output.png_compression: 0-9
+  bool auto_webp = false;         // output.auto_webp: WebP when Accept allows, with Vary: Accept
+  bool respect_orientation = true;  // output.respect_orientation: apply EXIF orientation
+};
+
+struct CacheControlConfig {
+  int max_age = 86400;               // cache_control.max_age: seconds, for thumbnails
+  int s_maxage = -1;                 // cache_control.s_maxage: seconds for shared caches; -1 = unset
+  int stale_while_revalidate = -1;   // cache_control.stale_while_revalidate: -1 = unset
+  int error_max_age = 60;            // cache_control.error_max_age: for 4xx answers
+};
+
+struct ResultCacheConfig {
+  std::uint64_t memory_bytes = 256ull << 20;  // result_cache.memory_bytes: 0 disables
+  int shards = 16;                            // result_cache.shards: lock striping
+};
+
+struct Config {
+  ServerConfig server;
+  SecurityConfig security;
+  SourceConfig source;
+  LimitsConfig limits;
+  OutputConfig output;
+  CacheControlConfig cache_control;
+  ResultCacheConfig result_cache;
+};
+
+// Where an environment override for a key comes from: `server.port` → THIMBLE_SERVER_PORT,
+// `source.file.root` → THIMBLE_SOURCE_FILE_ROOT. Lists are comma-separated.
+std::string env_name_for(const std::string& yaml_path);
+
+// Reads `path`, applies overrides from `environment` (a getenv-like lookup; nullptr = none) and
+// validates. Relative paths inside are resolved against the config file's folder.
+using EnvLookup = const char* (*)(const char* name);
+Result<Config> load_config_file(const std::string& path, EnvLookup environment);
+
+// Same, from YAML text; `base_dir` resolves relative paths. Used by tests and --check-config.
+Result<Config> load_config_text(const std::string& yaml, const std::string& base_dir,
+                                EnvLookup environment);
+
+// The YAML key paths Thimble understands, in declaration order (for docs and tests).
+std::vector<std::string> known_keys();
+
+}  // namespace thimble::conf

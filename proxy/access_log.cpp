@@ -1,0 +1,69 @@
+#include "proxy/access_log.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace thimble::proxy {
+namespace {
+std::mutex output_mutex;
+
+std::string now_iso8601() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char out[96];
+  std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms.count()));
+  return out;
+}
+}  // namespace
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+void log_line(std::string_view level, std::string_view message) {
+  std::string line = now_iso8601() + " thimble " + std::string(level) + ": " +
+                     std::string(message) + "\n";
+  std::lock_guard lock(output_mutex);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void log_access(const AccessRecord& r) {
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.2f", r.total_ms);
+  std::string line = "{\"time\":\"" + now_iso8601() + "\",\"method\":" + json_string(r.method) +
+                     ",\"path\":" + json_string(r.path) + ",\"status\":" +
+                     std::to_string(r.status) + ",\"bytes\":" + std::to_string(r.bytes) +
+                     ",\"ms\":" + ms + ",\"cache\":" + json_string(r.cache);
+  if (!r.error.empty()) line += ",\"error\":" + json_string(r.error);
+  line += "}\n";
+  std::lock_guard lock(output_mutex);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace thimble::proxy

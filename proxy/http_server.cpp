@@ -1,0 +1,194 @@
+#include "proxy/http_server.h"
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+#include <pistache/peer.h>
+
+#include <sstream>
+
+#include "proxy/access_log.h"
+#include "proxy/header_policy.h"
+
+namespace thimble::proxy {
+namespace {
+
+namespace Http = Pistache::Http;
+using SteadyClock = std::chrono::steady_clock;
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+// What the adapter keeps of a request to finish it later, on whichever thread.
+struct Exchange {
+  std::weak_ptr<Pistache::Tcp::Peer> peer;
+  std::string method;
+  std::string path;
+  bool head_only = false;
+  bool keep_alive = true;
+  bool access_log = true;
+  SteadyClock::time_point started;
+};
+
+void finish(const Exchange& exchange, const OriginResponse& response) {
+  std::string bytes = serialize_response(response, exchange.head_only, exchange.keep_alive,
+                                         http_date(std::chrono::system_clock::now()));
+  if (auto peer = exchange.peer.lock()) {
+    // What ResponseWriter::send() would do: mark the connection idle again (so Pistache's
+    // request timer leaves it alone) and queue the bytes on the reactor.
+    peer->setIdle(true);
+    const std::size_t size = bytes.size();
+    peer->send(Pistache::RawBuffer(std::move(bytes), size));
+  }
+  if (exchange.access_log) {
+    double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - exchange.started)
+                    .count();
+    log_access({exchange.method, exchange.path, response.status,
+                exchange.head_only ? 0 : response.body_size(), ms, response.cache_outcome,
+                response.error});
+  }
+}
+
+std::string header_value(const Http::Request& request, const char* name) {
+  if (auto typed = request.headers().tryGet(name)) {
+    std::ostringstream out;
+    typed->write(out);
+    return out.str();
+  }
+  if (auto raw = request.headers().tryGetRaw(name)) return raw->value();
+  return {};
+}
+
+bool wants_keep_alive(const Http::Request& request) {
+  auto connection = request.headers().tryGet<Http::Header::Connection>();
+  if (request.version() == Http::Version::Http11) {
+    return !connection || connection->control() != Http::ConnectionControl::Close;
+  }
+  return connection && connection->control() == Http::ConnectionControl::KeepAlive;
+}
+
+class Handler final : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(Handler)
+
+  Handler(OriginService& service, WorkerPool& workers, bool access_log)
+      : service_(&service), workers_(&workers), access_log_(access_log) {}
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
+    // Copy out everything needed: Pistache resets `request` when this returns.
+    Exchange exchange;
+    exchange.started = SteadyClock::now();
+    exchange.peer = writer.getPeer();
+    exchange.method = Http::methodString(request.method());
+    exchange.path = request.resource();
+    exchange.head_only = request.method() == Http::Method::Head;
+    exchange.keep_alive = wants_keep_alive(request);
+    exchange.access_log = access_log_;
+
+    OriginRequest origin;
+    origin.method = exchange.method;
+    origin.path = exchange.path;
+    origin.accept = header_value(request, "Accept");
+    origin.if_none_match = header_value(request, "If-None-Match");
+    origin.if_modified_since = header_value(request, "If-Modified-Since");
+
+    auto first = service_->begin(origin);
+    if (auto* response = std::get_if<OriginResponse>(&first)) {
+      finish(exchange, *response);
+      return;
+    }
+    OriginService* service = service_;
+    bool queued = workers_->try_submit(
+        [service, exchange, job = std::get<Job>(std::move(first))] {
+          finish(exchange, service->run(job));
+        });
+    if (!queued) {
+      finish(exchange, service_->error({Code::kOverloaded, "too many requests in progress"}));
+    }
+  }
+
+ private:
+  OriginService* service_;
+  WorkerPool* workers_;
+  bool access_log_;
+};
+
+}  // namespace
+
+std::string serialize_response(const OriginResponse& response, bool head_only, bool keep_alive,
+                               std::string_view date) {
+  std::string out;
+  const std::size_t body_size = response.body_size();
+  out.reserve(512 + (head_only ? 0 : body_size));
+  out += "HTTP/1.1 " + std::to_string(response.status) + " ";
+  out += reason_phrase(response.status);
+  out += "\r\nDate: ";
+  out += date;
+  out += "\r\nServer: thimble\r\n";
+  for (const auto& [name, value] : response.headers) {
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
+  if (response.status != 304) out += "Content-Length: " + std::to_string(body_size) + "\r\n";
+  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  if (!head_only && response.body && response.status != 304) out += *response.body;
+  return out;
+}
+
+HttpServer::HttpServer(const conf::ServerConfig& config, OriginService& service,
+                       WorkerPool& workers)
+    : config_(config), service_(service), workers_(workers) {}
+
+HttpServer::~HttpServer() { shutdown(); }
+
+Status HttpServer::start() {
+  try {
+    Pistache::Address address(config_.host, Pistache::Port(static_cast<std::uint16_t>(config_.port)));
+    endpoint_ = std::make_unique<Http::Endpoint>(address);
+    auto options =
+        Http::Endpoint::options()
+            .threads(config_.reactor_threads)
+            .flags(Pistache::Tcp::Options::ReuseAddr | Pistache::Tcp::Options::NoDelay)
+            .maxRequestSize(config_.max_request_bytes)
+            // Pistache's header timer also bounds how long a request may stay unanswered, so it
+            // must outlast the slowest allowed transform (which has its own deadline).
+            .headerTimeout(std::chrono::milliseconds(config_.request_timeout_ms + 5000))
+            .bodyTimeout(std::chrono::milliseconds(config_.request_timeout_ms + 5000))
+            .keepaliveTimeout(std::chrono::seconds(config_.keepalive_timeout_s));
+    endpoint_->init(options);
+    endpoint_->setHandler(Http::make_handler<Handler>(service_, workers_, config_.access_log));
+    endpoint_->serveThreaded();
+  } catch (const std::exception& e) {
+    endpoint_.reset();
+    return Status(Code::kInternal, "cannot listen on " + config_.host + ":" +
+                                       std::to_string(config_.port) + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+int HttpServer::port() const { return endpoint_ ? static_cast<std::uint16_t>(endpoint_->getPort()) : 0; }
+
+void HttpServer::shutdown() {
+  if (endpoint_) {
+    endpoint_->shutdown();
+    endpoint_.reset();
+  }
+}
+
+}  // namespace thimble::proxy

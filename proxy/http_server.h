@@ -1,0 +1,52 @@
+// HttpServer: the Pistache adapter. It turns each HTTP request into an OriginRequest, asks the
+// OriginService for the answer (on the reactor thread when that is cheap, on the WorkerPool when
+// it is not) and writes the OriginResponse back. It holds no image or storage logic.
+//
+// Responses are serialised here rather than through Pistache's ResponseWriter::send(), which
+// always writes its own Content-Length: that makes HEAD carry the real length with no body, and
+// lets every response carry exactly the headers the OriginService chose, plus an explicit
+// Connection header (Pistache 0.0.5 otherwise says `Connection: Close` on keep-alive sockets).
+//
+// Thread-safety: start() and shutdown() from the owning thread; requests arrive on Pistache's
+// reactor threads and complete on worker threads.
+#pragma once
+
+#include <memory>
+
+#include "conf/config.h"
+#include "proxy/origin_service.h"
+#include "proxy/worker_pool.h"
+
+namespace Pistache::Http {
+class Endpoint;
+}
+
+namespace thimble::proxy {
+
+class HttpServer {
+ public:
+  HttpServer(const conf::ServerConfig& config, OriginService& service, WorkerPool& workers);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts serving on background threads. Failure (e.g. port in use) is a Status.
+  Status start();
+  // The port actually bound (useful when the configuration asked for a specific one).
+  int port() const;
+  // Stops the listener and the reactor; in-flight responses should be finished before.
+  void shutdown();
+
+ private:
+  const conf::ServerConfig& config_;
+  OriginService& service_;
+  WorkerPool& workers_;
+  std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
+};
+
+// The bytes of an HTTP/1.1 response: status line, Date, the response's headers,
+// Content-Length (except for 304), Connection, then the body unless `head_only`.
+std::string serialize_response(const OriginResponse& response, bool head_only, bool keep_alive,
+                               std::string_view date);
+
+}  // namespace thimble::proxy

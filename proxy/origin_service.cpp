@@ -1,0 +1,204 @@
+#include "proxy/origin_service.h"
+
+#include "proxy/header_policy.h"
+
+namespace thimble::proxy {
+namespace {
+
+std::shared_ptr<const std::string> text_body(std::string text) {
+  return std::make_shared<const std::string>(std::move(text));
+}
+
+}  // namespace
+
+const std::string* OriginResponse::header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key.size() == name.size() &&
+        std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return &value;
+    }
+  }
+  return nullptr;
+}
+
+OriginOptions OriginOptions::from(const conf::Config& config) {
+  OriginOptions options;
+  options.cache_control = config.cache_control;
+  options.auto_webp = config.output.auto_webp;
+  options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
+  transform::RenderSettings& r = options.render;
+  r.max_source_pixels = config.limits.max_source_pixels;
+  r.max_source_dimension = config.limits.max_source_dimension;
+  r.max_output_dimension = config.limits.max_output_dimension;
+  r.respect_orientation = config.output.respect_orientation;
+  r.jpeg_quality = config.output.jpeg_quality;
+  r.jpeg_progressive = config.output.jpeg_progressive;
+  r.webp_quality = config.output.webp_quality;
+  r.png_compression = config.output.png_compression;
+  return options;
+}
+
+OriginService::OriginService(OriginOptions options, const signing::UrlSigner& signer,
+                             Source& source, cache::ResultCache& results, const Clock& clock)
+    : options_(std::move(options)),
+      signer_(signer),
+      source_(source),
+      results_(results),
+      clock_(clock) {
+  const transform::RenderSettings& r = options_.render;
+  settings_fingerprint_ = "q" + std::to_string(r.jpeg_quality) + "p" +
+                          std::to_string(r.jpeg_progressive) + "w" +
+                          std::to_string(r.webp_quality) + "z" +
+                          std::to_string(r.png_compression) + "o" +
+                          std::to_string(r.respect_orientation);
+}
+
+OriginResponse OriginService::error(const Status& status) const {
+  const CodeInfo info = code_info(status.code());
+  OriginResponse response;
+  response.status = info.http_status;
+  response.error = status.message();
+  response.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+  if (info.caching == ErrorCaching::kShort) {
+    response.headers.emplace_back(
+        "Cache-Control", "public, max-age=" + std::to_string(options_.cache_control.error_max_age));
+  } else {
+    response.headers.emplace_back("Cache-Control", "no-store");
+  }
+  if (status.code() == Code::kOverloaded) response.headers.emplace_back("Retry-After", "1");
+  if (status.code() == Code::kMethodNotAllowed) response.headers.emplace_back("Allow", "GET, HEAD");
+  response.body = text_body(std::to_string(info.http_status) + " " + std::string(info.reason) +
+                            ": " + status.message() + "\n");
+  return response;
+}
+
+void OriginService::add_validators(
+    OriginResponse& response, const std::string& etag,
+    const std::optional<std::chrono::system_clock::time_point>& last_modified, bool vary_accept,
+    int max_age) const {
+  response.headers.emplace_back("Cache-Control",
+                                cache_control_for_success(options_.cache_control, max_age));
+  response.headers.emplace_back("Expires",
+                                http_date(clock_.wall_now() + std::chrono::seconds(max_age)));
+  response.headers.emplace_back("ETag", etag);
+  if (last_modified) response.headers.emplace_back("Last-Modified", http_date(*last_modified));
+  if (vary_accept) response.headers.emplace_back("Vary", "Accept");
+}
+
+OriginResponse OriginService::from_cached(std::shared_ptr<const cache::CachedResult> cached,
+                                          bool not_modified) const {
+  OriginResponse response;
+  response.status = not_modified ? 304 : 200;
+  add_validators(response, cached->etag, cached->last_modified, cached->vary_accept,
+                 cached->max_age);
+  if (!not_modified) {
+    response.headers.emplace_back("Content-Type", cached->content_type);
+    // Shares the cached bytes: no copy per hit.
+    response.body = std::shared_ptr<const std::string>(cached, &cached->body);
+  }
+  return response;
+}
+
+std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& request) const {
+  if (request.method != "GET" && request.method != "HEAD") {
+    return error({Code::kMethodNotAllowed, "only GET and HEAD are supported"});
+  }
+  if (request.path == "/healthz" || request.path == "/readyz") {
+    bool ready = request.path == "/healthz" || !draining();
+    OriginResponse response;
+    response.status = ready ? 200 : 503;
+    response.headers = {{"Content-Type", "text/plain; charset=utf-8"},
+                        {"Cache-Control", "no-store"}};
+    response.body = text_body(ready ? "ok\n" : "draining\n");
+    return response;
+  }
+  if (request.path == "/" || request.path == "/favicon.ico" || request.path == "/robots.txt") {
+    return error({Code::kNotFound, "no such resource"});
+  }
+
+  Result<std::string_view> signed_part = signer_.verify(request.path);
+  if (!signed_part.ok()) return error(signed_part.status());
+  Result<transform::ThumbnailSpec> spec = transform::parse_spec(*signed_part);
+  if (!spec.ok()) return error(spec.status());
+
+  Job job;
+  job.vary_accept = options_.auto_webp && !spec->format;
+  if (job.vary_accept && accepts_webp(request.accept)) job.negotiated = transform::ImageFormat::kWebp;
+  job.cache_key = spec->canonical() + "|" + spec->image + "|" +
+                  (spec->format ? std::string(transform::format_name(*spec->format))
+                   : job.negotiated ? "webp-negotiated"
+                                    : "source") +
+                  "|" + settings_fingerprint_;
+  job.transform = transform_hash(job.cache_key);
+  job.spec = std::move(spec).value();
+  job.if_none_match = request.if_none_match;
+  job.if_modified_since = request.if_modified_since;
+
+  if (auto cached = results_.get(job.cache_key)) {
+    bool not_modified = false;
+    if (!request.if_none_match.empty()) {
+      not_modified = if_none_match_matches(request.if_none_match, cached->etag);
+    } else if (auto since = parse_http_date(request.if_modified_since);
+               since && cached->last_modified) {
+      not_modified = *cached->last_modified <= *since;
+    }
+    OriginResponse response = from_cached(cached, not_modified);
+    response.cache_outcome = "hit";
+    return response;
+  }
+  if (draining()) return error({Code::kOverloaded, "the server is shutting down"});
+  job.deadline = clock_.steady_now() + options_.request_timeout;
+  return job;
+}
+
+OriginResponse OriginService::run(const Job& job) const {
+  if (clock_.steady_now() > job.deadline) {
+    return error({Code::kOverloaded, "the request waited too long for a worker"});
+  }
+  FetchConditions conditions;
+  conditions.if_token_in = source_tokens_for(job.if_none_match, job.transform);
+  if (job.if_none_match.empty()) conditions.if_modified_since = parse_http_date(job.if_modified_since);
+
+  Result<SourceObject> original = source_.fetch(job.spec.image, conditions);
+  if (!original.ok()) return error(original.status());
+  const std::string etag = make_etag(job.transform, original->validators.token);
+  const int max_age = options_.cache_control.max_age;
+
+  if (original->not_modified) {
+    OriginResponse response;
+    response.status = 304;
+    response.cache_outcome = "miss";
+    add_validators(response, etag, original->validators.last_modified, job.vary_accept, max_age);
+    return response;
+  }
+
+  const auto& bytes = original->bytes;
+  Result<transform::Thumbnail> thumbnail = transform::render(
+      std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), job.spec,
+      options_.render, job.negotiated);
+  if (!thumbnail.ok()) return error(thumbnail.status());
+
+  auto cached = std::make_shared<cache::CachedResult>();
+  cached->body = std::move(thumbnail->bytes);
+  cached->content_type = std::string(transform::mime_type(thumbnail->format));
+  cached->etag = etag;
+  cached->last_modified = original->validators.last_modified;
+  cached->vary_accept = job.vary_accept;
+  cached->max_age = max_age;
+  results_.put(job.cache_key, cached, std::chrono::seconds(max_age));
+
+  OriginResponse response = from_cached(cached, false);
+  response.cache_outcome = "miss";
+  return response;
+}
+
+OriginResponse OriginService::handle(const OriginRequest& request) const {
+  auto first = begin(request);
+  if (auto* response = std::get_if<OriginResponse>(&first)) return std::move(*response);
+  return run(std::get<Job>(first));
+}
+
+}  // namespace thimble::proxy

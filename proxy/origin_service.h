@@ -1,0 +1,108 @@
+// OriginService: everything an origin does for one request, on plain structs, testable without
+// sockets. The HTTP adapter (HttpServer) only converts Pistache requests and responses.
+//
+// A request is handled in two halves:
+//   begin() is cheap and never blocks: routes, signature, URL parsing, result-cache hits and
+//           304s from the cache. It runs on the HTTP reactor thread and returns either the final
+//           answer or a Job.
+//   run()   does the expensive part of a Job: fetch the original and transform it. It runs on a
+//           worker thread (it blocks on I/O and burns CPU), and stores its result in the cache.
+// handle() does both in a row, for tests and tools.
+//
+// Thread-safety: all methods may be called concurrently; the service holds no per-request state.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "cache/result_cache.h"
+#include "conf/clock.h"
+#include "conf/config.h"
+#include "conf/status.h"
+#include "proxy/source.h"
+#include "signing/signer.h"
+#include "transform/pipeline.h"
+#include "transform/spec.h"
+
+namespace thimble::proxy {
+
+struct OriginRequest {
+  std::string method;             // "GET", "HEAD", ...
+  std::string path;               // raw request path, still percent-encoded, no query string
+  std::string accept;             // Accept header, "" when absent
+  std::string if_none_match;      // If-None-Match header, "" when absent
+  std::string if_modified_since;  // If-Modified-Since header, "" when absent
+};
+
+struct OriginResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // never Content-Length
+  std::shared_ptr<const std::string> body;                   // null for 304 and HEAD-only info
+  std::string cache_outcome = "-";  // "hit", "miss" or "-" (for the access log)
+  std::string error;                // the public error message, for the access log
+
+  const std::string* header(std::string_view name) const;
+  std::size_t body_size() const { return body ? body->size() : 0; }
+};
+
+// What remains to do for a request that begin() could not answer.
+struct Job {
+  transform::ThumbnailSpec spec;
+  std::string cache_key;
+  std::string transform;  // transform_hash(cache_key)
+  std::optional<transform::ImageFormat> negotiated;
+  bool vary_accept = false;
+  std::string if_none_match;
+  std::string if_modified_since;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+struct OriginOptions {
+  conf::CacheControlConfig cache_control;
+  transform::RenderSettings render;
+  bool auto_webp = false;
+  std::chrono::milliseconds request_timeout{30000};
+
+  static OriginOptions from(const conf::Config& config);
+};
+
+class OriginService {
+ public:
+  // All references must outlive the service.
+  OriginService(OriginOptions options, const signing::UrlSigner& signer, Source& source,
+                cache::ResultCache& results, const Clock& clock);
+
+  std::variant<OriginResponse, Job> begin(const OriginRequest& request) const;
+  OriginResponse run(const Job& job) const;
+  OriginResponse handle(const OriginRequest& request) const;
+
+  // The answer for an error Status (SPEC.md §3 table), with its cache policy.
+  OriginResponse error(const Status& status) const;
+
+  // While draining (shutting down), new thumbnail work gets 503 and /readyz says not ready.
+  void set_draining() { draining_.store(true); }
+  bool draining() const { return draining_.load(); }
+
+ private:
+  OriginResponse from_cached(std::shared_ptr<const cache::CachedResult> cached,
+                             bool not_modified) const;
+  void add_validators(OriginResponse& response, const std::string& etag,
+                      const std::optional<std::chrono::system_clock::time_point>& last_modified,
+                      bool vary_accept, int max_age) const;
+
+  OriginOptions options_;
+  const signing::UrlSigner& signer_;
+  Source& source_;
+  cache::ResultCache& results_;
+  const Clock& clock_;
+  std::string settings_fingerprint_;  // output settings that change the bytes
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace thimble::proxy

@@ -1,0 +1,111 @@
+#include "signing/signer.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <array>
+
+namespace thimble::signing {
+
+std::string base64url_encode(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    unsigned v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += kAlphabet[v >> 6 & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (std::size_t left = bytes.size() - i; left > 0) {
+    unsigned v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += left == 2 ? kAlphabet[v >> 6 & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string signature_of(std::string_view key, std::string_view path) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(path.data()), path.size(), mac.data(), &mac_len);
+  return base64url_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), mac_len));
+}
+
+std::optional<SignedPath> split_signed_path(std::string_view request_path) {
+  if (request_path.empty() || request_path.front() != '/') return std::nullopt;
+  std::string_view path = request_path.substr(1);
+  std::size_t slash = path.find('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  SignedPath split;
+  std::string_view raw_signature = path.substr(0, slash);
+  // Some clients percent-encode the base64 padding: `...%3D` means `...=`.
+  for (std::size_t i = 0; i < raw_signature.size(); ++i) {
+    if (raw_signature[i] == '%' && i + 2 < raw_signature.size() && raw_signature[i + 1] == '3' &&
+        (raw_signature[i + 2] == 'D' || raw_signature[i + 2] == 'd')) {
+      split.signature += '=';
+      i += 2;
+    } else {
+      split.signature += raw_signature[i];
+    }
+  }
+  split.rest = path.substr(slash + 1);
+  return split;
+}
+
+UrlSigner::UrlSigner(std::vector<std::string> keys, bool allow_unsafe)
+    : keys_(std::move(keys)), allow_unsafe_(allow_unsafe) {}
+
+std::string UrlSigner::sign(std::string_view path) const {
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  std::string out = "/";
+  out += signature_of(keys_.front(), path);
+  out += '/';
+  out += path;
+  return out;
+}
+
+namespace {
+bool is_well_formed(std::string_view signature) {
+  if (signature.size() != 28 || signature[27] != '=') return false;
+  for (std::size_t i = 0; i < 27; ++i) {
+    char c = signature[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+}  // namespace
+
+Result<std::string_view> UrlSigner::verify(std::string_view request_path) const {
+  std::optional<SignedPath> split = split_signed_path(request_path);
+  if (!split || split->rest.empty()) {
+    return Status(Code::kBadSignature, "missing signature");
+  }
+  if (split->signature == "unsafe") {
+    if (allow_unsafe_) return split->rest;
+    return Status(Code::kBadSignature, "unsigned (unsafe) URLs are not allowed");
+  }
+  if (!is_well_formed(split->signature)) {
+    return Status(Code::kBadSignature, "malformed signature");
+  }
+  // Every key is tried, and each comparison takes the same time whatever the bytes.
+  bool match = false;
+  for (const auto& key : keys_) {
+    std::string expected = signature_of(key, split->rest);
+    match |= CRYPTO_memcmp(expected.data(), split->signature.data(), expected.size()) == 0;
+  }
+  if (!match) return Status(Code::kBadSignature, "signature does not match");
+  return split->rest;
+}
+
+}  // namespace thimble::signing

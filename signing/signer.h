@@ -1,0 +1,54 @@
+// UrlSigner: Thumbor-compatible URL signatures, byte-compatible with libthumbor.
+//
+// The signed string is the raw request path after `/<signature>/`: still percent-encoded, without
+// the query string and without a leading slash (`meta/` included). The MAC is HMAC-SHA1 with the
+// security key, encoded as URL-safe base64 with `=` padding: always 28 characters. Several keys
+// may be configured: the first signs, every one verifies, so keys can be rotated without breaking
+// URLs a CDN already caches. Verification compares in constant time.
+//
+// Thread-safety: an UrlSigner is immutable after construction; share it freely.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/status.h"
+
+namespace thimble::signing {
+
+// URL-safe base64 (RFC 4648 §5) with `=` padding, as Python's urlsafe_b64encode.
+std::string base64url_encode(std::string_view bytes);
+
+// The 28-character signature of `path` (no leading slash) under `key`.
+std::string signature_of(std::string_view key, std::string_view path);
+
+// A request path split at its first segment: `/<signature>/<rest>`.
+struct SignedPath {
+  std::string signature;  // with `%3D` turned back into `=`
+  std::string_view rest;  // the signed part, raw
+};
+// Splits a raw request path (starting with '/'); nullopt when there is no `/<x>/<rest>` shape.
+std::optional<SignedPath> split_signed_path(std::string_view request_path);
+
+class UrlSigner {
+ public:
+  UrlSigner(std::vector<std::string> keys, bool allow_unsafe);
+
+  // `/<signature>/<path>` for `path` (a leading '/' is ignored), signed with the first key.
+  // Precondition: at least one key.
+  std::string sign(std::string_view path) const;
+
+  // Checks a whole raw request path. On success returns the signed part (the Thumbor options and
+  // image), a view into `request_path`. Failure is Code::kBadSignature with the reason.
+  Result<std::string_view> verify(std::string_view request_path) const;
+
+  bool has_keys() const { return !keys_.empty(); }
+
+ private:
+  std::vector<std::string> keys_;
+  bool allow_unsafe_;
+};
+
+}  // namespace thimble::signing

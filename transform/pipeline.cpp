@@ -1,0 +1,265 @@
+#include "transform/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <vector>
+
+namespace thimble::transform {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Maps a rectangle given in oriented (displayed) coordinates back to the stored image.
+// `shown` is the oriented image size.
+Rect to_stored(Rect r, Size shown, int orientation) {
+  const int W = shown.width, H = shown.height;
+  switch (orientation) {
+    case 2: return {W - (r.x + r.width), r.y, r.width, r.height};
+    case 3: return {W - (r.x + r.width), H - (r.y + r.height), r.width, r.height};
+    case 4: return {r.x, H - (r.y + r.height), r.width, r.height};
+    case 5: return {r.y, r.x, r.height, r.width};
+    case 6: return {r.y, W - (r.x + r.width), r.height, r.width};
+    case 7: return {H - (r.y + r.height), W - (r.x + r.width), r.height, r.width};
+    case 8: return {H - (r.y + r.height), r.x, r.height, r.width};
+    default: return r;
+  }
+}
+
+// Turns a stored image into the displayed one for an EXIF orientation.
+void apply_orientation(cv::Mat& img, int orientation) {
+  cv::Mat out;
+  switch (orientation) {
+    case 2: cv::flip(img, out, 1); break;
+    case 3: cv::rotate(img, out, cv::ROTATE_180); break;
+    case 4: cv::flip(img, out, 0); break;
+    case 5: cv::transpose(img, out); break;
+    case 6: cv::rotate(img, out, cv::ROTATE_90_CLOCKWISE); break;
+    case 7:
+      cv::transpose(img, out);
+      cv::flip(out, out, -1);
+      break;
+    case 8: cv::rotate(img, out, cv::ROTATE_90_COUNTERCLOCKWISE); break;
+    default: return;
+  }
+  img = out;
+}
+
+Result<cv::Mat> decode(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink) {
+  int flags = cv::IMREAD_UNCHANGED;  // keeps alpha; never applies EXIF orientation
+  if (info.format == ImageFormat::kJpeg) {
+    flags = cv::IMREAD_IGNORE_ORIENTATION | (shrink == 8   ? cv::IMREAD_REDUCED_COLOR_8
+                                             : shrink == 4 ? cv::IMREAD_REDUCED_COLOR_4
+                                             : shrink == 2 ? cv::IMREAD_REDUCED_COLOR_2
+                                                           : cv::IMREAD_COLOR);
+  }
+  cv::Mat img;
+  try {
+    const cv::Mat buffer(1, static_cast<int>(data.size()), CV_8U,
+                         const_cast<std::uint8_t*>(data.data()));
+    img = cv::imdecode(buffer, flags);
+  } catch (const cv::Exception&) {
+    return Status(Code::kUnsupportedMedia, "the image cannot be decoded");
+  }
+  if (img.empty()) return Status(Code::kUnsupportedMedia, "the image data is corrupt");
+  // Normalise to 8-bit BGR or BGRA.
+  if (img.depth() == CV_16U) {
+    img.convertTo(img, CV_8U, 1.0 / 257.0);
+  } else if (img.depth() != CV_8U) {
+    return Status(Code::kUnsupportedMedia, "unsupported sample format");
+  }
+  if (img.channels() == 1) {
+    cv::cvtColor(img, img, cv::COLOR_GRAY2BGR);
+  } else if (img.channels() == 2) {
+    return Status(Code::kUnsupportedMedia, "unsupported channel layout");
+  }
+  return img;
+}
+
+bool has_translucency(const cv::Mat& img) {
+  if (img.channels() != 4) return false;
+  cv::Mat alpha;
+  cv::extractChannel(img, alpha, 3);
+  double lowest = 255;
+  cv::minMaxLoc(alpha, &lowest);
+  return lowest < 255;
+}
+
+// Resizes with colour premultiplied by alpha, so transparent pixels (often black) do not bleed
+// dark fringes into the edges of opaque ones.
+void resize_premultiplied(const cv::Mat& src, cv::Mat& dst, cv::Size size, int interpolation) {
+  cv::Mat premultiplied;
+  src.convertTo(premultiplied, CV_32F, 1.0 / 255.0);
+  std::vector<cv::Mat> planes;
+  cv::split(premultiplied, planes);
+  for (int c = 0; c < 3; ++c) cv::multiply(planes[c], planes[3], planes[c]);
+  cv::merge(planes, premultiplied);
+  cv::Mat resized;
+  cv::resize(premultiplied, resized, size, 0, 0, interpolation);
+  cv::split(resized, planes);
+  for (int c = 0; c < 3; ++c) cv::divide(planes[c], planes[3], planes[c]);  // 0 where alpha is 0
+  cv::merge(planes, resized);
+  resized.convertTo(dst, CV_8U, 255.0);
+}
+
+// Composites BGRA onto an opaque background colour (JPEG has no alpha).
+void flatten(cv::Mat& img, cv::Scalar background) {
+  if (img.channels() != 4) return;
+  cv::Mat out(img.size(), CV_8UC3);
+  img.forEach<cv::Vec4b>([&](const cv::Vec4b& p, const int* pos) {
+    const int a = p[3];
+    cv::Vec3b& o = out.at<cv::Vec3b>(pos[0], pos[1]);
+    for (int c = 0; c < 3; ++c) {
+      o[c] = static_cast<std::uint8_t>((p[c] * a + static_cast<int>(background[c]) * (255 - a) + 127) / 255);
+    }
+  });
+  img = out;
+}
+
+Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
+                           const RenderSettings& s) {
+  std::vector<int> params;
+  const char* extension = ".jpg";
+  switch (format) {
+    case ImageFormat::kJpeg:
+      flatten(img, cv::Scalar(255, 255, 255));
+      params = {cv::IMWRITE_JPEG_QUALITY, std::max(1, spec.quality.value_or(s.jpeg_quality)),
+                cv::IMWRITE_JPEG_PROGRESSIVE, s.jpeg_progressive ? 1 : 0};
+      break;
+    case ImageFormat::kWebp:
+      extension = ".webp";
+      params = {cv::IMWRITE_WEBP_QUALITY, std::max(1, spec.quality.value_or(s.webp_quality))};
+      break;
+    case ImageFormat::kPng:
+    case ImageFormat::kGif:
+      extension = ".png";
+      params = {cv::IMWRITE_PNG_COMPRESSION, s.png_compression};
+      break;
+  }
+  std::vector<std::uint8_t> out;
+  try {
+    if (!cv::imencode(extension, img, out, params)) {
+      return Status(Code::kInternal, "the thumbnail could not be encoded");
+    }
+  } catch (const cv::Exception&) {
+    return Status(Code::kInternal, "the thumbnail could not be encoded");
+  }
+  return std::string(out.begin(), out.end());
+}
+
+}  // namespace
+
+ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
+                          std::optional<ImageFormat> negotiated) {
+  if (spec.format) return *spec.format;
+  if (negotiated) return *negotiated;
+  return can_encode(source) ? source : ImageFormat::kPng;
+}
+
+Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& s) {
+  if (original.size() > static_cast<std::size_t>(INT_MAX)) {
+    return Status(Code::kTooLarge, "the source is too large");
+  }
+  Result<ImageInfo> info = sniff(original);
+  if (!info.ok()) return info;
+  if (info->format == ImageFormat::kGif) {
+    return Status(Code::kUnsupportedMedia, "GIF sources are not supported");
+  }
+  if (info->animated) return Status(Code::kUnsupportedMedia, "animated images are not supported");
+  if (info->width > s.max_source_dimension || info->height > s.max_source_dimension) {
+    return Status(Code::kTooLarge, "the source is " + std::to_string(info->width) + "x" +
+                                       std::to_string(info->height) + ", over the limit of " +
+                                       std::to_string(s.max_source_dimension) + " per side");
+  }
+  if (static_cast<std::uint64_t>(info->width) * static_cast<std::uint64_t>(info->height) >
+      s.max_source_pixels) {
+    return Status(Code::kTooLarge, "the source has more pixels than the limit of " +
+                                       std::to_string(s.max_source_pixels));
+  }
+  if (!s.respect_orientation) info->orientation = 1;
+  return info;
+}
+
+Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
+                         const RenderSettings& s, std::optional<ImageFormat> negotiated) {
+  Thumbnail thumb;
+  auto start = Clock::now();
+  Result<ImageInfo> info = inspect(original, s);
+  if (!info.ok()) return info.status();
+  thumb.source = *info;
+  const Size shown = info->swaps_axes() ? Size{info->height, info->width}
+                                        : Size{info->width, info->height};
+  Result<Plan> plan = make_plan(spec, shown, s.max_output_dimension);
+  if (!plan.ok()) return plan.status();
+  thumb.times.sniff_ms = ms_since(start);
+
+  // Decode, at reduced scale when a JPEG is much larger than what survives of it.
+  start = Clock::now();
+  thumb.shrink_on_load =
+      info->format == ImageFormat::kJpeg ? shrink_on_load(plan->region.size(), plan->target) : 1;
+  Result<cv::Mat> decoded = decode(original, *info, thumb.shrink_on_load);
+  if (!decoded.ok()) return decoded.status();
+  thumb.times.decode_ms = ms_since(start);
+
+  start = Clock::now();
+  cv::Mat img;
+  try {
+    // Region of interest, in the decoded image's (stored, possibly reduced) coordinates.
+    const Rect stored = to_stored(plan->region, shown, info->orientation);
+    const double fx = static_cast<double>(decoded->cols) / info->width;
+    const double fy = static_cast<double>(decoded->rows) / info->height;
+    int x0 = std::clamp(static_cast<int>(std::lround(stored.x * fx)), 0, decoded->cols - 1);
+    int y0 = std::clamp(static_cast<int>(std::lround(stored.y * fy)), 0, decoded->rows - 1);
+    int x1 = std::clamp(static_cast<int>(std::lround((stored.x + stored.width) * fx)), x0 + 1,
+                        decoded->cols);
+    int y1 = std::clamp(static_cast<int>(std::lround((stored.y + stored.height) * fy)), y0 + 1,
+                        decoded->rows);
+    img = (*decoded)(cv::Range(y0, y1), cv::Range(x0, x1));
+
+    // Resize in stored orientation, then orient the (small) result.
+    cv::Size target(plan->target.width, plan->target.height);
+    if (info->swaps_axes()) std::swap(target.width, target.height);
+    if (img.size() != target) {
+      const bool shrinking = target.width <= img.cols && target.height <= img.rows;
+      const int interpolation = shrinking ? cv::INTER_AREA : cv::INTER_CUBIC;
+      cv::Mat resized;
+      if (has_translucency(img)) {
+        resize_premultiplied(img, resized, target, interpolation);
+      } else {
+        cv::resize(img, resized, target, 0, 0, interpolation);
+      }
+      img = resized;
+    }
+    apply_orientation(img, info->orientation);
+    if (plan->flip_horizontal && plan->flip_vertical) {
+      cv::flip(img, img, -1);
+    } else if (plan->flip_horizontal || plan->flip_vertical) {
+      cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
+    }
+    if (!img.isContinuous()) img = img.clone();
+  } catch (const cv::Exception&) {
+    return Status(Code::kInternal, "the image could not be transformed");
+  }
+  thumb.times.transform_ms = ms_since(start);
+
+  start = Clock::now();
+  thumb.format = output_format(spec, info->format, negotiated);
+  Result<std::string> bytes = encode(img, thumb.format, spec, s);
+  if (!bytes.ok()) return bytes.status();
+  thumb.bytes = std::move(bytes).value();
+  thumb.size = {img.cols, img.rows};
+  thumb.times.encode_ms = ms_since(start);
+  return thumb;
+}
+
+void use_one_thread_per_render() { cv::setNumThreads(1); }
+
+}  // namespace thimble::transform

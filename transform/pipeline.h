@@ -1,0 +1,67 @@
+// render(): one original's bytes + a ThumbnailSpec → the encoded thumbnail.
+//
+// The order of work is chosen so that as little as possible is decoded and moved:
+//   sniff the header → refuse over-limit or unsupported images (no pixel allocated yet)
+//   → plan the geometry → decode (JPEG at 1/2, 1/4 or 1/8 scale when the output is small)
+//   → crop the region of interest (a view, no copy) → resize (premultiplied when there is alpha)
+//   → apply EXIF orientation and flips to the small result → encode.
+// Each step returns early when it has nothing to do. The source is decoded exactly once.
+//
+// OpenCV exceptions never escape: they become Status values (415 for undecodable input, 500 for
+// encoder failures). Thread-safe: render() shares no state between calls; call
+// use_one_thread_per_render() once at start so parallelism comes from concurrent requests.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "conf/status.h"
+#include "transform/plan.h"
+#include "transform/sniff.h"
+#include "transform/spec.h"
+
+namespace thimble::transform {
+
+struct RenderSettings {
+  std::uint64_t max_source_pixels = 100'000'000;  // refused (413) from the header when above
+  int max_source_dimension = 30000;               // either side; 413 when above
+  int max_output_dimension = 6000;                // either side; 400 when above
+  bool respect_orientation = true;                // apply EXIF orientation
+  int jpeg_quality = 80;                          // when the URL has no quality()
+  bool jpeg_progressive = true;
+  int webp_quality = 80;                          // when the URL has no quality()
+  int png_compression = 6;                        // zlib level 0-9
+};
+
+// Wall time spent in each stage, in milliseconds.
+struct StageTimes {
+  double sniff_ms = 0, decode_ms = 0, transform_ms = 0, encode_ms = 0;
+};
+
+struct Thumbnail {
+  std::string bytes;
+  ImageFormat format = ImageFormat::kJpeg;
+  Size size;
+  ImageInfo source;  // what the header said
+  int shrink_on_load = 1;
+  StageTimes times;
+};
+
+// The output format: format() in the URL, else the one negotiated from Accept (auto-WebP), else
+// the source's own format (PNG for sources Thimble cannot encode, such as GIF).
+ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
+                          std::optional<ImageFormat> negotiated);
+
+// Sniffs and checks an original against the limits without decoding it.
+Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& settings);
+
+Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
+                         const RenderSettings& settings,
+                         std::optional<ImageFormat> negotiated = std::nullopt);
+
+// Makes OpenCV run each operation on the calling thread only.
+void use_one_thread_per_render();
+
+}  // namespace thimble::transform

@@ -1,0 +1,179 @@
+#include "transform/sniff.h"
+
+#include <cstring>
+
+namespace thimble::transform {
+namespace {
+
+using Bytes = std::span<const std::uint8_t>;
+
+Status unsupported(std::string message) { return {Code::kUnsupportedMedia, std::move(message)}; }
+
+std::uint32_t be16(Bytes d, std::size_t at) { return d[at] << 8 | d[at + 1]; }
+std::uint32_t be32(Bytes d, std::size_t at) {
+  return std::uint32_t{d[at]} << 24 | d[at + 1] << 16 | d[at + 2] << 8 | d[at + 3];
+}
+std::uint32_t le16(Bytes d, std::size_t at) { return d[at] | d[at + 1] << 8; }
+std::uint32_t le24(Bytes d, std::size_t at) { return d[at] | d[at + 1] << 8 | d[at + 2] << 16; }
+std::uint32_t le32(Bytes d, std::size_t at) {
+  return d[at] | d[at + 1] << 8 | d[at + 2] << 16 | std::uint32_t{d[at + 3]} << 24;
+}
+
+bool starts_with(Bytes d, const char* magic, std::size_t at = 0) {
+  std::size_t n = std::strlen(magic);
+  return d.size() >= at + n && std::memcmp(d.data() + at, magic, n) == 0;
+}
+
+Result<ImageInfo> sniff_jpeg(Bytes d) {
+  ImageInfo info;
+  info.format = ImageFormat::kJpeg;
+  std::size_t i = 2;  // after SOI
+  while (true) {
+    // Markers may be preceded by any number of 0xFF fill bytes.
+    if (i >= d.size() || d[i] != 0xFF) return unsupported("corrupt JPEG header");
+    while (i < d.size() && d[i] == 0xFF) ++i;
+    if (i >= d.size()) return unsupported("truncated JPEG header");
+    std::uint8_t marker = d[i++];
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length
+    if (marker == 0xD9 || marker == 0xDA) return unsupported("JPEG without a frame header");
+    if (i + 2 > d.size()) return unsupported("truncated JPEG header");
+    std::size_t length = be16(d, i);
+    if (length < 2 || i + length > d.size()) return unsupported("truncated JPEG header");
+    Bytes segment = d.subspan(i + 2, length - 2);
+    // APP1 "Exif\0\0" + TIFF: the orientation. (The two NULs are checked by hand.)
+    if (marker == 0xE1 && starts_with(segment, "Exif") && segment.size() > 6 &&
+        segment[4] == 0 && segment[5] == 0) {
+      info.orientation = exif_orientation(segment.subspan(6));
+    }
+    bool is_sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
+                  marker != 0xCC;
+    if (is_sof) {
+      if (segment.size() < 6) return unsupported("truncated JPEG frame header");
+      info.height = static_cast<int>(be16(segment, 1));
+      info.width = static_cast<int>(be16(segment, 3));
+      info.progressive = marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE;
+      if (info.width == 0 || info.height == 0) {
+        return unsupported("JPEG with zero or deferred (DNL) dimensions");
+      }
+      return info;
+    }
+    i += length;
+  }
+}
+
+Result<ImageInfo> sniff_png(Bytes d) {
+  ImageInfo info;
+  info.format = ImageFormat::kPng;
+  // Signature (8), then IHDR: length (4) "IHDR" (4) width (4) height (4) depth (1) colour (1).
+  if (d.size() < 8 + 8 + 13 || !starts_with(d, "IHDR", 12)) {
+    return unsupported("truncated PNG header");
+  }
+  std::uint32_t width = be32(d, 16), height = be32(d, 20);
+  if (width == 0 || height == 0 || width > 0x7fffffff || height > 0x7fffffff) {
+    return unsupported("PNG with invalid dimensions");
+  }
+  info.width = static_cast<int>(width);
+  info.height = static_cast<int>(height);
+  std::uint8_t colour = d[25];
+  info.has_alpha = colour == 4 || colour == 6;
+  // Walk the chunks before the image data for transparency and an EXIF orientation.
+  std::size_t i = 8;
+  while (i + 12 <= d.size()) {
+    std::uint32_t length = be32(d, i);
+    if (length > d.size() - i - 12) break;
+    Bytes type = d.subspan(i + 4, 4);
+    if (starts_with(type, "IDAT") || starts_with(type, "IEND")) break;
+    if (starts_with(type, "tRNS")) info.has_alpha = true;
+    if (starts_with(type, "acTL")) info.animated = true;
+    if (starts_with(type, "eXIf")) info.orientation = exif_orientation(d.subspan(i + 8, length));
+    i += 12 + length;
+  }
+  return info;
+}
+
+Result<ImageInfo> sniff_webp(Bytes d) {
+  ImageInfo info;
+  info.format = ImageFormat::kWebp;
+  bool have_size = false;
+  // RIFF container: "RIFF" size "WEBP", then chunks: fourcc (4) size (4) payload (padded to even).
+  std::size_t i = 12;
+  while (i + 8 <= d.size()) {
+    Bytes fourcc = d.subspan(i, 4);
+    std::uint32_t size = le32(d, i + 4);
+    if (size > d.size() - i - 8) size = static_cast<std::uint32_t>(d.size() - i - 8);
+    Bytes payload = d.subspan(i + 8, size);
+    if (starts_with(fourcc, "VP8X") && payload.size() >= 10) {
+      info.has_alpha = payload[0] & 0x10;
+      info.animated = payload[0] & 0x02;
+      info.width = static_cast<int>(le24(payload, 4) + 1);
+      info.height = static_cast<int>(le24(payload, 7) + 1);
+      have_size = true;
+    } else if (starts_with(fourcc, "VP8 ") && payload.size() >= 10 && !have_size) {
+      // Frame tag (3), start code 9d 01 2a, then 14-bit width and height.
+      if (payload[3] != 0x9d || payload[4] != 0x01 || payload[5] != 0x2a) {
+        return unsupported("corrupt WebP (VP8) header");
+      }
+      info.width = static_cast<int>(le16(payload, 6) & 0x3fff);
+      info.height = static_cast<int>(le16(payload, 8) & 0x3fff);
+      have_size = true;
+    } else if (starts_with(fourcc, "VP8L") && payload.size() >= 5 && !have_size) {
+      if (payload[0] != 0x2f) return unsupported("corrupt WebP (VP8L) header");
+      std::uint32_t bits = le32(payload, 1);
+      info.width = static_cast<int>((bits & 0x3fff) + 1);
+      info.height = static_cast<int>((bits >> 14 & 0x3fff) + 1);
+      info.has_alpha = bits >> 28 & 1;
+      have_size = true;
+    } else if (starts_with(fourcc, "EXIF")) {
+      Bytes tiff = payload;
+      if (starts_with(tiff, "Exif") && tiff.size() > 6) tiff = tiff.subspan(6);
+      info.orientation = exif_orientation(tiff);
+    }
+    i += 8 + size + (size & 1);
+  }
+  if (!have_size || info.width == 0 || info.height == 0) {
+    return unsupported("truncated WebP header");
+  }
+  return info;
+}
+
+}  // namespace
+
+int exif_orientation(Bytes tiff) {
+  if (tiff.size() < 8) return 1;
+  bool little = starts_with(tiff, "II");
+  if (!little && !starts_with(tiff, "MM")) return 1;
+  auto u16 = [&](std::size_t at) { return little ? le16(tiff, at) : be16(tiff, at); };
+  auto u32 = [&](std::size_t at) { return little ? le32(tiff, at) : be32(tiff, at); };
+  if (u16(2) != 42) return 1;
+  std::uint32_t ifd = u32(4);
+  if (ifd < 8 || ifd > tiff.size() - 2) return 1;
+  std::uint32_t entries = u16(ifd);
+  for (std::uint32_t e = 0; e < entries; ++e) {
+    std::size_t at = ifd + 2 + std::size_t{e} * 12;
+    if (at + 12 > tiff.size()) return 1;
+    if (u16(at) == 0x0112) {  // Orientation, SHORT, count 1, value inline
+      if (u16(at + 2) != 3) return 1;
+      std::uint32_t value = u16(at + 8);
+      return value >= 1 && value <= 8 ? static_cast<int>(value) : 1;
+    }
+  }
+  return 1;
+}
+
+Result<ImageInfo> sniff(Bytes d) {
+  if (d.empty()) return unsupported("the source is empty");
+  if (d.size() >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return sniff_jpeg(d);
+  if (starts_with(d, "\x89PNG\r\n\x1a\n")) return sniff_png(d);
+  if (starts_with(d, "RIFF") && starts_with(d, "WEBP", 8)) return sniff_webp(d);
+  if (starts_with(d, "GIF87a") || starts_with(d, "GIF89a")) {
+    if (d.size() < 10) return unsupported("truncated GIF header");
+    ImageInfo info;
+    info.format = ImageFormat::kGif;
+    info.width = static_cast<int>(le16(d, 6));
+    info.height = static_cast<int>(le16(d, 8));
+    return info;
+  }
+  return unsupported("not a JPEG, PNG or WebP image");
+}
+
+}  // namespace thimble::transform

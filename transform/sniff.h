@@ -1,0 +1,37 @@
+// sniff(): reads an original's header (format, stored dimensions, alpha, EXIF orientation)
+// without decoding any pixels, so over-limit or unsupported images are refused before a single
+// pixel buffer is allocated. OpenCV has no such API: without it a 3 KB JPEG claiming 30000x30000
+// costs seconds and gigabytes to reject.
+//
+// Every byte may be hostile: all reads are bounds-checked, loops are bounded by the input size,
+// nothing is allocated. Thread-safe (pure function).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "conf/status.h"
+#include "transform/image_format.h"
+
+namespace thimble::transform {
+
+struct ImageInfo {
+  ImageFormat format = ImageFormat::kJpeg;
+  int width = 0;   // as stored, before EXIF orientation
+  int height = 0;
+  int orientation = 1;  // EXIF orientation 1-8 (1 when absent or invalid)
+  bool has_alpha = false;
+  bool progressive = false;  // progressive JPEG
+  bool animated = false;     // animated WebP or GIF
+
+  // Orientations 5-8 swap width and height.
+  bool swaps_axes() const { return orientation >= 5 && orientation <= 8; }
+};
+
+// Failure: Code::kUnsupportedMedia ("not an image", "truncated header", ...).
+Result<ImageInfo> sniff(std::span<const std::uint8_t> data);
+
+// EXIF orientation (1-8) from a TIFF structure ("II*\0..." or "MM\0*..."), 1 when absent.
+int exif_orientation(std::span<const std::uint8_t> tiff);
+
+}  // namespace thimble::transform

@@ -1,0 +1,282 @@
+#include "transform/spec.h"
+
+#include <array>
+#include <charconv>
+#include <functional>
+
+namespace thimble::transform {
+namespace {
+
+Status bad(std::string message) { return {Code::kBadRequest, std::move(message)}; }
+
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// A decimal number of at most 5 digits (<= 65535); nullopt otherwise.
+std::optional<int> small_number(std::string_view s) {
+  if (!all_digits(s) || s.size() > 5) return std::nullopt;
+  int value = 0;
+  std::from_chars(s.data(), s.data() + s.size(), value);
+  if (value > kMaxUrlDimension) return std::nullopt;
+  return value;
+}
+
+// `[-](digits|orig)?`
+bool parse_length(std::string_view s, Length& length, bool& flip) {
+  flip = !s.empty() && s.front() == '-';
+  if (flip) s.remove_prefix(1);
+  if (s.empty()) {
+    length = {};
+  } else if (s == "orig") {
+    length = {Length::Kind::kOrig, 0};
+  } else if (auto n = small_number(s)) {
+    length = *n == 0 ? Length{} : Length{Length::Kind::kPixels, *n};
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// `[-]W x [-]H`, each side optional.
+bool parse_size(std::string_view seg, ThumbnailSpec& spec) {
+  std::size_t x = seg.find('x');
+  if (x == std::string_view::npos || seg.find('x', x + 1) != std::string_view::npos) return false;
+  ThumbnailSpec out = spec;
+  if (!parse_length(seg.substr(0, x), out.width, out.flip_horizontal)) return false;
+  if (!parse_length(seg.substr(x + 1), out.height, out.flip_vertical)) return false;
+  spec = out;
+  return true;
+}
+
+// `AxB:CxD`
+bool parse_crop(std::string_view seg, std::optional<CropBox>& crop) {
+  std::size_t colon = seg.find(':');
+  if (colon == std::string_view::npos) return false;
+  std::array<int, 4> v{};
+  std::string_view halves[2] = {seg.substr(0, colon), seg.substr(colon + 1)};
+  for (int h = 0; h < 2; ++h) {
+    std::size_t x = halves[h].find('x');
+    if (x == std::string_view::npos) return false;
+    auto a = small_number(halves[h].substr(0, x));
+    auto b = small_number(halves[h].substr(x + 1));
+    if (!a || !b) return false;
+    v[2 * h] = *a;
+    v[2 * h + 1] = *b;
+  }
+  CropBox box{v[0], v[1], v[2], v[3]};
+  crop = box == CropBox{} ? std::nullopt : std::optional<CropBox>(box);
+  return true;
+}
+
+bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
+  bool adaptive = seg.starts_with("adaptive-");
+  if (adaptive) seg.remove_prefix(9);
+  bool full = seg.starts_with("full-");
+  if (full) seg.remove_prefix(5);
+  if (seg != "fit-in") return false;
+  spec.adaptive = adaptive;
+  spec.fit = full ? FitMode::kFullFitIn : FitMode::kFitIn;
+  return true;
+}
+
+// Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
+constexpr std::array<std::string_view, 27> kNotYetSupported = {
+    "fill", "background_color", "blur", "brightness", "contrast", "saturation", "rgb",
+    "grayscale", "equalize", "noise", "sharpen", "convolution", "rotate", "round_corner",
+    "watermark", "frame", "colorize", "curve", "strip_icc", "strip_exif", "no_upscale",
+    "upscale", "proportion", "max_bytes", "max_age", "focal", "extract_focal"};
+
+Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
+  const std::string call = std::string(name) + "(" + std::string(args) + ")";
+  if (name == "quality") {
+    auto q = small_number(args);
+    if (!q || *q > 100) return bad(call + ": quality must be a whole number from 0 to 100");
+    if (spec.quality) return bad("quality() is given twice");
+    spec.quality = *q;
+    return Status::Ok();
+  }
+  if (name == "format") {
+    if (spec.format) return bad("format() is given twice");
+    if (args == "jpeg" || args == "jpg") {
+      spec.format = ImageFormat::kJpeg;
+    } else if (args == "png") {
+      spec.format = ImageFormat::kPng;
+    } else if (args == "webp") {
+      spec.format = ImageFormat::kWebp;
+    } else {
+      return bad(call + ": output format must be jpeg, png or webp");
+    }
+    return Status::Ok();
+  }
+  for (std::string_view known : kNotYetSupported) {
+    if (name == known) return bad("filter '" + std::string(name) + "' is not supported");
+  }
+  if (name == "stretch") return bad("filter 'stretch' is not supported");
+  return bad("unknown filter '" + std::string(name) + "'");
+}
+
+// `name(args):name(args)...`; arguments may contain nested parentheses and colons.
+Status parse_filters(std::string_view list, ThumbnailSpec& spec) {
+  std::size_t i = 0;
+  while (i < list.size()) {
+    std::size_t open = list.find('(', i);
+    if (open == std::string_view::npos || open == i) {
+      return bad("filters: expected name(arguments) at '" + std::string(list.substr(i)) + "'");
+    }
+    std::string_view name = list.substr(i, open - i);
+    for (char c : name) {
+      if (!((c >= 'a' && c <= 'z') || c == '_')) {
+        return bad("filters: '" + std::string(name) + "' is not a filter name");
+      }
+    }
+    int depth = 0;
+    std::size_t close = open;
+    for (; close < list.size(); ++close) {
+      if (list[close] == '(') ++depth;
+      if (list[close] == ')' && --depth == 0) break;
+    }
+    if (close == list.size()) return bad("filters: unbalanced parentheses in " + std::string(name));
+    if (Status s = apply_filter(name, list.substr(open + 1, close - open - 1), spec); !s.ok()) {
+      return s;
+    }
+    i = close + 1;
+    if (i < list.size()) {
+      if (list[i] != ':') return bad("filters: expected ':' between filters");
+      ++i;
+      if (i == list.size()) return bad("filters: trailing ':'");
+    }
+  }
+  return Status::Ok();
+}
+
+// Words that only mean something as option segments: an image key starting with one of them is
+// almost surely a URL with segments out of order, which Thumbor would silently misread.
+bool looks_like_misplaced_option(std::string_view first) {
+  if (first.starts_with("filters:") || first.starts_with("trim")) return true;
+  for (std::string_view word :
+       {"fit-in", "full-fit-in", "adaptive-fit-in", "adaptive-full-fit-in", "meta", "debug",
+        "smart", "unsafe"}) {
+    if (first == word) return true;
+  }
+  return false;
+}
+
+void append_length(std::string& out, const Length& length, bool flip) {
+  if (flip) out += '-';
+  switch (length.kind) {
+    case Length::Kind::kAuto: out += '0'; break;
+    case Length::Kind::kOrig: out += "orig"; break;
+    case Length::Kind::kPixels: out += std::to_string(length.pixels); break;
+  }
+}
+
+}  // namespace
+
+Result<ThumbnailSpec> parse_spec(std::string_view s) {
+  ThumbnailSpec spec;
+  // The segments, in the only order Thumbor accepts them; each is matched at most once.
+  enum Stage { kDebug, kMeta, kTrim, kCrop, kFit, kSize, kHAlign, kVAlign, kSmart, kStages };
+  std::string_view unsupported;  // a known segment Thimble does not implement yet
+  auto matches = [&](int stage, std::string_view seg) -> bool {
+    switch (stage) {
+      case kDebug: return seg == "debug" && (unsupported = "debug/", true);
+      case kMeta: return seg == "meta" && (unsupported = "meta/", true);
+      case kTrim: return seg.starts_with("trim") && (unsupported = "trim", true);
+      case kCrop: return parse_crop(seg, spec.crop);
+      case kFit: return parse_fit(seg, spec);
+      case kSize: return parse_size(seg, spec);
+      case kHAlign:
+        if (seg == "left") return spec.halign = HAlign::kLeft, true;
+        if (seg == "center") return spec.halign = HAlign::kCenter, true;
+        if (seg == "right") return spec.halign = HAlign::kRight, true;
+        return false;
+      case kVAlign:
+        if (seg == "top") return spec.valign = VAlign::kTop, true;
+        if (seg == "middle") return spec.valign = VAlign::kMiddle, true;
+        if (seg == "bottom") return spec.valign = VAlign::kBottom, true;
+        return false;
+      case kSmart: return seg == "smart" && (unsupported = "smart/", true);
+      default: return false;
+    }
+  };
+
+  std::size_t pos = 0;
+  int next_stage = 0;
+  while (true) {
+    std::size_t slash = s.find('/', pos);
+    if (slash == std::string_view::npos) break;  // the last segment is always the image
+    std::string_view seg = s.substr(pos, slash - pos);
+    if (seg.starts_with("filters:")) {
+      // The filters segment ends at the first `)/`: arguments may contain slashes.
+      std::size_t end = s.find(")/", pos);
+      if (end == std::string_view::npos) {
+        return bad("filters: must end with ')' followed by '/' and the image");
+      }
+      if (Status st = parse_filters(s.substr(pos + 8, end + 1 - (pos + 8)), spec); !st.ok()) {
+        return st;
+      }
+      pos = end + 2;
+      break;
+    }
+    int stage = next_stage;
+    while (stage < kStages && !matches(stage, seg)) ++stage;
+    if (stage == kStages) break;
+    if (!unsupported.empty()) {
+      return bad("the '" + std::string(unsupported) + "' segment is not supported");
+    }
+    next_stage = stage + 1;
+    pos = slash + 1;
+  }
+
+  spec.image = std::string(s.substr(pos));
+  if (spec.image.empty()) return bad("the URL names no image");
+  std::string_view first = s.substr(pos, s.find('/', pos) - pos);
+  if (looks_like_misplaced_option(first)) {
+    std::string message(first);
+    message.append(" is out of order: see the URL format");
+    return bad(std::move(message));
+  }
+  if (spec.crop && (spec.crop->right <= spec.crop->left || spec.crop->bottom <= spec.crop->top)) {
+    return bad("crop: right and bottom must be greater than left and top");
+  }
+  return spec;
+}
+
+std::string ThumbnailSpec::canonical() const {
+  std::string out;
+  if (meta) out += "meta/";
+  if (crop) {
+    out += std::to_string(crop->left) + "x" + std::to_string(crop->top) + ":" +
+           std::to_string(crop->right) + "x" + std::to_string(crop->bottom) + "/";
+  }
+  if (fit != FitMode::kCrop) {
+    if (adaptive) out += "adaptive-";
+    if (fit == FitMode::kFullFitIn) out += "full-";
+    out += "fit-in/";
+  }
+  bool has_size = width.kind != Length::Kind::kAuto || height.kind != Length::Kind::kAuto;
+  if (has_size || flip_horizontal || flip_vertical) {
+    append_length(out, width, flip_horizontal);
+    out += 'x';
+    append_length(out, height, flip_vertical);
+    out += '/';
+  }
+  if (halign == HAlign::kLeft) out += "left/";
+  if (halign == HAlign::kRight) out += "right/";
+  if (valign == VAlign::kTop) out += "top/";
+  if (valign == VAlign::kBottom) out += "bottom/";
+  std::string filters;
+  auto add = [&filters](const std::string& f) { filters += (filters.empty() ? "" : ":") + f; };
+  if (format) add("format(" + std::string(format_name(*format)) + ")");
+  if (quality) add("quality(" + std::to_string(*quality) + ")");
+  if (!filters.empty()) out += "filters:" + filters + "/";
+  if (!out.empty()) out.pop_back();  // no trailing slash
+  return out;
+}
+
+}  // namespace thimble::transform

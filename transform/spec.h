@@ -1,0 +1,77 @@
+// ThumbnailSpec: what a Thumbor URL asks for, parsed once, strictly, into plain values.
+//
+// parse_spec() takes the signed part of a request path (after `/<signature>/`) and reads the
+// optional segments in Thumbor's order (SPEC.md §1). Anything it cannot read with certainty is a
+// 400 naming the problem: an unknown filter, bad arguments, a misplaced option segment. Thumbor
+// ignores such junk silently, which lets any junk URL create a new cache entry.
+//
+// canonical() renders the options in one normal form (defaults left out, numbers normalised,
+// filters in a fixed order), so two URLs that mean the same transform share one cache entry and
+// one ETag. The image key stays exactly as sent (still percent-encoded).
+//
+// Thread-safety: a ThumbnailSpec is a value; treat it as immutable once parsed.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "conf/status.h"
+#include "transform/image_format.h"
+
+namespace thimble::transform {
+
+enum class FitMode : std::uint8_t {
+  kCrop,       // default: crop to the target aspect ratio around the focal point, then resize
+  kFitIn,      // fit inside the box, never crop, never upscale
+  kFullFitIn,  // cover the box on its short side, never crop
+};
+
+enum class HAlign : std::uint8_t { kLeft, kCenter, kRight };
+enum class VAlign : std::uint8_t { kTop, kMiddle, kBottom };
+
+// One side of the requested size: 0/missing (proportional), pixels, or `orig`.
+struct Length {
+  enum class Kind : std::uint8_t { kAuto, kPixels, kOrig };
+  Kind kind = Kind::kAuto;
+  int pixels = 0;  // meaningful for kPixels; always > 0 then
+
+  bool operator==(const Length&) const = default;
+};
+
+// A manual crop `AxB:CxD` in source pixels: left, top, right, bottom (exclusive).
+struct CropBox {
+  int left = 0, top = 0, right = 0, bottom = 0;
+  bool operator==(const CropBox&) const = default;
+};
+
+struct ThumbnailSpec {
+  bool meta = false;
+  std::optional<CropBox> crop;
+  FitMode fit = FitMode::kCrop;
+  bool adaptive = false;  // swap the box when its orientation differs from the image's
+  Length width, height;
+  bool flip_horizontal = false;
+  bool flip_vertical = false;
+  HAlign halign = HAlign::kCenter;
+  VAlign valign = VAlign::kMiddle;
+
+  // Filters.
+  std::optional<int> quality;              // quality(0-100)
+  std::optional<ImageFormat> format;       // format(jpeg|png|webp)
+
+  std::string image;  // the source key, raw (still percent-encoded), never empty
+
+  // The options in normal form, without the image: e.g. `fit-in/300x200/filters:quality(80)`.
+  // Empty when the URL asks for the original unchanged.
+  std::string canonical() const;
+};
+
+// Largest width or height a URL may spell out; larger sizes are refused before any arithmetic.
+inline constexpr int kMaxUrlDimension = 65535;
+
+// Parses the signed part of a request path. Failure is Code::kBadRequest naming the problem.
+Result<ThumbnailSpec> parse_spec(std::string_view options_and_image);
+
+}  // namespace thimble::transform
