@@ -181,9 +181,12 @@ std::set<std::string> sections_of(const std::vector<Field>& fields) {
 
 Status check_keys(const YAML::Node& map, const std::string& prefix,
                   const std::set<std::string>& fields, const std::set<std::string>& sections) {
+  std::set<std::string> seen;
   for (const auto& entry : map) {
     const std::string key = entry.first.as<std::string>();
     const std::string path = prefix.empty() ? key : prefix + "." + key;
+    // yaml-cpp keeps one of two equal keys silently; an operator would never notice.
+    if (!seen.insert(key).second) return config_error(path, "appears twice");
     if (fields.count(path)) continue;
     if (!sections.count(path)) return config_error(path, "unknown key");
     if (entry.second.IsNull()) continue;

@@ -147,8 +147,7 @@ Status parse_filters(std::string_view list, ThumbnailSpec& spec) {
     i = close + 1;
     if (i < list.size()) {
       if (list[i] != ':') return bad("filters: expected ':' between filters");
-      ++i;
-      if (i == list.size()) return bad("filters: trailing ':'");
+      ++i;  // the list ends with ')', so a ':' is always followed by another filter
     }
   }
   return Status::Ok();
@@ -164,6 +163,17 @@ bool looks_like_misplaced_option(std::string_view first) {
     if (first == word) return true;
   }
   return false;
+}
+
+// `[-](digits|orig)?x[-](digits|orig)?` regardless of magnitude.
+bool looks_like_size(std::string_view seg) {
+  std::size_t x = seg.find('x');
+  if (x == std::string_view::npos) return false;
+  auto side = [](std::string_view s) {
+    if (!s.empty() && s.front() == '-') s.remove_prefix(1);
+    return s.empty() || s == "orig" || all_digits(s);
+  };
+  return side(seg.substr(0, x)) && side(seg.substr(x + 1)) && seg != "x";
 }
 
 void append_length(std::string& out, const Length& length, bool flip) {
@@ -209,8 +219,10 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
   int next_stage = 0;
   while (true) {
     std::size_t slash = s.find('/', pos);
-    if (slash == std::string_view::npos) break;  // the last segment is always the image
-    std::string_view seg = s.substr(pos, slash - pos);
+    std::string_view seg = s.substr(pos, slash == std::string_view::npos ? slash : slash - pos);
+    if (slash == std::string_view::npos && !seg.starts_with("filters:")) {
+      break;  // the last segment is always the image
+    }
     if (seg.starts_with("filters:")) {
       // The filters segment ends at the first `)/`: arguments may contain slashes.
       std::size_t end = s.find(")/", pos);
@@ -236,6 +248,11 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
   spec.image = std::string(s.substr(pos));
   if (spec.image.empty()) return bad("the URL names no image");
   std::string_view first = s.substr(pos, s.find('/', pos) - pos);
+  if (next_stage <= kSize && first.size() < s.size() - pos && looks_like_size(first)) {
+    std::string message(first);
+    message.append(": width and height must be at most ").append(std::to_string(kMaxUrlDimension));
+    return bad(std::move(message));
+  }
   if (looks_like_misplaced_option(first)) {
     std::string message(first);
     message.append(" is out of order: see the URL format");

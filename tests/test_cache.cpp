@@ -1,0 +1,143 @@
+// cache/: the result cache's LRU order, byte accounting, TTLs (fake clock) and thread-safety.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "cache/result_cache.h"
+
+using namespace thimble;
+using cache::CachedResult;
+using cache::ResultCache;
+
+namespace {
+
+class FakeClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::time_point(offset_.load());
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::time_point(offset_.load());
+  }
+  void advance(std::chrono::seconds s) { offset_ = offset_.load() + s; }
+
+ private:
+  std::atomic<std::chrono::seconds> offset_{std::chrono::seconds(1000)};
+};
+
+std::shared_ptr<const CachedResult> entry(std::size_t body_bytes, char fill = 'x') {
+  auto value = std::make_shared<CachedResult>();
+  value->body.assign(body_bytes, fill);
+  value->content_type = "image/jpeg";
+  value->etag = "\"e\"";
+  return value;
+}
+
+constexpr std::chrono::seconds kHour{3600};
+
+}  // namespace
+
+TEST_CASE("a stored entry is a hit, a missing one a miss, and both are counted") {
+  FakeClock clock;
+  ResultCache cache(1 << 20, 1, clock);
+  CHECK(cache.get("a") == nullptr);
+  auto value = entry(100);
+  cache.put("a", value, kHour);
+  CHECK(cache.get("a") == value);
+  auto stats = cache.stats();
+  CHECK(stats.hits == 1);
+  CHECK(stats.misses == 1);
+  CHECK(stats.entries == 1);
+  CHECK(stats.bytes == ResultCache::charge_of("a", *value));
+}
+
+TEST_CASE("the least recently used entries are evicted when the bytes run out") {
+  FakeClock clock;
+  const std::uint64_t one = ResultCache::charge_of("k1", *entry(1000));
+  ResultCache cache(3 * one, 1, clock);
+  cache.put("k1", entry(1000), kHour);
+  cache.put("k2", entry(1000), kHour);
+  cache.put("k3", entry(1000), kHour);
+  CHECK(cache.get("k1") != nullptr);  // k1 is now the most recent; k2 the least
+  cache.put("k4", entry(1000), kHour);
+  CHECK(cache.get("k2") == nullptr);
+  CHECK(cache.get("k1") != nullptr);
+  CHECK(cache.get("k3") != nullptr);
+  CHECK(cache.get("k4") != nullptr);
+  CHECK(cache.stats().evictions == 1);
+  CHECK(cache.stats().bytes <= 3 * one);
+}
+
+TEST_CASE("overwriting a key replaces the entry and its charge") {
+  FakeClock clock;
+  ResultCache cache(1 << 20, 1, clock);
+  cache.put("k", entry(5000, 'a'), kHour);
+  cache.put("k", entry(10, 'b'), kHour);
+  REQUIRE(cache.get("k") != nullptr);
+  CHECK(cache.get("k")->body == std::string(10, 'b'));
+  CHECK(cache.stats().entries == 1);
+  CHECK(cache.stats().bytes == ResultCache::charge_of("k", *entry(10)));
+}
+
+TEST_CASE("entries expire after their TTL on the injected clock") {
+  FakeClock clock;
+  ResultCache cache(1 << 20, 4, clock);
+  cache.put("short", entry(10), std::chrono::seconds(60));
+  cache.put("long", entry(10), kHour);
+  clock.advance(std::chrono::seconds(59));
+  CHECK(cache.get("short") != nullptr);
+  clock.advance(std::chrono::seconds(1));
+  CHECK(cache.get("short") == nullptr);
+  CHECK(cache.get("long") != nullptr);
+  CHECK(cache.stats().entries == 1);
+}
+
+TEST_CASE("zero TTLs, oversized entries and a zero capacity store nothing") {
+  FakeClock clock;
+  ResultCache cache(10'000, 2, clock);
+  cache.put("zero", entry(10), std::chrono::seconds(0));
+  cache.put("huge", entry(6'000), kHour);  // larger than one shard (5000 bytes)
+  CHECK(cache.get("zero") == nullptr);
+  CHECK(cache.get("huge") == nullptr);
+  ResultCache disabled(0, 1, clock);
+  disabled.put("k", entry(1), kHour);
+  CHECK(disabled.get("k") == nullptr);
+}
+
+TEST_CASE("an evicted entry stays valid for a reader that still holds it") {
+  FakeClock clock;
+  ResultCache cache(ResultCache::charge_of("k", *entry(100)), 1, clock);
+  cache.put("k", entry(100, 'q'), kHour);
+  auto held = cache.get("k");
+  cache.put("j", entry(100), kHour);  // same charge: pushes "k" out
+  CHECK(cache.get("k") == nullptr);
+  REQUIRE(held != nullptr);
+  CHECK(held->body == std::string(100, 'q'));
+}
+
+TEST_CASE("concurrent readers and writers keep the accounting consistent") {
+  FakeClock clock;
+  ResultCache cache(200'000, 8, clock);
+  std::vector<std::thread> threads;
+  std::atomic<int> found{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5000; ++i) {
+        std::string key = "k" + std::to_string((i * 7 + t) % 300);
+        if (i % 3 == 0) {
+          cache.put(key, entry(static_cast<std::size_t>(100 + i % 900)), kHour);
+        } else if (cache.get(key)) {
+          ++found;
+        }
+        if (i % 97 == 0) cache.erase(key);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto stats = cache.stats();
+  CHECK(found.load() > 0);
+  CHECK(stats.bytes <= 200'000);
+  CHECK(stats.hits + stats.misses == 4 * 5000 - 4 * 1667);
+}

@@ -1,0 +1,143 @@
+// conf/: strict YAML loading, environment overrides, and the error-code table.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "conf/config.h"
+#include "support.h"
+
+using namespace thimble;
+using thimble::conf::load_config_text;
+
+namespace {
+std::map<std::string, std::string> fake_env;
+const char* lookup(const char* name) {
+  auto it = fake_env.find(name);
+  return it == fake_env.end() ? nullptr : it->second.c_str();
+}
+const std::string kMinimal = "security: {keys: [k1]}\nsource: {file: {root: .}}\n";
+}  // namespace
+
+TEST_CASE("a minimal configuration gets the documented defaults") {
+  test::TempDir dir;
+  auto config = load_config_text(kMinimal, dir.path().string(), nullptr);
+  REQUIRE(config.ok());
+  CHECK(config->server.host == "127.0.0.1");
+  CHECK(config->server.port == 8888);
+  CHECK(config->server.queue_length == 64);
+  CHECK(config->server.max_request_bytes == 16384);
+  CHECK_FALSE(config->security.allow_unsafe);
+  CHECK(config->limits.max_source_bytes == 64ull << 20);
+  CHECK(config->output.jpeg_quality == 80);
+  CHECK(config->output.jpeg_progressive);
+  CHECK(config->output.respect_orientation);
+  CHECK_FALSE(config->output.auto_webp);
+  CHECK(config->cache_control.max_age == 86400);
+  CHECK(config->cache_control.error_max_age == 60);
+  CHECK(config->source.file.root == dir.path().string());
+}
+
+TEST_CASE("the embedded development configuration is valid") {
+  auto config = conf::load_config_file(THIMBLE_SOURCE_DIR "/conf/thimble.yaml", nullptr);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  CHECK(config->security.keys == std::vector<std::string>{"thimble-development-key"});
+  CHECK(std::filesystem::exists(std::filesystem::path(config->source.file.root) / "bridge.jpg"));
+}
+
+TEST_CASE("configuration errors name the YAML key path and the reason") {
+  test::TempDir dir;
+  struct Row {
+    std::string yaml;
+    std::string expected;
+  };
+  const Row rows[] = {
+      {kMinimal + "server: {port: 70000}", "server.port: must be between 1 and 65535, got 70000"},
+      {kMinimal + "server: {prot: 80}", "server.prot: unknown key"},
+      {kMinimal + "colour: blue", "colour: unknown key"},
+      {kMinimal + "server: 8080", "server: expected a mapping of keys"},
+      {kMinimal + "output: {auto_webp: maybe}", "output.auto_webp: expected true or false"},
+      {kMinimal + "output: {jpeg_quality: high}",
+       "output.jpeg_quality: expected a whole number, got 'high'"},
+      {kMinimal + "limits: {max_source_bytes: 12XB}", "limits.max_source_bytes: expected a byte count"},
+      {"security: {keys: [k1]}\nsource: {type: ftp, file: {root: .}}",
+       "source.type: expected one of: file"},
+      {kMinimal + "source: {type: file}", "source: appears twice"},
+      {kMinimal + "server: {port: 80, port: 81}", "server.port: appears twice"},
+      {"source: {file: {root: .}}", "security.keys: at least one key is required"},
+      {"security: {keys: [k]}\nsource: {file: {root: nowhere}}",
+       "source.file.root: not a directory"},
+      {"security: {keys: [k]\n", "not valid YAML"},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.yaml);
+    CAPTURE(row.expected);
+    auto config = load_config_text(row.yaml, dir.path().string(), nullptr);
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.status().message().find(row.expected) != std::string::npos);
+  }
+}
+
+TEST_CASE("byte counts accept binary suffixes") {
+  test::TempDir dir;
+  auto config = load_config_text(kMinimal + "limits: {max_source_bytes: 8MiB}\n"
+                                            "result_cache: {memory_bytes: 1GiB}",
+                                 dir.path().string(), nullptr);
+  REQUIRE(config.ok());
+  CHECK(config->limits.max_source_bytes == 8ull << 20);
+  CHECK(config->result_cache.memory_bytes == 1ull << 30);
+}
+
+TEST_CASE("THIMBLE_* environment variables override the file, lists comma-separated") {
+  test::TempDir dir;
+  fake_env = {{"THIMBLE_SERVER_PORT", "9100"},
+              {"THIMBLE_SECURITY_KEYS", "new-key,old-key"},
+              {"THIMBLE_OUTPUT_AUTO_WEBP", "true"}};
+  auto config = load_config_text(kMinimal, dir.path().string(), &lookup);
+  REQUIRE(config.ok());
+  CHECK(config->server.port == 9100);
+  CHECK(config->security.keys == std::vector<std::string>{"new-key", "old-key"});
+  CHECK(config->output.auto_webp);
+
+  fake_env = {{"THIMBLE_SERVER_PORT", "http"}};
+  auto bad = load_config_text(kMinimal, dir.path().string(), &lookup);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("server.port (from THIMBLE_SERVER_PORT)") == 0);
+  fake_env.clear();
+}
+
+TEST_CASE("every key maps to an environment variable name") {
+  CHECK(conf::env_name_for("source.file.root") == "THIMBLE_SOURCE_FILE_ROOT");
+  auto keys = conf::known_keys();
+  CHECK(std::find(keys.begin(), keys.end(), "security.keys") != keys.end());
+  CHECK(keys.size() >= 25);
+}
+
+TEST_CASE("the status table maps every error code to its HTTP status and cache policy") {
+  struct Row {
+    Code code;
+    int status;
+    ErrorCaching caching;
+  };
+  const Row rows[] = {
+      {Code::kBadSignature, 403, ErrorCaching::kShort},
+      {Code::kBadRequest, 400, ErrorCaching::kShort},
+      {Code::kNotFound, 404, ErrorCaching::kShort},
+      {Code::kMethodNotAllowed, 405, ErrorCaching::kShort},
+      {Code::kSourceForbidden, 403, ErrorCaching::kShort},
+      {Code::kTooLarge, 413, ErrorCaching::kShort},
+      {Code::kUnsupportedMedia, 415, ErrorCaching::kShort},
+      {Code::kUpstreamError, 502, ErrorCaching::kNoStore},
+      {Code::kUpstreamTimeout, 504, ErrorCaching::kNoStore},
+      {Code::kOverloaded, 503, ErrorCaching::kNoStore},
+      {Code::kInternal, 500, ErrorCaching::kNoStore},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.status);
+    CHECK(code_info(row.code).http_status == row.status);
+    CHECK(code_info(row.code).caching == row.caching);
+    CHECK(Status(row.code, "x").http_status() == row.status);
+  }
+  CHECK(Status::Ok().ok());
+}

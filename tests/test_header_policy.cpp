@@ -1,0 +1,79 @@
+// proxy/header_policy: HTTP dates, Cache-Control, ETags, If-None-Match and Accept, as tables.
+#include <doctest/doctest.h>
+
+#include "proxy/header_policy.h"
+
+using namespace thimble;
+using namespace thimble::proxy;
+
+TEST_CASE("HTTP dates are written and read in IMF-fixdate") {
+  auto t = std::chrono::system_clock::from_time_t(784111777);
+  CHECK(http_date(t) == "Sun, 06 Nov 1994 08:49:37 GMT");
+  CHECK(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == t);
+  for (const char* bad : {"", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+                          "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT",
+                          "Sun, 06 Nov 1994 08:49:37 UTC", "garbage garbage garbage garbage"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_http_date(bad).has_value());
+  }
+}
+
+TEST_CASE("Cache-Control carries max-age and, when configured, s-maxage and stale-while-revalidate") {
+  conf::CacheControlConfig config;
+  CHECK(cache_control_for_success(config, 86400) == "public, max-age=86400");
+  config.s_maxage = 604800;
+  config.stale_while_revalidate = 60;
+  CHECK(cache_control_for_success(config, 3600) ==
+        "public, max-age=3600, s-maxage=604800, stale-while-revalidate=60");
+}
+
+TEST_CASE("ETags join the transform hash and the source token, and can be read back") {
+  std::string transform = transform_hash("fit-in/300x200|a.jpg|source|q80");
+  CHECK(transform.size() == 16);
+  CHECK(transform_hash("fit-in/300x200|a.jpg|source|q80") == transform);
+  CHECK(transform_hash("fit-in/300x201|a.jpg|source|q80") != transform);
+  std::string etag = make_etag(transform, "17a-2f");
+  CHECK(etag == "\"" + transform + "-17a-2f\"");
+  CHECK(source_tokens_for(etag, transform) == std::vector<std::string>{"17a-2f"});
+  CHECK(source_tokens_for("W/" + etag + ", \"other-1\"", transform) ==
+        std::vector<std::string>{"17a-2f"});
+  CHECK(source_tokens_for(etag, transform_hash("else")).empty());
+}
+
+TEST_CASE("If-None-Match uses weak comparison and understands lists and *") {
+  const std::string etag = "\"abc-1\"";
+  struct Row {
+    const char* header;
+    bool match;
+  };
+  const Row rows[] = {
+      {"\"abc-1\"", true},         {"W/\"abc-1\"", true},        {"\"x\", \"abc-1\"", true},
+      {"*", true},                 {"\"abc-2\"", false},         {"", false},
+      {"abc-1", false},            {"\"abc-1", false},           {"\"x\",W/\"abc-1\"", true},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.header);
+    CHECK(if_none_match_matches(row.header, etag) == row.match);
+  }
+}
+
+TEST_CASE("WebP is chosen only when Accept names it without q=0") {
+  struct Row {
+    const char* accept;
+    bool webp;
+  };
+  const Row rows[] = {
+      {"image/avif,image/webp,image/apng,image/*,*/*;q=0.8", true},
+      {"image/webp", true},
+      {"image/webp;q=0.5", true},
+      {"image/webp;q=0", false},
+      {"image/webp;q=0.0, image/jpeg", false},
+      {"*/*", false},
+      {"image/*", false},
+      {"", false},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.accept);
+    CHECK(accepts_webp(row.accept) == row.webp);
+  }
+}

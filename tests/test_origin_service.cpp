@@ -1,0 +1,246 @@
+// proxy/OriginService over a real FileSource: statuses, headers, revalidation, path safety.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <utime.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "cache/result_cache.h"
+#include "proxy/file_source.h"
+#include "proxy/header_policy.h"
+#include "proxy/origin_service.h"
+#include "signing/signer.h"
+#include "support.h"
+
+using namespace thimble;
+using namespace thimble::proxy;
+
+namespace {
+
+// A served folder with a few originals and the whole service around it.
+struct Fixture {
+  test::TempDir dir;
+  std::filesystem::path root = dir.path() / "originals";
+  SystemClock clock;
+  signing::UrlSigner signer{{"test-key", "old-key"}, /*allow_unsafe=*/false};
+  std::unique_ptr<FileSource> source;
+  cache::ResultCache results{64 << 20, 4, clock};
+  std::unique_ptr<OriginService> service;
+
+  explicit Fixture(bool auto_webp = false) {
+    std::filesystem::create_directories(root / "photos");
+    std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root / "photos/storm.jpg");
+    std::filesystem::copy_file(test::corpus("png/mate_Gulp_alpha.png"), root / "gulp.png");
+    test::write_file(root / "notes.jpg", "this is not an image");
+    test::write_file(dir.path() / "secret.jpg", "outside the root");
+    std::filesystem::create_symlink(dir.path() / "secret.jpg", root / "escape.jpg");
+    std::filesystem::create_symlink("photos/storm.jpg", root / "inside-link.jpg");
+    source = std::make_unique<FileSource>(root.string(), 8 << 20);
+    OriginOptions options;
+    options.auto_webp = auto_webp;
+    options.cache_control.max_age = 3600;
+    service = std::make_unique<OriginService>(options, signer, *source, results, clock);
+  }
+
+  OriginResponse get(const std::string& options_and_image, const std::string& method = "GET",
+                     const std::string& if_none_match = "", const std::string& accept = "",
+                     const std::string& if_modified_since = "") {
+    OriginRequest request{method, signer.sign(options_and_image), accept, if_none_match,
+                          if_modified_since};
+    return service->handle(request);
+  }
+};
+
+std::string header(const OriginResponse& r, const char* name) {
+  const std::string* value = r.header(name);
+  return value ? *value : std::string("<absent>");
+}
+
+}  // namespace
+
+TEST_CASE("a signed thumbnail is answered with the headers a CDN needs") {
+  Fixture f;
+  OriginResponse r = f.get("fit-in/300x200/photos/storm.jpg");
+  REQUIRE(r.status == 200);
+  CHECK(header(r, "Content-Type") == "image/jpeg");
+  CHECK(header(r, "Cache-Control") == "public, max-age=3600");
+  CHECK(header(r, "Expires") != "<absent>");
+  CHECK(header(r, "Last-Modified") != "<absent>");
+  CHECK(header(r, "Vary") == "<absent>");
+  const std::string etag = header(r, "ETag");
+  CHECK(etag.size() > 20);
+  CHECK(etag.front() == '"');
+  CHECK(etag.substr(0, 3) != "W/\"");
+  REQUIRE(r.body);
+  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(r.body->size()), CV_8U,
+                                     const_cast<char*>(r.body->data())),
+                             cv::IMREAD_COLOR);
+  CHECK(img.cols == 300);
+  CHECK(img.rows == 200);
+  CHECK(r.cache_outcome == "miss");
+}
+
+TEST_CASE("the second identical request is served from the result cache with the same ETag") {
+  Fixture f;
+  OriginResponse first = f.get("fit-in/300x200/photos/storm.jpg");
+  // Same transform spelled differently: same cache entry, same ETag.
+  OriginResponse second = f.get("fit-in/0300x200/center/middle/photos/storm.jpg");
+  CHECK(second.cache_outcome == "hit");
+  CHECK(header(second, "ETag") == header(first, "ETag"));
+  CHECK(*second.body == *first.body);
+  CHECK(f.results.stats().insertions == 1);
+  // The ETag depends on what is produced, not on the request bytes, but changes with the output.
+  OriginResponse other = f.get("fit-in/300x201/photos/storm.jpg");
+  CHECK(header(other, "ETag") != header(first, "ETag"));
+}
+
+TEST_CASE("If-None-Match answers 304 from the cache and, after a restart, from the source") {
+  Fixture f;
+  OriginResponse first = f.get("fit-in/300x200/photos/storm.jpg");
+  const std::string etag = header(first, "ETag");
+  OriginResponse cached = f.get("fit-in/300x200/photos/storm.jpg", "GET", etag);
+  CHECK(cached.status == 304);
+  CHECK(cached.body == nullptr);
+  CHECK(header(cached, "ETag") == etag);
+  CHECK(header(cached, "Cache-Control") == "public, max-age=3600");
+  CHECK(cached.cache_outcome == "hit");
+
+  // A fresh process has an empty cache: the source's validator still proves the copy is current.
+  cache::ResultCache empty(64 << 20, 1, f.clock);
+  OriginOptions options;
+  options.cache_control.max_age = 3600;
+  OriginService fresh(options, f.signer, *f.source, empty, f.clock);
+  OriginRequest request{"GET", f.signer.sign("fit-in/300x200/photos/storm.jpg"), "",
+                        "W/" + etag + ", \"other\"", ""};
+  OriginResponse revalidated = fresh.handle(request);
+  CHECK(revalidated.status == 304);
+  CHECK(header(revalidated, "ETag") == etag);
+  CHECK(empty.stats().insertions == 0);  // nothing was transformed
+
+  // Once the original changes, the old ETag no longer matches.
+  struct utimbuf times{1000000000, 1000000000};
+  REQUIRE(utime((f.root / "photos/storm.jpg").c_str(), &times) == 0);
+  OriginResponse changed = fresh.handle(request);
+  CHECK(changed.status == 200);
+  CHECK(header(changed, "ETag") != etag);
+}
+
+TEST_CASE("If-Modified-Since is honoured from the source's modification time") {
+  Fixture f;
+  OriginResponse first = f.get("fit-in/100x100/photos/storm.jpg");
+  const std::string last_modified = header(first, "Last-Modified");
+  CHECK(f.get("fit-in/100x100/photos/storm.jpg", "GET", "", "", last_modified).status == 304);
+  CHECK(f.get("fit-in/100x100/photos/storm.jpg", "GET", "", "", "Thu, 01 Jan 1970 00:00:01 GMT")
+            .status == 200);
+  // If-None-Match wins over If-Modified-Since.
+  CHECK(f.get("fit-in/100x100/photos/storm.jpg", "GET", "\"nope\"", "", last_modified).status == 200);
+}
+
+TEST_CASE("errors get the right status, a short message and the right cache lifetime") {
+  Fixture f;
+  struct Row {
+    OriginRequest request;
+    int status;
+    const char* cache_control;
+    const char* message;
+  };
+  const std::string dotdot = "fit-in/100x100/../secret.jpg";
+  const Row rows[] = {
+      {{"GET", "/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/fit-in/100x100/photos/storm.jpg", "", "", ""}, 403,
+       "public, max-age=60", "signature does not match"},
+      {{"GET", "/unsafe/fit-in/100x100/photos/storm.jpg", "", "", ""}, 403, "public, max-age=60",
+       "unsigned (unsafe) URLs are not allowed"},
+      {{"GET", f.signer.sign("filters:sepia()/photos/storm.jpg"), "", "", ""}, 400,
+       "public, max-age=60", "unknown filter 'sepia'"},
+      {{"GET", f.signer.sign("fit-in/100x100/photos/missing.jpg"), "", "", ""}, 404,
+       "public, max-age=60", "source not found"},
+      {{"GET", f.signer.sign("fit-in/100x100/photos"), "", "", ""}, 404, "public, max-age=60",
+       "source not found"},
+      {{"GET", f.signer.sign(dotdot), "", "", ""}, 403, "public, max-age=60",
+       "the image path leaves the source folder"},
+      {{"GET", f.signer.sign("fit-in/100x100/photos/%2e%2e/%2E%2E/secret.jpg"), "", "", ""}, 403,
+       "public, max-age=60", "the image path leaves the source folder"},
+      {{"GET", f.signer.sign("fit-in/100x100/escape.jpg"), "", "", ""}, 403, "public, max-age=60",
+       "the image path leaves the source folder"},
+      {{"GET", f.signer.sign("fit-in/100x100/%2Fetc%2Fpasswd"), "", "", ""}, 403,
+       "public, max-age=60", "the image path must be relative"},
+      {{"GET", f.signer.sign("fit-in/100x100/a%00.jpg"), "", "", ""}, 400, "public, max-age=60",
+       "not validly percent-encoded"},
+      {{"GET", f.signer.sign("fit-in/100x100/notes.jpg"), "", "", ""}, 415, "public, max-age=60",
+       "not a JPEG, PNG or WebP image"},
+      {{"POST", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""}, 405,
+       "public, max-age=60", "only GET and HEAD are supported"},
+      {{"GET", "/", "", "", ""}, 404, "public, max-age=60", "no such resource"},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.request.path);
+    OriginResponse r = f.service->handle(row.request);
+    CHECK(r.status == row.status);
+    CHECK(header(r, "Cache-Control") == row.cache_control);
+    CHECK(header(r, "Content-Type") == "text/plain; charset=utf-8");
+    CHECK(header(r, "ETag") == "<absent>");
+    REQUIRE(r.body);
+    CHECK(r.body->find(row.message) != std::string::npos);
+    CHECK(r.body->size() < 200);
+  }
+  // A relative symlink that stays inside the root is fine.
+  CHECK(f.get("fit-in/100x100/inside-link.jpg").status == 200);
+}
+
+TEST_CASE("transient failures are never cacheable and overload says when to retry") {
+  Fixture f;
+  OriginResponse busy = f.service->error({Code::kOverloaded, "too many requests in progress"});
+  CHECK(busy.status == 503);
+  CHECK(header(busy, "Cache-Control") == "no-store");
+  CHECK(header(busy, "Retry-After") == "1");
+  OriginResponse upstream = f.service->error({Code::kUpstreamError, "source failed"});
+  CHECK(upstream.status == 502);
+  CHECK(header(upstream, "Cache-Control") == "no-store");
+  CHECK(f.service->error({Code::kInternal, "bug"}).status == 500);
+}
+
+TEST_CASE("auto-WebP picks the format from Accept and says Vary: Accept, also on 304") {
+  Fixture f(/*auto_webp=*/true);
+  OriginResponse webp = f.get("fit-in/200x200/photos/storm.jpg", "GET", "", "image/avif,image/webp,*/*");
+  CHECK(header(webp, "Content-Type") == "image/webp");
+  CHECK(header(webp, "Vary") == "Accept");
+  OriginResponse jpeg = f.get("fit-in/200x200/photos/storm.jpg", "GET", "", "*/*");
+  CHECK(header(jpeg, "Content-Type") == "image/jpeg");
+  CHECK(header(jpeg, "Vary") == "Accept");
+  CHECK(header(jpeg, "ETag") != header(webp, "ETag"));
+  OriginResponse not_modified =
+      f.get("fit-in/200x200/photos/storm.jpg", "GET", header(webp, "ETag"), "image/webp");
+  CHECK(not_modified.status == 304);
+  CHECK(header(not_modified, "Vary") == "Accept");
+  // An explicit format() does not depend on Accept: no Vary.
+  OriginResponse png = f.get("fit-in/200x200/filters:format(png)/photos/storm.jpg", "GET", "", "image/webp");
+  CHECK(header(png, "Content-Type") == "image/png");
+  CHECK(header(png, "Vary") == "<absent>");
+}
+
+TEST_CASE("health and readiness routes answer without a signature") {
+  Fixture f;
+  OriginResponse health = f.service->handle({"GET", "/healthz", "", "", ""});
+  CHECK(health.status == 200);
+  CHECK(header(health, "Cache-Control") == "no-store");
+  CHECK(f.service->handle({"GET", "/readyz", "", "", ""}).status == 200);
+  f.service->set_draining();
+  CHECK(f.service->handle({"GET", "/readyz", "", "", ""}).status == 503);
+  CHECK(f.service->handle({"GET", "/healthz", "", "", ""}).status == 200);
+  // While draining, new thumbnail work is refused so the CDN retries elsewhere.
+  OriginResponse draining = f.get("fit-in/50x50/photos/storm.jpg");
+  CHECK(draining.status == 503);
+}
+
+TEST_CASE("the file source refuses originals over the byte limit") {
+  test::TempDir dir;
+  test::write_file(dir.path() / "big.jpg", std::string(5000, 'x'));
+  FileSource source(dir.path().string(), 4000);
+  auto result = source.fetch("big.jpg", {});
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == Code::kTooLarge);
+  CHECK(percent_decode("a%20b%2Fc") == "a b/c");
+  CHECK_FALSE(percent_decode("a%2").has_value());
+  CHECK_FALSE(percent_decode("a%zz").has_value());
+}

@@ -1,0 +1,249 @@
+// transform/pipeline: real photographs in, thumbnails out; properties measured on the pixels.
+#include <doctest/doctest.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "support.h"
+#include "transform/pipeline.h"
+
+using namespace thimble;
+using namespace thimble::transform;
+
+namespace {
+
+Result<Thumbnail> render_bytes(const std::string& bytes, const std::string& options,
+                               RenderSettings settings = {}) {
+  auto spec = parse_spec(options + "/image");
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  return render(test::as_bytes(bytes), *spec, settings);
+}
+
+Thumbnail render_ok(const std::string& bytes, const std::string& options,
+                    RenderSettings settings = {}) {
+  auto out = render_bytes(bytes, options, settings);
+  REQUIRE_MESSAGE(out.ok(), out.status().message());
+  return std::move(out).value();
+}
+
+cv::Mat decoded(const Thumbnail& t) {
+  cv::Mat buffer(1, static_cast<int>(t.bytes.size()), CV_8U, const_cast<char*>(t.bytes.data()));
+  cv::Mat img = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
+  REQUIRE_FALSE(img.empty());
+  return img;
+}
+
+double mean_abs_diff(const cv::Mat& a, const cv::Mat& b) {
+  REQUIRE(a.size() == b.size());
+  cv::Mat diff;
+  cv::absdiff(a, b, diff);
+  cv::Scalar m = cv::mean(diff);
+  return (m[0] + m[1] + m[2]) / 3.0;
+}
+
+std::string encode(const cv::Mat& img, const char* ext) {
+  std::vector<std::uint8_t> out;
+  REQUIRE(cv::imencode(ext, img, out));
+  return {out.begin(), out.end()};
+}
+
+}  // namespace
+
+TEST_CASE("thumbnails of a large JPEG have Thumbor's dimensions and are shrunk on load") {
+  const std::string bridge = test::read_file(test::corpus("large/Bridge_by_Sander_Klootwijk.jpg"));
+  struct Row {
+    const char* options;
+    int width, height, shrink;
+  };
+  const Row rows[] = {
+      {"fit-in/300x200", 300, 169, 4}, {"300x300", 300, 300, 4},
+      // 2448 * 200 / 4352 = 112.5 rounds half to even, as in Thumbor (then a 1-pixel crop).
+      {"fit-in/1280x1280", 1280, 720, 1}, {"200x0", 200, 112, 8},
+      {"full-fit-in/300x300", 533, 300, 4}, {"fit-in/5000x5000", 4352, 2448, 1},
+  };
+  for (const auto& row : rows) {
+    std::string options(row.options);
+    CAPTURE(options);
+    Thumbnail t = render_ok(bridge, row.options);
+    CHECK(t.format == ImageFormat::kJpeg);
+    CHECK(t.size == Size{row.width, row.height});
+    CHECK(t.shrink_on_load == row.shrink);
+    cv::Mat img = decoded(t);
+    CHECK(img.cols == row.width);
+    CHECK(img.rows == row.height);
+  }
+}
+
+TEST_CASE("the eight EXIF orientations all come out upright in every resize mode") {
+  const std::string upright = test::read_file(test::corpus("exif/Landscape_1.jpg"));
+  for (const char* options : {"fit-in/300x300", "200x200", "150x300/left", "300x100/bottom",
+                              "full-fit-in/120x120", "10x20:900x700/200x0", "-200x100"}) {
+    cv::Mat reference = decoded(render_ok(upright, options));
+    for (int n = 2; n <= 8; ++n) {
+      std::string label(options);
+      CAPTURE(label);
+      CAPTURE(n);
+      const std::string bytes =
+          test::read_file(test::corpus("exif/Landscape_" + std::to_string(n) + ".jpg"));
+      cv::Mat img = decoded(render_ok(bytes, options));
+      REQUIRE(img.size() == reference.size());
+      CHECK(mean_abs_diff(img, reference) < 8.0);
+    }
+  }
+}
+
+TEST_CASE("EXIF orientation can be ignored by configuration") {
+  const std::string rotated = test::read_file(test::corpus("exif/Landscape_6.jpg"));
+  CHECK(render_ok(rotated, "fit-in/300x300").size == Size{300, 200});
+  RenderSettings ignore;
+  ignore.respect_orientation = false;
+  CHECK(render_ok(rotated, "fit-in/300x300", ignore).size == Size{200, 300});
+}
+
+TEST_CASE("alpha survives PNG to PNG and PNG to WebP, resized without dark fringes") {
+  // Left half opaque red, right half fully transparent black.
+  cv::Mat source(100, 200, CV_8UC4, cv::Scalar(0, 0, 0, 0));
+  source(cv::Rect(0, 0, 101, 100)).setTo(cv::Scalar(0, 0, 255, 255));
+  const std::string png = encode(source, ".png");
+  for (const char* options : {"fit-in/67x67", "fit-in/67x67/filters:format(webp):quality(100)"}) {
+    std::string label(options);
+    CAPTURE(label);
+    Thumbnail t = render_ok(png, options);
+    cv::Mat out = decoded(t);
+    REQUIRE(out.channels() == 4);
+    double lowest = 0, highest = 0;
+    std::vector<cv::Mat> planes;
+    cv::split(out, planes);
+    cv::minMaxLoc(planes[3], &lowest, &highest);
+    CHECK(lowest == 0);
+    CHECK(highest == 255);
+    // Every pixel that is at least half visible keeps the red of the opaque side. (Lossy WebP
+    // subsamples chroma 4:2:0, which blends edge pixels with their transparent neighbours, so
+    // it gets a looser bound; a resize without premultiplication would give ~128.)
+    const int floor = t.format == ImageFormat::kPng ? 240 : 200;
+    int visible = 0;
+    for (int y = 0; y < out.rows; ++y) {
+      for (int x = 0; x < out.cols; ++x) {
+        cv::Vec4b p = out.at<cv::Vec4b>(y, x);
+        if (p[3] < 128) continue;
+        ++visible;
+        if (p[2] < floor) FAIL_CHECK("dark fringe at " << x << "," << y << ": " << p);
+      }
+    }
+    CHECK(visible > 0);
+  }
+  // The real corpus PNG keeps its transparency too.
+  Thumbnail gulp = render_ok(test::read_file(test::corpus("png/mate_Gulp_alpha.png")), "fit-in/300x300");
+  CHECK(gulp.format == ImageFormat::kPng);
+  CHECK(decoded(gulp).channels() == 4);
+  Thumbnail gulp_webp = render_ok(test::read_file(test::corpus("webp/mate_Gulp_alpha.q80.webp")), "fit-in/300x300");
+  CHECK(gulp_webp.format == ImageFormat::kWebp);
+  CHECK(decoded(gulp_webp).channels() == 4);
+}
+
+TEST_CASE("transparent sources encoded to JPEG are flattened onto white") {
+  cv::Mat source(100, 200, CV_8UC4, cv::Scalar(0, 0, 0, 0));
+  source(cv::Rect(0, 0, 100, 100)).setTo(cv::Scalar(255, 0, 0, 255));
+  Thumbnail t = render_ok(encode(source, ".png"), "filters:format(jpeg)");
+  cv::Mat out = decoded(t);
+  REQUIRE(out.channels() == 3);
+  cv::Vec3b transparent_side = out.at<cv::Vec3b>(50, 150);
+  cv::Vec3b opaque_side = out.at<cv::Vec3b>(50, 50);
+  CHECK(transparent_side[0] > 245);
+  CHECK(transparent_side[1] > 245);
+  CHECK(transparent_side[2] > 245);
+  CHECK(opaque_side[0] > 240);
+  CHECK(opaque_side[2] < 15);
+}
+
+TEST_CASE("output formats follow format() and otherwise the source format") {
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  Thumbnail webp = render_ok(storm, "fit-in/200x200/filters:format(webp)");
+  CHECK(webp.format == ImageFormat::kWebp);
+  CHECK(webp.bytes.substr(0, 4) == "RIFF");
+  Thumbnail png = render_ok(storm, "fit-in/200x200/filters:format(png)");
+  CHECK(png.bytes.substr(1, 3) == "PNG");
+  Thumbnail jpeg = render_ok(test::read_file(test::corpus("webp/sunset_by_Aitzol_Berasategi.q80.webp")),
+                             "fit-in/200x200/filters:format(jpeg)");
+  CHECK(static_cast<unsigned char>(jpeg.bytes[0]) == 0xFF);
+  CHECK(render_ok(test::read_file(test::corpus("webp/sunset_by_Aitzol_Berasategi.q80.webp")),
+                  "fit-in/200x200").format == ImageFormat::kWebp);
+  CHECK(output_format(ThumbnailSpec{}, ImageFormat::kGif, std::nullopt) == ImageFormat::kPng);
+  CHECK(output_format(ThumbnailSpec{}, ImageFormat::kJpeg, ImageFormat::kWebp) == ImageFormat::kWebp);
+}
+
+TEST_CASE("quality() changes the encoded size, and progressive JPEG is the default") {
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  Thumbnail low = render_ok(storm, "fit-in/400x400/filters:quality(20)");
+  Thumbnail high = render_ok(storm, "fit-in/400x400/filters:quality(95)");
+  CHECK(low.bytes.size() * 2 < high.bytes.size());
+  auto info = sniff(test::as_bytes(high.bytes));
+  REQUIRE(info.ok());
+  CHECK(info->progressive);
+  RenderSettings baseline;
+  baseline.jpeg_progressive = false;
+  CHECK_FALSE(sniff(test::as_bytes(render_ok(storm, "fit-in/400x400", baseline).bytes))->progressive);
+}
+
+TEST_CASE("flips mirror the output") {
+  cv::Mat source(40, 80, CV_8UC3, cv::Scalar(255, 0, 0));
+  source(cv::Rect(0, 0, 40, 40)).setTo(cv::Scalar(0, 0, 255));  // red left, blue right
+  cv::Mat flipped = decoded(render_ok(encode(source, ".png"), "-0x0"));
+  CHECK(flipped.at<cv::Vec3b>(20, 5)[0] == 255);   // blue now on the left
+  CHECK(flipped.at<cv::Vec3b>(20, 75)[2] == 255);  // red on the right
+  cv::Mat both = decoded(render_ok(encode(source, ".png"), "-40x-20"));
+  CHECK(both.cols == 40);
+  CHECK(both.at<cv::Vec3b>(10, 2)[0] > 200);
+}
+
+TEST_CASE("grayscale and 16-bit sources come out as ordinary 8-bit colour") {
+  cv::Mat gray(60, 90, CV_8UC1, cv::Scalar(100));
+  Thumbnail g = render_ok(encode(gray, ".jpg"), "fit-in/45x45");
+  CHECK(g.size == Size{45, 30});
+  CHECK(std::abs(cv::mean(decoded(g))[0] - 100) < 3);
+  cv::Mat deep(60, 90, CV_16UC3, cv::Scalar(65535, 32896, 0));
+  cv::Mat out = decoded(render_ok(encode(deep, ".png"), "fit-in/45x45"));
+  CHECK(out.depth() == CV_8U);
+  cv::Scalar m = cv::mean(out);
+  CHECK(m[0] == doctest::Approx(255).epsilon(0.01));
+  CHECK(m[1] == doctest::Approx(128).epsilon(0.02));
+}
+
+TEST_CASE("over-limit sources are refused from the header, before decoding") {
+  const std::string bridge = test::read_file(test::corpus("large/Bridge_by_Sander_Klootwijk.jpg"));
+  RenderSettings small;
+  small.max_source_pixels = 10'000'000;
+  auto too_many = render_bytes(bridge, "fit-in/300x200", small);
+  REQUIRE_FALSE(too_many.ok());
+  CHECK(too_many.status().code() == Code::kTooLarge);
+  RenderSettings narrow;
+  narrow.max_source_dimension = 4000;
+  auto too_wide = render_bytes(bridge, "fit-in/300x200", narrow);
+  REQUIRE_FALSE(too_wide.ok());
+  CHECK(too_wide.status().message() == "the source is 4352x2448, over the limit of 4000 per side");
+
+  // 30000x30000 claimed by a file of a few bytes: refused without allocating pixels.
+  std::string bomb = std::string("\xFF\xD8\xFF\xC0\x00\x11\x08\x75\x30\x75\x30\x03\x01\x22\x00\x02"
+                                 "\x11\x01\x03\x11\x01\xFF\xDA\x00\x08\x01\x01\x00\x00\x3f\x00\xFF\xD9", 33);
+  auto refused = render_bytes(bomb, "fit-in/300x200");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kTooLarge);
+}
+
+TEST_CASE("undecodable inputs are unsupported media, never a crash") {
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  const std::string png = test::read_file(test::corpus("png/mate_Gulp_alpha.png"));
+  auto gif = render_bytes(std::string("GIF89a\x10\x00\x10\x00\x00\x00\x00", 13), "fit-in/10x10");
+  REQUIRE_FALSE(gif.ok());
+  CHECK(gif.status().message() == "GIF sources are not supported");
+  auto text = render_bytes("not an image at all", "fit-in/10x10");
+  REQUIRE_FALSE(text.ok());
+  CHECK(text.status().code() == Code::kUnsupportedMedia);
+  // Truncated files: either a (partly grey) thumbnail or a 415, never anything else.
+  for (const std::string& cut : {storm.substr(0, storm.size() / 2), storm.substr(0, 700),
+                                 png.substr(0, png.size() / 3), png.substr(0, 100)}) {
+    auto out = render_bytes(cut, "fit-in/100x100");
+    CHECK((out.ok() || out.status().code() == Code::kUnsupportedMedia));
+  }
+}

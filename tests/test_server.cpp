@@ -1,0 +1,360 @@
+// Integration: the real `thimble` binary on a free loopback port, driven over HTTP with libcurl.
+#include <curl/curl.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <map>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <thread>
+
+#include "signing/signer.h"
+#include "support.h"
+
+using namespace thimble;
+
+namespace {
+
+const char* const kKey = "integration-key";
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+struct Reply {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  long new_connections = 0;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "<absent>" : it->second;
+  }
+};
+
+// A libcurl easy handle; reusing one Client reuses its keep-alive connection.
+class Client {
+ public:
+  Client() : curl_(curl_easy_init()) {}
+  ~Client() { curl_easy_cleanup(curl_); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Reply request(const std::string& url, const std::vector<std::string>& headers = {},
+                const char* method = "GET", bool http10 = false) {
+    Reply reply;
+    curl_easy_reset(curl_);
+    curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl_, CURLOPT_PATH_AS_IS, 1L);  // send `..` untouched
+    curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 60L);
+    if (std::string(method) == "HEAD") {
+      curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
+    } else if (std::string(method) != "GET") {
+      curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (http10) curl_easy_setopt(curl_, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
+    curl_slist* list = nullptr;
+    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Client::on_body);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &reply);
+    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &Client::on_header);
+    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &reply);
+    CURLcode code = curl_easy_perform(curl_);
+    curl_slist_free_all(list);
+    REQUIRE_MESSAGE(code == CURLE_OK, curl_easy_strerror(code));
+    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &reply.status);
+    curl_easy_getinfo(curl_, CURLINFO_NUM_CONNECTS, &reply.new_connections);
+    return reply;
+  }
+
+ private:
+  static size_t on_body(char* data, size_t size, size_t n, void* user) {
+    static_cast<Reply*>(user)->body.append(data, size * n);
+    return size * n;
+  }
+  static size_t on_header(char* data, size_t size, size_t n, void* user) {
+    std::string line(data, size * n);
+    auto colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      value.erase(value.find_last_not_of("\r\n") + 1);
+      static_cast<Reply*>(user)->headers[name] = value;
+    }
+    return size * n;
+  }
+  CURL* curl_;
+};
+
+// `thimble` started on a free port with originals in a temporary folder; stopped with SIGTERM.
+class Server {
+ public:
+  explicit Server(const std::string& server_yaml = "{host: 127.0.0.1, workers: 2}")
+      : port_(free_port()) {
+    root_ = dir_.path() / "originals";
+    std::filesystem::create_directories(root_ / "photos");
+    std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root_ / "photos/storm.jpg");
+    std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root_ / "key with space.jpg");
+    std::filesystem::copy_file(test::corpus("large/Kleiber_by_Lukas_Baubkus.jpg"), root_ / "large.jpg");
+    test::write_file(dir_.path() / "secret.jpg", "outside");
+    test::write_file(dir_.path() / "thimble.yaml",
+                     "server: " + server_yaml + "\n"
+                     "security: {keys: [" + std::string(kKey) + "]}\n"
+                     "source: {file: {root: originals}}\n"
+                     "cache_control: {max_age: 600}\n");
+    log_ = dir_.path() / "server.log";
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      std::string port = std::to_string(port_);
+      setenv("THIMBLE_SERVER_PORT", port.c_str(), 1);
+      FILE* out = freopen(log_.c_str(), "w", stdout);
+      if (out) dup2(fileno(stdout), fileno(stderr));
+      std::string config = (dir_.path() / "thimble.yaml").string();
+      execl(THIMBLE_SERVER_BINARY, "thimble", "--config", config.c_str(), nullptr);
+      _exit(127);
+    }
+    Client probe;
+    for (int i = 0; i < 200; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      CURL* curl = curl_easy_init();
+      curl_easy_setopt(curl, CURLOPT_URL, (base() + "/healthz").c_str());
+      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+      CURLcode code = curl_easy_perform(curl);
+      curl_easy_cleanup(curl);
+      if (code == CURLE_OK) return;
+    }
+    FAIL("thimble did not start: " << test::read_file(log_));
+  }
+
+  ~Server() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Sends SIGTERM and returns the exit status (or -1 if it did not exit within 30 s).
+  int stop() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return -1;
+  }
+
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url(const std::string& options_and_image) const {
+    return base() + signing::UrlSigner({kKey}, false).sign(options_and_image);
+  }
+  std::string log() const { return test::read_file(log_); }
+
+ private:
+  test::TempDir dir_;
+  std::filesystem::path root_, log_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+cv::Size image_size(const std::string& bytes) {
+  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U,
+                                     const_cast<char*>(bytes.data())),
+                             cv::IMREAD_UNCHANGED);
+  return img.size();
+}
+
+}  // namespace
+
+TEST_CASE("a signed thumbnail is served over HTTP with the headers a CDN needs") {
+  Server server;
+  Client client;
+  Reply r = client.request(server.url("fit-in/300x200/photos/storm.jpg"));
+  REQUIRE(r.status == 200);
+  CHECK(r.header("content-type") == "image/jpeg");
+  CHECK(r.header("content-length") == std::to_string(r.body.size()));
+  CHECK(r.header("cache-control") == "public, max-age=600");
+  CHECK(r.header("etag").front() == '"');
+  CHECK(r.header("last-modified") != "<absent>");
+  CHECK(r.header("expires") != "<absent>");
+  CHECK(r.header("date") != "<absent>");
+  CHECK(r.header("connection") == "keep-alive");
+  CHECK(image_size(r.body) == cv::Size(300, 200));
+
+  Reply again = client.request(server.url("fit-in/300x200/photos/storm.jpg"),
+                               {"If-None-Match: " + r.header("etag")});
+  CHECK(again.status == 304);
+  CHECK(again.body.empty());
+  CHECK(again.header("etag") == r.header("etag"));
+  CHECK(again.header("cache-control") == "public, max-age=600");
+
+  Reply since = client.request(server.url("fit-in/300x200/photos/storm.jpg"),
+                               {"If-Modified-Since: " + r.header("last-modified")});
+  CHECK(since.status == 304);
+  // The access log has one JSON line per request.
+  CHECK(server.log().find("\"status\":304") != std::string::npos);
+}
+
+TEST_CASE("HEAD answers the same headers with the real Content-Length and no body") {
+  Server server;
+  Client client;
+  Reply get = client.request(server.url("fit-in/200x200/photos/storm.jpg"));
+  Reply head = client.request(server.url("fit-in/200x200/photos/storm.jpg"), {}, "HEAD");
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(head.header("content-length") == std::to_string(get.body.size()));
+  CHECK(head.header("etag") == get.header("etag"));
+  CHECK(head.header("content-type") == "image/jpeg");
+  // The connection is still usable after a HEAD: nothing stray was sent.
+  Reply after = client.request(server.url("fit-in/200x200/photos/storm.jpg"));
+  CHECK(after.status == 200);
+  CHECK(after.new_connections == 0);
+}
+
+TEST_CASE("errors over HTTP: bad signature, malformed URL, missing file, path escape") {
+  Server server;
+  Client client;
+  struct Row {
+    std::string url;
+    long status;
+    const char* cache_control;
+  };
+  const signing::UrlSigner wrong({"wrong-key"}, false);
+  const Row rows[] = {
+      {server.base() + wrong.sign("fit-in/300x200/photos/storm.jpg"), 403, "public, max-age=60"},
+      {server.base() + "/unsafe/fit-in/300x200/photos/storm.jpg", 403, "public, max-age=60"},
+      {server.base() + "/fit-in/300x200/photos/storm.jpg", 403, "public, max-age=60"},
+      {server.url("fit-in/300x200/filters:nonsense(1)/photos/storm.jpg"), 400, "public, max-age=60"},
+      {server.url("fit-in/300x200/"), 400, "public, max-age=60"},
+      {server.url("fit-in/300x200/photos/nothing-here.jpg"), 404, "public, max-age=60"},
+      {server.url("fit-in/300x200/../secret.jpg"), 403, "public, max-age=60"},
+      {server.url("fit-in/300x200/photos/%2e%2e/%2e%2e/secret.jpg"), 403, "public, max-age=60"},
+      {server.base() + "/healthz", 200, "no-store"},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.url);
+    Reply r = client.request(row.url);
+    CHECK(r.status == row.status);
+    CHECK(r.header("cache-control") == row.cache_control);
+    CHECK(r.body.size() < 200);
+  }
+  Reply post = client.request(server.url("fit-in/300x200/photos/storm.jpg"), {}, "POST");
+  CHECK(post.status == 405);
+  CHECK(post.header("allow") == "GET, HEAD");
+}
+
+TEST_CASE("keep-alive connections are reused, and HTTP/1.0 clients are told to close") {
+  Server server;
+  Client client;
+  Reply first = client.request(server.url("fit-in/100x100/photos/storm.jpg"));
+  CHECK(first.new_connections == 1);
+  for (int i = 0; i < 5; ++i) {
+    Reply next = client.request(server.url("fit-in/100x100/photos/storm.jpg"));
+    CHECK(next.status == 200);
+    CHECK(next.new_connections == 0);
+  }
+  Client old;
+  Reply http10 = old.request(server.url("fit-in/100x100/photos/storm.jpg"), {}, "GET", true);
+  CHECK(http10.status == 200);
+  CHECK(http10.header("connection") == "close");
+}
+
+TEST_CASE("URLs built by libthumbor work unchanged, percent-encoded keys included") {
+  Server server;
+  test::TempDir dir;
+  test::write_file(dir.path() / "sign.py",
+                   "from libthumbor import CryptoURL\n"
+                   "c = CryptoURL(key='" + std::string(kKey) + "')\n"
+                   "print(c.generate(width=120, height=90, image_url='key%20with%20space.jpg'))\n"
+                   "print(c.generate(width=80, height=80, halign='left', image_url='photos/storm.jpg'))\n");
+  FILE* pipe = popen(("/usr/bin/python3 " + (dir.path() / "sign.py").string()).c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 512> line{};
+  std::vector<std::string> urls;
+  while (fgets(line.data(), line.size(), pipe)) {
+    std::string url = line.data();
+    url.erase(url.find_last_not_of("\n") + 1);
+    urls.push_back(url);
+  }
+  REQUIRE(pclose(pipe) == 0);
+  REQUIRE(urls.size() == 2);
+  Client client;
+  Reply spaced = client.request(server.base() + urls[0]);
+  CHECK(spaced.status == 200);
+  CHECK(image_size(spaced.body) == cv::Size(120, 90));
+  Reply aligned = client.request(server.base() + urls[1]);
+  CHECK(aligned.status == 200);
+  CHECK(image_size(aligned.body) == cv::Size(80, 80));
+}
+
+TEST_CASE("a full worker queue answers 503 with Retry-After instead of waiting") {
+  Server server("{host: 127.0.0.1, workers: 1, queue_length: 1}");
+  std::vector<Reply> replies(6);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      Client client;
+      // Distinct, slow transforms: a full decode of a 20-megapixel JPEG each.
+      replies[static_cast<std::size_t>(i)] = client.request(
+          server.url("fit-in/" + std::to_string(6000 - i) + "x6000/large.jpg"));
+    });
+  }
+  for (auto& t : threads) t.join();
+  int ok = 0, busy = 0;
+  std::string statuses;
+  for (const auto& r : replies) statuses += std::to_string(r.status) + " ";
+  CAPTURE(statuses);
+  for (const auto& r : replies) {
+    if (r.status == 200) ++ok;
+    if (r.status == 503) {
+      ++busy;
+      CHECK(r.header("retry-after") == "1");
+      CHECK(r.header("cache-control") == "no-store");
+    }
+  }
+  // One job running plus one waiting at most; if all six arrive before the worker takes the
+  // first job off the queue, only that one is accepted.
+  CHECK(ok + busy == 6);
+  CHECK(ok >= 1);
+  CHECK(ok <= 2);
+  CHECK(busy >= 4);
+}
+
+TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
+  Server server;
+  Reply slow;
+  std::thread in_flight([&] {
+    Client client;
+    // A full decode of a 20-megapixel JPEG and a 6000-pixel encode: well over the 300 ms below.
+    slow = client.request(server.url("fit-in/6000x6000/filters:quality(95)/large.jpg"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int status = server.stop();
+  in_flight.join();
+  CHECK(slow.status == 200);
+  CHECK(image_size(slow.body) == cv::Size(6000, 3375));
+  CHECK(status == 0);
+}

@@ -1,0 +1,131 @@
+// transform/spec: the Thumbor URL grammar, strict parsing and the canonical form.
+#include <doctest/doctest.h>
+
+#include "transform/spec.h"
+
+using namespace thimble;
+using namespace thimble::transform;
+
+TEST_CASE("every supported URL form parses to its canonical options and image") {
+  struct Row {
+    const char* url;
+    const char* canonical;
+    const char* image;
+  };
+  const Row rows[] = {
+      {"photos/cat.jpg", "", "photos/cat.jpg"},
+      {"300x200/photos/cat.jpg", "300x200", "photos/cat.jpg"},
+      {"300x/a.jpg", "300x0", "a.jpg"},
+      {"x200/a.jpg", "0x200", "a.jpg"},
+      {"0x0/a.jpg", "", "a.jpg"},
+      {"x/a.jpg", "", "a.jpg"},
+      {"0300x0200/a.jpg", "300x200", "a.jpg"},
+      {"origx100/a.jpg", "origx100", "a.jpg"},
+      {"origxorig/a.jpg", "origxorig", "a.jpg"},
+      {"-300x-200/a.jpg", "-300x-200", "a.jpg"},
+      {"-0x-0/a.jpg", "-0x-0", "a.jpg"},
+      {"-x/a.jpg", "-0x0", "a.jpg"},
+      {"fit-in/400x300/a.jpg", "fit-in/400x300", "a.jpg"},
+      {"full-fit-in/400x300/a.jpg", "full-fit-in/400x300", "a.jpg"},
+      {"adaptive-fit-in/400x300/a.jpg", "adaptive-fit-in/400x300", "a.jpg"},
+      {"adaptive-full-fit-in/400x300/a.jpg", "adaptive-full-fit-in/400x300", "a.jpg"},
+      {"300x200/left/top/a.jpg", "300x200/left/top", "a.jpg"},
+      {"300x200/center/middle/a.jpg", "300x200", "a.jpg"},
+      {"300x200/right/a.jpg", "300x200/right", "a.jpg"},
+      {"300x200/bottom/a.jpg", "300x200/bottom", "a.jpg"},
+      {"10x20:510x420/200x0/a.jpg", "10x20:510x420/200x0", "a.jpg"},
+      {"0x0:0x0/200x0/a.jpg", "200x0", "a.jpg"},
+      {"fit-in/400x300/filters:quality(80):format(webp)/bucket/photos/cat.jpg",
+       "fit-in/400x300/filters:format(webp):quality(80)", "bucket/photos/cat.jpg"},
+      {"filters:format(jpg)/a.png", "filters:format(jpeg)", "a.png"},
+      {"filters:format(png)/a.jpg", "filters:format(png)", "a.jpg"},
+      {"300x200/s3/bucket/key%20with%20space.jpg", "300x200", "s3/bucket/key%20with%20space.jpg"},
+      {"300x200/my.server.com/some/path/to/image.jpg", "300x200",
+       "my.server.com/some/path/to/image.jpg"},
+      {"300x200/https://example.com/img/dog.png", "300x200", "https://example.com/img/dog.png"},
+      {"300x200/photos/300x200/left/x.jpg", "300x200", "photos/300x200/left/x.jpg"},
+  };
+  for (const auto& row : rows) {
+    std::string url(row.url);
+    CAPTURE(url);
+    auto spec = parse_spec(row.url);
+    REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+    CHECK(spec->canonical() == row.canonical);
+    CHECK(spec->image == row.image);
+  }
+}
+
+TEST_CASE("parsed fields carry the meaning of each segment") {
+  auto spec = parse_spec("10x20:510x420/adaptive-full-fit-in/-300xorig/right/bottom/"
+                         "filters:quality(55):format(png)/a/b.jpg");
+  REQUIRE(spec.ok());
+  CHECK(spec->crop == CropBox{10, 20, 510, 420});
+  CHECK(spec->fit == FitMode::kFullFitIn);
+  CHECK(spec->adaptive);
+  CHECK(spec->width == Length{Length::Kind::kPixels, 300});
+  CHECK(spec->height.kind == Length::Kind::kOrig);
+  CHECK(spec->flip_horizontal);
+  CHECK_FALSE(spec->flip_vertical);
+  CHECK(spec->halign == HAlign::kRight);
+  CHECK(spec->valign == VAlign::kBottom);
+  CHECK(spec->quality == 55);
+  CHECK(spec->format == ImageFormat::kPng);
+  CHECK(spec->image == "a/b.jpg");
+}
+
+TEST_CASE("URLs that mean the same transform share one canonical form") {
+  auto a = parse_spec("fit-in/0300x200/center/middle/filters:quality(80):format(jpg)/a.jpg");
+  auto b = parse_spec("fit-in/300x200/filters:format(jpeg):quality(80)/a.jpg");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->canonical() == b->canonical());
+  auto c = parse_spec("fit-in/300x201/a.jpg");
+  REQUIRE(c.ok());
+  CHECK(c->canonical() != a->canonical());
+}
+
+TEST_CASE("malformed URLs, unknown filters and bad arguments are 400s that name the problem") {
+  struct Row {
+    const char* url;
+    const char* message;
+  };
+  const Row rows[] = {
+      {"300x200/", "the URL names no image"},
+      {"", "the URL names no image"},
+      {"filters:quality(80)", "filters: must end with ')' followed by '/' and the image"},
+      {"fit-in/filters:quality(80)", "filters: must end with ')' followed by '/' and the image"},
+      {"filters:quality(80)/", "the URL names no image"},
+      {"filters:sepia()/a.jpg", "unknown filter 'sepia'"},
+      {"filters:blur(2)/a.jpg", "filter 'blur' is not supported"},
+      {"filters:quality(101)/a.jpg", "quality(101): quality must be a whole number from 0 to 100"},
+      {"filters:quality(abc)/a.jpg", "quality(abc): quality must be a whole number from 0 to 100"},
+      {"filters:quality()/a.jpg", "quality(): quality must be a whole number from 0 to 100"},
+      {"filters:quality(80):quality(70)/a.jpg", "quality() is given twice"},
+      {"filters:format(gif)/a.jpg", "format(gif): output format must be jpeg, png or webp"},
+      {"filters:format(webp):format(png)/a.jpg", "format() is given twice"},
+      {"filters:quality(80)x/a.jpg", "filters: must end with ')'"},
+      {"filters:quality(80):/a.jpg", "filters: must end with ')'"},
+      {"filters:quality(80)x(1)/a.jpg", "filters: expected ':' between filters"},
+      {"filters:quality(80)::format(png)/a.jpg", "filters: ':format' is not a filter name"},
+      {"filters:Quality(80)/a.jpg", "filters: 'Quality' is not a filter name"},
+      {"filters:quality(80/a.jpg)/b.jpg", "quality(80/a.jpg): quality must be"},
+      {"filters:(80)/a.jpg", "filters: expected name(arguments)"},
+      {"300x200/fit-in/a.jpg", "fit-in is out of order"},
+      {"300x200/filters:quality(80)x/a.jpg", "filters: must end with ')'"},
+      {"fit-in/300x200/meta/a.jpg", "meta is out of order"},
+      {"10x20:5x420/a.jpg", "crop: right and bottom must be greater than left and top"},
+      {"99999x1/a.jpg", "99999x1: width and height must be at most 65535"},
+      {"fit-in/-1000000x/a.jpg", "-1000000x: width and height must be at most 65535"},
+      {"smart/a.jpg", "the 'smart/' segment is not supported"},
+      {"meta/a.jpg", "the 'meta/' segment is not supported"},
+      {"trim/a.jpg", "the 'trim' segment is not supported"},
+  };
+  for (const auto& row : rows) {
+    std::string url(row.url);
+    CAPTURE(url);
+    auto spec = parse_spec(row.url);
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.status().code() == Code::kBadRequest);
+    CHECK(spec.status().message().find(row.message) != std::string::npos);
+  }
+}
