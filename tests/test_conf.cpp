@@ -141,3 +141,11 @@ TEST_CASE("the status table maps every error code to its HTTP status and cache p
   }
   CHECK(Status::Ok().ok());
 }
+
+TEST_CASE("README.md documents every configuration key") {
+  const std::string readme = test::read_file(THIMBLE_SOURCE_DIR "/README.md");
+  for (const auto& key : conf::known_keys()) {
+    CAPTURE(key);
+    CHECK(readme.find("| `" + key + "` |") != std::string::npos);
+  }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Thimble's two commands, on Debian 12:
+#   ./dev.sh serve   install what is missing, build (Release) and start thimble on 127.0.0.1:8888
+#                    with the embedded configuration (conf/thimble.yaml, sample images, dev key)
+#   ./dev.sh test    install what is missing, build (Release, with tests) and run the whole suite
+#                    through CTest, then again under AddressSanitizer + UndefinedBehaviorSanitizer
+# Environment: JOBS (build parallelism, default 2), CI=true (warnings become errors).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+JOBS=${JOBS:-2}
+BUILD_PACKAGES=(cmake g++ make pkg-config libpistache-dev libopencv-core-dev
+  libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-objdetect-dev libyaml-cpp-dev
+  libssl-dev libcurl4-openssl-dev)
+TEST_PACKAGES=(doctest-dev python3-libthumbor curl)
+
+install_missing() {
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$package")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  echo "==> installing ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# build DIR [cmake options...]
+build() {
+  local dir=$1
+  shift
+  local werror=OFF
+  [ "${CI:-}" = true ] && werror=ON
+  echo "==> building in $dir"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DTHIMBLE_WERROR="$werror" "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+case "${1:-}" in
+  serve)
+    shift
+    install_missing "${BUILD_PACKAGES[@]}"
+    build build -DTHIMBLE_BUILD_TESTS=OFF
+    exec build/proxy/thimble --config conf/thimble.yaml "$@"
+    ;;
+  test)
+    install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    build build -DTHIMBLE_BUILD_TESTS=ON
+    echo "==> tests (Release)"
+    ctest --test-dir build --output-on-failure -j "$JOBS"
+    build build-sanitize -DTHIMBLE_BUILD_TESTS=ON -DTHIMBLE_SANITIZE=ON
+    echo "==> tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+    ctest --test-dir build-sanitize --output-on-failure -j "$JOBS"
+    ;;
+  *)
+    echo "usage: ./dev.sh serve | ./dev.sh test" >&2
+    exit 2
+    ;;
+esac
