@@ -11,8 +11,8 @@ cd "$(dirname "$0")"
 JOBS=${JOBS:-2}
 BUILD_PACKAGES=(cmake g++ make pkg-config libpistache-dev libopencv-core-dev
   libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-objdetect-dev libyaml-cpp-dev
-  libssl-dev libcurl4-openssl-dev)
-TEST_PACKAGES=(doctest-dev python3-libthumbor curl)
+  libssl-dev libcurl4-openssl-dev doctest-dev)
+TEST_PACKAGES=(python3-libthumbor curl)
 
 install_missing() {
   local missing=() package
@@ -29,30 +29,33 @@ install_missing() {
     "${missing[@]}" >/dev/null
 }
 
-# build DIR [cmake options...]
+# build DIR SANITIZE [targets...]: both commands configure a folder the same way, so switching
+# between them never reconfigures it; `serve` only builds fewer targets.
 build() {
-  local dir=$1
-  shift
-  local werror=OFF
+  local dir=$1 sanitize=$2
+  shift 2
+  local werror=OFF targets=()
   [ "${CI:-}" = true ] && werror=ON
+  for target in "$@"; do targets+=(--target "$target"); done
   echo "==> building in $dir"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DTHIMBLE_WERROR="$werror" "$@" >/dev/null
-  cmake --build "$dir" -j "$JOBS"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DTHIMBLE_WERROR="$werror" \
+    -DTHIMBLE_BUILD_TESTS=ON -DTHIMBLE_SANITIZE="$sanitize" >/dev/null
+  cmake --build "$dir" -j "$JOBS" "${targets[@]}"
 }
 
 case "${1:-}" in
   serve)
     shift
     install_missing "${BUILD_PACKAGES[@]}"
-    build build -DTHIMBLE_BUILD_TESTS=OFF
+    build build OFF thimble thimble-sign thimble-bench
     exec build/proxy/thimble --config conf/thimble.yaml "$@"
     ;;
   test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
-    build build -DTHIMBLE_BUILD_TESTS=ON
+    build build OFF
     echo "==> tests (Release)"
     ctest --test-dir build --output-on-failure -j "$JOBS"
-    build build-sanitize -DTHIMBLE_BUILD_TESTS=ON -DTHIMBLE_SANITIZE=ON
+    build build-sanitize ON
     echo "==> tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
     ctest --test-dir build-sanitize --output-on-failure -j "$JOBS"
     ;;

@@ -63,6 +63,19 @@ void finish(const Exchange& exchange, const OriginResponse& response) {
   }
 }
 
+// Pistache parses Accept into media types and cannot write it back; rebuild it from them.
+std::string accept_value(const Http::Request& request) {
+  auto accept = request.headers().tryGet<Http::Header::Accept>();
+  if (!accept) return {};
+  std::string out;
+  for (const auto& media : accept->media()) {
+    if (!out.empty()) out += ", ";
+    out += media.toString();
+    if (media.q() && media.q()->value() == 0) out += ";q=0";
+  }
+  return out;
+}
+
 std::string header_value(const Http::Request& request, const char* name) {
   if (auto typed = request.headers().tryGet(name)) {
     std::ostringstream out;
@@ -102,7 +115,7 @@ class Handler final : public Http::Handler {
     OriginRequest origin;
     origin.method = exchange.method;
     origin.path = exchange.path;
-    origin.accept = header_value(request, "Accept");
+    origin.accept = accept_value(request);
     origin.if_none_match = header_value(request, "If-None-Match");
     origin.if_modified_since = header_value(request, "If-Modified-Since");
 

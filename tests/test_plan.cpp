@@ -25,15 +25,26 @@ Plan plan_for(const std::string& options, Size source, int max_output = 6000) {
   REQUIRE_MESSAGE(plan.ok(), plan.status().message());
   return *plan;
 }
+struct GeometryRow {
+  const char* options;
+  Rect region;
+  Size target;
+};
+
+void check_geometry(std::initializer_list<GeometryRow> rows, Size source) {
+  for (const auto& row : rows) {
+    std::string options(row.options);
+    CAPTURE(options);
+    Plan plan = plan_for(row.options, source);
+    CHECK(plan.region == row.region);
+    CHECK(plan.target == row.target);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("geometry matches Thumbor on a 1920x1280 landscape source") {
-  struct Row {
-    const char* options;
-    Rect region;
-    Size target;
-  };
-  const Row rows[] = {
+  check_geometry({
       // SPEC.md §1 examples.
       {"300x300", {320, 0, 1280, 1280}, {300, 300}},
       {"fit-in/3000x3000", {0, 0, 1920, 1280}, {1920, 1280}},
@@ -67,23 +78,11 @@ TEST_CASE("geometry matches Thumbor on a 1920x1280 landscape source") {
       // 100/67 rounds to 1.49, not 1.50: Thumbor trims a few columns (4.5 rounds to even 4).
       {"2000x2000:2100x2100/100x0", {4, 0, 1911, 1280}, {100, 67}},
       {"0x0:960x1280/100x100", {0, 160, 960, 960}, {100, 100}},
-  };
-  for (const auto& row : rows) {
-    std::string options(row.options);
-    CAPTURE(options);
-    Plan plan = plan_for(row.options, {1920, 1280});
-    CHECK(plan.region == row.region);
-    CHECK(plan.target == row.target);
-  }
+  }, {1920, 1280});
 }
 
 TEST_CASE("geometry matches Thumbor on a 1280x1920 portrait source") {
-  struct Row {
-    const char* options;
-    Rect region;
-    Size target;
-  };
-  const Row rows[] = {
+  check_geometry({
       {"300x300", {0, 320, 1280, 1280}, {300, 300}},
       {"300x300/top", {0, 0, 1280, 1280}, {300, 300}},
       {"fit-in/300x200", {0, 0, 1280, 1920}, {133, 200}},
@@ -91,14 +90,7 @@ TEST_CASE("geometry matches Thumbor on a 1280x1920 portrait source") {
       {"adaptive-fit-in/300x200", {0, 0, 1280, 1920}, {200, 300}},
       {"fit-in/2000x2000", {0, 0, 1280, 1920}, {1280, 1920}},
       {"200x0", {0, 0, 1280, 1920}, {200, 300}},
-  };
-  for (const auto& row : rows) {
-    std::string options(row.options);
-    CAPTURE(options);
-    Plan plan = plan_for(row.options, {1280, 1920});
-    CHECK(plan.region == row.region);
-    CHECK(plan.target == row.target);
-  }
+  }, {1280, 1920});
 }
 
 TEST_CASE("flips are carried to the plan and do not change the geometry") {

@@ -108,7 +108,9 @@ class Client {
 // `thimble` started on a free port with originals in a temporary folder; stopped with SIGTERM.
 class Server {
  public:
-  explicit Server(const std::string& server_yaml = "{host: 127.0.0.1, workers: 2}")
+  // `server_yaml` is the `server:` mapping; `extra_yaml` adds other sections.
+  explicit Server(const std::string& server_yaml = "{host: 127.0.0.1, workers: 2}",
+                  const std::string& extra_yaml = "")
       : port_(free_port()) {
     root_ = dir_.path() / "originals";
     std::filesystem::create_directories(root_ / "photos");
@@ -120,7 +122,7 @@ class Server {
                      "server: " + server_yaml + "\n"
                      "security: {keys: [" + std::string(kKey) + "]}\n"
                      "source: {file: {root: originals}}\n"
-                     "cache_control: {max_age: 600}\n");
+                     "cache_control: {max_age: 600}\n" + extra_yaml);
     log_ = dir_.path() / "server.log";
     pid_ = fork();
     REQUIRE(pid_ >= 0);
@@ -264,6 +266,21 @@ TEST_CASE("errors over HTTP: bad signature, malformed URL, missing file, path es
   Reply post = client.request(server.url("fit-in/300x200/photos/storm.jpg"), {}, "POST");
   CHECK(post.status == 405);
   CHECK(post.header("allow") == "GET, HEAD");
+}
+
+TEST_CASE("auto-WebP reads the browser's Accept header and answers Vary: Accept") {
+  Server server("{host: 127.0.0.1, workers: 2}", "output: {auto_webp: true}\n");
+  Client client;
+  const std::string url = server.url("fit-in/200x200/photos/storm.jpg");
+  Reply browser = client.request(url, {"Accept: image/avif,image/webp,image/apng,image/*,*/*;q=0.8"});
+  CHECK(browser.header("content-type") == "image/webp");
+  CHECK(browser.header("vary") == "Accept");
+  Reply refusing = client.request(url, {"Accept: image/webp;q=0, image/jpeg"});
+  CHECK(refusing.header("content-type") == "image/jpeg");
+  Reply plain = client.request(url, {"Accept: */*"});
+  CHECK(plain.header("content-type") == "image/jpeg");
+  CHECK(plain.header("vary") == "Accept");
+  CHECK(plain.header("etag") != browser.header("etag"));
 }
 
 TEST_CASE("keep-alive connections are reused, and HTTP/1.0 clients are told to close") {
