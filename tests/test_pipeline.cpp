@@ -5,6 +5,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <zlib.h>
+
 #include "support.h"
 #include "transform/pipeline.h"
 
@@ -48,7 +50,72 @@ std::string encode(const cv::Mat& img, const char* ext) {
   return {out.begin(), out.end()};
 }
 
+std::string be32(std::uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+// One PNG chunk: length, type, data, CRC.
+std::string png_chunk(const std::string& type, const std::string& data) {
+  const std::string body = type + data;
+  auto crc = static_cast<std::uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  return be32(static_cast<std::uint32_t>(data.size())) + body + be32(crc);
+}
+
+// A PNG written by hand, for layouts OpenCV's encoder cannot produce (palette, grey + alpha).
+std::string png_file(int width, int height, int colour_type, int depth, const std::string& rows,
+                     const std::string& extra_chunks = {}) {
+  std::string header = be32(static_cast<std::uint32_t>(width)) +
+                       be32(static_cast<std::uint32_t>(height)) +
+                       std::string{static_cast<char>(depth), static_cast<char>(colour_type), 0, 0, 0};
+  uLongf size = compressBound(static_cast<uLong>(rows.size()));
+  std::string compressed(size, '\0');
+  REQUIRE(compress(reinterpret_cast<Bytef*>(compressed.data()), &size,
+                   reinterpret_cast<const Bytef*>(rows.data()),
+                   static_cast<uLong>(rows.size())) == Z_OK);
+  compressed.resize(size);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", header) + extra_chunks +
+         png_chunk("IDAT", compressed) + png_chunk("IEND", "");
+}
+
+// `height` rows of filter byte 0 followed by `left` then `right`, each repeated `half` times.
+std::string png_rows(int height, int half, const std::string& left, const std::string& right) {
+  std::string row(1, '\0');
+  for (int i = 0; i < half; ++i) row += left;
+  for (int i = 0; i < half; ++i) row += right;
+  std::string rows;
+  for (int y = 0; y < height; ++y) rows += row;
+  return rows;
+}
+
 }  // namespace
+
+TEST_CASE("paletted, grey + alpha and 16-bit grey PNGs decode with their colours and transparency") {
+  // Palette: index 0 opaque red, index 1 blue made fully transparent by tRNS.
+  const std::string palette_chunks = png_chunk("PLTE", std::string("\xff\0\0\0\0\xff", 6)) +
+                                     png_chunk("tRNS", std::string("\xff\0", 2));
+  cv::Mat palette = decoded(render_ok(
+      png_file(64, 32, 3, 8, png_rows(32, 32, std::string(1, '\0'), std::string(1, '\1')),
+               palette_chunks),
+      "fit-in/32x32"));
+  REQUIRE(palette.channels() == 4);
+  CHECK(palette.at<cv::Vec4b>(8, 4) == cv::Vec4b(0, 0, 255, 255));
+  CHECK(palette.at<cv::Vec4b>(8, 28)[3] == 0);
+
+  cv::Mat grey_alpha = decoded(render_ok(
+      png_file(64, 32, 4, 8, png_rows(32, 32, std::string("\xc8\xff", 2), std::string("\x32\0", 2))),
+      "fit-in/32x32"));
+  REQUIRE(grey_alpha.channels() == 4);
+  CHECK(grey_alpha.at<cv::Vec4b>(8, 4) == cv::Vec4b(200, 200, 200, 255));
+  CHECK(grey_alpha.at<cv::Vec4b>(8, 28)[3] == 0);
+
+  cv::Mat grey16 = decoded(render_ok(
+      png_file(64, 32, 0, 16, png_rows(32, 32, std::string("\x9c\x40", 2), std::string("\x9c\x40", 2))),
+      "fit-in/32x32"));
+  CHECK(grey16.depth() == CV_8U);
+  CHECK(grey16.at<cv::Vec3b>(8, 8)[0] == 156);  // 40000 / 257
+}
 
 TEST_CASE("thumbnails of a large JPEG have Thumbor's dimensions and are shrunk on load") {
   const std::string bridge = test::read_file(test::corpus("large/Bridge_by_Sander_Klootwijk.jpg"));
