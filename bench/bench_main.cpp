@@ -103,13 +103,14 @@ int main(int argc, char** argv) {
   std::printf("thimble-bench: %s, %u cores, build %s\n", cpu_model().c_str(),
               std::thread::hardware_concurrency(), THIMBLE_BUILD_TYPE);
   if (std::string(THIMBLE_BUILD_TYPE) != "Release" || THIMBLE_SANITIZED) {
-    std::printf("WARNING: not an optimised Release build without sanitizers: numbers are not "
-                "representative\n");
+    std::printf(
+        "WARNING: not an optimised Release build without sanitizers: numbers are not "
+        "representative\n");
   }
   std::printf("%zu images from %s, %d warm-up + %d timed iterations each, 1 thread\n\n",
               images.size(), folder.c_str(), warmup, iterations);
-  std::printf("%-40s %9s %9s %8s %7s %7s %7s %7s\n", "scenario", "median ms", "p95 ms",
-              "img/s", "sniff", "decode", "resize", "encode");
+  std::printf("%-40s %9s %9s %8s %7s %7s %7s %7s\n", "scenario", "median ms", "p95 ms", "img/s",
+              "sniff", "decode", "resize", "encode");
 
   use_one_thread_per_render();
   RenderSettings settings;
@@ -124,14 +125,14 @@ int main(int argc, char** argv) {
     StageTimes sum;
     int failures = 0;
     for (const auto& image : images) {
-      auto data = std::span(reinterpret_cast<const std::uint8_t*>(image.bytes.data()),
-                            image.bytes.size());
+      auto data =
+          std::span(reinterpret_cast<const std::uint8_t*>(image.bytes.data()), image.bytes.size());
       for (int i = 0; i < warmup + iterations; ++i) {
         auto start = std::chrono::steady_clock::now();
         Result<Thumbnail> out = render(data, *spec, settings);
-        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                              start)
-                        .count();
+        double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
         if (!out.ok()) {
           ++failures;
           break;
@@ -149,9 +150,8 @@ int main(int argc, char** argv) {
     for (double t : totals) total_time += t;
     std::printf("%-40s %9.2f %9.2f %8.1f %7.2f %7.2f %7.2f %7.2f%s\n", scenario.c_str(),
                 percentile(totals, 0.5), percentile(totals, 0.95),
-                total_time > 0 ? 1000.0 * n / total_time : 0.0, sum.sniff_ms / n,
-                sum.decode_ms / n, sum.transform_ms / n, sum.encode_ms / n,
-                failures ? "  (some images failed)" : "");
+                total_time > 0 ? 1000.0 * n / total_time : 0.0, sum.sniff_ms / n, sum.decode_ms / n,
+                sum.transform_ms / n, sum.encode_ms / n, failures ? "  (some images failed)" : "");
   }
   std::printf("\nstage columns: mean ms per image\n");
   return 0;

@@ -10,7 +10,8 @@ constexpr std::uint64_t kEntryOverhead = 256;
 }  // namespace
 
 ResultCache::ResultCache(std::uint64_t capacity_bytes, int shards, const Clock& clock)
-    : clock_(clock), shard_capacity_(capacity_bytes / static_cast<std::uint64_t>(std::max(shards, 1))) {
+    : clock_(clock),
+      shard_capacity_(capacity_bytes / static_cast<std::uint64_t>(std::max(shards, 1))) {
   for (int i = 0; i < std::max(shards, 1); ++i) shards_.push_back(std::make_unique<Shard>());
 }
 

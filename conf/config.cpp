@@ -50,30 +50,31 @@ Field integer(std::string path, Int& target, long long lo, long long hi) {
 
 // A byte count: a whole number with an optional binary suffix (KiB, MiB, GiB).
 Field bytes(std::string path, std::uint64_t& target, std::uint64_t lo, std::uint64_t hi) {
-  return {std::move(path), false, [&target, lo, hi](const YAML::Node& node) -> std::string {
-            const std::string bad = "expected a byte count such as 1048576 or 64MiB";
-            if (!node.IsScalar()) return bad;
-            std::string text = node.Scalar();
-            std::uint64_t scale = 1;
-            for (auto [suffix, factor] : {std::pair{"KiB", 1ull << 10}, std::pair{"MiB", 1ull << 20},
-                                          std::pair{"GiB", 1ull << 30}}) {
-              std::string_view s(suffix);
-              if (text.size() > s.size() && text.ends_with(s)) {
-                text.resize(text.size() - s.size());
-                scale = factor;
-              }
-            }
-            auto value = parse_integer(text);
-            if (!value || *value < 0) return bad + ", got '" + node.Scalar() + "'";
-            auto v = static_cast<std::uint64_t>(*value);
-            if (v > std::numeric_limits<std::uint64_t>::max() / scale ||
-                v * scale < lo || v * scale > hi) {
-              return range_reason(static_cast<long long>(lo), static_cast<long long>(hi),
-                                  node.Scalar());
-            }
-            target = v * scale;
-            return {};
-          }};
+  return {
+      std::move(path), false, [&target, lo, hi](const YAML::Node& node) -> std::string {
+        const std::string bad = "expected a byte count such as 1048576 or 64MiB";
+        if (!node.IsScalar()) return bad;
+        std::string text = node.Scalar();
+        std::uint64_t scale = 1;
+        for (auto [suffix, factor] : {std::pair{"KiB", 1ull << 10}, std::pair{"MiB", 1ull << 20},
+                                      std::pair{"GiB", 1ull << 30}}) {
+          std::string_view s(suffix);
+          if (text.size() > s.size() && text.ends_with(s)) {
+            text.resize(text.size() - s.size());
+            scale = factor;
+          }
+        }
+        auto value = parse_integer(text);
+        if (!value || *value < 0) return bad + ", got '" + node.Scalar() + "'";
+        auto v = static_cast<std::uint64_t>(*value);
+        if (v > std::numeric_limits<std::uint64_t>::max() / scale || v * scale < lo ||
+            v * scale > hi) {
+          return range_reason(static_cast<long long>(lo), static_cast<long long>(hi),
+                              node.Scalar());
+        }
+        target = v * scale;
+        return {};
+      }};
 }
 
 Field boolean(std::string path, bool& target) {

@@ -16,16 +16,16 @@
 namespace thimble::conf {
 
 struct ServerConfig {
-  std::string host = "127.0.0.1";       // server.host: address to listen on
-  int port = 8888;                      // server.port
-  int reactor_threads = 1;              // server.reactor_threads: Pistache I/O threads
-  int workers = 0;                      // server.workers: transform threads; 0 = one per core
-  int queue_length = 64;                // server.queue_length: jobs waiting; beyond → 503
+  std::string host = "127.0.0.1";           // server.host: address to listen on
+  int port = 8888;                          // server.port
+  int reactor_threads = 1;                  // server.reactor_threads: Pistache I/O threads
+  int workers = 0;                          // server.workers: transform threads; 0 = one per core
+  int queue_length = 64;                    // server.queue_length: jobs waiting; beyond → 503
   std::uint64_t max_request_bytes = 16384;  // server.max_request_bytes: request line + headers
-  int request_timeout_ms = 30000;       // server.request_timeout_ms: longest allowed request
-  int keepalive_timeout_s = 75;         // server.keepalive_timeout_s: idle keep-alive connections
-  int drain_timeout_ms = 20000;         // server.drain_timeout_ms: SIGTERM grace for in-flight work
-  bool access_log = true;               // server.access_log: one JSON line per request on stdout
+  int request_timeout_ms = 30000;           // server.request_timeout_ms: longest allowed request
+  int keepalive_timeout_s = 75;  // server.keepalive_timeout_s: idle keep-alive connections
+  int drain_timeout_ms = 20000;  // server.drain_timeout_ms: SIGTERM grace for in-flight work
+  bool access_log = true;        // server.access_log: one JSON line per request on stdout
 };
 
 struct SecurityConfig {
@@ -52,19 +52,19 @@ struct LimitsConfig {
 };
 
 struct OutputConfig {
-  int jpeg_quality = 80;          // output.jpeg_quality: 1-100, `quality()` overrides
-  bool jpeg_progressive = true;   // output.jpeg_progressive
-  int webp_quality = 80;          // output.webp_quality: 1-100, `quality()` overrides
-  int png_compression = 6;        // output.png_compression: 0-9
-  bool auto_webp = false;         // output.auto_webp: WebP when Accept allows, with Vary: Accept
+  int jpeg_quality = 80;            // output.jpeg_quality: 1-100, `quality()` overrides
+  bool jpeg_progressive = true;     // output.jpeg_progressive
+  int webp_quality = 80;            // output.webp_quality: 1-100, `quality()` overrides
+  int png_compression = 6;          // output.png_compression: 0-9
+  bool auto_webp = false;           // output.auto_webp: WebP when Accept allows, with Vary: Accept
   bool respect_orientation = true;  // output.respect_orientation: apply EXIF orientation
 };
 
 struct CacheControlConfig {
-  int max_age = 86400;               // cache_control.max_age: seconds, for thumbnails
-  int s_maxage = -1;                 // cache_control.s_maxage: seconds for shared caches; -1 = unset
-  int stale_while_revalidate = -1;   // cache_control.stale_while_revalidate: -1 = unset
-  int error_max_age = 60;            // cache_control.error_max_age: for 4xx answers
+  int max_age = 86400;              // cache_control.max_age: seconds, for thumbnails
+  int s_maxage = -1;                // cache_control.s_maxage: seconds for shared caches; -1 = unset
+  int stale_while_revalidate = -1;  // cache_control.stale_while_revalidate: -1 = unset
+  int error_max_age = 60;           // cache_control.error_max_age: for 4xx answers
 };
 
 struct ResultCacheConfig {

@@ -20,17 +20,17 @@ namespace thimble {
 
 enum class Code : std::uint8_t {
   kOk,
-  kBadSignature,       // signature missing, malformed or wrong; `unsafe` not allowed
-  kBadRequest,         // URL does not parse, unknown filter, bad arguments, output too large
-  kNotFound,           // the source has no such original; unknown route
-  kMethodNotAllowed,   // only GET and HEAD exist
-  kSourceForbidden,    // host/bucket not allowed, path escape, private address
-  kTooLarge,           // source over the byte or pixel limit
-  kUnsupportedMedia,   // not a decodable image, or a format Thimble cannot read
-  kUpstreamError,      // the source answered 5xx, refused or reset the connection
-  kUpstreamTimeout,    // the source did not answer in time
-  kOverloaded,         // worker queue full, or the server is draining
-  kInternal,           // a bug or an unexpected library failure
+  kBadSignature,      // signature missing, malformed or wrong; `unsafe` not allowed
+  kBadRequest,        // URL does not parse, unknown filter, bad arguments, output too large
+  kNotFound,          // the source has no such original; unknown route
+  kMethodNotAllowed,  // only GET and HEAD exist
+  kSourceForbidden,   // host/bucket not allowed, path escape, private address
+  kTooLarge,          // source over the byte or pixel limit
+  kUnsupportedMedia,  // not a decodable image, or a format Thimble cannot read
+  kUpstreamError,     // the source answered 5xx, refused or reset the connection
+  kUpstreamTimeout,   // the source did not answer in time
+  kOverloaded,        // worker queue full, or the server is draining
+  kInternal,          // a bug or an unexpected library failure
 };
 
 // How an error answer may be cached by a CDN.
@@ -85,7 +85,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT: implicit by design
   Result(Code code, std::string message) : status_(code, std::move(message)) {}
 

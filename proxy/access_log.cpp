@@ -46,8 +46,8 @@ std::string json_string(std::string_view text) {
 }
 
 void log_line(std::string_view level, std::string_view message) {
-  std::string line = now_iso8601() + " thimble " + std::string(level) + ": " +
-                     std::string(message) + "\n";
+  std::string line =
+      now_iso8601() + " thimble " + std::string(level) + ": " + std::string(message) + "\n";
   std::lock_guard lock(output_mutex);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
@@ -56,9 +56,10 @@ void log_access(const AccessRecord& r) {
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.2f", r.total_ms);
   std::string line = "{\"time\":\"" + now_iso8601() + "\",\"method\":" + json_string(r.method) +
-                     ",\"path\":" + json_string(r.path) + ",\"status\":" +
-                     std::to_string(r.status) + ",\"bytes\":" + std::to_string(r.bytes) +
-                     ",\"ms\":" + ms + ",\"cache\":" + json_string(r.cache);
+                     ",\"path\":" + json_string(r.path) +
+                     ",\"status\":" + std::to_string(r.status) +
+                     ",\"bytes\":" + std::to_string(r.bytes) + ",\"ms\":" + ms +
+                     ",\"cache\":" + json_string(r.cache);
   if (!r.error.empty()) line += ",\"error\":" + json_string(r.error);
   line += "}\n";
   std::lock_guard lock(output_mutex);

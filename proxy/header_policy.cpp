@@ -125,7 +125,8 @@ bool accepts_webp(std::string_view accept) {
        at = accept.find("image/webp", at + 1)) {
     // A `;q=0` right after the type refuses it.
     std::size_t end = accept.find(',', at);
-    std::string_view params = accept.substr(at + 10, end == std::string_view::npos ? end : end - at - 10);
+    std::string_view params =
+        accept.substr(at + 10, end == std::string_view::npos ? end : end - at - 10);
     std::size_t q = params.find("q=");
     if (q == std::string_view::npos) return true;
     std::string_view value = params.substr(q + 2);

@@ -55,8 +55,8 @@ void finish(const Exchange& exchange, const OriginResponse& response) {
     peer->send(Pistache::RawBuffer(std::move(bytes), size));
   }
   if (exchange.access_log) {
-    double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - exchange.started)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(SteadyClock::now() - exchange.started).count();
     log_access({exchange.method, exchange.path, response.status,
                 exchange.head_only ? 0 : response.body_size(), ms, response.cache_outcome,
                 response.error});
@@ -125,10 +125,9 @@ class Handler final : public Http::Handler {
       return;
     }
     OriginService* service = service_;
-    bool queued = workers_->try_submit(
-        [service, exchange, job = std::get<Job>(std::move(first))] {
-          finish(exchange, service->run(job));
-        });
+    bool queued = workers_->try_submit([service, exchange, job = std::get<Job>(std::move(first))] {
+      finish(exchange, service->run(job));
+    });
     if (!queued) {
       finish(exchange, service_->error({Code::kOverloaded, "too many requests in progress"}));
     }
@@ -168,11 +167,14 @@ HttpServer::HttpServer(const conf::ServerConfig& config, OriginService& service,
                        WorkerPool& workers)
     : config_(config), service_(service), workers_(workers) {}
 
-HttpServer::~HttpServer() { shutdown(); }
+HttpServer::~HttpServer() {
+  shutdown();
+}
 
 Status HttpServer::start() {
   try {
-    Pistache::Address address(config_.host, Pistache::Port(static_cast<std::uint16_t>(config_.port)));
+    Pistache::Address address(config_.host,
+                              Pistache::Port(static_cast<std::uint16_t>(config_.port)));
     endpoint_ = std::make_unique<Http::Endpoint>(address);
     auto options =
         Http::Endpoint::options()
@@ -195,7 +197,9 @@ Status HttpServer::start() {
   return Status::Ok();
 }
 
-int HttpServer::port() const { return endpoint_ ? static_cast<std::uint16_t>(endpoint_->getPort()) : 0; }
+int HttpServer::port() const {
+  return endpoint_ ? static_cast<std::uint16_t>(endpoint_->getPort()) : 0;
+}
 
 void HttpServer::shutdown() {
   if (endpoint_) {

@@ -47,8 +47,8 @@ void print_example(const conf::Config& config, const signing::UrlSigner& signer,
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(config.source.file.root, ec)) {
     std::string name = entry.path().filename().string();
-    if (entry.is_regular_file(ec) && (name.ends_with(".jpg") || name.ends_with(".png") ||
-                                      name.ends_with(".webp"))) {
+    if (entry.is_regular_file(ec) &&
+        (name.ends_with(".jpg") || name.ends_with(".png") || name.ends_with(".webp"))) {
       images.push_back(name);
     }
   }
@@ -98,8 +98,8 @@ int serve(const conf::Config& config) {
   int received = 0;
   sigwait(&signals, &received);
 
-  proxy::log_line("info", std::string("received ") + strsignal(received) +
-                              ": finishing in-flight requests");
+  proxy::log_line(
+      "info", std::string("received ") + strsignal(received) + ": finishing in-flight requests");
   service.set_draining();
   bool drained = pool.drain(std::chrono::milliseconds(config.server.drain_timeout_ms));
   server.shutdown();

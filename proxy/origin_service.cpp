@@ -51,9 +51,8 @@ OriginService::OriginService(OriginOptions options, const signing::UrlSigner& si
   const transform::RenderSettings& r = options_.render;
   settings_fingerprint_ = "q" + std::to_string(r.jpeg_quality) + "p" +
                           std::to_string(r.jpeg_progressive) + "w" +
-                          std::to_string(r.webp_quality) + "z" +
-                          std::to_string(r.png_compression) + "o" +
-                          std::to_string(r.respect_orientation);
+                          std::to_string(r.webp_quality) + "z" + std::to_string(r.png_compression) +
+                          "o" + std::to_string(r.respect_orientation);
 }
 
 OriginResponse OriginService::error(const Status& status) const {
@@ -126,9 +125,10 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
 
   Job job;
   job.vary_accept = options_.auto_webp && !spec->format;
-  if (job.vary_accept && accepts_webp(request.accept)) job.negotiated = transform::ImageFormat::kWebp;
+  if (job.vary_accept && accepts_webp(request.accept))
+    job.negotiated = transform::ImageFormat::kWebp;
   job.cache_key = spec->canonical() + "|" + spec->image + "|" +
-                  (spec->format ? std::string(transform::format_name(*spec->format))
+                  (spec->format     ? std::string(transform::format_name(*spec->format))
                    : job.negotiated ? "webp-negotiated"
                                     : "source") +
                   "|" + settings_fingerprint_;
@@ -160,7 +160,8 @@ OriginResponse OriginService::run(const Job& job) const {
   }
   FetchConditions conditions;
   conditions.if_token_in = source_tokens_for(job.if_none_match, job.transform);
-  if (job.if_none_match.empty()) conditions.if_modified_since = parse_http_date(job.if_modified_since);
+  if (job.if_none_match.empty())
+    conditions.if_modified_since = parse_http_date(job.if_modified_since);
 
   Result<SourceObject> original = source_.fetch(job.spec.image, conditions);
   if (!original.ok()) return error(original.status());

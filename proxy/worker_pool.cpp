@@ -11,7 +11,9 @@ WorkerPool::WorkerPool(int threads, std::size_t queue_limit, std::function<void(
   }
 }
 
-WorkerPool::~WorkerPool() { drain(std::chrono::milliseconds::max()); }
+WorkerPool::~WorkerPool() {
+  drain(std::chrono::milliseconds::max());
+}
 
 bool WorkerPool::try_submit(std::function<void()> job) {
   {

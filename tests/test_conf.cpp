@@ -60,7 +60,8 @@ TEST_CASE("configuration errors name the YAML key path and the reason") {
       {kMinimal + "output: {auto_webp: maybe}", "output.auto_webp: expected true or false"},
       {kMinimal + "output: {jpeg_quality: high}",
        "output.jpeg_quality: expected a whole number, got 'high'"},
-      {kMinimal + "limits: {max_source_bytes: 12XB}", "limits.max_source_bytes: expected a byte count"},
+      {kMinimal + "limits: {max_source_bytes: 12XB}",
+       "limits.max_source_bytes: expected a byte count"},
       {"security: {keys: [k1]}\nsource: {type: ftp, file: {root: .}}",
        "source.type: expected one of: file"},
       {kMinimal + "source: {type: file}", "source: appears twice"},
@@ -81,8 +82,9 @@ TEST_CASE("configuration errors name the YAML key path and the reason") {
 
 TEST_CASE("byte counts accept binary suffixes") {
   test::TempDir dir;
-  auto config = load_config_text(kMinimal + "limits: {max_source_bytes: 8MiB}\n"
-                                            "result_cache: {memory_bytes: 1GiB}",
+  auto config = load_config_text(kMinimal +
+                                     "limits: {max_source_bytes: 8MiB}\n"
+                                     "result_cache: {memory_bytes: 1GiB}",
                                  dir.path().string(), nullptr);
   REQUIRE(config.ok());
   CHECK(config->limits.max_source_bytes == 8ull << 20);

@@ -18,7 +18,8 @@ TEST_CASE("HTTP dates are written and read in IMF-fixdate") {
   }
 }
 
-TEST_CASE("Cache-Control carries max-age and, when configured, s-maxage and stale-while-revalidate") {
+TEST_CASE(
+    "Cache-Control carries max-age and, when configured, s-maxage and stale-while-revalidate") {
   conf::CacheControlConfig config;
   CHECK(cache_control_for_success(config, 86400) == "public, max-age=86400");
   config.s_maxage = 604800;
@@ -47,9 +48,9 @@ TEST_CASE("If-None-Match uses weak comparison and understands lists and *") {
     bool match;
   };
   const Row rows[] = {
-      {"\"abc-1\"", true},         {"W/\"abc-1\"", true},        {"\"x\", \"abc-1\"", true},
-      {"*", true},                 {"\"abc-2\"", false},         {"", false},
-      {"abc-1", false},            {"\"abc-1", false},           {"\"x\",W/\"abc-1\"", true},
+      {"\"abc-1\"", true}, {"W/\"abc-1\"", true}, {"\"x\", \"abc-1\"", true},
+      {"*", true},         {"\"abc-2\"", false},  {"", false},
+      {"abc-1", false},    {"\"abc-1", false},    {"\"x\",W/\"abc-1\"", true},
   };
   for (const auto& row : rows) {
     CAPTURE(row.header);

@@ -73,9 +73,9 @@ TEST_CASE("a signed thumbnail is answered with the headers a CDN needs") {
   CHECK(etag.front() == '"');
   CHECK(etag.substr(0, 3) != "W/\"");
   REQUIRE(r.body);
-  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(r.body->size()), CV_8U,
-                                     const_cast<char*>(r.body->data())),
-                             cv::IMREAD_COLOR);
+  cv::Mat img = cv::imdecode(
+      cv::Mat(1, static_cast<int>(r.body->size()), CV_8U, const_cast<char*>(r.body->data())),
+      cv::IMREAD_COLOR);
   CHECK(img.cols == 300);
   CHECK(img.rows == 200);
   CHECK(r.cache_outcome == "miss");
@@ -119,7 +119,9 @@ TEST_CASE("If-None-Match answers 304 from the cache and, after a restart, from t
   CHECK(empty.stats().insertions == 0);  // nothing was transformed
 
   // Once the original changes, the old ETag no longer matches.
-  struct utimbuf times{1000000000, 1000000000};
+  struct utimbuf times {
+    1000000000, 1000000000
+  };
   REQUIRE(utime((f.root / "photos/storm.jpg").c_str(), &times) == 0);
   OriginResponse changed = fresh.handle(request);
   CHECK(changed.status == 200);
@@ -134,7 +136,8 @@ TEST_CASE("If-Modified-Since is honoured from the source's modification time") {
   CHECK(f.get("fit-in/100x100/photos/storm.jpg", "GET", "", "", "Thu, 01 Jan 1970 00:00:01 GMT")
             .status == 200);
   // If-None-Match wins over If-Modified-Since.
-  CHECK(f.get("fit-in/100x100/photos/storm.jpg", "GET", "\"nope\"", "", last_modified).status == 200);
+  CHECK(f.get("fit-in/100x100/photos/storm.jpg", "GET", "\"nope\"", "", last_modified).status ==
+        200);
 }
 
 TEST_CASE("errors get the right status, a short message and the right cache lifetime") {
@@ -147,30 +150,54 @@ TEST_CASE("errors get the right status, a short message and the right cache life
   };
   const std::string dotdot = "fit-in/100x100/../secret.jpg";
   const Row rows[] = {
-      {{"GET", "/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/fit-in/100x100/photos/storm.jpg", "", "", ""}, 403,
-       "public, max-age=60", "signature does not match"},
-      {{"GET", "/unsafe/fit-in/100x100/photos/storm.jpg", "", "", ""}, 403, "public, max-age=60",
+      {{"GET", "/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/fit-in/100x100/photos/storm.jpg", "", "", ""},
+       403,
+       "public, max-age=60",
+       "signature does not match"},
+      {{"GET", "/unsafe/fit-in/100x100/photos/storm.jpg", "", "", ""},
+       403,
+       "public, max-age=60",
        "unsigned (unsafe) URLs are not allowed"},
-      {{"GET", f.signer.sign("filters:sepia()/photos/storm.jpg"), "", "", ""}, 400,
-       "public, max-age=60", "unknown filter 'sepia'"},
-      {{"GET", f.signer.sign("fit-in/100x100/photos/missing.jpg"), "", "", ""}, 404,
-       "public, max-age=60", "source not found"},
-      {{"GET", f.signer.sign("fit-in/100x100/photos"), "", "", ""}, 404, "public, max-age=60",
+      {{"GET", f.signer.sign("filters:sepia()/photos/storm.jpg"), "", "", ""},
+       400,
+       "public, max-age=60",
+       "unknown filter 'sepia'"},
+      {{"GET", f.signer.sign("fit-in/100x100/photos/missing.jpg"), "", "", ""},
+       404,
+       "public, max-age=60",
        "source not found"},
-      {{"GET", f.signer.sign(dotdot), "", "", ""}, 403, "public, max-age=60",
+      {{"GET", f.signer.sign("fit-in/100x100/photos"), "", "", ""},
+       404,
+       "public, max-age=60",
+       "source not found"},
+      {{"GET", f.signer.sign(dotdot), "", "", ""},
+       403,
+       "public, max-age=60",
        "the image path leaves the source folder"},
-      {{"GET", f.signer.sign("fit-in/100x100/photos/%2e%2e/%2E%2E/secret.jpg"), "", "", ""}, 403,
-       "public, max-age=60", "the image path leaves the source folder"},
-      {{"GET", f.signer.sign("fit-in/100x100/escape.jpg"), "", "", ""}, 403, "public, max-age=60",
+      {{"GET", f.signer.sign("fit-in/100x100/photos/%2e%2e/%2E%2E/secret.jpg"), "", "", ""},
+       403,
+       "public, max-age=60",
        "the image path leaves the source folder"},
-      {{"GET", f.signer.sign("fit-in/100x100/%2Fetc%2Fpasswd"), "", "", ""}, 403,
-       "public, max-age=60", "the image path must be relative"},
-      {{"GET", f.signer.sign("fit-in/100x100/a%00.jpg"), "", "", ""}, 400, "public, max-age=60",
+      {{"GET", f.signer.sign("fit-in/100x100/escape.jpg"), "", "", ""},
+       403,
+       "public, max-age=60",
+       "the image path leaves the source folder"},
+      {{"GET", f.signer.sign("fit-in/100x100/%2Fetc%2Fpasswd"), "", "", ""},
+       403,
+       "public, max-age=60",
+       "the image path must be relative"},
+      {{"GET", f.signer.sign("fit-in/100x100/a%00.jpg"), "", "", ""},
+       400,
+       "public, max-age=60",
        "not validly percent-encoded"},
-      {{"GET", f.signer.sign("fit-in/100x100/notes.jpg"), "", "", ""}, 415, "public, max-age=60",
+      {{"GET", f.signer.sign("fit-in/100x100/notes.jpg"), "", "", ""},
+       415,
+       "public, max-age=60",
        "not a JPEG, PNG or WebP image"},
-      {{"POST", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""}, 405,
-       "public, max-age=60", "only GET and HEAD are supported"},
+      {{"POST", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""},
+       405,
+       "public, max-age=60",
+       "only GET and HEAD are supported"},
       {{"GET", "/", "", "", ""}, 404, "public, max-age=60", "no such resource"},
   };
   for (const auto& row : rows) {
@@ -202,7 +229,8 @@ TEST_CASE("transient failures are never cacheable and overload says when to retr
 
 TEST_CASE("auto-WebP picks the format from Accept and says Vary: Accept, also on 304") {
   Fixture f(/*auto_webp=*/true);
-  OriginResponse webp = f.get("fit-in/200x200/photos/storm.jpg", "GET", "", "image/avif,image/webp,*/*");
+  OriginResponse webp =
+      f.get("fit-in/200x200/photos/storm.jpg", "GET", "", "image/avif,image/webp,*/*");
   CHECK(header(webp, "Content-Type") == "image/webp");
   CHECK(header(webp, "Vary") == "Accept");
   OriginResponse jpeg = f.get("fit-in/200x200/photos/storm.jpg", "GET", "", "*/*");
@@ -214,7 +242,8 @@ TEST_CASE("auto-WebP picks the format from Accept and says Vary: Accept, also on
   CHECK(not_modified.status == 304);
   CHECK(header(not_modified, "Vary") == "Accept");
   // An explicit format() does not depend on Accept: no Vary.
-  OriginResponse png = f.get("fit-in/200x200/filters:format(png)/photos/storm.jpg", "GET", "", "image/webp");
+  OriginResponse png =
+      f.get("fit-in/200x200/filters:format(png)/photos/storm.jpg", "GET", "", "image/webp");
   CHECK(header(png, "Content-Type") == "image/png");
   CHECK(header(png, "Vary") == "<absent>");
 }

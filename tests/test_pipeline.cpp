@@ -1,11 +1,10 @@
 // transform/pipeline: real photographs in, thumbnails out; properties measured on the pixels.
 #include <doctest/doctest.h>
+#include <zlib.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-
-#include <zlib.h>
 
 #include "support.h"
 #include "transform/pipeline.h"
@@ -66,9 +65,9 @@ std::string png_chunk(const std::string& type, const std::string& data) {
 // A PNG written by hand, for layouts OpenCV's encoder cannot produce (palette, grey + alpha).
 std::string png_file(int width, int height, int colour_type, int depth, const std::string& rows,
                      const std::string& extra_chunks = {}) {
-  std::string header = be32(static_cast<std::uint32_t>(width)) +
-                       be32(static_cast<std::uint32_t>(height)) +
-                       std::string{static_cast<char>(depth), static_cast<char>(colour_type), 0, 0, 0};
+  std::string header =
+      be32(static_cast<std::uint32_t>(width)) + be32(static_cast<std::uint32_t>(height)) +
+      std::string{static_cast<char>(depth), static_cast<char>(colour_type), 0, 0, 0};
   uLongf size = compressBound(static_cast<uLong>(rows.size()));
   std::string compressed(size, '\0');
   REQUIRE(compress(reinterpret_cast<Bytef*>(compressed.data()), &size,
@@ -91,28 +90,31 @@ std::string png_rows(int height, int half, const std::string& left, const std::s
 
 }  // namespace
 
-TEST_CASE("paletted, grey + alpha and 16-bit grey PNGs decode with their colours and transparency") {
+TEST_CASE(
+    "paletted, grey + alpha and 16-bit grey PNGs decode with their colours and transparency") {
   // Palette: index 0 opaque red, index 1 blue made fully transparent by tRNS.
   const std::string palette_chunks = png_chunk("PLTE", std::string("\xff\0\0\0\0\xff", 6)) +
                                      png_chunk("tRNS", std::string("\xff\0", 2));
-  cv::Mat palette = decoded(render_ok(
-      png_file(64, 32, 3, 8, png_rows(32, 32, std::string(1, '\0'), std::string(1, '\1')),
-               palette_chunks),
-      "fit-in/32x32"));
+  cv::Mat palette = decoded(
+      render_ok(png_file(64, 32, 3, 8, png_rows(32, 32, std::string(1, '\0'), std::string(1, '\1')),
+                         palette_chunks),
+                "fit-in/32x32"));
   REQUIRE(palette.channels() == 4);
   CHECK(palette.at<cv::Vec4b>(8, 4) == cv::Vec4b(0, 0, 255, 255));
   CHECK(palette.at<cv::Vec4b>(8, 28)[3] == 0);
 
-  cv::Mat grey_alpha = decoded(render_ok(
-      png_file(64, 32, 4, 8, png_rows(32, 32, std::string("\xc8\xff", 2), std::string("\x32\0", 2))),
-      "fit-in/32x32"));
+  cv::Mat grey_alpha = decoded(
+      render_ok(png_file(64, 32, 4, 8,
+                         png_rows(32, 32, std::string("\xc8\xff", 2), std::string("\x32\0", 2))),
+                "fit-in/32x32"));
   REQUIRE(grey_alpha.channels() == 4);
   CHECK(grey_alpha.at<cv::Vec4b>(8, 4) == cv::Vec4b(200, 200, 200, 255));
   CHECK(grey_alpha.at<cv::Vec4b>(8, 28)[3] == 0);
 
-  cv::Mat grey16 = decoded(render_ok(
-      png_file(64, 32, 0, 16, png_rows(32, 32, std::string("\x9c\x40", 2), std::string("\x9c\x40", 2))),
-      "fit-in/32x32"));
+  cv::Mat grey16 = decoded(
+      render_ok(png_file(64, 32, 0, 16,
+                         png_rows(32, 32, std::string("\x9c\x40", 2), std::string("\x9c\x40", 2))),
+                "fit-in/32x32"));
   CHECK(grey16.depth() == CV_8U);
   CHECK(grey16.at<cv::Vec3b>(8, 8)[0] == 156);  // 40000 / 257
 }
@@ -124,10 +126,13 @@ TEST_CASE("thumbnails of a large JPEG have Thumbor's dimensions and are shrunk o
     int width, height, shrink;
   };
   const Row rows[] = {
-      {"fit-in/300x200", 300, 169, 4}, {"300x300", 300, 300, 4},
+      {"fit-in/300x200", 300, 169, 4},
+      {"300x300", 300, 300, 4},
       // 2448 * 200 / 4352 = 112.5 rounds half to even, as in Thumbor (then a 1-pixel crop).
-      {"fit-in/1280x1280", 1280, 720, 1}, {"200x0", 200, 112, 8},
-      {"full-fit-in/300x300", 533, 300, 4}, {"fit-in/5000x5000", 4352, 2448, 1},
+      {"fit-in/1280x1280", 1280, 720, 1},
+      {"200x0", 200, 112, 8},
+      {"full-fit-in/300x300", 533, 300, 4},
+      {"fit-in/5000x5000", 4352, 2448, 1},
   };
   for (const auto& row : rows) {
     std::string options(row.options);
@@ -201,10 +206,12 @@ TEST_CASE("alpha survives PNG to PNG and PNG to WebP, resized without dark fring
     CHECK(visible > 0);
   }
   // The real corpus PNG keeps its transparency too.
-  Thumbnail gulp = render_ok(test::read_file(test::corpus("png/mate_Gulp_alpha.png")), "fit-in/300x300");
+  Thumbnail gulp =
+      render_ok(test::read_file(test::corpus("png/mate_Gulp_alpha.png")), "fit-in/300x300");
   CHECK(gulp.format == ImageFormat::kPng);
   CHECK(decoded(gulp).channels() == 4);
-  Thumbnail gulp_webp = render_ok(test::read_file(test::corpus("webp/mate_Gulp_alpha.q80.webp")), "fit-in/300x300");
+  Thumbnail gulp_webp =
+      render_ok(test::read_file(test::corpus("webp/mate_Gulp_alpha.q80.webp")), "fit-in/300x300");
   CHECK(gulp_webp.format == ImageFormat::kWebp);
   CHECK(decoded(gulp_webp).channels() == 4);
 }
@@ -231,13 +238,16 @@ TEST_CASE("output formats follow format() and otherwise the source format") {
   CHECK(webp.bytes.substr(0, 4) == "RIFF");
   Thumbnail png = render_ok(storm, "fit-in/200x200/filters:format(png)");
   CHECK(png.bytes.substr(1, 3) == "PNG");
-  Thumbnail jpeg = render_ok(test::read_file(test::corpus("webp/sunset_by_Aitzol_Berasategi.q80.webp")),
-                             "fit-in/200x200/filters:format(jpeg)");
+  Thumbnail jpeg =
+      render_ok(test::read_file(test::corpus("webp/sunset_by_Aitzol_Berasategi.q80.webp")),
+                "fit-in/200x200/filters:format(jpeg)");
   CHECK(static_cast<unsigned char>(jpeg.bytes[0]) == 0xFF);
   CHECK(render_ok(test::read_file(test::corpus("webp/sunset_by_Aitzol_Berasategi.q80.webp")),
-                  "fit-in/200x200").format == ImageFormat::kWebp);
+                  "fit-in/200x200")
+            .format == ImageFormat::kWebp);
   CHECK(output_format(ThumbnailSpec{}, ImageFormat::kGif, std::nullopt) == ImageFormat::kPng);
-  CHECK(output_format(ThumbnailSpec{}, ImageFormat::kJpeg, ImageFormat::kWebp) == ImageFormat::kWebp);
+  CHECK(output_format(ThumbnailSpec{}, ImageFormat::kJpeg, ImageFormat::kWebp) ==
+        ImageFormat::kWebp);
 }
 
 TEST_CASE("quality() changes the encoded size, and progressive JPEG is the default") {
@@ -250,7 +260,8 @@ TEST_CASE("quality() changes the encoded size, and progressive JPEG is the defau
   CHECK(info->progressive);
   RenderSettings baseline;
   baseline.jpeg_progressive = false;
-  CHECK_FALSE(sniff(test::as_bytes(render_ok(storm, "fit-in/400x400", baseline).bytes))->progressive);
+  CHECK_FALSE(
+      sniff(test::as_bytes(render_ok(storm, "fit-in/400x400", baseline).bytes))->progressive);
 }
 
 TEST_CASE("flips mirror the output") {
@@ -291,8 +302,10 @@ TEST_CASE("over-limit sources are refused from the header, before decoding") {
   CHECK(too_wide.status().message() == "the source is 4352x2448, over the limit of 4000 per side");
 
   // 30000x30000 claimed by a file of a few bytes: refused without allocating pixels.
-  std::string bomb = std::string("\xFF\xD8\xFF\xC0\x00\x11\x08\x75\x30\x75\x30\x03\x01\x22\x00\x02"
-                                 "\x11\x01\x03\x11\x01\xFF\xDA\x00\x08\x01\x01\x00\x00\x3f\x00\xFF\xD9", 33);
+  std::string bomb = std::string(
+      "\xFF\xD8\xFF\xC0\x00\x11\x08\x75\x30\x75\x30\x03\x01\x22\x00\x02"
+      "\x11\x01\x03\x11\x01\xFF\xDA\x00\x08\x01\x01\x00\x00\x3f\x00\xFF\xD9",
+      33);
   auto refused = render_bytes(bomb, "fit-in/300x200");
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == Code::kTooLarge);

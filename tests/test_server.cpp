@@ -116,13 +116,17 @@ class Server {
     std::filesystem::create_directories(root_ / "photos");
     std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root_ / "photos/storm.jpg");
     std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root_ / "key with space.jpg");
-    std::filesystem::copy_file(test::corpus("large/Kleiber_by_Lukas_Baubkus.jpg"), root_ / "large.jpg");
+    std::filesystem::copy_file(test::corpus("large/Kleiber_by_Lukas_Baubkus.jpg"),
+                               root_ / "large.jpg");
     test::write_file(dir_.path() / "secret.jpg", "outside");
-    test::write_file(dir_.path() / "thimble.yaml",
-                     "server: " + server_yaml + "\n"
-                     "security: {keys: [" + std::string(kKey) + "]}\n"
-                     "source: {file: {root: originals}}\n"
-                     "cache_control: {max_age: 600}\n" + extra_yaml);
+    test::write_file(dir_.path() / "thimble.yaml", "server: " + server_yaml +
+                                                       "\n"
+                                                       "security: {keys: [" +
+                                                       std::string(kKey) +
+                                                       "]}\n"
+                                                       "source: {file: {root: originals}}\n"
+                                                       "cache_control: {max_age: 600}\n" +
+                                                       extra_yaml);
     log_ = dir_.path() / "server.log";
     pid_ = fork();
     REQUIRE(pid_ >= 0);
@@ -183,9 +187,9 @@ class Server {
 };
 
 cv::Size image_size(const std::string& bytes) {
-  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U,
-                                     const_cast<char*>(bytes.data())),
-                             cv::IMREAD_UNCHANGED);
+  cv::Mat img = cv::imdecode(
+      cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+      cv::IMREAD_UNCHANGED);
   return img.size();
 }
 
@@ -249,7 +253,8 @@ TEST_CASE("errors over HTTP: bad signature, malformed URL, missing file, path es
       {server.base() + wrong.sign("fit-in/300x200/photos/storm.jpg"), 403, "public, max-age=60"},
       {server.base() + "/unsafe/fit-in/300x200/photos/storm.jpg", 403, "public, max-age=60"},
       {server.base() + "/fit-in/300x200/photos/storm.jpg", 403, "public, max-age=60"},
-      {server.url("fit-in/300x200/filters:nonsense(1)/photos/storm.jpg"), 400, "public, max-age=60"},
+      {server.url("fit-in/300x200/filters:nonsense(1)/photos/storm.jpg"), 400,
+       "public, max-age=60"},
       {server.url("fit-in/300x200/"), 400, "public, max-age=60"},
       {server.url("fit-in/300x200/photos/nothing-here.jpg"), 404, "public, max-age=60"},
       {server.url("fit-in/300x200/../secret.jpg"), 403, "public, max-age=60"},
@@ -272,7 +277,8 @@ TEST_CASE("auto-WebP reads the browser's Accept header and answers Vary: Accept"
   Server server("{host: 127.0.0.1, workers: 2}", "output: {auto_webp: true}\n");
   Client client;
   const std::string url = server.url("fit-in/200x200/photos/storm.jpg");
-  Reply browser = client.request(url, {"Accept: image/avif,image/webp,image/apng,image/*,*/*;q=0.8"});
+  Reply browser =
+      client.request(url, {"Accept: image/avif,image/webp,image/apng,image/*,*/*;q=0.8"});
   CHECK(browser.header("content-type") == "image/webp");
   CHECK(browser.header("vary") == "Accept");
   Reply refusing = client.request(url, {"Accept: image/webp;q=0, image/jpeg"});
@@ -302,11 +308,14 @@ TEST_CASE("keep-alive connections are reused, and HTTP/1.0 clients are told to c
 TEST_CASE("URLs built by libthumbor work unchanged, percent-encoded keys included") {
   Server server;
   test::TempDir dir;
-  test::write_file(dir.path() / "sign.py",
-                   "from libthumbor import CryptoURL\n"
-                   "c = CryptoURL(key='" + std::string(kKey) + "')\n"
-                   "print(c.generate(width=120, height=90, image_url='key%20with%20space.jpg'))\n"
-                   "print(c.generate(width=80, height=80, halign='left', image_url='photos/storm.jpg'))\n");
+  test::write_file(
+      dir.path() / "sign.py",
+      "from libthumbor import CryptoURL\n"
+      "c = CryptoURL(key='" +
+          std::string(kKey) +
+          "')\n"
+          "print(c.generate(width=120, height=90, image_url='key%20with%20space.jpg'))\n"
+          "print(c.generate(width=80, height=80, halign='left', image_url='photos/storm.jpg'))\n");
   FILE* pipe = popen(("/usr/bin/python3 " + (dir.path() / "sign.py").string()).c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::array<char, 512> line{};
@@ -335,8 +344,8 @@ TEST_CASE("a full worker queue answers 503 with Retry-After instead of waiting")
     threads.emplace_back([&, i] {
       Client client;
       // Distinct, slow transforms: a full decode of a 20-megapixel JPEG each.
-      replies[static_cast<std::size_t>(i)] = client.request(
-          server.url("fit-in/" + std::to_string(6000 - i) + "x6000/large.jpg"));
+      replies[static_cast<std::size_t>(i)] =
+          client.request(server.url("fit-in/" + std::to_string(6000 - i) + "x6000/large.jpg"));
     });
   }
   for (auto& t : threads) t.join();

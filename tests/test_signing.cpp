@@ -17,10 +17,13 @@ namespace {
 // Produced by libthumbor's CryptoURL(key='MY_SECURE_KEY').generate(...) (SPEC.md §2).
 const char* const kVectors[] = {
     "/FQjiRjoVp42Nl25AbGL6IweUUdI=/300x200/my.server.com/some/path/to/image.jpg",
-    "/oVIIhw6DCjxWND8Sxv4aAxIf7UA=/fit-in/400x300/filters:quality(80):format(webp)/bucket/photos/cat.jpg",
+    "/oVIIhw6DCjxWND8Sxv4aAxIf7UA=/fit-in/400x300/filters:quality(80):format(webp)/bucket/photos/"
+    "cat.jpg",
     "/rIOTZLeLkROhbPbzQJL0ot0VSg4=/-300x-200/left/top/smart/https://example.com/img/dog.png",
-    "/ntyRIPjipZ9DTfb5jzfzx657NoU=/meta/trim:bottom-right:10/10x20:510x420/200x0/uploads/2024/photo.jpg",
-    "/KVTzjAwo9sZ38Sb41iMm5_HUBE4=/full-fit-in/800x600/filters:fill(white):upscale():round_corner(20,255,255,255)/s3/bucket/key%20with%20space.jpg",
+    "/ntyRIPjipZ9DTfb5jzfzx657NoU=/meta/trim:bottom-right:10/10x20:510x420/200x0/uploads/2024/"
+    "photo.jpg",
+    "/KVTzjAwo9sZ38Sb41iMm5_HUBE4=/full-fit-in/800x600/"
+    "filters:fill(white):upscale():round_corner(20,255,255,255)/s3/bucket/key%20with%20space.jpg",
     "/aQ0UF3ZO0dRqv4t9Gy9tzr5vY3I=/adaptive-fit-in/0x500/a/b.jpg",
 };
 
@@ -34,7 +37,8 @@ Run run(const std::string& command) {
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::array<char, 4096> buffer{};
-  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) result.out.append(buffer.data(), n);
+  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe))
+    result.out.append(buffer.data(), n);
   int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
@@ -130,8 +134,10 @@ TEST_CASE("URLs signed by Debian's libthumbor verify, including encoded keys") {
       "from libthumbor import CryptoURL\n"
       "c = CryptoURL(key='rotate-me: &%+/= more')\n"
       "print(c.generate(width=320, height=240, smart=True, image_url='photos/cat%20one.jpg'))\n"
-      "print(c.generate(width=100, height=0, fit_in=True, filters=['quality(70)'], image_url='a/b.png'))\n"
-      "print(c.generate(width=50, height=50, halign='right', valign='bottom', crop=((10,20),(500,600)), image_url='x.webp'))\n";
+      "print(c.generate(width=100, height=0, fit_in=True, filters=['quality(70)'], "
+      "image_url='a/b.png'))\n"
+      "print(c.generate(width=50, height=50, halign='right', valign='bottom', "
+      "crop=((10,20),(500,600)), image_url='x.webp'))\n";
   test::TempDir dir;
   test::write_file(dir.path() / "sign.py", script);
   Run generated = run("/usr/bin/python3 " + (dir.path() / "sign.py").string());
@@ -158,10 +164,13 @@ TEST_CASE("thimble-sign signs like libthumbor and verifies with exit status 0 or
   CHECK(signed_path.status == 0);
   CHECK(signed_path.out == std::string(kVectors[5]) + "\n");
 
-  Run from_env = run("THIMBLE_KEY=MY_SECURE_KEY " + sign + " /300x200/my.server.com/some/path/to/image.jpg");
+  Run from_env =
+      run("THIMBLE_KEY=MY_SECURE_KEY " + sign + " /300x200/my.server.com/some/path/to/image.jpg");
   CHECK(from_env.out == std::string(kVectors[0]) + "\n");
 
   CHECK(run(sign + key_file + " --verify '" + kVectors[1] + "' 2>/dev/null").status == 0);
-  CHECK(run(sign + key_file + " --verify '/oVIIhw6DCjxWND8Sxv4aAxIf7UA=/fit-in/400x301/x.jpg' 2>/dev/null").status == 1);
+  CHECK(run(sign + key_file +
+            " --verify '/oVIIhw6DCjxWND8Sxv4aAxIf7UA=/fit-in/400x301/x.jpg' 2>/dev/null")
+            .status == 1);
   CHECK(run("env -u THIMBLE_KEY " + sign + " a.jpg 2>/dev/null").status == 2);
 }

@@ -9,7 +9,9 @@ using namespace thimble::transform;
 
 namespace {
 
-Result<ImageInfo> sniff_string(const std::string& bytes) { return sniff(test::as_bytes(bytes)); }
+Result<ImageInfo> sniff_string(const std::string& bytes) {
+  return sniff(test::as_bytes(bytes));
+}
 
 // A baseline JPEG that is only a header: SOI, SOF0 claiming `w`x`h`, SOS, EOI.
 std::string jpeg_header(int w, int h, std::string app1 = {}) {
@@ -33,11 +35,11 @@ std::string exif_app1(int orientation, bool little_endian) {
     return little_endian ? std::string{static_cast<char>(v & 255), static_cast<char>(v >> 8)}
                          : std::string{static_cast<char>(v >> 8), static_cast<char>(v & 255)};
   };
-  tiff += u16(1);                           // one entry
-  tiff += u16(0x0112) + u16(3);             // Orientation, SHORT
+  tiff += u16(1);                // one entry
+  tiff += u16(0x0112) + u16(3);  // Orientation, SHORT
   tiff += little_endian ? std::string("\x01\x00\x00\x00", 4) : std::string("\x00\x00\x00\x01", 4);
-  tiff += u16(orientation) + u16(0);        // value inline
-  tiff += std::string(4, '\0');             // next IFD
+  tiff += u16(orientation) + u16(0);  // value inline
+  tiff += std::string(4, '\0');       // next IFD
   std::string payload = std::string("Exif\0\0", 6) + tiff;
   std::size_t length = payload.size() + 2;
   return std::string("\xFF\xE1", 2) + static_cast<char>(length >> 8) +
@@ -60,7 +62,8 @@ TEST_CASE("real photographs report their stored size, format and orientation") {
       {"png/mate_Gulp_alpha.png", ImageFormat::kPng, 1920, 1200, 1, true, false},
       {"png/plasma_Canopee_3840x2160.png", ImageFormat::kPng, 3840, 2160, 1, false, false},
       {"webp/mate_Gulp_alpha.q80.webp", ImageFormat::kWebp, 1920, 1200, 1, true, false},
-      {"webp/sunset_by_Aitzol_Berasategi.q80.webp", ImageFormat::kWebp, 4272, 2848, 1, false, false},
+      {"webp/sunset_by_Aitzol_Berasategi.q80.webp", ImageFormat::kWebp, 4272, 2848, 1, false,
+       false},
       {"exif/Landscape_1.jpg", ImageFormat::kJpeg, 1800, 1200, 1, false, false},
       {"exif/Landscape_3.jpg", ImageFormat::kJpeg, 1800, 1200, 3, false, false},
       {"exif/Landscape_6.jpg", ImageFormat::kJpeg, 1200, 1800, 6, false, false},
@@ -83,7 +86,8 @@ TEST_CASE("real photographs report their stored size, format and orientation") {
 TEST_CASE("all eight EXIF orientations are read, and orientations 5 to 8 swap the axes") {
   for (int n = 1; n <= 8; ++n) {
     CAPTURE(n);
-    auto info = sniff_string(test::read_file(test::corpus("exif/Landscape_" + std::to_string(n) + ".jpg")));
+    auto info =
+        sniff_string(test::read_file(test::corpus("exif/Landscape_" + std::to_string(n) + ".jpg")));
     REQUIRE(info.ok());
     CHECK(info->orientation == n);
     CHECK(info->swaps_axes() == (n >= 5));

@@ -56,8 +56,9 @@ TEST_CASE("every supported URL form parses to its canonical options and image") 
 }
 
 TEST_CASE("parsed fields carry the meaning of each segment") {
-  auto spec = parse_spec("10x20:510x420/adaptive-full-fit-in/-300xorig/right/bottom/"
-                         "filters:quality(55):format(png)/a/b.jpg");
+  auto spec = parse_spec(
+      "10x20:510x420/adaptive-full-fit-in/-300xorig/right/bottom/"
+      "filters:quality(55):format(png)/a/b.jpg");
   REQUIRE(spec.ok());
   CHECK(spec->crop == CropBox{10, 20, 510, 420});
   CHECK(spec->fit == FitMode::kFullFitIn);

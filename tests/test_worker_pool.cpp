@@ -43,7 +43,10 @@ TEST_CASE("a full queue refuses new jobs at once instead of blocking") {
   Gate gate;
   std::atomic<int> started{0};
   WorkerPool pool(1, 2);
-  CHECK(pool.try_submit([&] { ++started; gate.wait(); }));
+  CHECK(pool.try_submit([&] {
+    ++started;
+    gate.wait();
+  }));
   while (started.load() == 0) std::this_thread::yield();  // the worker holds job 1
   CHECK(pool.try_submit([] {}));
   CHECK(pool.try_submit([] {}));
@@ -58,7 +61,10 @@ TEST_CASE("draining refuses new work, and reports when running work outlives the
   Gate gate;
   std::atomic<int> started{0};
   WorkerPool pool(1, 4);
-  CHECK(pool.try_submit([&] { ++started; gate.wait(); }));
+  CHECK(pool.try_submit([&] {
+    ++started;
+    gate.wait();
+  }));
   while (started.load() == 0) std::this_thread::yield();
   CHECK_FALSE(pool.drain(std::chrono::milliseconds(50)));
   CHECK_FALSE(pool.try_submit([] {}));

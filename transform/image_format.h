@@ -30,6 +30,8 @@ constexpr std::string_view mime_type(ImageFormat f) {
 }
 
 // Formats Thimble can write. GIF is read-only (and not decodable with this OpenCV build).
-constexpr bool can_encode(ImageFormat f) { return f != ImageFormat::kGif; }
+constexpr bool can_encode(ImageFormat f) {
+  return f != ImageFormat::kGif;
+}
 
 }  // namespace thimble::transform

@@ -118,7 +118,8 @@ void flatten(cv::Mat& img, cv::Scalar background) {
     const int a = p[3];
     cv::Vec3b& o = out.at<cv::Vec3b>(pos[0], pos[1]);
     for (int c = 0; c < 3; ++c) {
-      o[c] = static_cast<std::uint8_t>((p[c] * a + static_cast<int>(background[c]) * (255 - a) + 127) / 255);
+      o[c] = static_cast<std::uint8_t>(
+          (p[c] * a + static_cast<int>(background[c]) * (255 - a) + 127) / 255);
     }
   });
   img = out;
@@ -195,8 +196,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   Result<ImageInfo> info = inspect(original, s);
   if (!info.ok()) return info.status();
   thumb.source = *info;
-  const Size shown = info->swaps_axes() ? Size{info->height, info->width}
-                                        : Size{info->width, info->height};
+  const Size shown =
+      info->swaps_axes() ? Size{info->height, info->width} : Size{info->width, info->height};
   Result<Plan> plan = make_plan(spec, shown, s.max_output_dimension);
   if (!plan.ok()) return plan.status();
   thumb.times.sniff_ms = ms_since(start);
@@ -260,6 +261,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   return thumb;
 }
 
-void use_one_thread_per_render() { cv::setNumThreads(1); }
+void use_one_thread_per_render() {
+  cv::setNumThreads(1);
+}
 
 }  // namespace thimble::transform

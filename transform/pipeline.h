@@ -31,8 +31,8 @@ struct RenderSettings {
   bool respect_orientation = true;                // apply EXIF orientation
   int jpeg_quality = 80;                          // when the URL has no quality()
   bool jpeg_progressive = true;
-  int webp_quality = 80;                          // when the URL has no quality()
-  int png_compression = 6;                        // zlib level 0-9
+  int webp_quality = 80;    // when the URL has no quality()
+  int png_compression = 6;  // zlib level 0-9
 };
 
 // Wall time spent in each stage, in milliseconds.

@@ -7,15 +7,21 @@ namespace thimble::transform {
 namespace {
 
 // Python's round(): half to even (the default floating-point rounding mode).
-double round_even(double x) { return std::nearbyint(x); }
+double round_even(double x) {
+  return std::nearbyint(x);
+}
 
 // Python's round(x, 2), used by Thumbor to compare aspect ratios.
-double round2(double x) { return std::nearbyint(x * 100.0) / 100.0; }
+double round2(double x) {
+  return std::nearbyint(x * 100.0) / 100.0;
+}
 
 double alignment(HAlign a) {
   return a == HAlign::kLeft ? 0.0 : a == HAlign::kRight ? 1.0 : 0.5;
 }
-double alignment(VAlign a) { return a == VAlign::kTop ? 0.0 : a == VAlign::kBottom ? 1.0 : 0.5; }
+double alignment(VAlign a) {
+  return a == VAlign::kTop ? 0.0 : a == VAlign::kBottom ? 1.0 : 0.5;
+}
 
 // Thumbor's requested target: `orig` is the source side, 0/missing is proportional to the other.
 void target_dimensions(const ThumbnailSpec& spec, double sw, double sh, double& tw, double& th) {

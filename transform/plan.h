@@ -24,9 +24,9 @@ struct Rect {
 };
 
 struct Plan {
-  Size source;   // the source as shown, i.e. after EXIF orientation
-  Rect region;   // the part of `source` that becomes the output (manual crop, then aspect crop)
-  Size target;   // output size before flips; equal to region.size() when nothing is resized
+  Size source;  // the source as shown, i.e. after EXIF orientation
+  Rect region;  // the part of `source` that becomes the output (manual crop, then aspect crop)
+  Size target;  // output size before flips; equal to region.size() when nothing is resized
   bool flip_horizontal = false;
   bool flip_vertical = false;
 

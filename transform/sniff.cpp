@@ -7,14 +7,22 @@ namespace {
 
 using Bytes = std::span<const std::uint8_t>;
 
-Status unsupported(std::string message) { return {Code::kUnsupportedMedia, std::move(message)}; }
+Status unsupported(std::string message) {
+  return {Code::kUnsupportedMedia, std::move(message)};
+}
 
-std::uint32_t be16(Bytes d, std::size_t at) { return d[at] << 8 | d[at + 1]; }
+std::uint32_t be16(Bytes d, std::size_t at) {
+  return d[at] << 8 | d[at + 1];
+}
 std::uint32_t be32(Bytes d, std::size_t at) {
   return std::uint32_t{d[at]} << 24 | d[at + 1] << 16 | d[at + 2] << 8 | d[at + 3];
 }
-std::uint32_t le16(Bytes d, std::size_t at) { return d[at] | d[at + 1] << 8; }
-std::uint32_t le24(Bytes d, std::size_t at) { return d[at] | d[at + 1] << 8 | d[at + 2] << 16; }
+std::uint32_t le16(Bytes d, std::size_t at) {
+  return d[at] | d[at + 1] << 8;
+}
+std::uint32_t le24(Bytes d, std::size_t at) {
+  return d[at] | d[at + 1] << 8 | d[at + 2] << 16;
+}
 std::uint32_t le32(Bytes d, std::size_t at) {
   return d[at] | d[at + 1] << 8 | d[at + 2] << 16 | std::uint32_t{d[at + 3]} << 24;
 }
@@ -41,12 +49,12 @@ Result<ImageInfo> sniff_jpeg(Bytes d) {
     if (length < 2 || i + length > d.size()) return unsupported("truncated JPEG header");
     Bytes segment = d.subspan(i + 2, length - 2);
     // APP1 "Exif\0\0" + TIFF: the orientation. (The two NULs are checked by hand.)
-    if (marker == 0xE1 && starts_with(segment, "Exif") && segment.size() > 6 &&
-        segment[4] == 0 && segment[5] == 0) {
+    if (marker == 0xE1 && starts_with(segment, "Exif") && segment.size() > 6 && segment[4] == 0 &&
+        segment[5] == 0) {
       info.orientation = exif_orientation(segment.subspan(6));
     }
-    bool is_sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
-                  marker != 0xCC;
+    bool is_sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (is_sof) {
       if (segment.size() < 6) return unsupported("truncated JPEG frame header");
       info.height = static_cast<int>(be16(segment, 1));

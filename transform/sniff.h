@@ -17,7 +17,7 @@ namespace thimble::transform {
 
 struct ImageInfo {
   ImageFormat format = ImageFormat::kJpeg;
-  int width = 0;   // as stored, before EXIF orientation
+  int width = 0;  // as stored, before EXIF orientation
   int height = 0;
   int orientation = 1;  // EXIF orientation 1-8 (1 when absent or invalid)
   bool has_alpha = false;

@@ -7,7 +7,9 @@
 namespace thimble::transform {
 namespace {
 
-Status bad(std::string message) { return {Code::kBadRequest, std::move(message)}; }
+Status bad(std::string message) {
+  return {Code::kBadRequest, std::move(message)};
+}
 
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;
@@ -85,11 +87,20 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 27> kNotYetSupported = {
-    "fill", "background_color", "blur", "brightness", "contrast", "saturation", "rgb",
-    "grayscale", "equalize", "noise", "sharpen", "convolution", "rotate", "round_corner",
-    "watermark", "frame", "colorize", "curve", "strip_icc", "strip_exif", "no_upscale",
-    "upscale", "proportion", "max_bytes", "max_age", "focal", "extract_focal"};
+constexpr std::array<std::string_view, 27> kNotYetSupported = {"fill",         "background_color",
+                                                               "blur",         "brightness",
+                                                               "contrast",     "saturation",
+                                                               "rgb",          "grayscale",
+                                                               "equalize",     "noise",
+                                                               "sharpen",      "convolution",
+                                                               "rotate",       "round_corner",
+                                                               "watermark",    "frame",
+                                                               "colorize",     "curve",
+                                                               "strip_icc",    "strip_exif",
+                                                               "no_upscale",   "upscale",
+                                                               "proportion",   "max_bytes",
+                                                               "max_age",      "focal",
+                                                               "extract_focal"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
@@ -157,9 +168,8 @@ Status parse_filters(std::string_view list, ThumbnailSpec& spec) {
 // almost surely a URL with segments out of order, which Thumbor would silently misread.
 bool looks_like_misplaced_option(std::string_view first) {
   if (first.starts_with("filters:") || first.starts_with("trim")) return true;
-  for (std::string_view word :
-       {"fit-in", "full-fit-in", "adaptive-fit-in", "adaptive-full-fit-in", "meta", "debug",
-        "smart", "unsafe"}) {
+  for (std::string_view word : {"fit-in", "full-fit-in", "adaptive-fit-in", "adaptive-full-fit-in",
+                                "meta", "debug", "smart", "unsafe"}) {
     if (first == word) return true;
   }
   return false;

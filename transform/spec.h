@@ -58,8 +58,8 @@ struct ThumbnailSpec {
   VAlign valign = VAlign::kMiddle;
 
   // Filters.
-  std::optional<int> quality;              // quality(0-100)
-  std::optional<ImageFormat> format;       // format(jpeg|png|webp)
+  std::optional<int> quality;         // quality(0-100)
+  std::optional<ImageFormat> format;  // format(jpeg|png|webp)
 
   std::string image;  // the source key, raw (still percent-encoded), never empty
 
