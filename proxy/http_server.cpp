@@ -181,10 +181,11 @@ Status HttpServer::start() {
             .threads(config_.reactor_threads)
             .flags(Pistache::Tcp::Options::ReuseAddr | Pistache::Tcp::Options::NoDelay)
             .maxRequestSize(config_.max_request_bytes)
-            // Pistache's header timer also bounds how long a request may stay unanswered, so it
-            // must outlast the slowest allowed transform (which has its own deadline).
-            .headerTimeout(std::chrono::milliseconds(config_.request_timeout_ms + 5000))
-            .bodyTimeout(std::chrono::milliseconds(config_.request_timeout_ms + 5000))
+            // Pistache's header timer also bounds how long a request may stay unanswered. A job
+            // may wait up to request_timeout for a worker and then run; the timer must outlast
+            // both, or Pistache would answer 408 and drop the connection mid-transform.
+            .headerTimeout(std::chrono::milliseconds(2 * config_.request_timeout_ms + 5000))
+            .bodyTimeout(std::chrono::milliseconds(2 * config_.request_timeout_ms + 5000))
             .keepaliveTimeout(std::chrono::seconds(config_.keepalive_timeout_s));
     endpoint_->init(options);
     endpoint_->setHandler(Http::make_handler<Handler>(service_, workers_, config_.access_log));
