@@ -384,3 +384,44 @@ TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
   CHECK(image_size(slow.body) == cv::Size(6000, 3375));
   CHECK(status == 0);
 }
+
+TEST_CASE("--check-config exits 0 for a valid file and 1 naming the key for a bad one") {
+  test::TempDir dir;
+  test::write_file(dir.path() / "good.yaml", "security: {keys: [k]}\nsource: {file: {root: .}}\n");
+  test::write_file(dir.path() / "bad.yaml",
+                   "security: {keys: [k]}\nsource: {file: {root: .}}\nserver: {port: 0}\n");
+  const std::string thimble = THIMBLE_SERVER_BINARY;
+  auto run = [&](const std::string& args) {
+    std::string output;
+    FILE* pipe = popen((thimble + " " + args + " 2>&1").c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::array<char, 512> buffer{};
+    while (fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
+    int status = pclose(pipe);
+    return std::pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, output);
+  };
+  auto [good_status, good_output] = run("--check-config --config " + (dir.path() / "good.yaml").string());
+  CHECK(good_status == 0);
+  CHECK(good_output.find("configuration OK") != std::string::npos);
+  auto [bad_status, bad_output] = run("--check-config --config " + (dir.path() / "bad.yaml").string());
+  CHECK(bad_status == 1);
+  CHECK(bad_output.find("server.port: must be between 1 and 65535, got 0") != std::string::npos);
+  auto [env_status, env_output] =
+      run("--check-config --config " + (dir.path() / "good.yaml").string() + " --bogus");
+  CHECK(env_status == 2);
+  CHECK(env_output.find("usage:") != std::string::npos);
+}
+
+TEST_CASE("signed URLs longer than Pistache's default 4 KB request limit are served") {
+  Server server;
+  Client client;
+  const std::string long_key = "photos/" + std::string(6000, 'a') + ".jpg";
+  Reply r = client.request(server.url("fit-in/100x100/" + long_key));
+  CHECK(r.status == 400);  // too long a file name for the file system, said plainly
+  CHECK(r.body.find("the image path is too long") != std::string::npos);
+  std::string deep_key;
+  for (int i = 0; i < 30; ++i) deep_key += std::string(200, static_cast<char>('a' + i % 26)) + "/";
+  deep_key += "photo.jpg";  // 6 KB of path: reaches the file source, which finds nothing
+  Reply deep = client.request(server.url("fit-in/100x100/" + deep_key));
+  CHECK(deep.status == 404);
+}
