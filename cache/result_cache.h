@@ -30,7 +30,7 @@ struct CachedResult {
   std::string etag;  // quoted, strong
   std::optional<std::chrono::system_clock::time_point> last_modified;
   bool vary_accept = false;
-  int max_age = 0;  // seconds, as sent in Cache-Control
+  std::optional<int> url_max_age;  // the URL's max_age() filter, when it had one
 };
 
 struct CacheStats {

@@ -50,9 +50,16 @@ std::optional<WallTime> parse_http_date(std::string_view text) {
   return std::chrono::system_clock::from_time_t(t);
 }
 
-std::string cache_control_for_success(const conf::CacheControlConfig& config, int max_age) {
-  std::string out = "public, max-age=" + std::to_string(max_age);
-  if (config.s_maxage >= 0) out += ", s-maxage=" + std::to_string(config.s_maxage);
+int max_age_for(const conf::CacheControlConfig& config, std::optional<int> url_max_age) {
+  return url_max_age.value_or(config.max_age);
+}
+
+std::string cache_control_for_success(const conf::CacheControlConfig& config,
+                                      std::optional<int> url_max_age) {
+  std::string out = "public, max-age=" + std::to_string(max_age_for(config, url_max_age));
+  if (config.s_maxage >= 0 && !url_max_age) {
+    out += ", s-maxage=" + std::to_string(config.s_maxage);
+  }
   if (config.stale_while_revalidate >= 0) {
     out += ", stale-while-revalidate=" + std::to_string(config.stale_while_revalidate);
   }

@@ -28,8 +28,13 @@ std::string http_date(WallTime t);
 // Parses IMF-fixdate; other (obsolete) forms and junk give nullopt.
 std::optional<WallTime> parse_http_date(std::string_view text);
 
-// `public, max-age=N[, s-maxage=M][, stale-while-revalidate=K]` for a thumbnail.
-std::string cache_control_for_success(const conf::CacheControlConfig& config, int max_age);
+// The max-age of a thumbnail: the URL's max_age() filter when given, else the configured one.
+int max_age_for(const conf::CacheControlConfig& config, std::optional<int> url_max_age);
+
+// `public, max-age=N[, s-maxage=M][, stale-while-revalidate=K]` for a thumbnail. A URL's own
+// max_age() replaces both max-age and the configured s-maxage: the app asked for that lifetime.
+std::string cache_control_for_success(const conf::CacheControlConfig& config,
+                                      std::optional<int> url_max_age);
 
 // 16 lowercase hex digits naming one transform of one image in one output format.
 std::string transform_hash(std::string_view canonical_key);

@@ -77,9 +77,10 @@ OriginResponse OriginService::error(const Status& status) const {
 void OriginService::add_validators(
     OriginResponse& response, const std::string& etag,
     const std::optional<std::chrono::system_clock::time_point>& last_modified, bool vary_accept,
-    int max_age) const {
+    std::optional<int> url_max_age) const {
+  const int max_age = max_age_for(options_.cache_control, url_max_age);
   response.headers.emplace_back("Cache-Control",
-                                cache_control_for_success(options_.cache_control, max_age));
+                                cache_control_for_success(options_.cache_control, url_max_age));
   response.headers.emplace_back("Expires",
                                 http_date(clock_.wall_now() + std::chrono::seconds(max_age)));
   response.headers.emplace_back("ETag", etag);
@@ -92,7 +93,7 @@ OriginResponse OriginService::from_cached(std::shared_ptr<const cache::CachedRes
   OriginResponse response;
   response.status = not_modified ? 304 : 200;
   add_validators(response, cached->etag, cached->last_modified, cached->vary_accept,
-                 cached->max_age);
+                 cached->url_max_age);
   if (!not_modified) {
     response.headers.emplace_back("Content-Type", cached->content_type);
     // Shares the cached bytes: no copy per hit.
@@ -166,13 +167,13 @@ OriginResponse OriginService::run(const Job& job) const {
   Result<SourceObject> original = source_.fetch(job.spec.image, conditions);
   if (!original.ok()) return error(original.status());
   const std::string etag = make_etag(job.transform, original->validators.token);
-  const int max_age = options_.cache_control.max_age;
 
   if (original->not_modified) {
     OriginResponse response;
     response.status = 304;
     response.cache_outcome = "miss";
-    add_validators(response, etag, original->validators.last_modified, job.vary_accept, max_age);
+    add_validators(response, etag, original->validators.last_modified, job.vary_accept,
+                   job.spec.max_age);
     return response;
   }
 
@@ -188,8 +189,9 @@ OriginResponse OriginService::run(const Job& job) const {
   cached->etag = etag;
   cached->last_modified = original->validators.last_modified;
   cached->vary_accept = job.vary_accept;
-  cached->max_age = max_age;
-  results_.put(job.cache_key, cached, std::chrono::seconds(max_age));
+  cached->url_max_age = job.spec.max_age;
+  results_.put(job.cache_key, cached,
+               std::chrono::seconds(max_age_for(options_.cache_control, job.spec.max_age)));
 
   OriginResponse response = from_cached(cached, false);
   response.cache_outcome = "miss";

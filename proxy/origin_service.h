@@ -94,7 +94,7 @@ class OriginService {
                              bool not_modified) const;
   void add_validators(OriginResponse& response, const std::string& etag,
                       const std::optional<std::chrono::system_clock::time_point>& last_modified,
-                      bool vary_accept, int max_age) const;
+                      bool vary_accept, std::optional<int> url_max_age) const;
 
   OriginOptions options_;
   const signing::UrlSigner& signer_;

@@ -21,11 +21,16 @@ TEST_CASE("HTTP dates are written and read in IMF-fixdate") {
 TEST_CASE(
     "Cache-Control carries max-age and, when configured, s-maxage and stale-while-revalidate") {
   conf::CacheControlConfig config;
-  CHECK(cache_control_for_success(config, 86400) == "public, max-age=86400");
+  CHECK(cache_control_for_success(config, std::nullopt) == "public, max-age=86400");
+  config.max_age = 3600;
   config.s_maxage = 604800;
   config.stale_while_revalidate = 60;
-  CHECK(cache_control_for_success(config, 3600) ==
+  CHECK(cache_control_for_success(config, std::nullopt) ==
         "public, max-age=3600, s-maxage=604800, stale-while-revalidate=60");
+  // A URL's max_age() is the app's word for every cache: no s-maxage on top of it.
+  CHECK(cache_control_for_success(config, 120) == "public, max-age=120, stale-while-revalidate=60");
+  CHECK(max_age_for(config, 120) == 120);
+  CHECK(max_age_for(config, std::nullopt) == 3600);
 }
 
 TEST_CASE("ETags join the transform hash and the source token, and can be read back") {

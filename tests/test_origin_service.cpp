@@ -273,3 +273,16 @@ TEST_CASE("the file source refuses originals over the byte limit") {
   CHECK_FALSE(percent_decode("a%2").has_value());
   CHECK_FALSE(percent_decode("a%zz").has_value());
 }
+
+TEST_CASE("max_age() sets this URL's Cache-Control, also when served from the cache") {
+  Fixture f;
+  OriginResponse first = f.get("fit-in/100x100/filters:max_age(120)/photos/storm.jpg");
+  CHECK(header(first, "Cache-Control") == "public, max-age=120");
+  OriginResponse hit = f.get("fit-in/100x100/filters:max_age(120)/photos/storm.jpg");
+  CHECK(hit.cache_outcome == "hit");
+  CHECK(header(hit, "Cache-Control") == "public, max-age=120");
+  // max_age(0): the CDN must not keep it, and neither does the memory cache.
+  OriginResponse never = f.get("fit-in/100x100/filters:max_age(0)/photos/storm.jpg");
+  CHECK(header(never, "Cache-Control") == "public, max-age=0");
+  CHECK(f.get("fit-in/100x100/filters:max_age(0)/photos/storm.jpg").cache_outcome == "miss");
+}

@@ -327,3 +327,18 @@ TEST_CASE("undecodable inputs are unsupported media, never a crash") {
     CHECK((out.ok() || out.status().code() == Code::kUnsupportedMedia));
   }
 }
+
+TEST_CASE("pixel filters run after the resize, on the thumbnail") {
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  Thumbnail grey = render_ok(storm, "fit-in/120x120/filters:grayscale():format(png)");
+  cv::Mat out = decoded(grey);
+  CHECK(out.size() == cv::Size(120, 80));
+  std::vector<cv::Mat> planes;
+  cv::split(out, planes);
+  CHECK(cv::norm(planes[0], planes[1]) == 0);
+  CHECK(cv::norm(planes[1], planes[2]) == 0);
+  Thumbnail turned = render_ok(storm, "fit-in/120x120/filters:rotate(90)");
+  CHECK(turned.size == Size{80, 120});
+  Thumbnail halved = render_ok(storm, "fit-in/120x120/filters:proportion(0.5)");
+  CHECK(halved.size == Size{60, 40});
+}

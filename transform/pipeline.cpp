@@ -1,5 +1,8 @@
 #include "transform/pipeline.h"
 
+#include "transform/filters.h"
+#include "transform/resize.h"
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -82,32 +85,6 @@ Result<cv::Mat> decode(std::span<const std::uint8_t> data, const ImageInfo& info
     return Status(Code::kUnsupportedMedia, "unsupported channel layout");
   }
   return img;
-}
-
-bool has_translucency(const cv::Mat& img) {
-  if (img.channels() != 4) return false;
-  cv::Mat alpha;
-  cv::extractChannel(img, alpha, 3);
-  double lowest = 255;
-  cv::minMaxLoc(alpha, &lowest);
-  return lowest < 255;
-}
-
-// Resizes with colour premultiplied by alpha, so transparent pixels (often black) do not bleed
-// dark fringes into the edges of opaque ones.
-void resize_premultiplied(const cv::Mat& src, cv::Mat& dst, cv::Size size, int interpolation) {
-  cv::Mat premultiplied;
-  src.convertTo(premultiplied, CV_32F, 1.0 / 255.0);
-  std::vector<cv::Mat> planes;
-  cv::split(premultiplied, planes);
-  for (int c = 0; c < 3; ++c) cv::multiply(planes[c], planes[3], planes[c]);
-  cv::merge(planes, premultiplied);
-  cv::Mat resized;
-  cv::resize(premultiplied, resized, size, 0, 0, interpolation);
-  cv::split(resized, planes);
-  for (int c = 0; c < 3; ++c) cv::divide(planes[c], planes[3], planes[c]);  // 0 where alpha is 0
-  cv::merge(planes, resized);
-  resized.convertTo(dst, CV_8U, 255.0);
 }
 
 // Composites BGRA onto an opaque background colour (JPEG has no alpha).
@@ -229,14 +206,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     cv::Size target(plan->target.width, plan->target.height);
     if (info->swaps_axes()) std::swap(target.width, target.height);
     if (img.size() != target) {
-      const bool shrinking = target.width <= img.cols && target.height <= img.rows;
-      const int interpolation = shrinking ? cv::INTER_AREA : cv::INTER_CUBIC;
       cv::Mat resized;
-      if (has_translucency(img)) {
-        resize_premultiplied(img, resized, target, interpolation);
-      } else {
-        cv::resize(img, resized, target, 0, 0, interpolation);
-      }
+      resize_image(img, resized, target);
       img = resized;
     }
     apply_orientation(img, info->orientation);
@@ -245,6 +216,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     } else if (plan->flip_horizontal || plan->flip_vertical) {
       cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
     }
+    apply_pixel_filters(img, spec.filters);
     if (!img.isContinuous()) img = img.clone();
   } catch (const cv::Exception&) {
     return Status(Code::kInternal, "the image could not be transformed");

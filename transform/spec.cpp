@@ -87,20 +87,10 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 27> kNotYetSupported = {"fill",         "background_color",
-                                                               "blur",         "brightness",
-                                                               "contrast",     "saturation",
-                                                               "rgb",          "grayscale",
-                                                               "equalize",     "noise",
-                                                               "sharpen",      "convolution",
-                                                               "rotate",       "round_corner",
-                                                               "watermark",    "frame",
-                                                               "colorize",     "curve",
-                                                               "strip_icc",    "strip_exif",
-                                                               "no_upscale",   "upscale",
-                                                               "proportion",   "max_bytes",
-                                                               "max_age",      "focal",
-                                                               "extract_focal"};
+constexpr std::array<std::string_view, 15> kNotYetSupported = {
+    "fill",     "background_color", "sharpen", "round_corner", "watermark",
+    "frame",    "curve",            "no_upscale", "upscale",    "max_bytes",
+    "focal",    "extract_focal",    "stretch",  "trim",         "smart"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
@@ -124,10 +114,26 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
     }
     return Status::Ok();
   }
+  if (name == "max_age") {
+    auto seconds = split_arguments(args).size() == 1 ? integer_argument(args) : std::nullopt;
+    if (!seconds || *seconds < 0) return bad(call + ": max_age must be a whole number of seconds");
+    if (spec.max_age) return bad("max_age() is given twice");
+    spec.max_age = *seconds;
+    return Status::Ok();
+  }
+  if (name == "strip_icc" || name == "strip_exif") {
+    // Thimble never copies metadata (EXIF, ICC, XMP) into thumbnails: these always hold.
+    if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
+    return Status::Ok();
+  }
+  if (auto pixel = parse_pixel_filter(name, args)) {
+    if (!pixel->ok()) return pixel->status();
+    spec.filters.push_back(std::move(pixel->value()));
+    return Status::Ok();
+  }
   for (std::string_view known : kNotYetSupported) {
     if (name == known) return bad("filter '" + std::string(name) + "' is not supported");
   }
-  if (name == "stretch") return bad("filter 'stretch' is not supported");
   return bad("unknown filter '" + std::string(name) + "'");
 }
 
@@ -297,11 +303,14 @@ std::string ThumbnailSpec::canonical() const {
   if (halign == HAlign::kRight) out += "right/";
   if (valign == VAlign::kTop) out += "top/";
   if (valign == VAlign::kBottom) out += "bottom/";
-  std::string filters;
-  auto add = [&filters](const std::string& f) { filters += (filters.empty() ? "" : ":") + f; };
+  // Settings in a fixed order (their order does not matter), then pixel filters as given.
+  std::string calls;
+  auto add = [&calls](const std::string& f) { calls += (calls.empty() ? "" : ":") + f; };
   if (format) add("format(" + std::string(format_name(*format)) + ")");
   if (quality) add("quality(" + std::to_string(*quality) + ")");
-  if (!filters.empty()) out += "filters:" + filters + "/";
+  if (max_age) add("max_age(" + std::to_string(*max_age) + ")");
+  for (const auto& filter : filters) add(filter.canonical);
+  if (!calls.empty()) out += "filters:" + calls + "/";
   if (!out.empty()) out.pop_back();  // no trailing slash
   return out;
 }

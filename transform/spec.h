@@ -16,8 +16,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "conf/status.h"
+#include "transform/filters.h"
 #include "transform/image_format.h"
 
 namespace thimble::transform {
@@ -57,9 +59,13 @@ struct ThumbnailSpec {
   HAlign halign = HAlign::kCenter;
   VAlign valign = VAlign::kMiddle;
 
-  // Filters.
+  // Filters that set how the result is encoded or served.
   std::optional<int> quality;         // quality(0-100)
   std::optional<ImageFormat> format;  // format(jpeg|png|webp)
+  std::optional<int> max_age;         // max_age(seconds): this URL's Cache-Control max-age
+
+  // Filters that change pixels after the resize, in URL order (applied last first).
+  std::vector<PixelFilter> filters;
 
   std::string image;  // the source key, raw (still percent-encoded), never empty
 

@@ -1,0 +1,354 @@
+#include "transform/filters.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+
+#include "transform/resize.h"
+
+namespace thimble::transform {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// Shortest decimal text that reads back as `value` (2.5 → "2.5", 3.0 → "3").
+std::string decimal_text(double value) {
+  char buffer[32];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return ec == std::errc() ? std::string(buffer, end) : std::to_string(value);
+}
+
+Status bad_arguments(std::string_view name, std::string_view args, std::string_view expected) {
+  std::string message(name);
+  message.append("(").append(args).append("): expected ").append(expected);
+  return {Code::kBadRequest, std::move(message)};
+}
+
+using Parsed = std::optional<Result<PixelFilter>>;
+
+// Integers within [lo, hi], exactly `count` of them.
+std::optional<std::vector<int>> integers(const std::vector<std::string_view>& args,
+                                         std::size_t count, int lo, int hi) {
+  if (args.size() != count) return std::nullopt;
+  std::vector<int> out;
+  for (auto a : args) {
+    auto v = integer_argument(a);
+    if (!v || *v < lo || *v > hi) return std::nullopt;
+    out.push_back(*v);
+  }
+  return out;
+}
+
+// `rrggbb` (optionally with a leading '#').
+std::optional<std::array<std::uint8_t, 3>> hex_colour(std::string_view text) {
+  if (!text.empty() && text.front() == '#') text.remove_prefix(1);
+  if (text.size() != 6) return std::nullopt;
+  std::array<std::uint8_t, 3> rgb{};
+  for (int i = 0; i < 3; ++i) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data() + 2 * i, text.data() + 2 * i + 2, value, 16);
+    if (ec != std::errc() || end != text.data() + 2 * i + 2) return std::nullopt;
+    rgb[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(value);
+  }
+  return rgb;
+}
+
+std::uint8_t clamp_byte(int v) { return static_cast<std::uint8_t>(std::clamp(v, 0, 255)); }
+
+// Applies a per-channel lookup table to the colour channels, leaving alpha alone.
+void apply_lut(cv::Mat& image, const std::array<std::array<std::uint8_t, 256>, 3>& bgr) {
+  cv::Mat lut(1, 256, CV_8UC(image.channels()));
+  for (int v = 0; v < 256; ++v) {
+    std::uint8_t* entry = lut.ptr<std::uint8_t>(0) + v * image.channels();
+    for (int c = 0; c < 3; ++c) entry[c] = bgr[static_cast<std::size_t>(c)][static_cast<std::size_t>(v)];
+    if (image.channels() == 4) entry[3] = static_cast<std::uint8_t>(v);
+  }
+  cv::LUT(image, lut, image);
+}
+
+// Runs `f(pixel)` on every pixel's first three bytes (B, G, R).
+template <class F>
+void for_each_colour(cv::Mat& image, F f) {
+  const int channels = image.channels();
+  for (int y = 0; y < image.rows; ++y) {
+    std::uint8_t* p = image.ptr<std::uint8_t>(y);
+    for (int x = 0; x < image.cols; ++x, p += channels) f(p);
+  }
+}
+
+struct Apply {
+  cv::Mat& image;
+
+  void operator()(const Brightness& f) const {
+    const int delta = 255 * f.amount / 100;
+    std::array<std::array<std::uint8_t, 256>, 3> lut{};
+    for (int v = 0; v < 256; ++v) {
+      for (auto& channel : lut) channel[static_cast<std::size_t>(v)] = clamp_byte(v + delta);
+    }
+    apply_lut(image, lut);
+  }
+  void operator()(const Contrast& f) const {
+    const int factor = (f.amount + 100) * (f.amount + 100) / 100;
+    std::array<std::array<std::uint8_t, 256>, 3> lut{};
+    for (int v = 0; v < 256; ++v) {
+      for (auto& channel : lut) {
+        channel[static_cast<std::size_t>(v)] = clamp_byte(factor * (v - 128) / 100 + 128);
+      }
+    }
+    apply_lut(image, lut);
+  }
+  void operator()(const Rgb& f) const {
+    const int delta[3] = {255 * f.blue / 100, 255 * f.green / 100, 255 * f.red / 100};  // BGR
+    std::array<std::array<std::uint8_t, 256>, 3> lut{};
+    for (int v = 0; v < 256; ++v) {
+      for (std::size_t c = 0; c < 3; ++c) lut[c][static_cast<std::size_t>(v)] = clamp_byte(v + delta[c]);
+    }
+    apply_lut(image, lut);
+  }
+  void operator()(const Saturation& f) const {
+    const float change = static_cast<float>(f.change);
+    for_each_colour(image, [change](std::uint8_t* p) {
+      const float b = p[0], g = p[1], r = p[2];
+      const float grey = std::sqrt(r * r * 0.299f + g * g * 0.587f + b * b * 0.114f);
+      for (int c = 0; c < 3; ++c) p[c] = clamp_byte(static_cast<int>(grey + (p[c] - grey) * change));
+    });
+  }
+  void operator()(const Grayscale&) const {
+    cv::Mat grey;
+    cv::cvtColor(image, grey, image.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
+    std::vector<cv::Mat> planes{grey, grey, grey};
+    if (image.channels() == 4) {
+      planes.emplace_back();
+      cv::extractChannel(image, planes.back(), 3);
+    }
+    cv::merge(planes, image);
+  }
+  void operator()(const Equalize&) const {
+    std::vector<cv::Mat> planes;
+    cv::split(image, planes);
+    for (int c = 0; c < 3; ++c) cv::equalizeHist(planes[static_cast<std::size_t>(c)], planes[static_cast<std::size_t>(c)]);
+    cv::merge(planes, image);
+  }
+  void operator()(const Blur& f) const {
+    if (f.radius == 0) return;
+    const int size = 2 * f.radius + 1;
+    cv::GaussianBlur(image, image, cv::Size(size, size), f.sigma, f.sigma, cv::BORDER_REPLICATE);
+  }
+  void operator()(const Convolution& f) const {
+    const int rows = static_cast<int>(f.kernel.size()) / f.columns;
+    cv::Mat kernel(rows, f.columns, CV_64F, const_cast<double*>(f.kernel.data()));
+    cv::Mat sums;
+    cv::filter2D(image, sums, CV_64F, kernel, cv::Point(-1, -1), 0, cv::BORDER_REPLICATE);
+    // Thumbor truncates each sum towards zero before clamping; so does Thimble.
+    cv::Mat values = sums.reshape(1);
+    values.forEach<double>([](double& v, const int*) { v = std::trunc(v); });
+    sums.convertTo(image, CV_8U);
+  }
+  void operator()(const Noise& f) const {
+    if (f.amount == 0) return;
+    // Seeded from the image size: the same URL always gives the same bytes (and one ETag).
+    std::mt19937 random(static_cast<std::uint32_t>(image.cols) * 65537u ^
+                        static_cast<std::uint32_t>(image.rows));
+    const int amount = f.amount, half = f.amount >> 1;
+    for_each_colour(image, [&](std::uint8_t* p) {
+      const int delta = static_cast<int>(random() % static_cast<unsigned>(amount)) - half;
+      for (int c = 0; c < 3; ++c) p[c] = clamp_byte(p[c] + delta);
+    });
+  }
+  void operator()(const Rotate& f) const {
+    if (f.degrees == 0) return;
+    cv::Mat rotated;
+    cv::rotate(image, rotated,
+               f.degrees == 90    ? cv::ROTATE_90_COUNTERCLOCKWISE
+               : f.degrees == 180 ? cv::ROTATE_180
+                                  : cv::ROTATE_90_CLOCKWISE);
+    image = rotated;
+  }
+  void operator()(const Colorize& f) const {
+    const int pct[3] = {f.blue_pct, f.green_pct, f.red_pct};
+    const int fill[3] = {f.rgb[2], f.rgb[1], f.rgb[0]};
+    std::array<std::array<std::uint8_t, 256>, 3> lut{};
+    for (int v = 0; v < 256; ++v) {
+      for (std::size_t c = 0; c < 3; ++c) {
+        double blended = (v * (100.0 - pct[c]) + fill[c] * pct[c]) / 100.0;
+        lut[c][static_cast<std::size_t>(v)] = clamp_byte(static_cast<int>(blended));
+      }
+    }
+    apply_lut(image, lut);
+  }
+  void operator()(const Proportion& f) const {
+    const int width = static_cast<int>(image.cols * f.factor);
+    const int height = static_cast<int>(image.rows * f.factor);
+    if (width < 1 || height < 1) return;
+    cv::Mat resized;
+    resize_image(image, resized, cv::Size(width, height));
+    image = resized;
+  }
+};
+
+}  // namespace
+
+std::vector<std::string_view> split_arguments(std::string_view args) {
+  std::vector<std::string_view> out;
+  if (trim(args).empty()) return out;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t comma = args.find(',', start);
+    out.push_back(trim(args.substr(start, comma == std::string_view::npos ? comma : comma - start)));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::optional<int> integer_argument(std::string_view text) {
+  if (text.empty() || text.size() > 10) return std::nullopt;
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> decimal_argument(std::string_view text) {
+  // Thumbor's DecimalNumber: -?(digits[.digits] | .digits); no exponents, no inf/nan.
+  if (text.empty() || text.size() > 24) return std::nullopt;
+  std::string_view digits = text.front() == '-' ? text.substr(1) : text;
+  if (digits.empty() || digits == "." ||
+      digits.find_first_not_of("0123456789.") != std::string_view::npos ||
+      std::count(digits.begin(), digits.end(), '.') > 1) {
+    return std::nullopt;
+  }
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<bool> boolean_argument(std::string_view text) {
+  if (text == "true" || text == "True" || text == "1") return true;
+  if (text == "false" || text == "False" || text == "0") return false;
+  return std::nullopt;
+}
+
+Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
+  const auto a = split_arguments(args);
+  auto call = [&](std::string text) { return std::string(name) + "(" + text + ")"; };
+  auto done = [](PixelOp op, std::string text) -> Parsed {
+    return Result<PixelFilter>(PixelFilter{std::move(op), std::move(text)});
+  };
+  auto fail = [&](std::string_view expected) -> Parsed { return bad_arguments(name, args, expected); };
+
+  if (name == "brightness" || name == "contrast") {
+    auto v = integers(a, 1, -100, 100);
+    if (!v) return fail("a whole number from -100 to 100");
+    PixelOp op = name == "brightness" ? PixelOp(Brightness{(*v)[0]}) : PixelOp(Contrast{(*v)[0]});
+    return done(op, call(std::to_string((*v)[0])));
+  }
+  if (name == "rgb") {
+    auto v = integers(a, 3, -100, 100);
+    if (!v) return fail("three whole numbers from -100 to 100");
+    return done(Rgb{(*v)[0], (*v)[1], (*v)[2]}, call(std::to_string((*v)[0]) + "," +
+                                                     std::to_string((*v)[1]) + "," +
+                                                     std::to_string((*v)[2])));
+  }
+  if (name == "saturation") {
+    auto v = a.size() == 1 ? decimal_argument(a[0]) : std::nullopt;
+    if (!v || *v < -10 || *v > 10) return fail("a decimal number from -10 to 10");
+    return done(Saturation{*v}, call(decimal_text(*v)));
+  }
+  if (name == "grayscale" || name == "equalize") {
+    if (!a.empty()) return fail("no arguments");
+    return done(name == "grayscale" ? PixelOp(Grayscale{}) : PixelOp(Equalize{}), call(""));
+  }
+  if (name == "blur") {
+    auto radius = !a.empty() && a.size() <= 2 ? integer_argument(a[0]) : std::nullopt;
+    auto sigma = a.size() == 2 ? decimal_argument(a[1]) : std::optional<double>(0);
+    if (!radius || *radius < 0 || *radius > 150 || !sigma || *sigma < 0) {
+      return fail("a radius from 0 to 150 and an optional positive sigma");
+    }
+    double s = *sigma == 0 ? *radius : *sigma;
+    return done(Blur{*radius, s}, call(std::to_string(*radius) + "," + decimal_text(s)));
+  }
+  if (name == "convolution") {
+    const char* expected =
+        "a ';'-separated matrix with an odd number of odd-length rows (at most 15x15), the "
+        "number of columns and an optional true/false to normalise";
+    if (a.size() < 2 || a.size() > 3) return fail(expected);
+    auto columns = integer_argument(a[1]);
+    auto normalize = a.size() == 3 ? boolean_argument(a[2]) : std::optional<bool>(true);
+    std::vector<double> kernel;
+    for (std::string_view rest = a[0]; kernel.size() <= 225;) {
+      std::size_t semicolon = rest.find(';');
+      auto v = decimal_argument(rest.substr(0, semicolon));
+      if (!v) return fail(expected);
+      kernel.push_back(*v);
+      if (semicolon == std::string_view::npos) break;
+      rest.remove_prefix(semicolon + 1);
+    }
+    if (!columns || !normalize || *columns < 1 || *columns > 15 || kernel.size() > 225 ||
+        kernel.size() % static_cast<std::size_t>(*columns) != 0 || kernel.size() % 2 == 0 ||
+        (kernel.size() / static_cast<std::size_t>(*columns)) % 2 == 0) {
+      return fail(expected);
+    }
+    std::string text;
+    double sum = 0;
+    for (double k : kernel) {
+      text += (text.empty() ? "" : ";") + decimal_text(k);
+      sum += k;
+    }
+    if (*normalize && sum != 0) {
+      for (double& k : kernel) k /= sum;
+    }
+    return done(Convolution{kernel, *columns},
+                call(text + "," + std::to_string(*columns) + "," + (*normalize ? "true" : "false")));
+  }
+  if (name == "noise") {
+    auto v = integers(a, 1, 0, 100);
+    if (!v) return fail("a whole number from 0 to 100");
+    return done(Noise{(*v)[0]}, call(std::to_string((*v)[0])));
+  }
+  if (name == "rotate") {
+    auto v = a.size() == 1 ? integer_argument(a[0]) : std::nullopt;
+    if (!v || *v % 90 != 0) return fail("an angle in degrees that is a multiple of 90");
+    int degrees = ((*v % 360) + 360) % 360;
+    return done(Rotate{degrees}, call(std::to_string(degrees)));
+  }
+  if (name == "colorize") {
+    std::optional<std::vector<int>> pct;
+    std::optional<std::array<std::uint8_t, 3>> colour;
+    if (a.size() == 4) {
+      pct = integers({a[0], a[1], a[2]}, 3, 0, 100);
+      std::string_view text = a[3];
+      if (text.size() >= 2 && text.front() == '\'' && text.back() == '\'') {
+        text = text.substr(1, text.size() - 2);
+      }
+      colour = hex_colour(text);
+    }
+    if (!pct || !colour) return fail("three percentages from 0 to 100 and a colour such as ff0000");
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "%02x%02x%02x", (*colour)[0], (*colour)[1], (*colour)[2]);
+    return done(Colorize{(*pct)[0], (*pct)[1], (*pct)[2], *colour},
+                call(std::to_string((*pct)[0]) + "," + std::to_string((*pct)[1]) + "," +
+                     std::to_string((*pct)[2]) + "," + hex));
+  }
+  if (name == "proportion") {
+    auto v = a.size() == 1 ? decimal_argument(a[0]) : std::nullopt;
+    if (!v || *v <= 0 || *v > 1) return fail("a factor greater than 0 and at most 1");
+    return done(Proportion{*v}, call(decimal_text(*v)));
+  }
+  return std::nullopt;
+}
+
+void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters) {
+  // Thumbor runs the filters of one phase from the last in the URL to the first.
+  for (auto it = filters.rbegin(); it != filters.rend(); ++it) std::visit(Apply{image}, it->op);
+}
+
+}  // namespace thimble::transform

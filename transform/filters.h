@@ -1,0 +1,74 @@
+// Pixel filters: the Thumbor filters that change pixels after the crop and resize
+// (Thumbor's post-transform phase), parsed into typed values and applied to a cv::Mat.
+//
+// Arguments follow Thumbor's syntax (integers, decimals, `true`/`false`, optionally quoted strings,
+// blanks allowed around commas) and meaning, with ranges enforced: anything out of range or
+// unparsable is a 400 that names the filter. Pixel arithmetic follows Thumbor's filters
+// (integer brightness and contrast steps, its saturation and colorize blends), so the same URL
+// looks the same. Like Thumbor, filters of this phase run in reverse URL order.
+//
+// Deliberate differences: noise() is seeded from the image size, so one URL always gives the
+// same bytes (and one ETag); rotate() refuses angles that are not multiples of 90 instead of
+// ignoring them.
+//
+// Thread-safety: pure functions over values.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "conf/status.h"
+
+namespace cv {
+class Mat;
+}
+
+namespace thimble::transform {
+
+struct Brightness { int amount; };            // -100..100 (% of 255 added)
+struct Contrast { int amount; };              // -100..100
+struct Rgb { int red, green, blue; };         // -100..100 each (% of 255 added)
+struct Saturation { double change; };         // 0 = grey, 1 = unchanged, >1 = more
+struct Grayscale {};
+struct Equalize {};
+struct Blur { int radius; double sigma; };    // radius 0..150, sigma > 0
+struct Convolution {
+  std::vector<double> kernel;  // row-major, normalised already when asked
+  int columns;
+};
+struct Noise { int amount; };                 // 0..100
+struct Rotate { int degrees; };               // 0, 90, 180, 270 (counter-clockwise, as Thumbor)
+struct Colorize {
+  int red_pct, green_pct, blue_pct;  // 0..100 blend towards the colour
+  std::array<std::uint8_t, 3> rgb;
+};
+struct Proportion { double factor; };         // resize the result by this factor
+
+using PixelOp = std::variant<Brightness, Contrast, Rgb, Saturation, Grayscale, Equalize, Blur,
+                             Convolution, Noise, Rotate, Colorize, Proportion>;
+
+struct PixelFilter {
+  PixelOp op;
+  std::string canonical;  // normalised `name(args)`, part of the spec's canonical form
+};
+
+// Parses one pixel filter call; nullopt when `name` is not a pixel filter.
+// Failure is Code::kBadRequest naming the filter and the expected arguments.
+std::optional<Result<PixelFilter>> parse_pixel_filter(std::string_view name,
+                                                      std::string_view args);
+
+// Applies `filters` to an 8-bit BGR or BGRA image, in Thumbor's order (last in the URL first).
+void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters);
+
+// Argument helpers shared by every filter parser.
+std::vector<std::string_view> split_arguments(std::string_view args);
+std::optional<int> integer_argument(std::string_view text);
+std::optional<double> decimal_argument(std::string_view text);
+std::optional<bool> boolean_argument(std::string_view text);
+
+}  // namespace thimble::transform

@@ -1,0 +1,15 @@
+// resize_image(): the one resize Thimble uses everywhere (the main resize, proportion()):
+// area averaging when shrinking, bicubic when enlarging, and colour premultiplied by alpha when
+// the image has transparency, so transparent pixels do not bleed dark fringes into opaque ones.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+namespace thimble::transform {
+
+void resize_image(const cv::Mat& source, cv::Mat& result, cv::Size size);
+
+// Whether a BGRA image has at least one pixel that is not fully opaque.
+bool has_translucency(const cv::Mat& image);
+
+}  // namespace thimble::transform
