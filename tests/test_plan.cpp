@@ -135,3 +135,42 @@ TEST_CASE("shrink-on-load leaves at least twice the target on each axis") {
     CHECK(shrink_on_load(row.region, row.target) == row.factor);
   }
 }
+
+TEST_CASE("no_upscale, stretch and upscale change the geometry as in Thumbor 7") {
+  check_geometry({
+      // no_upscale(): the request is clamped to the source, so nothing grows.
+      {"3000x3000/filters:no_upscale()", {0, 0, 1920, 1280}, {1920, 1280}},
+      {"3000x100/filters:no_upscale()", {0, 590, 1920, 100}, {1920, 100}},
+      // stretch(): exactly WxH, no aspect crop.
+      {"300x100/filters:stretch()", {0, 0, 1920, 1280}, {300, 100}},
+      // upscale(): a fit-in result smaller than the box grows to fit inside it.
+      {"fit-in/3000x3000/filters:upscale()", {0, 0, 1920, 1280}, {3000, 2000}},
+      {"fit-in/3000x1500/filters:upscale()", {0, 0, 1920, 1280}, {2250, 1500}},
+      {"fit-in/300x200/filters:upscale()", {0, 0, 1920, 1280}, {300, 200}},
+  }, {1920, 1280});
+}
+
+TEST_CASE("the fill box is Thumbor's request after fit-in widened it") {
+  struct Row {
+    const char* options;
+    Size box;
+  };
+  const Row rows[] = {
+      {"fit-in/300x300", {300, 300}},   {"full-fit-in/300x300", {450, 300}},
+      {"fit-in/3000x3000", {3000, 3000}}, {"300x0", {300, 0}},
+      {"fit-in/300x0", {300, 200}},      {"adaptive-fit-in/200x300", {300, 200}},
+      {"0x0", {0, 0}},
+  };
+  for (const auto& row : rows) {
+    std::string options(row.options);
+    CAPTURE(options);
+    CHECK(plan_for(row.options, {1920, 1280}).box == row.box);
+  }
+}
+
+TEST_CASE("Thumbor's rounding: a floored centre of mass and half-up fit-in sizes") {
+  // 1923 / 2 = 961.5 floors to 961; the crop starts at 961 - 640 = 321.
+  CHECK(plan_for("300x300", {1923, 1280}).region == Rect{321, 0, 1280, 1280});
+  // 500 * 5 / 1000 = 2.5 rounds up in fit-in (Thumbor 7 adds 1e-5 before rounding).
+  CHECK(plan_for("fit-in/5x5", {1000, 500}).target == Size{5, 3});
+}

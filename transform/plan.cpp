@@ -11,6 +11,9 @@ double round_even(double x) {
   return std::nearbyint(x);
 }
 
+// Thumbor 7's fit-in rounding: round(x + 1e-5), so halves round up as they did in Python 2.
+double round_up_half(double x) { return std::nearbyint(x + 1e-5); }
+
 // Python's round(x, 2), used by Thumbor to compare aspect ratios.
 double round2(double x) {
   return std::nearbyint(x * 100.0) / 100.0;
@@ -23,20 +26,43 @@ double alignment(VAlign a) {
   return a == VAlign::kTop ? 0.0 : a == VAlign::kBottom ? 1.0 : 0.5;
 }
 
-// Thumbor's requested target: `orig` is the source side, 0/missing is proportional to the other.
-void target_dimensions(const ThumbnailSpec& spec, double sw, double sh, double& tw, double& th) {
-  auto side = [](const Length& l, double source) {
-    return l.kind == Length::Kind::kOrig ? source : static_cast<double>(l.pixels);
-  };
-  bool no_width = spec.width.kind == Length::Kind::kAuto;
-  bool no_height = spec.height.kind == Length::Kind::kAuto;
+// The requested sides as Thumbor holds them: pixels, `orig` or 0 (auto).
+struct Requested {
+  Length width, height;
+};
+
+// no_upscale() clamps each requested side to the (oriented) source's, `orig` included.
+Requested requested_sides(const ThumbnailSpec& spec, Size source) {
+  Requested r{spec.width, spec.height};
+  if (spec.no_upscale) {
+    auto clamp = [](Length& l, int side) {
+      if (l.kind == Length::Kind::kOrig) l = {Length::Kind::kPixels, side};
+      if (l.kind == Length::Kind::kPixels) l.pixels = std::min(l.pixels, side);
+    };
+    clamp(r.width, source.width);
+    clamp(r.height, source.height);
+  }
+  return r;
+}
+
+// A requested side in pixels: `orig` is the given source side, auto is 0.
+double pixels_of(const Length& l, double source) {
+  return l.kind == Length::Kind::kOrig   ? source
+         : l.kind == Length::Kind::kAuto ? 0.0
+                                         : static_cast<double>(l.pixels);
+}
+
+// Thumbor's target: `orig` is the source side, 0/missing is proportional to the other.
+void target_dimensions(const Requested& r, double sw, double sh, double& tw, double& th) {
+  bool no_width = r.width.kind == Length::Kind::kAuto;
+  bool no_height = r.height.kind == Length::Kind::kAuto;
   if (no_width && no_height) {
     tw = sw;
     th = sh;
     return;
   }
-  tw = no_width ? round_even(side(spec.height, sh) * sw / sh) : side(spec.width, sw);
-  th = no_height ? round_even(side(spec.width, sw) * sh / sw) : side(spec.height, sh);
+  tw = no_width ? round_even(pixels_of(r.height, sh) * sw / sh) : pixels_of(r.width, sw);
+  th = no_height ? round_even(pixels_of(r.width, sw) * sh / sw) : pixels_of(r.height, sh);
 }
 
 }  // namespace
@@ -57,32 +83,42 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
     if (left < right && top < bottom) r = {left, top, right - left, bottom - top};
   }
   const double sw = r.width, sh = r.height;
+  const Requested requested = requested_sides(spec, source);
   double tw = 0, th = 0;
-  target_dimensions(spec, sw, sh, tw, th);
+  target_dimensions(requested, sw, sh, tw, th);
   tw = std::max(tw, 1.0);
   th = std::max(th, 1.0);
+  // Thumbor's request box, before it is adjusted by fit-in (0 = the image's own side).
+  double box_w = pixels_of(requested.width, sw), box_h = pixels_of(requested.height, sh);
 
   plan.region = r;
   if (spec.fit != FitMode::kCrop) {
     // 2a. Fit-in: scale the whole region into (or, full-fit-in, over) the box; never crop.
-    if (spec.adaptive && ((sw < sh && tw > th) || (sw > sh && tw < th))) std::swap(tw, th);
+    if (spec.adaptive && ((sw < sh && tw > th) || (sw > sh && tw < th))) {
+      std::swap(tw, th);
+      std::swap(box_w, box_h);
+    }
     bool full = spec.fit == FitMode::kFullFitIn;
     if (!full && tw >= sw && th >= sh) {
       plan.target = r.size();
     } else {
       double sign = full ? -1.0 : 1.0;
       if (sw / tw * sign >= sh / th * sign) {
-        plan.target = {static_cast<int>(tw), static_cast<int>(round_even(sh * tw / sw))};
+        plan.target = {static_cast<int>(tw), static_cast<int>(round_up_half(sh * tw / sw))};
       } else {
-        plan.target = {static_cast<int>(round_even(sw * th / sh)), static_cast<int>(th)};
+        plan.target = {static_cast<int>(round_up_half(sw * th / sh)), static_cast<int>(th)};
       }
+      // Thumbor widens its request to what fit-in produced, so fill() never crops the result.
+      box_w = std::max(box_w, static_cast<double>(plan.target.width));
+      box_h = std::max(box_h, static_cast<double>(plan.target.height));
     }
   } else {
     // 2b. Default: crop the region to the target aspect ratio around the focal point, then
-    // resize to exactly the target.
-    if (round2(sw / sh) != round2(tw / th)) {
-      double focal_x = sw * alignment(spec.halign);
-      double focal_y = sh * alignment(spec.valign);
+    // resize to exactly the target. stretch() resizes without the crop.
+    if (!spec.stretch && round2(sw / sh) != round2(tw / th)) {
+      // Thumbor's centre of mass is a floor division.
+      double focal_x = std::floor(sw * alignment(spec.halign));
+      double focal_y = std::floor(sh * alignment(spec.valign));
       double cw = sw, ch = sh;
       if (tw / sw > th / sh) {
         ch = round_even(sw * th / tw);
@@ -100,6 +136,19 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
   }
   plan.target.width = std::max(plan.target.width, 1);
   plan.target.height = std::max(plan.target.height, 1);
+
+  // 3. upscale(): a result smaller than the box on both sides grows to fit inside it
+  // (Thumbor truncates here).
+  if (spec.upscale && box_w > 0 && box_h > 0 && plan.target.width < box_w &&
+      plan.target.height < box_h) {
+    const double cw = plan.target.width, ch = plan.target.height;
+    if (cw / box_w >= ch / box_h) {
+      plan.target = {static_cast<int>(box_w), static_cast<int>(ch * box_w / cw)};
+    } else {
+      plan.target = {static_cast<int>(cw * box_h / ch), static_cast<int>(box_h)};
+    }
+  }
+  plan.box = {static_cast<int>(box_w), static_cast<int>(box_h)};
   if (plan.target.width > max_output_dimension || plan.target.height > max_output_dimension) {
     return Status(Code::kBadRequest, "the output would be " + std::to_string(plan.target.width) +
                                          "x" + std::to_string(plan.target.height) +

@@ -27,6 +27,9 @@ struct Plan {
   Size source;  // the source as shown, i.e. after EXIF orientation
   Rect region;  // the part of `source` that becomes the output (manual crop, then aspect crop)
   Size target;  // output size before flips; equal to region.size() when nothing is resized
+  // The box Thumbor's fill() pads to (its request width and height after the transform);
+  // 0 on a side means "the image's own side".
+  Size box;
   bool flip_horizontal = false;
   bool flip_vertical = false;
 

@@ -87,10 +87,9 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 15> kNotYetSupported = {
-    "fill",     "background_color", "sharpen", "round_corner", "watermark",
-    "frame",    "curve",            "no_upscale", "upscale",    "max_bytes",
-    "focal",    "extract_focal",    "stretch",  "trim",         "smart"};
+constexpr std::array<std::string_view, 9> kNotYetSupported = {
+    "sharpen", "round_corner", "watermark", "frame", "curve",
+    "max_bytes", "focal", "extract_focal", "smart"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
@@ -119,6 +118,15 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
     if (!seconds || *seconds < 0) return bad(call + ": max_age must be a whole number of seconds");
     if (spec.max_age) return bad("max_age() is given twice");
     spec.max_age = *seconds;
+    return Status::Ok();
+  }
+  for (auto [flag_name, flag] : {std::pair{"no_upscale", &spec.no_upscale},
+                                  std::pair{"upscale", &spec.upscale},
+                                  std::pair{"stretch", &spec.stretch}}) {
+    if (name != flag_name) continue;
+    if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
+    if (*flag) return bad(std::string(name) + "() is given twice");
+    *flag = true;
     return Status::Ok();
   }
   if (name == "strip_icc" || name == "strip_exif") {
@@ -309,6 +317,9 @@ std::string ThumbnailSpec::canonical() const {
   if (format) add("format(" + std::string(format_name(*format)) + ")");
   if (quality) add("quality(" + std::to_string(*quality) + ")");
   if (max_age) add("max_age(" + std::to_string(*max_age) + ")");
+  if (no_upscale) add("no_upscale()");
+  if (upscale) add("upscale()");
+  if (stretch) add("stretch()");
   for (const auto& filter : filters) add(filter.canonical);
   if (!calls.empty()) out += "filters:" + calls + "/";
   if (!out.empty()) out.pop_back();  // no trailing slash

@@ -64,6 +64,11 @@ struct ThumbnailSpec {
   std::optional<ImageFormat> format;  // format(jpeg|png|webp)
   std::optional<int> max_age;         // max_age(seconds): this URL's Cache-Control max-age
 
+  // Filters that change the geometry (Thumbor's pre-load and after-load phases).
+  bool no_upscale = false;  // no_upscale(): requested sides are clamped to the source's
+  bool upscale = false;     // upscale(): fit-in results smaller than the box are enlarged into it
+  bool stretch = false;     // stretch(): resize to exactly WxH without the aspect crop
+
   // Filters that change pixels after the resize, in URL order (applied last first).
   std::vector<PixelFilter> filters;
 
