@@ -196,3 +196,78 @@ TEST_CASE("filters of one phase run from the last in the URL to the first, as in
   cv::Vec3b grey = rgb_at(filtered(solid(90, 90, 90), "grayscale():rgb(50,0,0)"));
   CHECK(grey[0] == grey[1]);
 }
+
+TEST_CASE("colours are read as PIL reads them: CSS names, hex digits, transparent") {
+  CHECK(parse_colour("white") == Colour{255, 255, 255, 255});
+  CHECK(parse_colour("RebeccaPurple") == Colour{0x66, 0x33, 0x99, 255});
+  CHECK(parse_colour("f00") == Colour{255, 0, 0, 255});
+  CHECK(parse_colour("00ff00") == Colour{0, 255, 0, 255});
+  CHECK(parse_colour("#0000ff80") == Colour{0, 0, 255, 0x80});
+  CHECK(parse_colour("transparent") == Colour{0, 0, 0, 0});
+  for (const char* bad : {"", "notacolour", "ff00", "gggggg", "fffffff"}) {
+    CAPTURE(std::string(bad));
+    CHECK_FALSE(parse_colour(bad).has_value());
+  }
+}
+
+TEST_CASE("fill pads the thumbnail to the requested box, centred") {
+  cv::Mat image(200, 300, CV_8UC3, cv::Scalar(0, 0, 255));  // red 300x200
+  cv::Mat out = filtered(image, "fill(blue)");
+  CHECK(out.size() == image.size());  // no box: nothing to pad
+  std::vector<PixelFilter> fill = filters_of("fill(blue)");
+  cv::Mat padded = image.clone();
+  apply_pixel_filters(padded, fill, 300, 300);
+  REQUIRE(padded.size() == cv::Size(300, 300));
+  REQUIRE(padded.channels() == 3);  // an opaque result needs no alpha channel
+  CHECK(rgb_at(padded, 10, 150) == cv::Vec3b(0, 0, 255));    // blue band above
+  CHECK(rgb_at(padded, 150, 150) == cv::Vec3b(255, 0, 0));   // the image in the middle
+  CHECK(rgb_at(padded, 290, 150) == cv::Vec3b(0, 0, 255));   // blue band below
+  CHECK(rgb_at(padded, 50, 0) == cv::Vec3b(255, 0, 0));      // rows 50..249 hold the image
+
+  cv::Mat see_through = image.clone();
+  apply_pixel_filters(see_through, filters_of("fill(transparent)"), 300, 300);
+  REQUIRE(see_through.channels() == 4);
+  CHECK(see_through.at<cv::Vec4b>(10, 150)[3] == 0);
+  CHECK(see_through.at<cv::Vec4b>(150, 150)[3] == 255);
+
+  cv::Mat automatic = image.clone();
+  apply_pixel_filters(automatic, filters_of("fill(auto)"), 300, 300);
+  CHECK(rgb_at(automatic, 10, 150) == cv::Vec3b(255, 0, 0));  // the median colour is red
+
+  cv::Mat blurred = image.clone();
+  apply_pixel_filters(blurred, filters_of("fill(blur)"), 300, 300);
+  CHECK(blurred.size() == cv::Size(300, 300));
+  CHECK(rgb_at(blurred, 10, 150)[0] > 200);  // the padding is the (red) image, blurred
+}
+
+TEST_CASE("fill keeps the image's own transparency unless asked to fill it too") {
+  cv::Mat image(100, 100, CV_8UC4, cv::Scalar(0, 0, 0, 0));
+  image(cv::Rect(0, 0, 50, 100)).setTo(cv::Scalar(0, 255, 0, 255));  // left half opaque green
+  cv::Mat kept = image.clone();
+  apply_pixel_filters(kept, filters_of("fill(white)"), 100, 100);
+  REQUIRE(kept.channels() == 4);
+  CHECK(kept.at<cv::Vec4b>(50, 80)[3] == 0);
+  cv::Mat filled = image.clone();
+  apply_pixel_filters(filled, filters_of("fill(white,true)"), 100, 100);
+  REQUIRE(filled.channels() == 3);
+  CHECK(rgb_at(filled, 50, 80) == cv::Vec3b(255, 255, 255));
+  CHECK(rgb_at(filled, 50, 20) == cv::Vec3b(0, 255, 0));
+}
+
+TEST_CASE("background_color composites transparency onto an opaque colour") {
+  cv::Mat image(10, 10, CV_8UC4, cv::Scalar(0, 0, 255, 0));
+  image(cv::Rect(0, 0, 5, 10)).setTo(cv::Scalar(0, 0, 255, 255));
+  image(cv::Rect(5, 0, 5, 10)).setTo(cv::Scalar(0, 0, 255, 128));
+  cv::Mat out = filtered(image, "background_color(0000ff)");
+  REQUIRE(out.channels() == 3);
+  CHECK(rgb_at(out, 5, 2) == cv::Vec3b(255, 0, 0));
+  cv::Vec3b half = rgb_at(out, 5, 7);  // half red over blue
+  CHECK(std::abs(half[0] - 128) <= 2);
+  CHECK(std::abs(half[2] - 127) <= 2);
+  CHECK(flatten_colour(filters_of("background_color(black)")) == Colour{0, 0, 0, 255});
+  CHECK(flatten_colour(filters_of("fill(red)")) == Colour{255, 0, 0, 255});
+  CHECK(flatten_colour(filters_of("fill(transparent)")) == Colour{255, 255, 255, 255});
+  CHECK_FALSE(parse_spec("filters:background_color(transparent)/a.jpg").ok());
+  CHECK_FALSE(parse_spec("filters:fill()/a.jpg").ok());
+  CHECK_FALSE(parse_spec("filters:fill(white,maybe)/a.jpg").ok());
+}

@@ -342,3 +342,24 @@ TEST_CASE("pixel filters run after the resize, on the thumbnail") {
   Thumbnail halved = render_ok(storm, "fit-in/120x120/filters:proportion(0.5)");
   CHECK(halved.size == Size{60, 40});
 }
+
+TEST_CASE("fit-in with fill gives exactly the box, and JPEG flattens onto the fill colour") {
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  Thumbnail boxed = render_ok(storm, "fit-in/300x300/filters:fill(black)");
+  CHECK(boxed.size == Size{300, 300});
+  cv::Mat out = decoded(boxed);
+  CHECK(cv::mean(out(cv::Rect(0, 0, 300, 40)))[0] < 3);  // black band above the 300x200 photo
+  // A transparent PNG encoded to JPEG: its transparent half becomes the background colour.
+  cv::Mat source(100, 200, CV_8UC4, cv::Scalar(0, 0, 0, 0));
+  source(cv::Rect(0, 0, 100, 100)).setTo(cv::Scalar(255, 0, 0, 255));
+  cv::Mat flat = decoded(render_ok(encode(source, ".png"), "filters:format(jpeg):fill(red)"));
+  cv::Vec3b right = flat.at<cv::Vec3b>(50, 150);
+  CHECK(right[2] > 240);
+  CHECK(right[0] < 15);
+  // Padding is bounded by the output limit like any other output size.
+  RenderSettings small;
+  small.max_output_dimension = 1000;
+  auto too_big = render_bytes(storm, "fit-in/5000x5000/filters:fill(white)", small);
+  REQUIRE_FALSE(too_big.ok());
+  CHECK(too_big.status().message().find("fill() would pad to 5000x5000") != std::string::npos);
+}

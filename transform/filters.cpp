@@ -83,8 +83,65 @@ void for_each_colour(cv::Mat& image, F f) {
   }
 }
 
+cv::Scalar bgra(const Colour& c) { return cv::Scalar(c.b, c.g, c.r, c.a); }
+
+// Composites `top` (BGR or BGRA) onto `bottom` (BGRA) at its top-left `at`, clipped to `bottom`.
+// With `blend` false, `top`'s pixels (alpha included) simply replace `bottom`'s.
+void paste(cv::Mat& bottom, const cv::Mat& top, cv::Point at, bool blend) {
+  cv::Rect area = cv::Rect(at, top.size()) & cv::Rect(cv::Point(0, 0), bottom.size());
+  if (area.empty()) return;
+  cv::Mat source = top(cv::Rect(area.tl() - at, area.size()));
+  cv::Mat target = bottom(area);
+  if (source.channels() == 3) {
+    cv::cvtColor(source, target, cv::COLOR_BGR2BGRA);
+    return;
+  }
+  if (!blend) {
+    source.copyTo(target);
+    return;
+  }
+  for (int y = 0; y < area.height; ++y) {
+    const cv::Vec4b* s = source.ptr<cv::Vec4b>(y);
+    cv::Vec4b* t = target.ptr<cv::Vec4b>(y);
+    for (int x = 0; x < area.width; ++x) {
+      const int a = s[x][3], below = t[x][3] * (255 - a) / 255, out = a + below;
+      for (int c = 0; c < 3; ++c) {
+        t[x][c] = out ? static_cast<std::uint8_t>((s[x][c] * a + t[x][c] * below) / out) : 0;
+      }
+      t[x][3] = static_cast<std::uint8_t>(out);
+    }
+  }
+}
+
+// Drops the alpha channel when every pixel is opaque.
+void drop_opaque_alpha(cv::Mat& image) {
+  if (image.channels() != 4 || has_translucency(image)) return;
+  cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
+}
+
+// The per-channel median colour of the image, opaque (fill(auto)).
+Colour median_colour(const cv::Mat& image) {
+  std::array<std::array<int, 256>, 3> histogram{};
+  for (int y = 0; y < image.rows; ++y) {
+    const std::uint8_t* p = image.ptr<std::uint8_t>(y);
+    for (int x = 0; x < image.cols; ++x, p += image.channels()) {
+      for (std::size_t c = 0; c < 3; ++c) ++histogram[c][p[c]];
+    }
+  }
+  std::array<std::uint8_t, 3> median{};
+  const long half = static_cast<long>(image.total()) / 2;
+  for (std::size_t c = 0; c < 3; ++c) {
+    long seen = 0;
+    int v = 0;
+    while (v < 255 && (seen += histogram[c][static_cast<std::size_t>(v)]) <= half) ++v;
+    median[c] = static_cast<std::uint8_t>(v);
+  }
+  return Colour{median[2], median[1], median[0], 255};
+}
+
 struct Apply {
   cv::Mat& image;
+  cv::Size box;
 
   void operator()(const Brightness& f) const {
     const int delta = 255 * f.amount / 100;
@@ -182,6 +239,37 @@ struct Apply {
       }
     }
     apply_lut(image, lut);
+  }
+  void operator()(const Fill& f) const {
+    const cv::Size canvas_size(box.width > 0 ? box.width : image.cols,
+                               box.height > 0 ? box.height : image.rows);
+    cv::Mat canvas;
+    if (f.kind == Fill::Kind::kBlur) {
+      // The image itself, blurred and stretched over the box.
+      cv::Mat blurred, bgra;
+      cv::GaussianBlur(image, blurred, cv::Size(0, 0), 50, 50, cv::BORDER_REPLICATE);
+      cv::resize(blurred, canvas, canvas_size, 0, 0, cv::INTER_LINEAR);
+      if (canvas.channels() == 3) cv::cvtColor(canvas, canvas, cv::COLOR_BGR2BGRA);
+    } else {
+      const Colour colour = f.kind == Fill::Kind::kAuto ? median_colour(image) : f.colour;
+      canvas = cv::Mat(canvas_size, CV_8UC4, bgra(colour));
+    }
+    // Centred, with Python's floor division for the offset.
+    auto offset = [](int outer, int inner) {
+      int d = outer - inner;
+      return d >= 0 ? d / 2 : -((-d + 1) / 2);
+    };
+    paste(canvas, image, {offset(canvas.cols, image.cols), offset(canvas.rows, image.rows)},
+          f.fill_transparent);
+    image = canvas;
+    drop_opaque_alpha(image);
+  }
+  void operator()(const BackgroundColour& f) const {
+    if (image.channels() != 4) return;
+    cv::Mat canvas(image.size(), CV_8UC4, bgra(f.colour));
+    paste(canvas, image, {0, 0}, /*blend=*/true);
+    image = canvas;
+    drop_opaque_alpha(image);
   }
   void operator()(const Proportion& f) const {
     const int width = static_cast<int>(image.cols * f.factor);
@@ -338,6 +426,37 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
                 call(std::to_string((*pct)[0]) + "," + std::to_string((*pct)[1]) + "," +
                      std::to_string((*pct)[2]) + "," + hex));
   }
+  if (name == "fill") {
+    // Thumbor's colour argument is `[\w]+`: a name, hex digits, auto, blur or transparent.
+    const char* expected = "a colour (name, hex, transparent, auto or blur) and an optional true/false";
+    if (a.empty() || a.size() > 2) return fail(expected);
+    Fill fill;
+    auto transparent = a.size() == 2 ? boolean_argument(a[1]) : std::optional<bool>(false);
+    if (!transparent) return fail(expected);
+    fill.fill_transparent = *transparent;
+    std::string colour_text;
+    if (a[0] == "auto" || a[0] == "blur") {
+      fill.kind = a[0] == "auto" ? Fill::Kind::kAuto : Fill::Kind::kBlur;
+      colour_text = std::string(a[0]);
+    } else {
+      auto colour = parse_colour(a[0]);
+      if (!colour || a[0].front() == '#') return fail(expected);
+      fill.colour = *colour;
+      char hex[10];
+      std::snprintf(hex, sizeof hex, "%02x%02x%02x%02x", colour->r, colour->g, colour->b, colour->a);
+      colour_text = hex;
+    }
+    return done(fill, call(colour_text + "," + (fill.fill_transparent ? "true" : "false")));
+  }
+  if (name == "background_color") {
+    auto colour = a.size() == 1 ? parse_colour(a[0]) : std::nullopt;
+    if (!colour || a[0].front() == '#' || colour->a != 255) {
+      return fail("an opaque colour: a name such as white or hex digits such as ffffff");
+    }
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "%02x%02x%02x", colour->r, colour->g, colour->b);
+    return done(BackgroundColour{*colour}, call(hex));
+  }
   if (name == "proportion") {
     auto v = a.size() == 1 ? decimal_argument(a[0]) : std::nullopt;
     if (!v || *v <= 0 || *v > 1) return fail("a factor greater than 0 and at most 1");
@@ -346,9 +465,28 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
   return std::nullopt;
 }
 
-void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters) {
+void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters, int box_width,
+                         int box_height) {
   // Thumbor runs the filters of one phase from the last in the URL to the first.
-  for (auto it = filters.rbegin(); it != filters.rend(); ++it) std::visit(Apply{image}, it->op);
+  for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
+    std::visit(Apply{image, cv::Size(box_width, box_height)}, it->op);
+  }
+}
+
+bool pads_to_box(const std::vector<PixelFilter>& filters) {
+  return std::any_of(filters.begin(), filters.end(),
+                     [](const PixelFilter& f) { return std::holds_alternative<Fill>(f.op); });
+}
+
+Colour flatten_colour(const std::vector<PixelFilter>& filters) {
+  for (const auto& f : filters) {
+    if (const auto* background = std::get_if<BackgroundColour>(&f.op)) return background->colour;
+    if (const auto* fill = std::get_if<Fill>(&f.op);
+        fill && fill->kind == Fill::Kind::kColour && fill->colour.a == 255) {
+      return fill->colour;
+    }
+  }
+  return Colour{255, 255, 255, 255};
 }
 
 }  // namespace thimble::transform

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "conf/status.h"
+#include "transform/colour.h"
 
 namespace cv {
 class Mat;
@@ -48,9 +49,18 @@ struct Colorize {
   std::array<std::uint8_t, 3> rgb;
 };
 struct Proportion { double factor; };         // resize the result by this factor
+// fill(colour[, fill_transparent]): pads the result to the requested box, centred.
+struct Fill {
+  enum class Kind : std::uint8_t { kColour, kAuto, kBlur } kind = Kind::kColour;
+  Colour colour;                  // for kColour (`transparent` has alpha 0)
+  bool fill_transparent = false;  // also paint the image's own transparent pixels
+};
+// background_color(colour): composites a transparent image onto the colour.
+struct BackgroundColour { Colour colour; };
 
 using PixelOp = std::variant<Brightness, Contrast, Rgb, Saturation, Grayscale, Equalize, Blur,
-                             Convolution, Noise, Rotate, Colorize, Proportion>;
+                             Convolution, Noise, Rotate, Colorize, Proportion, Fill,
+                             BackgroundColour>;
 
 struct PixelFilter {
   PixelOp op;
@@ -63,7 +73,16 @@ std::optional<Result<PixelFilter>> parse_pixel_filter(std::string_view name,
                                                       std::string_view args);
 
 // Applies `filters` to an 8-bit BGR or BGRA image, in Thumbor's order (last in the URL first).
-void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters);
+// `box_width`/`box_height` is what fill() pads to; 0 on a side means the image's own side.
+void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters,
+                         int box_width = 0, int box_height = 0);
+
+// Whether any filter pads the result to the requested box.
+bool pads_to_box(const std::vector<PixelFilter>& filters);
+
+// The colour a JPEG is flattened onto: the first background_color() or opaque fill() colour in
+// the URL, else white.
+Colour flatten_colour(const std::vector<PixelFilter>& filters);
 
 // Argument helpers shared by every filter parser.
 std::vector<std::string_view> split_arguments(std::string_view args);

@@ -108,7 +108,10 @@ Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec
   const char* extension = ".jpg";
   switch (format) {
     case ImageFormat::kJpeg:
-      flatten(img, cv::Scalar(255, 255, 255));
+      flatten(img, [&] {
+        const Colour c = flatten_colour(spec.filters);
+        return cv::Scalar(c.b, c.g, c.r);
+      }());
       params = {cv::IMWRITE_JPEG_QUALITY, std::max(1, spec.quality.value_or(s.jpeg_quality)),
                 cv::IMWRITE_JPEG_PROGRESSIVE, s.jpeg_progressive ? 1 : 0};
       break;
@@ -216,7 +219,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     } else if (plan->flip_horizontal || plan->flip_vertical) {
       cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
     }
-    apply_pixel_filters(img, spec.filters);
+    apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height);
     if (!img.isContinuous()) img = img.clone();
   } catch (const cv::Exception&) {
     return Status(Code::kInternal, "the image could not be transformed");

@@ -149,6 +149,13 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
     }
   }
   plan.box = {static_cast<int>(box_w), static_cast<int>(box_h)};
+  if (pads_to_box(spec.filters) &&
+      (plan.box.width > max_output_dimension || plan.box.height > max_output_dimension)) {
+    return Status(Code::kBadRequest, "fill() would pad to " + std::to_string(plan.box.width) +
+                                         "x" + std::to_string(plan.box.height) +
+                                         ", over the limit of " +
+                                         std::to_string(max_output_dimension) + " per side");
+  }
   if (plan.target.width > max_output_dimension || plan.target.height > max_output_dimension) {
     return Status(Code::kBadRequest, "the output would be " + std::to_string(plan.target.width) +
                                          "x" + std::to_string(plan.target.height) +

@@ -87,9 +87,8 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 9> kNotYetSupported = {
-    "sharpen", "round_corner", "watermark", "frame", "curve",
-    "max_bytes", "focal", "extract_focal", "smart"};
+constexpr std::array<std::string_view, 8> kNotYetSupported = {
+    "sharpen", "round_corner", "watermark", "frame", "curve", "max_bytes", "focal", "extract_focal"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
