@@ -1,5 +1,7 @@
 #include "proxy/access_log.h"
 
+#include "conf/json.h"
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -22,28 +24,6 @@ std::string now_iso8601() {
   return out;
 }
 }  // namespace
-
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 void log_line(std::string_view level, std::string_view message) {
   std::string line =

@@ -22,7 +22,4 @@ struct AccessRecord {
 
 void log_access(const AccessRecord& record);
 
-// JSON string escaping (quotes included).
-std::string json_string(std::string_view text);
-
 }  // namespace thimble::proxy

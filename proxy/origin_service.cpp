@@ -1,6 +1,7 @@
 #include "proxy/origin_service.h"
 
 #include "proxy/header_policy.h"
+#include "transform/meta.h"
 
 namespace thimble::proxy {
 namespace {
@@ -177,15 +178,22 @@ OriginResponse OriginService::run(const Job& job) const {
     return response;
   }
 
-  const auto& bytes = original->bytes;
-  Result<transform::Thumbnail> thumbnail = transform::render(
-      std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), job.spec,
-      options_.render, job.negotiated);
-  if (!thumbnail.ok()) return error(thumbnail.status());
-
+  const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(original->bytes.data()),
+                               original->bytes.size());
   auto cached = std::make_shared<cache::CachedResult>();
-  cached->body = std::move(thumbnail->bytes);
-  cached->content_type = std::string(transform::mime_type(thumbnail->format));
+  if (job.spec.meta) {
+    // meta/: the JSON description, from the header alone.
+    Result<std::string> json = transform::describe(bytes, job.spec, options_.render, job.negotiated);
+    if (!json.ok()) return error(json.status());
+    cached->body = std::move(json).value();
+    cached->content_type = "application/json";
+  } else {
+    Result<transform::Thumbnail> thumbnail =
+        transform::render(bytes, job.spec, options_.render, job.negotiated);
+    if (!thumbnail.ok()) return error(thumbnail.status());
+    cached->body = std::move(thumbnail->bytes);
+    cached->content_type = std::string(transform::mime_type(thumbnail->format));
+  }
   cached->etag = etag;
   cached->last_modified = original->validators.last_modified;
   cached->vary_accept = job.vary_accept;

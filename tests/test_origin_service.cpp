@@ -286,3 +286,16 @@ TEST_CASE("max_age() sets this URL's Cache-Control, also when served from the ca
   CHECK(header(never, "Cache-Control") == "public, max-age=0");
   CHECK(f.get("fit-in/100x100/filters:max_age(0)/photos/storm.jpg").cache_outcome == "miss");
 }
+
+TEST_CASE("meta/ answers JSON with the same cache headers as a thumbnail") {
+  Fixture f;
+  OriginResponse r = f.get("meta/fit-in/300x200/photos/storm.jpg");
+  CHECK(r.status == 200);
+  CHECK(header(r, "Content-Type") == "application/json");
+  CHECK(header(r, "ETag") != "<absent>");
+  REQUIRE(r.body);
+  CHECK(r.body->find("\"url\":\"photos/storm.jpg\"") != std::string::npos);
+  CHECK(r.body->find("\"target\":{\"width\":300,\"height\":200,\"format\":\"jpeg\"}") != std::string::npos);
+  // meta and the thumbnail are different answers: different ETags.
+  CHECK(header(f.get("fit-in/300x200/photos/storm.jpg"), "ETag") != header(r, "ETag"));
+}

@@ -44,6 +44,8 @@ TEST_CASE("every supported URL form parses to its canonical options and image") 
        "my.server.com/some/path/to/image.jpg"},
       {"300x200/https://example.com/img/dog.png", "300x200", "https://example.com/img/dog.png"},
       {"300x200/photos/300x200/left/x.jpg", "300x200", "photos/300x200/left/x.jpg"},
+      {"meta/300x200/a.jpg", "meta/300x200", "a.jpg"},
+      {"meta/a.jpg", "meta", "a.jpg"},
   };
   for (const auto& row : rows) {
     std::string url(row.url);
@@ -118,7 +120,6 @@ TEST_CASE("malformed URLs, unknown filters and bad arguments are 400s that name 
       {"99999x1/a.jpg", "99999x1: width and height must be at most 65535"},
       {"fit-in/-1000000x/a.jpg", "-1000000x: width and height must be at most 65535"},
       {"smart/a.jpg", "the 'smart/' segment is not supported"},
-      {"meta/a.jpg", "the 'meta/' segment is not supported"},
       {"trim/a.jpg", "the 'trim' segment is not supported"},
   };
   for (const auto& row : rows) {

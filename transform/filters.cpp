@@ -473,6 +473,24 @@ void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters
   }
 }
 
+std::pair<int, int> size_after_filters(int width, int height,
+                                       const std::vector<PixelFilter>& filters, int box_width,
+                                       int box_height) {
+  for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
+    if (const auto* rotate = std::get_if<Rotate>(&it->op); rotate && rotate->degrees % 180) {
+      std::swap(width, height);
+    } else if (const auto* proportion = std::get_if<Proportion>(&it->op)) {
+      const int w = static_cast<int>(width * proportion->factor);
+      const int h = static_cast<int>(height * proportion->factor);
+      if (w >= 1 && h >= 1) width = w, height = h;
+    } else if (std::holds_alternative<Fill>(it->op)) {
+      if (box_width > 0) width = box_width;
+      if (box_height > 0) height = box_height;
+    }
+  }
+  return {width, height};
+}
+
 bool pads_to_box(const std::vector<PixelFilter>& filters) {
   return std::any_of(filters.begin(), filters.end(),
                      [](const PixelFilter& f) { return std::holds_alternative<Fill>(f.op); });

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -76,6 +77,11 @@ std::optional<Result<PixelFilter>> parse_pixel_filter(std::string_view name,
 // `box_width`/`box_height` is what fill() pads to; 0 on a side means the image's own side.
 void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters,
                          int box_width = 0, int box_height = 0);
+
+// The size `filters` turn a width x height image into (rotate, proportion and fill change it).
+std::pair<int, int> size_after_filters(int width, int height,
+                                       const std::vector<PixelFilter>& filters, int box_width,
+                                       int box_height);
 
 // Whether any filter pads the result to the requested box.
 bool pads_to_box(const std::vector<PixelFilter>& filters);

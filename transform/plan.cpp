@@ -80,7 +80,10 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
     int top = std::clamp(spec.crop->top, 0, source.height);
     int right = std::clamp(spec.crop->right, 0, source.width);
     int bottom = std::clamp(spec.crop->bottom, 0, source.height);
-    if (left < right && top < bottom) r = {left, top, right - left, bottom - top};
+    if (left < right && top < bottom) {
+      r = {left, top, right - left, bottom - top};
+      plan.manual_crop = r;
+    }
   }
   const double sw = r.width, sh = r.height;
   const Requested requested = requested_sides(spec, source);

@@ -6,6 +6,8 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <optional>
+
 #include "conf/status.h"
 #include "transform/spec.h"
 
@@ -26,6 +28,7 @@ struct Rect {
 struct Plan {
   Size source;  // the source as shown, i.e. after EXIF orientation
   Rect region;  // the part of `source` that becomes the output (manual crop, then aspect crop)
+  std::optional<Rect> manual_crop;  // the effective `AxB:CxD` crop, clamped; none if ignored
   Size target;  // output size before flips; equal to region.size() when nothing is resized
   // The box Thumbor's fill() pads to (its request width and height after the transform);
   // 0 on a side means "the image's own side".

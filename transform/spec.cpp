@@ -218,7 +218,7 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
   auto matches = [&](int stage, std::string_view seg) -> bool {
     switch (stage) {
       case kDebug: return seg == "debug" && (unsupported = "debug/", true);
-      case kMeta: return seg == "meta" && (unsupported = "meta/", true);
+      case kMeta: return seg == "meta" && (spec.meta = true);
       case kTrim: return seg.starts_with("trim") && (unsupported = "trim", true);
       case kCrop: return parse_crop(seg, spec.crop);
       case kFit: return parse_fit(seg, spec);

@@ -1,0 +1,30 @@
+// describe(): the answer to a `meta/` URL: what render() would do to an original, as Thumbor's
+// JSON (source, operations in order, target, focal points), computed from the header and the
+// Plan alone: nothing is decoded, so it costs microseconds.
+//
+//   {"thumbor": {"source": {"url", "width", "height", "frameCount", "format"},
+//                "operations": [{"type": "crop", "left", "top", "right", "bottom"},
+//                               {"type": "resize", "width", "height"},
+//                               {"type": "flip_horizontally"}, {"type": "flip_vertically"}],
+//                "target": {"width", "height", "format"},
+//                "focal_points": [{"x", "y", "z", "height", "width", "origin"}]}}
+//
+// Sizes are those of the image as shown (after EXIF orientation); a second crop is relative to
+// the result of the first, as Thumbor's engine records it. `format` is Thimble's addition.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "conf/status.h"
+#include "transform/pipeline.h"
+
+namespace thimble::transform {
+
+Result<std::string> describe(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
+                             const RenderSettings& settings,
+                             std::optional<ImageFormat> negotiated = std::nullopt);
+
+}  // namespace thimble::transform
