@@ -64,3 +64,15 @@ TEST_CASE("meta refuses what render would refuse") {
   REQUIRE_FALSE(big.ok());
   CHECK(big.status().code() == Code::kTooLarge);
 }
+
+TEST_CASE("meta with trim decodes to find the border and reports it as the first crop") {
+  cv::Mat canvas(80, 120, CV_8UC3, cv::Scalar::all(255));
+  canvas(cv::Rect(25, 15, 60, 40)).setTo(cv::Scalar(0, 0, 255));
+  std::vector<std::uint8_t> png;
+  REQUIRE(cv::imencode(".png", canvas, png));
+  const std::string json = describe_ok(std::string(png.begin(), png.end()), "meta/trim/30x20");
+  CHECK(json.find("\"width\":120,\"height\":80") != std::string::npos);
+  CHECK(json.find("\"operations\":[{\"type\":\"crop\",\"left\":25,\"top\":15,\"right\":85,"
+                  "\"bottom\":55},{\"type\":\"resize\",\"width\":30,\"height\":20}]") !=
+        std::string::npos);
+}

@@ -363,3 +363,28 @@ TEST_CASE("fit-in with fill gives exactly the box, and JPEG flattens onto the fi
   REQUIRE_FALSE(too_big.ok());
   CHECK(too_big.status().message().find("fill() would pad to 5000x5000") != std::string::npos);
 }
+
+TEST_CASE("trim removes a uniform border before the resize, within the tolerance") {
+  // A 60x40 red rectangle at (25,15) on a 120x80 near-white canvas (values 248..255).
+  cv::Mat canvas(80, 120, CV_8UC3);
+  for (int y = 0; y < 80; ++y) {
+    for (int x = 0; x < 120; ++x) canvas.at<cv::Vec3b>(y, x) = cv::Vec3b::all(static_cast<uchar>(248 + (x * 7 + y) % 8));
+  }
+  canvas.at<cv::Vec3b>(0, 0) = cv::Vec3b(255, 255, 255);
+  canvas(cv::Rect(25, 15, 60, 40)).setTo(cv::Scalar(0, 0, 255));
+  const std::string png = encode(canvas, ".png");
+  CHECK(render_ok(png, "trim:20").size == Size{60, 40});
+  // Without enough tolerance the noisy border counts as content.
+  CHECK(render_ok(png, "trim").size == Size{120, 80});
+  // Bottom-right corner reference, then the usual resize of what is left.
+  Thumbnail resized = render_ok(png, "trim:bottom-right:20/30x20");
+  CHECK(resized.size == Size{30, 20});
+  cv::Mat out = decoded(resized);
+  CHECK(out.at<cv::Vec3b>(10, 15)[2] > 240);  // all red: nothing of the border is left
+  CHECK(out.at<cv::Vec3b>(1, 1)[2] > 240);
+  // A manual crop is taken inside the trimmed image (its coordinates shifted by the trim).
+  CHECK(render_ok(png, "trim:20/30x20:55x40").size == Size{25, 20});
+  // A uniform image would be trimmed to nothing: the trim is ignored, as Thumbor does.
+  const std::string flat = encode(cv::Mat(20, 30, CV_8UC3, cv::Scalar::all(9)), ".png");
+  CHECK(render_ok(flat, "trim").size == Size{30, 20});
+}

@@ -46,6 +46,10 @@ TEST_CASE("every supported URL form parses to its canonical options and image") 
       {"300x200/photos/300x200/left/x.jpg", "300x200", "photos/300x200/left/x.jpg"},
       {"meta/300x200/a.jpg", "meta/300x200", "a.jpg"},
       {"meta/a.jpg", "meta", "a.jpg"},
+      {"trim/a.jpg", "trim", "a.jpg"},
+      {"trim:top-left/a.jpg", "trim", "a.jpg"},
+      {"trim:bottom-right:15/300x200/a.jpg", "trim:bottom-right:15/300x200", "a.jpg"},
+      {"meta/trim:10/a.jpg", "meta/trim:10", "a.jpg"},
   };
   for (const auto& row : rows) {
     std::string url(row.url);
@@ -120,7 +124,9 @@ TEST_CASE("malformed URLs, unknown filters and bad arguments are 400s that name 
       {"99999x1/a.jpg", "99999x1: width and height must be at most 65535"},
       {"fit-in/-1000000x/a.jpg", "-1000000x: width and height must be at most 65535"},
       {"smart/a.jpg", "the 'smart/' segment is not supported"},
-      {"trim/a.jpg", "the 'trim' segment is not supported"},
+      {"trim:443/a.jpg", "trim: the tolerance must be a whole number from 0 to 442"},
+      {"trim:middle/a.jpg", "trim: the tolerance must be"},
+      {"trim:top-left:/a.jpg", "trim: the tolerance must be"},
   };
   for (const auto& row : rows) {
     std::string url(row.url);

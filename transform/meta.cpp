@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "conf/json.h"
+#include "transform/decode.h"
+#include "transform/trim.h"
 
 namespace thimble::transform {
 namespace {
@@ -27,13 +29,29 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
                              std::optional<ImageFormat> negotiated) {
   Result<ImageInfo> info = inspect(original, settings);
   if (!info.ok()) return info.status();
-  const Size shown = info->swaps_axes() ? Size{info->height, info->width}
-                                        : Size{info->width, info->height};
-  Result<Plan> plan = make_plan(spec, shown, settings.max_output_dimension);
-  if (!plan.ok()) return plan.status();
-
+  const Size source = info->swaps_axes() ? Size{info->height, info->width}
+                                         : Size{info->width, info->height};
   // Operations, in the order Thumbor's engine performs them.
   std::vector<std::string> operations;
+  Size shown = source;
+  ThumbnailSpec planned_spec = spec;
+  if (spec.trim) {
+    // trim() depends on the pixels: this is the one meta/ answer that decodes the image.
+    Result<cv::Mat> image = decode_image(original, *info, 1);
+    if (!image.ok()) return image.status();
+    apply_orientation(*image, info->orientation);
+    if (std::optional<Rect> trimmed = trim_box(*image, *spec.trim)) {
+      if (trimmed->size() != source) {
+        operations.push_back(crop_operation(trimmed->x, trimmed->y, trimmed->x + trimmed->width,
+                                            trimmed->y + trimmed->height));
+      }
+      shown = trimmed->size();
+      planned_spec = shift_crop(spec, *trimmed);
+    }
+  }
+  Result<Plan> plan = make_plan(planned_spec, shown, settings.max_output_dimension);
+  if (!plan.ok()) return plan.status();
+
   const Rect base = plan->manual_crop.value_or(Rect{0, 0, shown.width, shown.height});
   if (plan->manual_crop) {
     operations.push_back(
@@ -58,8 +76,8 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
   const int focal_y = static_cast<int>(std::floor(base.height * alignment_fraction(spec.valign)));
 
   std::string json = "{\"thumbor\":{\"source\":{\"url\":" + json_string(spec.image) +
-                     ",\"width\":" + std::to_string(shown.width) +
-                     ",\"height\":" + std::to_string(shown.height) +
+                     ",\"width\":" + std::to_string(source.width) +
+                     ",\"height\":" + std::to_string(source.height) +
                      ",\"frameCount\":1,\"format\":" +
                      json_string(format_name(info->format)) + "},\"operations\":[";
   for (std::size_t i = 0; i < operations.size(); ++i) json += (i ? "," : "") + operations[i];

@@ -1,7 +1,9 @@
 #include "transform/pipeline.h"
 
+#include "transform/decode.h"
 #include "transform/filters.h"
 #include "transform/resize.h"
+#include "transform/trim.h"
 
 #include <algorithm>
 #include <chrono>
@@ -19,72 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-// Maps a rectangle given in oriented (displayed) coordinates back to the stored image.
-// `shown` is the oriented image size.
-Rect to_stored(Rect r, Size shown, int orientation) {
-  const int W = shown.width, H = shown.height;
-  switch (orientation) {
-    case 2: return {W - (r.x + r.width), r.y, r.width, r.height};
-    case 3: return {W - (r.x + r.width), H - (r.y + r.height), r.width, r.height};
-    case 4: return {r.x, H - (r.y + r.height), r.width, r.height};
-    case 5: return {r.y, r.x, r.height, r.width};
-    case 6: return {r.y, W - (r.x + r.width), r.height, r.width};
-    case 7: return {H - (r.y + r.height), W - (r.x + r.width), r.height, r.width};
-    case 8: return {H - (r.y + r.height), r.x, r.height, r.width};
-    default: return r;
-  }
-}
-
-// Turns a stored image into the displayed one for an EXIF orientation.
-void apply_orientation(cv::Mat& img, int orientation) {
-  cv::Mat out;
-  switch (orientation) {
-    case 2: cv::flip(img, out, 1); break;
-    case 3: cv::rotate(img, out, cv::ROTATE_180); break;
-    case 4: cv::flip(img, out, 0); break;
-    case 5: cv::transpose(img, out); break;
-    case 6: cv::rotate(img, out, cv::ROTATE_90_CLOCKWISE); break;
-    case 7:
-      cv::transpose(img, out);
-      cv::flip(out, out, -1);
-      break;
-    case 8: cv::rotate(img, out, cv::ROTATE_90_COUNTERCLOCKWISE); break;
-    default: return;
-  }
-  img = out;
-}
-
-Result<cv::Mat> decode(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink) {
-  int flags = cv::IMREAD_UNCHANGED;  // keeps alpha; never applies EXIF orientation
-  if (info.format == ImageFormat::kJpeg) {
-    flags = cv::IMREAD_IGNORE_ORIENTATION | (shrink == 8   ? cv::IMREAD_REDUCED_COLOR_8
-                                             : shrink == 4 ? cv::IMREAD_REDUCED_COLOR_4
-                                             : shrink == 2 ? cv::IMREAD_REDUCED_COLOR_2
-                                                           : cv::IMREAD_COLOR);
-  }
-  cv::Mat img;
-  try {
-    const cv::Mat buffer(1, static_cast<int>(data.size()), CV_8U,
-                         const_cast<std::uint8_t*>(data.data()));
-    img = cv::imdecode(buffer, flags);
-  } catch (const cv::Exception&) {
-    return Status(Code::kUnsupportedMedia, "the image cannot be decoded");
-  }
-  if (img.empty()) return Status(Code::kUnsupportedMedia, "the image data is corrupt");
-  // Normalise to 8-bit BGR or BGRA.
-  if (img.depth() == CV_16U) {
-    img.convertTo(img, CV_8U, 1.0 / 257.0);
-  } else if (img.depth() != CV_8U) {
-    return Status(Code::kUnsupportedMedia, "unsupported sample format");
-  }
-  if (img.channels() == 1) {
-    cv::cvtColor(img, img, cv::COLOR_GRAY2BGR);
-  } else if (img.channels() == 2) {
-    return Status(Code::kUnsupportedMedia, "unsupported channel layout");
-  }
-  return img;
 }
 
 // Composites BGRA onto an opaque background colour (JPEG has no alpha).
@@ -176,44 +112,64 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   Result<ImageInfo> info = inspect(original, s);
   if (!info.ok()) return info.status();
   thumb.source = *info;
-  const Size shown =
+  Size shown =
       info->swaps_axes() ? Size{info->height, info->width} : Size{info->width, info->height};
-  Result<Plan> plan = make_plan(spec, shown, s.max_output_dimension);
-  if (!plan.ok()) return plan.status();
+  // Without trim the geometry is known from the header, before decoding (so the decode can be
+  // shrunk). trim() needs the pixels first: it is planned after the decode.
+  std::optional<Plan> plan;
+  if (!spec.trim) {
+    Result<Plan> planned = make_plan(spec, shown, s.max_output_dimension);
+    if (!planned.ok()) return planned.status();
+    plan = *planned;
+  }
   thumb.times.sniff_ms = ms_since(start);
 
-  // Decode, at reduced scale when a JPEG is much larger than what survives of it.
+  // Decode once, at reduced scale when a JPEG is much larger than what survives of it.
   start = Clock::now();
-  thumb.shrink_on_load =
-      info->format == ImageFormat::kJpeg ? shrink_on_load(plan->region.size(), plan->target) : 1;
-  Result<cv::Mat> decoded = decode(original, *info, thumb.shrink_on_load);
+  thumb.shrink_on_load = plan && info->format == ImageFormat::kJpeg
+                             ? shrink_on_load(plan->region.size(), plan->target)
+                             : 1;
+  Result<cv::Mat> decoded = decode_image(original, *info, thumb.shrink_on_load);
   if (!decoded.ok()) return decoded.status();
   thumb.times.decode_ms = ms_since(start);
 
   start = Clock::now();
-  cv::Mat img;
+  cv::Mat img = *decoded;
+  int orientation = info->orientation;  // still to apply to `img`
   try {
+    if (spec.trim) {
+      apply_orientation(img, orientation);
+      orientation = 1;
+      const Rect trimmed = trim_box(img, *spec.trim).value_or(Rect{0, 0, img.cols, img.rows});
+      img = img(cv::Rect(trimmed.x, trimmed.y, trimmed.width, trimmed.height));
+      shown = trimmed.size();
+      Result<Plan> planned =
+          make_plan(shift_crop(spec, trimmed), shown, s.max_output_dimension);
+      if (!planned.ok()) return planned.status();
+      plan = *planned;
+    }
     // Region of interest, in the decoded image's (stored, possibly reduced) coordinates.
-    const Rect stored = to_stored(plan->region, shown, info->orientation);
-    const double fx = static_cast<double>(decoded->cols) / info->width;
-    const double fy = static_cast<double>(decoded->rows) / info->height;
-    int x0 = std::clamp(static_cast<int>(std::lround(stored.x * fx)), 0, decoded->cols - 1);
-    int y0 = std::clamp(static_cast<int>(std::lround(stored.y * fy)), 0, decoded->rows - 1);
+    const bool swaps = orientation >= 5;
+    const Rect stored = to_stored(plan->region, shown, orientation);
+    const double fx = static_cast<double>(img.cols) / (swaps ? shown.height : shown.width);
+    const double fy = static_cast<double>(img.rows) / (swaps ? shown.width : shown.height);
+    int x0 = std::clamp(static_cast<int>(std::lround(stored.x * fx)), 0, img.cols - 1);
+    int y0 = std::clamp(static_cast<int>(std::lround(stored.y * fy)), 0, img.rows - 1);
     int x1 = std::clamp(static_cast<int>(std::lround((stored.x + stored.width) * fx)), x0 + 1,
-                        decoded->cols);
+                        img.cols);
     int y1 = std::clamp(static_cast<int>(std::lround((stored.y + stored.height) * fy)), y0 + 1,
-                        decoded->rows);
-    img = (*decoded)(cv::Range(y0, y1), cv::Range(x0, x1));
+                        img.rows);
+    img = img(cv::Range(y0, y1), cv::Range(x0, x1));
 
     // Resize in stored orientation, then orient the (small) result.
     cv::Size target(plan->target.width, plan->target.height);
-    if (info->swaps_axes()) std::swap(target.width, target.height);
+    if (swaps) std::swap(target.width, target.height);
     if (img.size() != target) {
       cv::Mat resized;
       resize_image(img, resized, target);
       img = resized;
     }
-    apply_orientation(img, info->orientation);
+    apply_orientation(img, orientation);
     if (plan->flip_horizontal && plan->flip_vertical) {
       cv::flip(img, img, -1);
     } else if (plan->flip_horizontal || plan->flip_vertical) {

@@ -75,6 +75,30 @@ bool parse_crop(std::string_view seg, std::optional<CropBox>& crop) {
   return true;
 }
 
+// `trim[:top-left|:bottom-right][:tolerance]`; false when `seg` is not a trim segment at all.
+// A tolerance that is not a number from 0 to 442 makes `error` non-empty.
+bool parse_trim(std::string_view seg, std::optional<Trim>& trim, std::string& error) {
+  if (seg != "trim" && !seg.starts_with("trim:")) return false;
+  Trim t;
+  seg.remove_prefix(4);
+  if (seg.starts_with(":top-left")) {
+    seg.remove_prefix(9);
+  } else if (seg.starts_with(":bottom-right")) {
+    t.corner = Trim::Corner::kBottomRight;
+    seg.remove_prefix(13);
+  }
+  if (!seg.empty()) {
+    auto tolerance = seg.front() == ':' ? small_number(seg.substr(1)) : std::nullopt;
+    if (!tolerance || *tolerance > 442) {
+      error = "trim: the tolerance must be a whole number from 0 to 442";
+      return true;
+    }
+    t.tolerance = *tolerance;
+  }
+  trim = t;
+  return true;
+}
+
 bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
   bool adaptive = seg.starts_with("adaptive-");
   if (adaptive) seg.remove_prefix(9);
@@ -215,11 +239,12 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
   // The segments, in the only order Thumbor accepts them; each is matched at most once.
   enum Stage { kDebug, kMeta, kTrim, kCrop, kFit, kSize, kHAlign, kVAlign, kSmart, kStages };
   std::string_view unsupported;  // a known segment Thimble does not implement yet
+  std::string trim_error;
   auto matches = [&](int stage, std::string_view seg) -> bool {
     switch (stage) {
       case kDebug: return seg == "debug" && (unsupported = "debug/", true);
       case kMeta: return seg == "meta" && (spec.meta = true);
-      case kTrim: return seg.starts_with("trim") && (unsupported = "trim", true);
+      case kTrim: return parse_trim(seg, spec.trim, trim_error);
       case kCrop: return parse_crop(seg, spec.crop);
       case kFit: return parse_fit(seg, spec);
       case kSize: return parse_size(seg, spec);
@@ -264,6 +289,7 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
     if (!unsupported.empty()) {
       return bad("the '" + std::string(unsupported) + "' segment is not supported");
     }
+    if (!trim_error.empty()) return bad(trim_error);
     next_stage = stage + 1;
     pos = slash + 1;
   }
@@ -290,6 +316,12 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
 std::string ThumbnailSpec::canonical() const {
   std::string out;
   if (meta) out += "meta/";
+  if (trim) {
+    out += "trim";
+    if (trim->corner == Trim::Corner::kBottomRight) out += ":bottom-right";
+    if (trim->tolerance > 0) out += ":" + std::to_string(trim->tolerance);
+    out += "/";
+  }
   if (crop) {
     out += std::to_string(crop->left) + "x" + std::to_string(crop->top) + ":" +
            std::to_string(crop->right) + "x" + std::to_string(crop->bottom) + "/";

@@ -48,8 +48,18 @@ struct CropBox {
   bool operator==(const CropBox&) const = default;
 };
 
+// `trim[:top-left|:bottom-right][:tolerance]`: remove a border whose colour is within
+// `tolerance` (Euclidean RGB distance, 0-442) of the chosen corner pixel's.
+struct Trim {
+  enum class Corner : std::uint8_t { kTopLeft, kBottomRight };
+  Corner corner = Corner::kTopLeft;
+  int tolerance = 0;
+  bool operator==(const Trim&) const = default;
+};
+
 struct ThumbnailSpec {
   bool meta = false;
+  std::optional<Trim> trim;
   std::optional<CropBox> crop;
   FitMode fit = FitMode::kCrop;
   bool adaptive = false;  // swap the box when its orientation differs from the image's

@@ -1,0 +1,75 @@
+#include "transform/decode.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+namespace thimble::transform {
+
+// Maps a rectangle given in oriented (displayed) coordinates back to the stored image.
+// `shown` is the oriented image size.
+Rect to_stored(Rect r, Size shown, int orientation) {
+  const int W = shown.width, H = shown.height;
+  switch (orientation) {
+    case 2: return {W - (r.x + r.width), r.y, r.width, r.height};
+    case 3: return {W - (r.x + r.width), H - (r.y + r.height), r.width, r.height};
+    case 4: return {r.x, H - (r.y + r.height), r.width, r.height};
+    case 5: return {r.y, r.x, r.height, r.width};
+    case 6: return {r.y, W - (r.x + r.width), r.height, r.width};
+    case 7: return {H - (r.y + r.height), W - (r.x + r.width), r.height, r.width};
+    case 8: return {H - (r.y + r.height), r.x, r.height, r.width};
+    default: return r;
+  }
+}
+
+// Turns a stored image into the displayed one for an EXIF orientation.
+void apply_orientation(cv::Mat& img, int orientation) {
+  cv::Mat out;
+  switch (orientation) {
+    case 2: cv::flip(img, out, 1); break;
+    case 3: cv::rotate(img, out, cv::ROTATE_180); break;
+    case 4: cv::flip(img, out, 0); break;
+    case 5: cv::transpose(img, out); break;
+    case 6: cv::rotate(img, out, cv::ROTATE_90_CLOCKWISE); break;
+    case 7:
+      cv::transpose(img, out);
+      cv::flip(out, out, -1);
+      break;
+    case 8: cv::rotate(img, out, cv::ROTATE_90_COUNTERCLOCKWISE); break;
+    default: return;
+  }
+  img = out;
+}
+
+Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info,
+                             int shrink) {
+  int flags = cv::IMREAD_UNCHANGED;  // keeps alpha; never applies EXIF orientation
+  if (info.format == ImageFormat::kJpeg) {
+    flags = cv::IMREAD_IGNORE_ORIENTATION | (shrink == 8   ? cv::IMREAD_REDUCED_COLOR_8
+                                             : shrink == 4 ? cv::IMREAD_REDUCED_COLOR_4
+                                             : shrink == 2 ? cv::IMREAD_REDUCED_COLOR_2
+                                                           : cv::IMREAD_COLOR);
+  }
+  cv::Mat img;
+  try {
+    const cv::Mat buffer(1, static_cast<int>(data.size()), CV_8U,
+                         const_cast<std::uint8_t*>(data.data()));
+    img = cv::imdecode(buffer, flags);
+  } catch (const cv::Exception&) {
+    return Status(Code::kUnsupportedMedia, "the image cannot be decoded");
+  }
+  if (img.empty()) return Status(Code::kUnsupportedMedia, "the image data is corrupt");
+  // Normalise to 8-bit BGR or BGRA.
+  if (img.depth() == CV_16U) {
+    img.convertTo(img, CV_8U, 1.0 / 257.0);
+  } else if (img.depth() != CV_8U) {
+    return Status(Code::kUnsupportedMedia, "unsupported sample format");
+  }
+  if (img.channels() == 1) {
+    cv::cvtColor(img, img, cv::COLOR_GRAY2BGR);
+  } else if (img.channels() == 2) {
+    return Status(Code::kUnsupportedMedia, "unsupported channel layout");
+  }
+  return img;
+}
+
+}  // namespace thimble::transform

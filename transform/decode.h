@@ -1,0 +1,27 @@
+// Decoding and orientation: the steps that turn an original's bytes into pixels the way Thimble
+// wants them (8-bit BGR or BGRA, EXIF orientation under Thimble's control, never OpenCV's).
+// Internal to transform/: the pipeline and meta/ share them.
+#pragma once
+
+#include <cstdint>
+#include <opencv2/core.hpp>
+#include <span>
+
+#include "conf/status.h"
+#include "transform/plan.h"
+#include "transform/sniff.h"
+
+namespace thimble::transform {
+
+// Decodes `data` (already sniffed as `info`) to 8-bit BGR or BGRA in stored orientation. JPEGs are
+// decoded at 1/`shrink` scale (1, 2, 4 or 8) in the DCT domain. Failures are 415s.
+Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info,
+                             int shrink);
+
+// Turns a stored image into the displayed one for an EXIF orientation (1-8).
+void apply_orientation(cv::Mat& image, int orientation);
+
+// Maps a rectangle in displayed coordinates (of a `shown`-sized image) back to stored ones.
+Rect to_stored(Rect r, Size shown, int orientation);
+
+}  // namespace thimble::transform
