@@ -72,6 +72,13 @@ struct ResultCacheConfig {
   int shards = 16;                            // result_cache.shards: lock striping
 };
 
+struct SmartConfig {
+  // smart.face_cascade: OpenCV Haar cascade for faces (Debian's opencv-data); empty or missing
+  // means smart/ uses corner features only.
+  std::string face_cascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt.xml";
+  int remembered_originals = 10000;  // smart.remembered_originals: focal points kept in memory
+};
+
 struct Config {
   ServerConfig server;
   SecurityConfig security;
@@ -80,6 +87,7 @@ struct Config {
   OutputConfig output;
   CacheControlConfig cache_control;
   ResultCacheConfig result_cache;
+  SmartConfig smart;
 };
 
 // Where an environment override for a key comes from: `server.port` → THIMBLE_SERVER_PORT,

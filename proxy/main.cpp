@@ -85,6 +85,11 @@ int serve(const conf::Config& config) {
     proxy::log_line("warning",
                     "signing with the development key: set THIMBLE_SECURITY_KEYS in production");
   }
+  if (std::error_code ec; !config.smart.face_cascade.empty() &&
+                          !std::filesystem::is_regular_file(config.smart.face_cascade, ec)) {
+    proxy::log_line("warning", "smart/ will use corner features only: cannot read the face "
+                               "cascade " + config.smart.face_cascade + " (Debian: opencv-data)");
+  }
   if (config.security.allow_unsafe) {
     proxy::log_line("warning", "unsigned /unsafe/ URLs are allowed (security.allow_unsafe)");
   }

@@ -30,6 +30,7 @@ OriginOptions OriginOptions::from(const conf::Config& config) {
   options.cache_control = config.cache_control;
   options.auto_webp = config.output.auto_webp;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
+  options.remembered_originals = static_cast<std::size_t>(config.smart.remembered_originals);
   transform::RenderSettings& r = options.render;
   r.max_source_pixels = config.limits.max_source_pixels;
   r.max_source_dimension = config.limits.max_source_dimension;
@@ -39,12 +40,14 @@ OriginOptions OriginOptions::from(const conf::Config& config) {
   r.jpeg_progressive = config.output.jpeg_progressive;
   r.webp_quality = config.output.webp_quality;
   r.png_compression = config.output.png_compression;
+  r.face_cascade = config.smart.face_cascade;
   return options;
 }
 
 OriginService::OriginService(OriginOptions options, const signing::UrlSigner& signer,
                              Source& source, cache::ResultCache& results, const Clock& clock)
     : options_(std::move(options)),
+      focal_memory_(options_.remembered_originals),
       signer_(signer),
       source_(source),
       results_(results),
@@ -180,16 +183,20 @@ OriginResponse OriginService::run(const Job& job) const {
 
   const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(original->bytes.data()),
                                original->bytes.size());
+  // One version of one original: its key and its validator.
+  const transform::FocalPointCache focal_cache{&focal_memory_,
+                                               job.spec.image + "@" + original->validators.token};
   auto cached = std::make_shared<cache::CachedResult>();
   if (job.spec.meta) {
     // meta/: the JSON description, from the header alone.
-    Result<std::string> json = transform::describe(bytes, job.spec, options_.render, job.negotiated);
+    Result<std::string> json =
+        transform::describe(bytes, job.spec, options_.render, job.negotiated, focal_cache);
     if (!json.ok()) return error(json.status());
     cached->body = std::move(json).value();
     cached->content_type = "application/json";
   } else {
     Result<transform::Thumbnail> thumbnail =
-        transform::render(bytes, job.spec, options_.render, job.negotiated);
+        transform::render(bytes, job.spec, options_.render, job.negotiated, focal_cache);
     if (!thumbnail.ok()) return error(thumbnail.status());
     cached->body = std::move(thumbnail->bytes);
     cached->content_type = std::string(transform::mime_type(thumbnail->format));

@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "cache/lru_map.h"
 #include "cache/result_cache.h"
 #include "conf/clock.h"
 #include "conf/config.h"
@@ -68,6 +69,7 @@ struct OriginOptions {
   transform::RenderSettings render;
   bool auto_webp = false;
   std::chrono::milliseconds request_timeout{30000};
+  std::size_t remembered_originals = 10000;  // smart/ focal points kept per original version
 
   static OriginOptions from(const conf::Config& config);
 };
@@ -87,6 +89,8 @@ class OriginService {
 
   // While draining (shutting down), new thumbnail work gets 503 and /readyz says not ready.
   void set_draining() { draining_.store(true); }
+  // How many original versions have their smart/ focal points remembered.
+  std::size_t remembered_focal_points() const { return focal_memory_.size(); }
   bool draining() const { return draining_.load(); }
 
  private:
@@ -96,7 +100,25 @@ class OriginService {
                       const std::optional<std::chrono::system_clock::time_point>& last_modified,
                       bool vary_accept, std::optional<int> url_max_age) const;
 
+  // smart/ focal points per original version, so its other sizes do not detect again.
+  class FocalMemory final : public transform::FocalPointMemory {
+   public:
+    explicit FocalMemory(std::size_t capacity) : points_(capacity) {}
+    std::optional<std::vector<transform::FocalPoint>> recall(const std::string& key) override {
+      return points_.get(key);
+    }
+    void remember(const std::string& key,
+                  const std::vector<transform::FocalPoint>& points) override {
+      points_.put(key, points);
+    }
+    std::size_t size() const { return points_.size(); }
+
+   private:
+    cache::LruMap<std::vector<transform::FocalPoint>> points_;
+  };
+
   OriginOptions options_;
+  mutable FocalMemory focal_memory_;
   const signing::UrlSigner& signer_;
   Source& source_;
   cache::ResultCache& results_;

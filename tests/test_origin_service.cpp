@@ -299,3 +299,20 @@ TEST_CASE("meta/ answers JSON with the same cache headers as a thumbnail") {
   // meta and the thumbnail are different answers: different ETags.
   CHECK(header(f.get("fit-in/300x200/photos/storm.jpg"), "ETag") != header(r, "ETag"));
 }
+
+TEST_CASE("smart/ detects once per original version and answers every size from that") {
+  Fixture f;
+  std::filesystem::copy_file(test::corpus("faces/Giunchedi_Filippo_January_2015_01.jpg"),
+                             f.root / "portrait.jpg");
+  CHECK(f.service->remembered_focal_points() == 0);
+  CHECK(f.get("100x300/smart/portrait.jpg").status == 200);
+  CHECK(f.service->remembered_focal_points() == 1);
+  CHECK(f.get("300x100/smart/portrait.jpg").status == 200);
+  CHECK(f.get("meta/50x50/smart/portrait.jpg").status == 200);
+  CHECK(f.service->remembered_focal_points() == 1);
+  // A new version of the original (another modification time) is detected afresh.
+  struct utimbuf times{1000000000, 1000000000};
+  REQUIRE(utime((f.root / "portrait.jpg").c_str(), &times) == 0);
+  CHECK(f.get("100x301/smart/portrait.jpg").status == 200);
+  CHECK(f.service->remembered_focal_points() == 2);
+}

@@ -1,9 +1,12 @@
 #include "transform/meta.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "conf/json.h"
 #include "transform/decode.h"
+#include "transform/smart.h"
 #include "transform/trim.h"
 
 namespace thimble::transform {
@@ -15,18 +18,12 @@ std::string crop_operation(int left, int top, int right, int bottom) {
          std::to_string(bottom) + "}";
 }
 
-double alignment_fraction(HAlign a) {
-  return a == HAlign::kLeft ? 0.0 : a == HAlign::kRight ? 1.0 : 0.5;
-}
-double alignment_fraction(VAlign a) {
-  return a == VAlign::kTop ? 0.0 : a == VAlign::kBottom ? 1.0 : 0.5;
-}
-
 }  // namespace
 
 Result<std::string> describe(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                              const RenderSettings& settings,
-                             std::optional<ImageFormat> negotiated) {
+                             std::optional<ImageFormat> negotiated,
+                             const FocalPointCache& focal_cache) {
   Result<ImageInfo> info = inspect(original, settings);
   if (!info.ok()) return info.status();
   const Size source = info->swaps_axes() ? Size{info->height, info->width}
@@ -35,21 +32,40 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
   std::vector<std::string> operations;
   Size shown = source;
   ThumbnailSpec planned_spec = spec;
-  if (spec.trim) {
-    // trim() depends on the pixels: this is the one meta/ answer that decodes the image.
-    Result<cv::Mat> image = decode_image(original, *info, 1);
+  std::vector<FocalPoint> detected;
+  if (spec.trim || spec.smart) {
+    // trim and smart/ depend on the pixels: decode (trim needs full size; smart/ only enough
+    // for the detector's copy).
+    int shrink = 1;
+    if (!spec.trim && info->format == ImageFormat::kJpeg) {
+      const int longest = std::max(info->width, info->height);
+      while (shrink < 8 && longest / (shrink * 2) >= kDetectionSide) shrink *= 2;
+    }
+    Result<cv::Mat> image = decode_image(original, *info, shrink);
     if (!image.ok()) return image.status();
-    apply_orientation(*image, info->orientation);
-    if (std::optional<Rect> trimmed = trim_box(*image, *spec.trim)) {
-      if (trimmed->size() != source) {
-        operations.push_back(crop_operation(trimmed->x, trimmed->y, trimmed->x + trimmed->width,
-                                            trimmed->y + trimmed->height));
+    int orientation = info->orientation;
+    cv::Mat pixels = *image;
+    if (spec.trim) {
+      apply_orientation(pixels, orientation);
+      orientation = 1;
+      if (std::optional<Rect> trimmed = trim_box(pixels, *spec.trim)) {
+        if (trimmed->size() != source) {
+          operations.push_back(crop_operation(trimmed->x, trimmed->y,
+                                              trimmed->x + trimmed->width,
+                                              trimmed->y + trimmed->height));
+        }
+        pixels = pixels(cv::Rect(trimmed->x, trimmed->y, trimmed->width, trimmed->height));
+        shown = trimmed->size();
+        planned_spec = shift_crop(spec, *trimmed);
       }
-      shown = trimmed->size();
-      planned_spec = shift_crop(spec, *trimmed);
+    }
+    if (spec.smart) {
+      FocalPointCache cache = focal_cache;
+      if (spec.trim) cache.key += "|" + spec.canonical().substr(0, spec.canonical().find('/'));
+      detected = find_focal_points(pixels, orientation, shown, settings, cache);
     }
   }
-  Result<Plan> plan = make_plan(planned_spec, shown, settings.max_output_dimension);
+  Result<Plan> plan = make_plan(planned_spec, shown, settings.max_output_dimension, detected);
   if (!plan.ok()) return plan.status();
 
   const Rect base = plan->manual_crop.value_or(Rect{0, 0, shown.width, shown.height});
@@ -72,8 +88,6 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
   const auto [width, height] = size_after_filters(plan->target.width, plan->target.height,
                                                   spec.filters, plan->box.width,
                                                   plan->box.height);
-  const int focal_x = static_cast<int>(std::floor(base.width * alignment_fraction(spec.halign)));
-  const int focal_y = static_cast<int>(std::floor(base.height * alignment_fraction(spec.valign)));
 
   std::string json = "{\"thumbor\":{\"source\":{\"url\":" + json_string(spec.image) +
                      ",\"width\":" + std::to_string(source.width) +
@@ -84,9 +98,18 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
   json += "],\"target\":{\"width\":" + std::to_string(width) +
           ",\"height\":" + std::to_string(height) + ",\"format\":" +
           json_string(format_name(output_format(spec, info->format, negotiated))) +
-          "},\"focal_points\":[{\"x\":" + std::to_string(focal_x) +
-          ",\"y\":" + std::to_string(focal_y) +
-          ",\"z\":1,\"height\":1,\"width\":1,\"origin\":\"alignment\"}]}}";
+          "},\"focal_points\":[";
+  bool first = true;
+  for (const FocalPoint& p : effective_focal_points(planned_spec, base, detected)) {
+    char weight[32];
+    std::snprintf(weight, sizeof weight, "%.0f", p.weight);
+    json += std::string(first ? "" : ",") + "{\"x\":" + std::to_string(p.x) +
+            ",\"y\":" + std::to_string(p.y) + ",\"z\":" + weight +
+            ",\"height\":" + std::to_string(p.height) + ",\"width\":" +
+            std::to_string(p.width) + ",\"origin\":" + json_string(p.origin) + "}";
+    first = false;
+  }
+  json += "]}}";
   return json;
 }
 

@@ -23,8 +23,11 @@
 
 namespace thimble::transform {
 
+// With trim or smart/ the pixels are needed: the image is decoded (trim in full, smart/ at the
+// smallest JPEG scale that still gives the detector its copy).
 Result<std::string> describe(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                              const RenderSettings& settings,
-                             std::optional<ImageFormat> negotiated = std::nullopt);
+                             std::optional<ImageFormat> negotiated = std::nullopt,
+                             const FocalPointCache& focal_cache = {});
 
 }  // namespace thimble::transform

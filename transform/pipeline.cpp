@@ -3,6 +3,7 @@
 #include "transform/decode.h"
 #include "transform/filters.h"
 #include "transform/resize.h"
+#include "transform/smart.h"
 #include "transform/trim.h"
 
 #include <algorithm>
@@ -105,8 +106,22 @@ Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSe
   return info;
 }
 
+std::vector<FocalPoint> find_focal_points(const cv::Mat& stored, int orientation, Size shown,
+                                          const RenderSettings& settings,
+                                          const FocalPointCache& cache) {
+  if (cache.memory) {
+    if (auto known = cache.memory->recall(cache.key)) return *known;
+  }
+  double scale = 1;
+  const cv::Mat copy = detection_copy(stored, orientation, shown, scale);
+  std::vector<FocalPoint> points = detect_focal_points(copy, scale, settings.face_cascade);
+  if (cache.memory) cache.memory->remember(cache.key, points);
+  return points;
+}
+
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                         const RenderSettings& s, std::optional<ImageFormat> negotiated) {
+                         const RenderSettings& s, std::optional<ImageFormat> negotiated,
+                         const FocalPointCache& focal_cache) {
   Thumbnail thumb;
   auto start = Clock::now();
   Result<ImageInfo> info = inspect(original, s);
@@ -115,7 +130,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   Size shown =
       info->swaps_axes() ? Size{info->height, info->width} : Size{info->width, info->height};
   // Without trim the geometry is known from the header, before decoding (so the decode can be
-  // shrunk). trim() needs the pixels first: it is planned after the decode.
+  // shrunk). trim() needs the pixels first: it is planned after the decode. smart/ only moves
+  // the crop, never resizes it, so the alignment plan's shrink factor holds for it too.
   std::optional<Plan> plan;
   if (!spec.trim) {
     Result<Plan> planned = make_plan(spec, shown, s.max_output_dimension);
@@ -137,17 +153,29 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   cv::Mat img = *decoded;
   int orientation = info->orientation;  // still to apply to `img`
   try {
+    ThumbnailSpec planned_spec = spec;
     if (spec.trim) {
       apply_orientation(img, orientation);
       orientation = 1;
       const Rect trimmed = trim_box(img, *spec.trim).value_or(Rect{0, 0, img.cols, img.rows});
       img = img(cv::Rect(trimmed.x, trimmed.y, trimmed.width, trimmed.height));
       shown = trimmed.size();
+      planned_spec = shift_crop(spec, trimmed);
+    }
+    if (spec.smart) {
+      const auto smart_start = Clock::now();
+      FocalPointCache cache = focal_cache;
+      if (spec.trim) cache.key += "|" + spec.canonical().substr(0, spec.canonical().find('/'));
+      thumb.focal_points = find_focal_points(img, orientation, shown, s, cache);
+      thumb.times.smart_ms = ms_since(smart_start);
+    }
+    if (spec.trim || spec.smart) {
       Result<Plan> planned =
-          make_plan(shift_crop(spec, trimmed), shown, s.max_output_dimension);
+          make_plan(planned_spec, shown, s.max_output_dimension, thumb.focal_points);
       if (!planned.ok()) return planned.status();
       plan = *planned;
     }
+    thumb.region = plan->region;
     // Region of interest, in the decoded image's (stored, possibly reduced) coordinates.
     const bool swaps = orientation >= 5;
     const Rect stored = to_stored(plan->region, shown, orientation);

@@ -16,11 +16,16 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "conf/status.h"
 #include "transform/plan.h"
 #include "transform/sniff.h"
 #include "transform/spec.h"
+
+namespace cv {
+class Mat;
+}
 
 namespace thimble::transform {
 
@@ -33,11 +38,29 @@ struct RenderSettings {
   bool jpeg_progressive = true;
   int webp_quality = 80;    // when the URL has no quality()
   int png_compression = 6;  // zlib level 0-9
+  // Haar cascade for smart/ face detection; empty or unreadable = corner features only.
+  std::string face_cascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt.xml";
+};
+
+// Remembers smart-detection results per original, so the second size of one photo does not
+// detect again. Implementations must be thread-safe.
+class FocalPointMemory {
+ public:
+  virtual ~FocalPointMemory() = default;
+  virtual std::optional<std::vector<FocalPoint>> recall(const std::string& key) = 0;
+  virtual void remember(const std::string& key, const std::vector<FocalPoint>& points) = 0;
+};
+
+// Where smart/ may find and keep focal points: `key` names one version of one original
+// (its source key and validator). A null memory detects every time.
+struct FocalPointCache {
+  FocalPointMemory* memory = nullptr;
+  std::string key;
 };
 
 // Wall time spent in each stage, in milliseconds.
 struct StageTimes {
-  double sniff_ms = 0, decode_ms = 0, transform_ms = 0, encode_ms = 0;
+  double sniff_ms = 0, decode_ms = 0, smart_ms = 0, transform_ms = 0, encode_ms = 0;
 };
 
 struct Thumbnail {
@@ -46,6 +69,8 @@ struct Thumbnail {
   Size size;
   ImageInfo source;  // what the header said
   int shrink_on_load = 1;
+  std::vector<FocalPoint> focal_points;  // those that decided a smart crop
+  Rect region;                           // the part of the (shown) source that was kept
   StageTimes times;
 };
 
@@ -59,7 +84,15 @@ Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSe
 
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                          const RenderSettings& settings,
-                         std::optional<ImageFormat> negotiated = std::nullopt);
+                         std::optional<ImageFormat> negotiated = std::nullopt,
+                         const FocalPointCache& focal_cache = {});
+
+// The focal points of a decoded image for smart/: recalled from `cache`, else detected on a
+// small copy (and remembered). `stored` is in stored orientation; the points are in the
+// coordinates of the image as shown (`shown`).
+std::vector<FocalPoint> find_focal_points(const cv::Mat& stored, int orientation, Size shown,
+                                          const RenderSettings& settings,
+                                          const FocalPointCache& cache);
 
 // Makes OpenCV run each operation on the calling thread only.
 void use_one_thread_per_render();

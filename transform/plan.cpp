@@ -67,7 +67,28 @@ void target_dimensions(const Requested& r, double sw, double sh, double& tw, dou
 
 }  // namespace
 
-Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_dimension) {
+std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect region,
+                                               const std::vector<FocalPoint>& focal_points) {
+  std::vector<FocalPoint> inside;
+  for (FocalPoint p : focal_points) {
+    if (p.x < region.x || p.x > region.x + region.width || p.y < region.y ||
+        p.y > region.y + region.height) {
+      continue;
+    }
+    p.x -= region.x;
+    p.y -= region.y;
+    inside.push_back(p);
+  }
+  if (inside.empty()) {
+    // Thumbor's FocalPoint.from_alignment truncates to whole pixels.
+    inside.push_back({static_cast<int>(region.width * alignment(spec.halign)),
+                      static_cast<int>(region.height * alignment(spec.valign))});
+  }
+  return inside;
+}
+
+Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_dimension,
+                       const std::vector<FocalPoint>& focal_points) {
   Plan plan;
   plan.source = source;
   plan.flip_horizontal = spec.flip_horizontal;
@@ -119,9 +140,15 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
     // 2b. Default: crop the region to the target aspect ratio around the focal point, then
     // resize to exactly the target. stretch() resizes without the crop.
     if (!spec.stretch && round2(sw / sh) != round2(tw / th)) {
-      // Thumbor's centre of mass is a floor division.
-      double focal_x = std::floor(sw * alignment(spec.halign));
-      double focal_y = std::floor(sh * alignment(spec.valign));
+      // Thumbor's centre of mass: the weighted mean of the focal points, floored.
+      double total = 0, sum_x = 0, sum_y = 0;
+      for (const FocalPoint& p : effective_focal_points(spec, r, focal_points)) {
+        total += p.weight;
+        sum_x += p.x * p.weight;
+        sum_y += p.y * p.weight;
+      }
+      double focal_x = std::floor(sum_x / total);
+      double focal_y = std::floor(sum_y / total);
       double cw = sw, ch = sh;
       if (tw / sw > th / sh) {
         ch = round_even(sw * th / tw);

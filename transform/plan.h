@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "conf/status.h"
 #include "transform/spec.h"
@@ -25,6 +26,16 @@ struct Rect {
   Size size() const { return {width, height}; }
 };
 
+// A point of interest for the aspect crop, in the coordinates of the image as shown: a detected
+// face or feature, or the alignment point. The crop is centred on the weighted centre of them.
+struct FocalPoint {
+  int x = 0, y = 0;
+  int width = 1, height = 1;
+  double weight = 1;
+  const char* origin = "alignment";  // "alignment", "Face Detection" or "Feature Detection"
+  bool operator==(const FocalPoint&) const = default;
+};
+
 struct Plan {
   Size source;  // the source as shown, i.e. after EXIF orientation
   Rect region;  // the part of `source` that becomes the output (manual crop, then aspect crop)
@@ -40,7 +51,15 @@ struct Plan {
 };
 
 // Failure: Code::kBadRequest when the output would exceed `max_output_dimension` on a side.
-Result<Plan> make_plan(const ThumbnailSpec& spec, Size oriented_source, int max_output_dimension);
+// `focal_points` (smart detection), when given, replace the alignment point; those outside a
+// manual crop are dropped and the others moved into its coordinates, as Thumbor does.
+Result<Plan> make_plan(const ThumbnailSpec& spec, Size oriented_source, int max_output_dimension,
+                       const std::vector<FocalPoint>& focal_points = {});
+
+// The focal points that decide the crop of `region` (the manual crop, or the whole image):
+// the given ones that fall inside it, shifted into it, else the alignment point.
+std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect region,
+                                               const std::vector<FocalPoint>& focal_points);
 
 // The JPEG decode scale denominator (1, 2, 4 or 8): the largest that still leaves at least twice
 // the target's pixels on each axis of `region` for the final area-averaging resize.

@@ -258,7 +258,7 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
         if (seg == "middle") return spec.valign = VAlign::kMiddle, true;
         if (seg == "bottom") return spec.valign = VAlign::kBottom, true;
         return false;
-      case kSmart: return seg == "smart" && (unsupported = "smart/", true);
+      case kSmart: return seg == "smart" && (spec.smart = true);
       default: return false;
     }
   };
@@ -342,6 +342,7 @@ std::string ThumbnailSpec::canonical() const {
   if (halign == HAlign::kRight) out += "right/";
   if (valign == VAlign::kTop) out += "top/";
   if (valign == VAlign::kBottom) out += "bottom/";
+  if (smart) out += "smart/";
   // Settings in a fixed order (their order does not matter), then pixel filters as given.
   std::string calls;
   auto add = [&calls](const std::string& f) { calls += (calls.empty() ? "" : ":") + f; };

@@ -68,6 +68,7 @@ struct ThumbnailSpec {
   bool flip_vertical = false;
   HAlign halign = HAlign::kCenter;
   VAlign valign = VAlign::kMiddle;
+  bool smart = false;  // centre the aspect crop on detected faces or features
 
   // Filters that set how the result is encoded or served.
   std::optional<int> quality;         // quality(0-100)

@@ -1,0 +1,115 @@
+// transform/smart: face detection, the feature fallback, and the crop they decide.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <mutex>
+
+#include "support.h"
+#include "transform/pipeline.h"
+
+using namespace thimble;
+using namespace thimble::transform;
+
+namespace {
+
+Thumbnail render_ok(const std::string& bytes, const std::string& options,
+                    const FocalPointCache& cache = {}) {
+  auto spec = parse_spec(options + "/image");
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  auto out = render(test::as_bytes(bytes), *spec, RenderSettings{}, std::nullopt, cache);
+  REQUIRE_MESSAGE(out.ok(), out.status().message());
+  return std::move(out).value();
+}
+
+bool contains(const Rect& outer, int left, int top, int right, int bottom) {
+  return left >= outer.x && top >= outer.y && right <= outer.x + outer.width &&
+         bottom <= outer.y + outer.height;
+}
+
+// A FocalPointMemory that counts what it is asked.
+class CountingMemory final : public FocalPointMemory {
+ public:
+  std::optional<std::vector<FocalPoint>> recall(const std::string& key) override {
+    std::lock_guard lock(mutex_);
+    ++recalls;
+    auto it = points_.find(key);
+    if (it == points_.end()) return std::nullopt;
+    return it->second;
+  }
+  void remember(const std::string& key, const std::vector<FocalPoint>& points) override {
+    std::lock_guard lock(mutex_);
+    ++remembered;
+    points_[key] = points;
+  }
+  int recalls = 0, remembered = 0;
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::vector<FocalPoint>> points_;
+};
+
+}  // namespace
+
+TEST_CASE("smart keeps the portrait's face inside every aspect crop") {
+  const std::string portrait =
+      test::read_file(test::corpus("faces/Giunchedi_Filippo_January_2015_01.jpg"));
+  for (const char* options : {"100x300/smart", "60x300/smart", "300x300/smart", "300x60/smart",
+                              "120x200/left/smart", "200x200/right/smart"}) {
+    std::string label(options);
+    CAPTURE(label);
+    Thumbnail t = render_ok(portrait, options);
+    REQUIRE_FALSE(t.focal_points.empty());
+    bool any_face = false;
+    for (const FocalPoint& p : t.focal_points) {
+      if (std::string(p.origin) != "Face Detection") continue;
+      any_face = true;
+      CAPTURE(p.x);
+      CAPTURE(p.y);
+      // The face's centre always survives; for crops at least as tall as the face, all of it.
+      CHECK(contains(t.region, p.x, p.y, p.x, p.y));
+      if (t.region.height >= p.height && t.region.width >= p.width) {
+        CHECK(contains(t.region, p.x - p.width / 2, p.y - p.height / 2, p.x + p.width / 2,
+                       p.y + p.height / 2));
+      }
+    }
+    CHECK(any_face);
+  }
+}
+
+TEST_CASE("without a face, smart falls back to corner features") {
+  const std::string scenery = test::read_file(test::corpus("faces/no_face.jpg"));
+  Thumbnail t = render_ok(scenery, "100x300/smart");
+  REQUIRE_FALSE(t.focal_points.empty());
+  for (const FocalPoint& p : t.focal_points) CHECK(std::string(p.origin) == "Feature Detection");
+  CHECK(t.focal_points.size() <= 20);
+  // The crop is centred on the features' mean, not on the image's centre.
+  double mean_x = 0;
+  for (const FocalPoint& p : t.focal_points) mean_x += p.x;
+  mean_x /= static_cast<double>(t.focal_points.size());
+  CHECK(std::abs(t.region.x + t.region.width / 2.0 - mean_x) <= t.region.width / 2.0 + 1);
+}
+
+TEST_CASE("focal points are detected once per original and then recalled") {
+  const std::string portrait =
+      test::read_file(test::corpus("faces/Giunchedi_Filippo_January_2015_01.jpg"));
+  CountingMemory memory;
+  FocalPointCache cache{&memory, "portrait@v1"};
+  Thumbnail first = render_ok(portrait, "100x300/smart", cache);
+  Thumbnail second = render_ok(portrait, "300x100/smart", cache);
+  CHECK(memory.remembered == 1);
+  CHECK(memory.recalls == 2);
+  CHECK(second.focal_points == first.focal_points);
+  // Sizes that need no detection never ask.
+  render_ok(portrait, "100x300", cache);
+  CHECK(memory.recalls == 2);
+}
+
+TEST_CASE("smart works on rotated photos: points are found upright") {
+  const std::string rotated = test::read_file(test::corpus("exif/Landscape_6.jpg"));
+  const std::string upright = test::read_file(test::corpus("exif/Landscape_1.jpg"));
+  Thumbnail a = render_ok(rotated, "100x300/smart");
+  Thumbnail b = render_ok(upright, "100x300/smart");
+  // Same picture as shown: the chosen crops start within a few pixels of each other.
+  CHECK(std::abs(a.region.x - b.region.x) <= 40);
+  CHECK(a.region.width == b.region.width);
+}
