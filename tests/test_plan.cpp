@@ -174,3 +174,30 @@ TEST_CASE("Thumbor's rounding: a floored centre of mass and half-up fit-in sizes
   // 500 * 5 / 1000 = 2.5 rounds up in fit-in (Thumbor 7 adds 1e-5 before rounding).
   CHECK(plan_for("fit-in/5x5", {1000, 500}).target == Size{5, 3});
 }
+
+TEST_CASE("focal() boxes decide the aspect crop, weighted by area, and are parsed strictly") {
+  auto plan_with_focal = [](const std::string& options) {
+    auto spec = parse_spec(options + "/a.jpg");
+    REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+    auto plan = make_plan(*spec, {1920, 1280}, 6000, explicit_focal_points(*spec));
+    REQUIRE(plan.ok());
+    return *plan;
+  };
+  CHECK(plan_with_focal("300x300/filters:focal(100x100:200x200)").region == Rect{0, 0, 1280, 1280});
+  CHECK(plan_with_focal("300x300/filters:focal(1800x600:1900x700)").region == Rect{640, 0, 1280, 1280});
+  // Two boxes: the big one (area 40000) outweighs the small one (area 100).
+  CHECK(plan_with_focal("300x300/filters:focal(1700x600:1900x800):focal(0x0:10x10)").region.x == 640);
+  // A box outside a manual crop is ignored: the crop's own centre decides.
+  CHECK(plan_with_focal("0x0:960x1280/100x100/filters:focal(1800x600:1900x700)").region ==
+        Rect{0, 160, 960, 960});
+  auto spec = parse_spec("300x300/filters:focal(10x20:110x220):focal(1x1:3x3)/a.jpg");
+  REQUIRE(spec.ok());
+  CHECK(spec->canonical() == "300x300/filters:focal(10x20:110x220):focal(1x1:3x3)");
+  for (const char* bad : {"focal()", "focal(10x20)", "focal(10x20:5x30)", "focal(axb:cxd)"}) {
+    std::string filter(bad);
+    CAPTURE(filter);
+    auto r = parse_spec("filters:" + filter + "/a.jpg");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find("focal(") != std::string::npos);
+  }
+}

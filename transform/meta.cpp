@@ -65,6 +65,7 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
       detected = find_focal_points(pixels, orientation, shown, settings, cache);
     }
   }
+  for (const FocalPoint& p : explicit_focal_points(spec)) detected.push_back(p);
   Result<Plan> plan = make_plan(planned_spec, shown, settings.max_output_dimension, detected);
   if (!plan.ok()) return plan.status();
 

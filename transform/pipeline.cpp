@@ -134,7 +134,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   // the crop, never resizes it, so the alignment plan's shrink factor holds for it too.
   std::optional<Plan> plan;
   if (!spec.trim) {
-    Result<Plan> planned = make_plan(spec, shown, s.max_output_dimension);
+    Result<Plan> planned =
+        make_plan(spec, shown, s.max_output_dimension, explicit_focal_points(spec));
     if (!planned.ok()) return planned.status();
     plan = *planned;
   }
@@ -169,6 +170,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
       thumb.focal_points = find_focal_points(img, orientation, shown, s, cache);
       thumb.times.smart_ms = ms_since(smart_start);
     }
+    for (const FocalPoint& p : explicit_focal_points(spec)) thumb.focal_points.push_back(p);
     if (spec.trim || spec.smart) {
       Result<Plan> planned =
           make_plan(planned_spec, shown, s.max_output_dimension, thumb.focal_points);

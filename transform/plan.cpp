@@ -67,6 +67,21 @@ void target_dimensions(const Requested& r, double sw, double sh, double& tw, dou
 
 }  // namespace
 
+std::vector<FocalPoint> explicit_focal_points(const ThumbnailSpec& spec) {
+  std::vector<FocalPoint> points;
+  for (const CropBox& b : spec.focal_boxes) {
+    FocalPoint p;
+    p.width = b.right - b.left;
+    p.height = b.bottom - b.top;
+    p.x = b.left + p.width / 2;
+    p.y = b.top + p.height / 2;
+    p.weight = static_cast<double>(p.width) * p.height;
+    p.origin = "Explicit";
+    points.push_back(p);
+  }
+  return points;
+}
+
 std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect region,
                                                const std::vector<FocalPoint>& focal_points) {
   std::vector<FocalPoint> inside;

@@ -56,6 +56,9 @@ struct Plan {
 Result<Plan> make_plan(const ThumbnailSpec& spec, Size oriented_source, int max_output_dimension,
                        const std::vector<FocalPoint>& focal_points = {});
 
+// The focal() boxes of a spec as focal points (centre of the box, weighing its area).
+std::vector<FocalPoint> explicit_focal_points(const ThumbnailSpec& spec);
+
 // The focal points that decide the crop of `region` (the manual crop, or the whole image):
 // the given ones that fall inside it, shifted into it, else the alignment point.
 std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect region,

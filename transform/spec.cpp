@@ -111,8 +111,8 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 8> kNotYetSupported = {
-    "sharpen", "round_corner", "watermark", "frame", "curve", "max_bytes", "focal", "extract_focal"};
+constexpr std::array<std::string_view, 7> kNotYetSupported = {
+    "sharpen", "round_corner", "watermark", "frame", "curve", "max_bytes", "extract_focal"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
@@ -150,6 +150,19 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
     if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
     if (*flag) return bad(std::string(name) + "() is given twice");
     *flag = true;
+    return Status::Ok();
+  }
+  if (name == "focal") {
+    std::optional<CropBox> box;
+    std::string_view text = args;
+    if (text.size() >= 2 && text.front() == '\'' && text.back() == '\'') {
+      text = text.substr(1, text.size() - 2);
+    }
+    if (!parse_crop(text, box) || !box || box->right <= box->left || box->bottom <= box->top) {
+      return bad(call + ": expected a box LEFTxTOP:RIGHTxBOTTOM with right > left, bottom > top");
+    }
+    if (spec.focal_boxes.size() >= 32) return bad("focal(): at most 32 boxes");
+    spec.focal_boxes.push_back(*box);
     return Status::Ok();
   }
   if (name == "strip_icc" || name == "strip_exif") {
@@ -352,6 +365,10 @@ std::string ThumbnailSpec::canonical() const {
   if (no_upscale) add("no_upscale()");
   if (upscale) add("upscale()");
   if (stretch) add("stretch()");
+  for (const CropBox& b : focal_boxes) {
+    add("focal(" + std::to_string(b.left) + "x" + std::to_string(b.top) + ":" +
+        std::to_string(b.right) + "x" + std::to_string(b.bottom) + ")");
+  }
   for (const auto& filter : filters) add(filter.canonical);
   if (!calls.empty()) out += "filters:" + calls + "/";
   if (!out.empty()) out.pop_back();  // no trailing slash

@@ -79,6 +79,9 @@ struct ThumbnailSpec {
   bool no_upscale = false;  // no_upscale(): requested sides are clamped to the source's
   bool upscale = false;     // upscale(): fit-in results smaller than the box are enlarged into it
   bool stretch = false;     // stretch(): resize to exactly WxH without the aspect crop
+  // focal(LxT:RxB)...: explicit points of interest for the aspect crop, in the coordinates of the
+  // image as shown (a box each, weighing its area, like a detected face).
+  std::vector<CropBox> focal_boxes;
 
   // Filters that change pixels after the resize, in URL order (applied last first).
   std::vector<PixelFilter> filters;
