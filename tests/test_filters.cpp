@@ -271,3 +271,54 @@ TEST_CASE("background_color composites transparency onto an opaque colour") {
   CHECK_FALSE(parse_spec("filters:fill()/a.jpg").ok());
   CHECK_FALSE(parse_spec("filters:fill(white,maybe)/a.jpg").ok());
 }
+
+TEST_CASE("curve maps tones through splines that pass through their control points") {
+  const std::string identity = "[(0,0),(255,255)]";
+  CHECK(cv::norm(filtered(solid(10, 128, 250), "curve(" + identity + "," + identity + "," +
+                                                   identity + "," + identity + ")"),
+                 solid(10, 128, 250)) == 0);
+  // All channels through (128, 64): a mid grey becomes 64.
+  CHECK(rgb_at(filtered(solid(128, 128, 128), "curve([(0,0),(128,64),(255,255)]," + identity +
+                                                  "," + identity + "," + identity + ")")) ==
+        cv::Vec3b(64, 64, 64));
+  // The red curve lifts red to 255; then the all-channels curve (identity) keeps it.
+  CHECK(rgb_at(filtered(solid(10, 10, 10), "curve(" + identity + ",[(0,255),(255,255)]," +
+                                               identity + "," + identity + ")")) ==
+        cv::Vec3b(255, 10, 10));
+  auto spec = parse_spec("filters:curve([(0,0), (255,255)],[(0,0),(255,255)],[(0,0),(255,255)],"
+                         "[(0,0),(255,255)])/a.jpg");
+  REQUIRE(spec.ok());
+  CHECK(spec->canonical() == "filters:curve([(0,0),(255,255)],[(0,0),(255,255)],"
+                             "[(0,0),(255,255)],[(0,0),(255,255)])");
+  for (const char* bad : {"curve([(0,0),(255,255)])", "curve([(0,0)],[(0,0)],[(0,0)],[(0,0)])",
+                          "curve([(9,0),(5,9)],[(0,0),(1,1)],[(0,0),(1,1)],[(0,0),(1,1)])",
+                          "curve([(0,0),(300,9)],[(0,0),(1,1)],[(0,0),(1,1)],[(0,0),(1,1)])"}) {
+    std::string filter(bad);
+    CAPTURE(filter);
+    auto r = parse_spec("filters:" + filter + "/a.jpg");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find("curve(") != std::string::npos);
+  }
+}
+
+TEST_CASE("round_corner paints or clears the corners outside the ellipse") {
+  cv::Mat grey(60, 100, CV_8UC3, cv::Scalar::all(100));
+  cv::Mat painted = filtered(grey, "round_corner(20,255,0,0)");
+  CHECK(rgb_at(painted, 0, 0) == cv::Vec3b(255, 0, 0));
+  CHECK(rgb_at(painted, 59, 99) == cv::Vec3b(255, 0, 0));
+  CHECK(rgb_at(painted, 0, 50) == cv::Vec3b(100, 100, 100));   // the middle of an edge
+  CHECK(rgb_at(painted, 30, 50) == cv::Vec3b(100, 100, 100));  // the centre
+  CHECK(rgb_at(painted, 6, 6) == cv::Vec3b(100, 100, 100));    // inside the curve
+  cv::Mat oval = filtered(grey, "round_corner(40|10,0,0,0)");
+  CHECK(rgb_at(oval, 0, 20) == cv::Vec3b(0, 0, 0));            // far along the wide radius
+  CHECK(rgb_at(oval, 12, 0) == cv::Vec3b(100, 100, 100));      // below the short one
+  cv::Mat cleared = filtered(grey, "round_corner(20,0,0,0,true)");
+  REQUIRE(cleared.channels() == 4);
+  CHECK(cleared.at<cv::Vec4b>(0, 0)[3] == 0);
+  CHECK(cleared.at<cv::Vec4b>(30, 50)[3] == 255);
+  auto spec = parse_spec("filters:round_corner(20,255,255,255)/a.jpg");
+  REQUIRE(spec.ok());
+  CHECK(spec->canonical() == "filters:round_corner(20|20,255,255,255,false)");
+  CHECK_FALSE(parse_spec("filters:round_corner(20,256,0,0)/a.jpg").ok());
+  CHECK_FALSE(parse_spec("filters:round_corner(a|b,0,0,0)/a.jpg").ok());
+}

@@ -388,3 +388,25 @@ TEST_CASE("trim removes a uniform border before the resize, within the tolerance
   const std::string flat = encode(cv::Mat(20, 30, CV_8UC3, cv::Scalar::all(9)), ".png");
   CHECK(render_ok(flat, "trim").size == Size{30, 20});
 }
+
+TEST_CASE("max_bytes re-encodes JPEG and WebP at lower quality until they fit") {
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  const std::size_t full = render_ok(storm, "fit-in/800x800").bytes.size();
+  for (const char* format : {"jpeg", "webp"}) {
+    std::string label(format);
+    CAPTURE(label);
+    const std::size_t unconstrained =
+        render_ok(storm, "fit-in/800x800/filters:format(" + label + ")").bytes.size();
+    const std::size_t limit = unconstrained / 2;
+    Thumbnail fitted = render_ok(storm, "fit-in/800x800/filters:format(" + label +
+                                            "):max_bytes(" + std::to_string(limit) + ")");
+    CHECK(fitted.bytes.size() <= limit);
+    CHECK(fitted.bytes.size() > limit / 4);  // raised back up towards the limit
+    CHECK(decoded(fitted).cols == 800);
+  }
+  // Out of reach: Thumbor keeps the first encode rather than failing.
+  CHECK(render_ok(storm, "fit-in/800x800/filters:max_bytes(50)").bytes.size() == full);
+  // PNG is lossless: untouched.
+  const std::size_t png = render_ok(storm, "fit-in/100x100/filters:format(png)").bytes.size();
+  CHECK(render_ok(storm, "fit-in/100x100/filters:format(png):max_bytes(100)").bytes.size() == png);
+}

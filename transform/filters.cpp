@@ -139,6 +139,86 @@ Colour median_colour(const cv::Mat& image) {
   return Colour{median[2], median[1], median[0], 255};
 }
 
+// A 256-entry table from a natural cubic spline through `points` (x strictly increasing):
+// before the first point, its y; after the last, the last y; rounded and clamped between.
+std::array<std::uint8_t, 256> spline_table(const std::vector<std::pair<int, int>>& points) {
+  const std::size_t n = points.size();
+  // Second derivatives: tridiagonal system with zero curvature at both ends.
+  std::vector<double> lower(n, 0), diag(n, 1), upper(n, 0), rhs(n, 0), second(n, 0);
+  for (std::size_t i = 1; i + 1 < n; ++i) {
+    const double x0 = points[i - 1].first, x1 = points[i].first, x2 = points[i + 1].first;
+    const double y0 = points[i - 1].second, y1 = points[i].second, y2 = points[i + 1].second;
+    lower[i] = (x1 - x0) / 6;
+    diag[i] = (x2 - x0) / 3;
+    upper[i] = (x2 - x1) / 6;
+    rhs[i] = (y2 - y1) / (x2 - x1) - (y1 - y0) / (x1 - x0);
+  }
+  for (std::size_t i = 1; i < n; ++i) {  // forward elimination (Thomas algorithm)
+    const double k = lower[i] / diag[i - 1];
+    diag[i] -= k * upper[i - 1];
+    rhs[i] -= k * rhs[i - 1];
+  }
+  for (std::size_t i = n; i-- > 0;) {
+    second[i] = (rhs[i] - (i + 1 < n ? upper[i] * second[i + 1] : 0)) / diag[i];
+  }
+  std::array<std::uint8_t, 256> table{};
+  table.fill(static_cast<std::uint8_t>(points.front().second));
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const double x0 = points[i].first, x1 = points[i + 1].first, h = x1 - x0;
+    for (int x = points[i].first; x < points[i + 1].first; ++x) {
+      const double b = (x - x0) / h, a = 1 - b;
+      const double y = a * points[i].second + b * points[i + 1].second +
+                       h * h / 6 * ((a * a * a - a) * second[i] + (b * b * b - b) * second[i + 1]);
+      table[static_cast<std::size_t>(x)] = clamp_byte(static_cast<int>(std::lround(y)));
+    }
+  }
+  for (int x = points.back().first; x < 256; ++x) {
+    table[static_cast<std::size_t>(x)] = static_cast<std::uint8_t>(points.back().second);
+  }
+  return table;
+}
+
+// `[(x,y),(x,y),...]` lists separated by commas: exactly four of them for curve().
+std::optional<std::vector<std::vector<std::pair<int, int>>>> curve_lists(std::string_view args) {
+  std::vector<std::vector<std::pair<int, int>>> lists;
+  std::size_t i = 0;
+  auto skip_blanks = [&] {
+    while (i < args.size() && args[i] == ' ') ++i;
+  };
+  while (true) {
+    skip_blanks();
+    if (i >= args.size() || args[i] != '[') return std::nullopt;
+    std::size_t close = args.find(']', i);
+    if (close == std::string_view::npos) return std::nullopt;
+    std::vector<std::pair<int, int>> points;
+    std::string_view body = args.substr(i + 1, close - i - 1);
+    for (std::size_t at = 0; at < body.size();) {
+      if (body[at] == ',' || body[at] == ' ') {
+        ++at;
+        continue;
+      }
+      std::size_t end = body.find(')', at);
+      if (body[at] != '(' || end == std::string_view::npos) return std::nullopt;
+      auto pair = split_arguments(body.substr(at + 1, end - at - 1));
+      auto x = pair.size() == 2 ? integer_argument(pair[0]) : std::nullopt;
+      auto y = pair.size() == 2 ? integer_argument(pair[1]) : std::nullopt;
+      if (!x || !y || *x < 0 || *x > 255 || *y < 0 || *y > 255) return std::nullopt;
+      if (!points.empty() && *x <= points.back().first) return std::nullopt;
+      points.emplace_back(*x, *y);
+      at = end + 1;
+    }
+    if (points.size() < 2 || points.size() > 256) return std::nullopt;
+    lists.push_back(std::move(points));
+    i = close + 1;
+    skip_blanks();
+    if (i == args.size()) break;
+    if (args[i] != ',') return std::nullopt;
+    ++i;
+  }
+  if (lists.size() != 4) return std::nullopt;
+  return lists;
+}
+
 struct Apply {
   cv::Mat& image;
   cv::Size box;
@@ -270,6 +350,50 @@ struct Apply {
     paste(canvas, image, {0, 0}, /*blend=*/true);
     image = canvas;
     drop_opaque_alpha(image);
+  }
+  void operator()(const Curve& f) const {
+    std::array<std::array<std::uint8_t, 256>, 3> lut{};
+    const std::array<const std::array<std::uint8_t, 256>*, 3> channel = {&f.blue, &f.green, &f.red};
+    for (std::size_t c = 0; c < 3; ++c) {
+      for (std::size_t v = 0; v < 256; ++v) lut[c][v] = f.all[(*channel[c])[v]];  // channel, then all
+    }
+    apply_lut(image, lut);
+  }
+  void operator()(const RoundCorner& f) const {
+    const double a = std::min(f.a_radius, image.cols / 2), b = std::min(f.b_radius, image.rows / 2);
+    if (a < 1 || b < 1) return;
+    if (f.transparent && image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2BGRA);
+    const int channels = image.channels();
+    // Coverage of each corner pixel by the outside of the ellipse, from 4x4 samples.
+    auto outside = [&](double px, double py) {  // px, py from the corner, in pixels
+      int hits = 0;
+      for (int sy = 0; sy < 4; ++sy) {
+        for (int sx = 0; sx < 4; ++sx) {
+          const double dx = (a - (px + (sx + 0.5) / 4)) / a, dy = (b - (py + (sy + 0.5) / 4)) / b;
+          if (dx > 0 && dy > 0 && dx * dx + dy * dy > 1) ++hits;
+        }
+      }
+      return hits / 16.0;
+    };
+    for (int py = 0; py < static_cast<int>(b); ++py) {
+      for (int px = 0; px < static_cast<int>(a); ++px) {
+        const double cover = outside(px, py);
+        if (cover == 0) continue;
+        for (auto [x, y] : {std::pair{px, py}, std::pair{image.cols - 1 - px, py},
+                            std::pair{px, image.rows - 1 - py},
+                            std::pair{image.cols - 1 - px, image.rows - 1 - py}}) {
+          std::uint8_t* p = image.ptr<std::uint8_t>(y) + x * channels;
+          if (f.transparent) {
+            p[3] = static_cast<std::uint8_t>(std::lround(p[3] * (1 - cover)));
+          } else {
+            for (int c = 0; c < 3; ++c) {
+              const int paint = f.rgb[static_cast<std::size_t>(2 - c)];
+              p[c] = static_cast<std::uint8_t>(std::lround(p[c] * (1 - cover) + paint * cover));
+            }
+          }
+        }
+      }
+    }
   }
   void operator()(const Proportion& f) const {
     const int width = static_cast<int>(image.cols * f.factor);
@@ -456,6 +580,47 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
     char hex[8];
     std::snprintf(hex, sizeof hex, "%02x%02x%02x", colour->r, colour->g, colour->b);
     return done(BackgroundColour{*colour}, call(hex));
+  }
+  if (name == "curve") {
+    auto lists = curve_lists(args);
+    if (!lists) {
+      return fail("four curves [(x,y),...] (all, red, green, blue), each of 2 or more points "
+                  "from 0 to 255 with x increasing");
+    }
+    Curve curve{spline_table((*lists)[0]), spline_table((*lists)[1]), spline_table((*lists)[2]),
+                spline_table((*lists)[3])};
+    std::string text;
+    for (const auto& list : *lists) {
+      text += text.empty() ? "[" : ",[";
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        text += (i ? ",(" : "(") + std::to_string(list[i].first) + "," +
+                std::to_string(list[i].second) + ")";
+      }
+      text += "]";
+    }
+    return done(curve, call(text));
+  }
+  if (name == "round_corner") {
+    const char* expected =
+        "radius or a|b radii (0 to 10000), red, green, blue (0 to 255) and an optional "
+        "true/false for transparent corners";
+    if (a.size() < 4 || a.size() > 5) return fail(expected);
+    std::string_view radii = a[0];
+    std::size_t bar = radii.find('|');
+    auto ra = integer_argument(radii.substr(0, bar));
+    auto rb = bar == std::string_view::npos ? ra : integer_argument(radii.substr(bar + 1));
+    auto rgb = integers({a[1], a[2], a[3]}, 3, 0, 255);
+    auto transparent = a.size() == 5 ? boolean_argument(a[4]) : std::optional<bool>(false);
+    if (!ra || !rb || *ra < 0 || *rb < 0 || *ra > 10000 || *rb > 10000 || !rgb || !transparent) {
+      return fail(expected);
+    }
+    RoundCorner corner{*ra, *rb,
+                       {static_cast<std::uint8_t>((*rgb)[0]), static_cast<std::uint8_t>((*rgb)[1]),
+                        static_cast<std::uint8_t>((*rgb)[2])},
+                       *transparent};
+    return done(corner, call(std::to_string(*ra) + "|" + std::to_string(*rb) + "," +
+                             std::to_string((*rgb)[0]) + "," + std::to_string((*rgb)[1]) + "," +
+                             std::to_string((*rgb)[2]) + "," + (*transparent ? "true" : "false")));
   }
   if (name == "proportion") {
     auto v = a.size() == 1 ? decimal_argument(a[0]) : std::nullopt;

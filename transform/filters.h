@@ -58,10 +58,21 @@ struct Fill {
 };
 // background_color(colour): composites a transparent image onto the colour.
 struct BackgroundColour { Colour colour; };
+// curve(all, r, g, b): tone curves through control points (natural cubic splines), as tables.
+struct Curve {
+  std::array<std::uint8_t, 256> all, red, green, blue;
+};
+// round_corner(a|b, r, g, b[, transparent]): elliptical corners of radii a (across) and b (down),
+// painted in the colour, or made transparent.
+struct RoundCorner {
+  int a_radius, b_radius;
+  std::array<std::uint8_t, 3> rgb;
+  bool transparent = false;
+};
 
 using PixelOp = std::variant<Brightness, Contrast, Rgb, Saturation, Grayscale, Equalize, Blur,
                              Convolution, Noise, Rotate, Colorize, Proportion, Fill,
-                             BackgroundColour>;
+                             BackgroundColour, Curve, RoundCorner>;
 
 struct PixelFilter {
   PixelOp op;

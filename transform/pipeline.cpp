@@ -39,8 +39,9 @@ void flatten(cv::Mat& img, cv::Scalar background) {
   img = out;
 }
 
+// `quality` overrides the URL's and the configured quality (used by max_bytes()).
 Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
-                           const RenderSettings& s) {
+                           const RenderSettings& s, std::optional<int> quality = std::nullopt) {
   std::vector<int> params;
   const char* extension = ".jpg";
   switch (format) {
@@ -49,12 +50,14 @@ Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec
         const Colour c = flatten_colour(spec.filters);
         return cv::Scalar(c.b, c.g, c.r);
       }());
-      params = {cv::IMWRITE_JPEG_QUALITY, std::max(1, spec.quality.value_or(s.jpeg_quality)),
+      params = {cv::IMWRITE_JPEG_QUALITY,
+                std::max(1, quality.value_or(spec.quality.value_or(s.jpeg_quality))),
                 cv::IMWRITE_JPEG_PROGRESSIVE, s.jpeg_progressive ? 1 : 0};
       break;
     case ImageFormat::kWebp:
       extension = ".webp";
-      params = {cv::IMWRITE_WEBP_QUALITY, std::max(1, spec.quality.value_or(s.webp_quality))};
+      params = {cv::IMWRITE_WEBP_QUALITY,
+                std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality)))};
       break;
     case ImageFormat::kPng:
     case ImageFormat::kGif:
@@ -217,6 +220,36 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   Result<std::string> bytes = encode(img, thumb.format, spec, s);
   if (!bytes.ok()) return bytes.status();
   thumb.bytes = std::move(bytes).value();
+  if (spec.max_bytes && thumb.bytes.size() > static_cast<std::size_t>(*spec.max_bytes) &&
+      (thumb.format == ImageFormat::kJpeg || thumb.format == ImageFormat::kWebp)) {
+    // Thumbor's search: lower the quality by a quarter until it fits (giving up below 10 and
+    // keeping the first encode), then raise it by a tenth while it still fits, never above the
+    // quality asked for.
+    const int start_quality = spec.quality.value_or(
+        thumb.format == ImageFormat::kJpeg ? s.jpeg_quality : s.webp_quality);
+    const auto fits = [&](const std::string& b) {
+      return b.size() <= static_cast<std::size_t>(*spec.max_bytes);
+    };
+    int quality = start_quality;
+    std::optional<std::string> fitting;
+    while (!fitting) {
+      quality = static_cast<int>(quality * 0.75);
+      if (quality < 10) break;
+      Result<std::string> smaller = encode(img, thumb.format, spec, s, quality);
+      if (!smaller.ok()) return smaller.status();
+      if (fits(*smaller)) fitting = std::move(smaller).value();
+    }
+    while (fitting) {
+      const int higher = static_cast<int>(quality * 1.1);
+      if (higher >= start_quality || higher == quality) break;
+      Result<std::string> larger = encode(img, thumb.format, spec, s, higher);
+      if (!larger.ok()) return larger.status();
+      if (!fits(*larger)) break;
+      quality = higher;
+      fitting = std::move(larger).value();
+    }
+    if (fitting) thumb.bytes = std::move(*fitting);
+  }
   thumb.size = {img.cols, img.rows};
   thumb.times.encode_ms = ms_since(start);
   return thumb;

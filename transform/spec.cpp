@@ -111,8 +111,8 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 7> kNotYetSupported = {
-    "sharpen", "round_corner", "watermark", "frame", "curve", "max_bytes", "extract_focal"};
+constexpr std::array<std::string_view, 4> kNotYetSupported = {"sharpen", "watermark", "frame",
+                                                              "extract_focal"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
@@ -150,6 +150,13 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
     if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
     if (*flag) return bad(std::string(name) + "() is given twice");
     *flag = true;
+    return Status::Ok();
+  }
+  if (name == "max_bytes") {
+    auto bytes = split_arguments(args).size() == 1 ? integer_argument(args) : std::nullopt;
+    if (!bytes || *bytes < 1) return bad(call + ": max_bytes must be a positive whole number of bytes");
+    if (spec.max_bytes) return bad("max_bytes() is given twice");
+    spec.max_bytes = *bytes;
     return Status::Ok();
   }
   if (name == "focal") {
@@ -362,6 +369,7 @@ std::string ThumbnailSpec::canonical() const {
   if (format) add("format(" + std::string(format_name(*format)) + ")");
   if (quality) add("quality(" + std::to_string(*quality) + ")");
   if (max_age) add("max_age(" + std::to_string(*max_age) + ")");
+  if (max_bytes) add("max_bytes(" + std::to_string(*max_bytes) + ")");
   if (no_upscale) add("no_upscale()");
   if (upscale) add("upscale()");
   if (stretch) add("stretch()");

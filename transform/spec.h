@@ -74,6 +74,7 @@ struct ThumbnailSpec {
   std::optional<int> quality;         // quality(0-100)
   std::optional<ImageFormat> format;  // format(jpeg|png|webp)
   std::optional<int> max_age;         // max_age(seconds): this URL's Cache-Control max-age
+  std::optional<int> max_bytes;       // max_bytes(N): JPEG/WebP re-encoded to fit in N bytes
 
   // Filters that change the geometry (Thumbor's pre-load and after-load phases).
   bool no_upscale = false;  // no_upscale(): requested sides are clamped to the source's
