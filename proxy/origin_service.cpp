@@ -159,18 +159,59 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
   return job;
 }
 
+Result<std::shared_ptr<const OriginService::Mark>> OriginService::watermark(
+    const std::string& key) const {
+  std::optional<std::shared_ptr<const Mark>> known = marks_.get(key);
+  FetchConditions conditions;
+  if (known) conditions.if_token_in = {(*known)->token};
+  Result<SourceObject> fetched = source_.fetch(key, conditions);
+  if (!fetched.ok()) {
+    return Status(Code::kBadRequest,
+                  "watermark image '" + key + "': " + fetched.status().message());
+  }
+  if (fetched->not_modified && known) return *known;
+  auto mark =
+      std::make_shared<const Mark>(Mark{std::move(fetched->bytes), fetched->validators.token});
+  marks_.put(key, mark);
+  return std::shared_ptr<const Mark>(mark);
+}
+
 OriginResponse OriginService::run(const Job& job) const {
   if (clock_.steady_now() > job.deadline) {
     return error({Code::kOverloaded, "the request waited too long for a worker"});
   }
+  // Watermark images first: their versions are part of the thumbnail's validator.
+  std::vector<std::shared_ptr<const Mark>> held_marks;
+  transform::WatermarkSources marks;
+  std::string mark_versions;
+  for (const std::string& key : transform::watermark_keys(job.spec.filters)) {
+    Result<std::shared_ptr<const Mark>> mark = watermark(key);
+    if (!mark.ok()) return error(mark.status());
+    held_marks.push_back(*mark);
+    marks.emplace(key, (*mark)->bytes);
+    mark_versions += key + "=" + (*mark)->token + ";";
+  }
+  // The thumbnail's source token: the original's, plus a digest of the marks' when there are.
+  const std::string marks_suffix =
+      mark_versions.empty() ? "" : "~" + transform_hash(mark_versions);
+
   FetchConditions conditions;
-  conditions.if_token_in = source_tokens_for(job.if_none_match, job.transform);
-  if (job.if_none_match.empty())
+  for (const std::string& token : source_tokens_for(job.if_none_match, job.transform)) {
+    const std::size_t tilde = token.find('~');
+    if (marks_suffix.empty() && tilde == std::string::npos) {
+      conditions.if_token_in.push_back(token);
+    } else if (!marks_suffix.empty() && tilde != std::string::npos &&
+               token.substr(tilde) == marks_suffix) {
+      conditions.if_token_in.push_back(token.substr(0, tilde));
+    }
+  }
+  if (job.if_none_match.empty()) {
     conditions.if_modified_since = parse_http_date(job.if_modified_since);
+  }
 
   Result<SourceObject> original = source_.fetch(job.spec.image, conditions);
   if (!original.ok()) return error(original.status());
-  const std::string etag = make_etag(job.transform, original->validators.token);
+  const std::string etag = make_etag(job.transform, original->validators.token + marks_suffix);
 
   if (original->not_modified) {
     OriginResponse response;
@@ -196,7 +237,7 @@ OriginResponse OriginService::run(const Job& job) const {
     cached->content_type = "application/json";
   } else {
     Result<transform::Thumbnail> thumbnail =
-        transform::render(bytes, job.spec, options_.render, job.negotiated, focal_cache);
+        transform::render(bytes, job.spec, options_.render, job.negotiated, focal_cache, marks);
     if (!thumbnail.ok()) return error(thumbnail.status());
     cached->body = std::move(thumbnail->bytes);
     cached->content_type = std::string(transform::mime_type(thumbnail->format));

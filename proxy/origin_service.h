@@ -117,8 +117,16 @@ class OriginService {
     cache::LruMap<std::vector<transform::FocalPoint>> points_;
   };
 
+  // A watermark original as last fetched, revalidated by its token on every use.
+  struct Mark {
+    std::string bytes;
+    std::string token;
+  };
+  Result<std::shared_ptr<const Mark>> watermark(const std::string& key) const;
+
   OriginOptions options_;
   mutable FocalMemory focal_memory_;
+  mutable cache::LruMap<std::shared_ptr<const Mark>> marks_{256};
   const signing::UrlSigner& signer_;
   Source& source_;
   cache::ResultCache& results_;

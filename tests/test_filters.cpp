@@ -322,3 +322,22 @@ TEST_CASE("round_corner paints or clears the corners outside the ellipse") {
   CHECK_FALSE(parse_spec("filters:round_corner(20,256,0,0)/a.jpg").ok());
   CHECK_FALSE(parse_spec("filters:round_corner(a|b,0,0,0)/a.jpg").ok());
 }
+
+TEST_CASE("sharpen raises local contrast at edges and leaves flat areas alone") {
+  cv::Mat step(40, 40, CV_8UC3, cv::Scalar::all(80));
+  step(cv::Rect(20, 0, 20, 40)).setTo(cv::Scalar::all(170));
+  cv::Mat blurred;
+  cv::GaussianBlur(step, blurred, cv::Size(5, 5), 1.2);
+  auto edge_contrast = [](const cv::Mat& m) {
+    return std::abs(static_cast<int>(m.at<cv::Vec3b>(20, 22)[0]) - m.at<cv::Vec3b>(20, 17)[0]);
+  };
+  cv::Mat sharp = filtered(blurred, "sharpen(2,1.0,true)");
+  CHECK(edge_contrast(sharp) > edge_contrast(blurred) + 10);
+  CHECK(std::abs(sharp.at<cv::Vec3b>(20, 2)[0] - blurred.at<cv::Vec3b>(20, 2)[0]) <= 2);
+  CHECK(cv::norm(filtered(blurred, "sharpen(0,0,false)"), blurred, cv::NORM_INF) <= 1);
+  auto spec = parse_spec("filters:sharpen(2,1.0,true)/a.jpg");
+  REQUIRE(spec.ok());
+  CHECK(spec->canonical() == "filters:sharpen(2,1,true)");
+  CHECK_FALSE(parse_spec("filters:sharpen(2,1)/a.jpg").ok());
+  CHECK_FALSE(parse_spec("filters:sharpen(-1,1,true)/a.jpg").ok());
+}

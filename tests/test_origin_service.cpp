@@ -5,6 +5,7 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/core.hpp>
 
 #include "cache/result_cache.h"
 #include "proxy/file_source.h"
@@ -315,4 +316,29 @@ TEST_CASE("smart/ detects once per original version and answers every size from 
   REQUIRE(utime((f.root / "portrait.jpg").c_str(), &times) == 0);
   CHECK(f.get("100x301/smart/portrait.jpg").status == 200);
   CHECK(f.service->remembered_focal_points() == 2);
+}
+
+TEST_CASE("watermarks come from the same source, and a new mark changes the ETag") {
+  Fixture f;
+  cv::Mat logo(10, 20, CV_8UC3, cv::Scalar(0, 0, 255));
+  REQUIRE(cv::imwrite((f.root / "logo.png").string(), logo));
+  OriginResponse marked = f.get("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
+  REQUIRE(marked.status == 200);
+  const std::string etag = header(marked, "ETag");
+  CHECK(etag.find('~') != std::string::npos);
+  // Revalidation with a fresh cache still answers 304 while neither file changed.
+  cache::ResultCache empty(64 << 20, 1, f.clock);
+  OriginService fresh(OriginOptions{}, f.signer, *f.source, empty, f.clock);
+  const std::string url = f.signer.sign("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
+  CHECK(fresh.handle({"GET", url, "", etag, ""}).status == 304);
+  // A new version of the mark: a new ETag, and the old one no longer matches.
+  struct utimbuf times{1000000000, 1000000000};
+  REQUIRE(utime((f.root / "logo.png").c_str(), &times) == 0);
+  OriginResponse remarked = fresh.handle({"GET", url, "", etag, ""});
+  CHECK(remarked.status == 200);
+  CHECK(header(remarked, "ETag") != etag);
+  // A missing mark is the URL's fault: 400, short-cached like other bad URLs.
+  OriginResponse missing = f.get("fit-in/200x200/filters:watermark(nope.png,0,0,0)/photos/storm.jpg");
+  CHECK(missing.status == 400);
+  CHECK(missing.body->find("watermark image 'nope.png'") != std::string::npos);
 }

@@ -410,3 +410,69 @@ TEST_CASE("max_bytes re-encodes JPEG and WebP at lower quality until they fit") 
   const std::size_t png = render_ok(storm, "fit-in/100x100/filters:format(png)").bytes.size();
   CHECK(render_ok(storm, "fit-in/100x100/filters:format(png):max_bytes(100)").bytes.size() == png);
 }
+
+TEST_CASE("watermark places another image by pixels, edges, centre, percent, repeat and ratio") {
+  const std::string base = encode(cv::Mat(100, 200, CV_8UC3, cv::Scalar::all(128)), ".png");
+  const std::string mark = encode(cv::Mat(10, 20, CV_8UC3, cv::Scalar(0, 0, 255)), ".png");
+  const WatermarkSources marks{{"logo.png", mark}};
+  auto render_marked = [&](const std::string& filter) {
+    auto spec = parse_spec("filters:" + filter + ":format(png)/image");
+    REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+    auto out = render(test::as_bytes(base), *spec, RenderSettings{}, std::nullopt, {}, marks);
+    REQUIRE_MESSAGE(out.ok(), out.status().message());
+    return decoded(*out);
+  };
+  auto is_red = [](const cv::Mat& m, int y, int x) {
+    cv::Vec3b p = m.at<cv::Vec3b>(y, x);
+    return p[2] > 240 && p[0] < 15;
+  };
+  cv::Mat placed = render_marked("watermark(logo.png,10,20,0)");
+  CHECK(is_red(placed, 25, 15));
+  CHECK_FALSE(is_red(placed, 5, 5));
+  cv::Mat from_edges = render_marked("watermark(logo.png,-10,-5,0)");  // x 170, y 85
+  CHECK(is_red(from_edges, 90, 180));
+  CHECK_FALSE(is_red(from_edges, 90, 195));
+  CHECK(is_red(render_marked("watermark(logo.png,center,center,0)"), 50, 100));
+  CHECK(is_red(render_marked("watermark(logo.png,50p,10p,0)"), 15, 105));  // x 100, y 10
+  cv::Mat faint = render_marked("watermark(logo.png,0,0,50)");
+  CHECK(std::abs(faint.at<cv::Vec3b>(5, 5)[2] - (255 + 128) / 2) <= 2);
+  CHECK(std::abs(faint.at<cv::Vec3b>(5, 5)[0] - 128 / 2) <= 2);
+  cv::Mat tiled = render_marked("watermark(logo.png,repeat,0,0)");
+  CHECK(is_red(tiled, 5, 5));
+  CHECK(is_red(tiled, 5, 195));
+  CHECK_FALSE(is_red(tiled, 50, 100));
+  cv::Mat scaled = render_marked("watermark(logo.png,0,0,0,50)");  // 50% of 200 wide: 100x50
+  CHECK(is_red(scaled, 45, 95));
+  CHECK_FALSE(is_red(scaled, 55, 105));
+
+  auto spec = parse_spec("filters:watermark(other.png,0,0,0)/image");
+  REQUIRE(spec.ok());
+  auto missing = render(test::as_bytes(base), *spec, RenderSettings{}, std::nullopt, {}, marks);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == Code::kBadRequest);
+  auto junk_spec = parse_spec("filters:watermark(junk.png,0,0,0)/image");
+  auto junk = render(test::as_bytes(base), *junk_spec, RenderSettings{}, std::nullopt, {},
+                     WatermarkSources{{"junk.png", "not an image"}});
+  REQUIRE_FALSE(junk.ok());
+  CHECK(junk.status().message().find("watermark image 'junk.png'") != std::string::npos);
+}
+
+TEST_CASE("watermark arguments follow Thumbor's syntax, strictly") {
+  auto spec = parse_spec("filters:watermark('marks/a,b.png', -10p, repeat, 30, none, 25)/image");
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  CHECK(spec->canonical() == "filters:watermark('marks/a,b.png',-10p,repeat,30,none,25)");
+  CHECK(parse_spec("filters:watermark(logo.png,10,-0,0)/image")->canonical() ==
+        "filters:watermark(logo.png,10,-0,0,none,none)");
+  for (const char* bad : {"watermark(logo.png,10,10)", "watermark(logo.png,10,10,101)",
+                          "watermark(logo.png,left,10,0)", "watermark(logo.png,10,10,0,0)",
+                          "watermark(,10,10,0)", "watermark(logo.png,10,10,0,50,50,50)"}) {
+    std::string filter(bad);
+    CAPTURE(filter);
+    CHECK_FALSE(parse_spec("filters:" + filter + "/image").ok());
+  }
+  std::string six;
+  for (int i = 0; i < 6; ++i) six += (i ? ":" : "") + std::string("watermark(logo.png,0,0,0)");
+  auto too_many = parse_spec("filters:" + six + "/image");
+  REQUIRE_FALSE(too_many.ok());
+  CHECK(too_many.status().message().find("at most 5") != std::string::npos);
+}

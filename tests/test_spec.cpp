@@ -105,7 +105,7 @@ TEST_CASE("malformed URLs, unknown filters and bad arguments are 400s that name 
       {"fit-in/filters:quality(80)", "filters: must end with ')' followed by '/' and the image"},
       {"filters:quality(80)/", "the URL names no image"},
       {"filters:sepia()/a.jpg", "unknown filter 'sepia'"},
-      {"filters:sharpen(2,1,true)/a.jpg", "filter 'sharpen' is not supported"},
+      {"filters:frame(a.png)/a.jpg", "filter 'frame' is not supported"},
       {"filters:quality(101)/a.jpg", "quality(101): quality must be a whole number from 0 to 100"},
       {"filters:quality(abc)/a.jpg", "quality(abc): quality must be a whole number from 0 to 100"},
       {"filters:quality()/a.jpg", "quality(): quality must be a whole number from 0 to 100"},

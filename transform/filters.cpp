@@ -219,9 +219,63 @@ std::optional<std::vector<std::vector<std::pair<int, int>>>> curve_lists(std::st
   return lists;
 }
 
+// Wavelet sharpening of one float plane (values 0-1), in place.
+void wavelet_sharpen(cv::Mat& plane, double amount, double radius) {
+  cv::Mat result = cv::Mat::zeros(plane.size(), CV_32F);
+  cv::Mat current = plane;
+  for (int level = 0; level < 5; ++level) {
+    // The "hat" low-pass: [1 2 1] / 4 with holes, 2^level apart; mirrored borders.
+    const int step = 1 << level;
+    cv::Mat kernel = cv::Mat::zeros(2 * step + 1, 1, CV_32F);
+    kernel.at<float>(0) = 0.25f;
+    kernel.at<float>(step) = 0.5f;
+    kernel.at<float>(2 * step) = 0.25f;
+    cv::Mat low;
+    cv::sepFilter2D(current, low, CV_32F, kernel, kernel, cv::Point(-1, -1), 0,
+                    cv::BORDER_REFLECT_101);
+    const double gain = amount * std::exp(-(level - radius) * (level - radius) / 1.5) + 1.0;
+    cv::Mat detail = (current - low) * gain;
+    result += detail;
+    current = low;
+  }
+  plane = result + current;
+}
+
+// Thumbor's placement of a `mark`-long watermark along an `image`-long side: the offsets of its
+// copies (one unless it repeats).
+std::vector<int> watermark_offsets(const WatermarkPosition& p, int image, int mark,
+                                   std::pair<int, int> repeat) {
+  switch (p.kind) {
+    case WatermarkPosition::Kind::kCenter: return {(image - mark) / 2};
+    case WatermarkPosition::Kind::kRepeat: {
+      const int count = repeat.first;
+      const int space = repeat.second / (std::max(count, 2) - 1);
+      std::vector<int> offsets;
+      for (int i = 0; i < count; ++i) offsets.push_back(i * space + i * mark);
+      return offsets;
+    }
+    case WatermarkPosition::Kind::kPercent:
+    case WatermarkPosition::Kind::kPixels: {
+      int value = p.value;
+      if (p.kind == WatermarkPosition::Kind::kPercent) {
+        value = static_cast<int>(std::nearbyint(image * p.value / 100.0 + 1e-5));
+      }
+      return {p.negative ? image - mark - value : value};
+    }
+  }
+  return {0};
+}
+
+// How many copies a repeating side gets and the room left between them (Thumbor's rules).
+std::pair<int, int> repeat_layout(int image, int mark) {
+  if (image < 2 * mark) return {(image + mark - 1) / mark, 10};
+  return {image / mark, image % mark};
+}
+
 struct Apply {
   cv::Mat& image;
   cv::Size box;
+  const WatermarkImages* marks = nullptr;
 
   void operator()(const Brightness& f) const {
     const int delta = 255 * f.amount / 100;
@@ -395,6 +449,88 @@ struct Apply {
       }
     }
   }
+  void operator()(const Sharpen& f) const {
+    cv::Mat colour;
+    if (image.channels() == 4) {
+      cv::cvtColor(image, colour, cv::COLOR_BGRA2BGR);
+    } else {
+      colour = image;
+    }
+    cv::Mat planes_source;
+    if (f.luminance_only) {
+      cv::cvtColor(colour, planes_source, cv::COLOR_BGR2YCrCb);
+    } else {
+      planes_source = colour;
+    }
+    cv::Mat floating;
+    planes_source.convertTo(floating, CV_32F, 1.0 / 255.0);
+    std::vector<cv::Mat> planes;
+    cv::split(floating, planes);
+    for (std::size_t c = 0; c < planes.size(); ++c) {
+      if (f.luminance_only && c != 0) continue;  // Y only
+      wavelet_sharpen(planes[c], f.amount, f.radius);
+    }
+    cv::merge(planes, floating);
+    cv::Mat sharpened;
+    floating.convertTo(sharpened, CV_8U, 255.0);
+    if (f.luminance_only) cv::cvtColor(sharpened, sharpened, cv::COLOR_YCrCb2BGR);
+    if (image.channels() == 4) {
+      std::vector<cv::Mat> out;
+      cv::split(sharpened, out);
+      out.emplace_back();
+      cv::extractChannel(image, out.back(), 3);
+      cv::merge(out, image);
+    } else {
+      image = sharpened;
+    }
+  }
+  void operator()(const Watermark& f) const {
+    if (!marks) return;
+    auto found = marks->find(f.image);
+    if (found == marks->end() || found->second.empty()) return;
+    cv::Mat mark = found->second.clone();  // 8-bit BGRA
+    if (f.alpha > 0) {
+      cv::Mat alpha;
+      cv::extractChannel(mark, alpha, 3);
+      alpha.convertTo(alpha, CV_8U, (100 - f.alpha) / 100.0);
+      cv::insertChannel(alpha, mark, 3);
+    }
+    if (f.width_ratio || f.height_ratio) {
+      // Thumbor's calc_watermark_size: fit the mark inside the ratio box, keeping its aspect.
+      const double mw = mark.cols, mh = mark.rows;
+      double max_w = f.width_ratio ? image.cols * *f.width_ratio / 100.0 : 0;
+      double max_h = f.height_ratio ? image.rows * *f.height_ratio / 100.0 : 0;
+      if (!f.width_ratio) max_w = mw * max_h / mh;
+      if (!f.height_ratio) max_h = mh * max_w / mw;
+      int w = 0, h = 0;
+      if (mw / max_w >= mh / max_h) {
+        h = static_cast<int>(std::nearbyint(mh * max_w / mw));
+        w = static_cast<int>(std::nearbyint(max_w));
+      } else {
+        h = static_cast<int>(std::nearbyint(max_h));
+        w = static_cast<int>(std::nearbyint(mw * max_h / mh));
+      }
+      cv::Mat resized;
+      resize_image(mark, resized, cv::Size(std::max(w, 1), std::max(h, 1)));
+      mark = resized;
+    }
+    std::pair<int, int> repeat_x = repeat_layout(image.cols, mark.cols);
+    std::pair<int, int> repeat_y = repeat_layout(image.rows, mark.rows);
+    const bool both = f.x.kind == WatermarkPosition::Kind::kRepeat &&
+                      f.y.kind == WatermarkPosition::Kind::kRepeat;
+    if (both && repeat_x.first * repeat_y.first > 100) {
+      const int tx = std::min(6, repeat_x.first), ty = std::min(6, repeat_y.first);
+      repeat_x = {tx, image.cols - tx * mark.cols};
+      repeat_y = {ty, image.rows - ty * mark.rows};
+    }
+    if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2BGRA);
+    for (int x : watermark_offsets(f.x, image.cols, mark.cols, repeat_x)) {
+      for (int y : watermark_offsets(f.y, image.rows, mark.rows, repeat_y)) {
+        paste(image, mark, {x, y}, /*blend=*/true);
+      }
+    }
+    drop_opaque_alpha(image);
+  }
   void operator()(const Proportion& f) const {
     const int width = static_cast<int>(image.cols * f.factor);
     const int height = static_cast<int>(image.rows * f.factor);
@@ -408,14 +544,17 @@ struct Apply {
 }  // namespace
 
 std::vector<std::string_view> split_arguments(std::string_view args) {
+  // Commas separate arguments, except inside a 'single-quoted' string (Thumbor's String type).
   std::vector<std::string_view> out;
   if (trim(args).empty()) return out;
   std::size_t start = 0;
-  while (true) {
-    std::size_t comma = args.find(',', start);
-    out.push_back(trim(args.substr(start, comma == std::string_view::npos ? comma : comma - start)));
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
+  bool quoted = false;
+  for (std::size_t i = 0; i <= args.size(); ++i) {
+    if (i < args.size() && args[i] == '\'') quoted = !quoted;
+    if (i == args.size() || (args[i] == ',' && !quoted)) {
+      out.push_back(trim(args.substr(start, i - start)));
+      start = i + 1;
+    }
   }
   return out;
 }
@@ -581,6 +720,87 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
     std::snprintf(hex, sizeof hex, "%02x%02x%02x", colour->r, colour->g, colour->b);
     return done(BackgroundColour{*colour}, call(hex));
   }
+  if (name == "watermark") {
+    const char* expected =
+        "an image, x and y (pixels, -pixels, Np, center or repeat), an alpha from 0 to 100 and "
+        "optional width and height ratios (1 to 100 or none)";
+    if (a.size() < 4 || a.size() > 6) return fail(expected);
+    Watermark mark;
+    std::string_view image = a[0];
+    if (image.size() >= 2 && image.front() == '\'' && image.back() == '\'') {
+      image = image.substr(1, image.size() - 2);
+    }
+    if (image.empty() || image.find('\'') != std::string_view::npos) return fail(expected);
+    mark.image = std::string(image);
+    auto position = [](std::string_view text) -> std::optional<WatermarkPosition> {
+      WatermarkPosition p;
+      if (text == "center") return p.kind = WatermarkPosition::Kind::kCenter, p;
+      if (text == "repeat") return p.kind = WatermarkPosition::Kind::kRepeat, p;
+      p.negative = !text.empty() && text.front() == '-';
+      if (p.negative) text.remove_prefix(1);
+      if (!text.empty() && text.back() == 'p') {
+        p.kind = WatermarkPosition::Kind::kPercent;
+        text.remove_suffix(1);
+      }
+      if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string_view::npos) {
+        return std::nullopt;
+      }
+      p.value = *integer_argument(text);
+      return p;
+    };
+    auto ratio = [](std::string_view text, std::optional<int>& out) {
+      if (text == "none") return true;
+      auto v = integer_argument(text);
+      if (!v || *v < 1 || *v > 100) return false;
+      out = *v;
+      return true;
+    };
+    auto x = position(a[1]), y = position(a[2]);
+    auto alpha = integer_argument(a[3]);
+    if (!x || !y || !alpha || *alpha < 0 || *alpha > 100 ||
+        (a.size() > 4 && !ratio(a[4], mark.width_ratio)) ||
+        (a.size() > 5 && !ratio(a[5], mark.height_ratio))) {
+      return fail(expected);
+    }
+    mark.x = *x;
+    mark.y = *y;
+    mark.alpha = *alpha;
+    auto position_text = [](const WatermarkPosition& p) -> std::string {
+      switch (p.kind) {
+        case WatermarkPosition::Kind::kCenter: return "center";
+        case WatermarkPosition::Kind::kRepeat: return "repeat";
+        case WatermarkPosition::Kind::kPercent:
+          return (p.negative ? "-" : "") + std::to_string(p.value) + "p";
+        case WatermarkPosition::Kind::kPixels:
+          return (p.negative ? "-" : "") + std::to_string(p.value);
+      }
+      return {};
+    };
+    auto ratio_text = [](const std::optional<int>& r) {
+      return r ? std::to_string(*r) : std::string("none");
+    };
+    const bool quote = mark.image.find(',') != std::string::npos;
+    return done(mark, call((quote ? "'" : "") + mark.image + (quote ? "'" : "") + "," +
+                           position_text(mark.x) + "," + position_text(mark.y) + "," +
+                           std::to_string(mark.alpha) + "," + ratio_text(mark.width_ratio) +
+                           "," + ratio_text(mark.height_ratio)));
+  }
+  if (name == "sharpen") {
+    const char* expected =
+        "an amount (0 to 100), a radius (0 to 10) and true/false for luminance only";
+    if (a.size() != 3) return fail(expected);
+    const auto amount = decimal_argument(a[0]);
+    const auto radius = decimal_argument(a[1]);
+    const auto luminance = boolean_argument(a[2]);
+    if (!amount || !radius || !luminance || *amount < 0 || *amount > 100 || *radius < 0 ||
+        *radius > 10) {
+      return fail(expected);
+    }
+    const bool luminance_only = *luminance;
+    return done(Sharpen{*amount, *radius, luminance_only},
+                call(decimal_text(*amount) + "," + decimal_text(*radius) + "," +
+                     (luminance_only ? "true" : "false")));
+  }
   if (name == "curve") {
     auto lists = curve_lists(args);
     if (!lists) {
@@ -631,11 +851,22 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
 }
 
 void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters, int box_width,
-                         int box_height) {
+                         int box_height, const WatermarkImages* marks) {
   // Thumbor runs the filters of one phase from the last in the URL to the first.
   for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
-    std::visit(Apply{image, cv::Size(box_width, box_height)}, it->op);
+    std::visit(Apply{image, cv::Size(box_width, box_height), marks}, it->op);
   }
+}
+
+std::vector<std::string> watermark_keys(const std::vector<PixelFilter>& filters) {
+  std::vector<std::string> keys;
+  for (const auto& f : filters) {
+    if (const auto* mark = std::get_if<Watermark>(&f.op);
+        mark && std::find(keys.begin(), keys.end(), mark->image) == keys.end()) {
+      keys.push_back(mark->image);
+    }
+  }
+  return keys;
 }
 
 std::pair<int, int> size_after_filters(int width, int height,

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -62,6 +63,29 @@ struct BackgroundColour { Colour colour; };
 struct Curve {
   std::array<std::uint8_t, 256> all, red, green, blue;
 };
+// watermark(image, x, y, alpha[, w_ratio[, h_ratio]]): another image of the same source pasted on
+// top. A position is pixels (negative: from the right/bottom), `Np` percent, `center` or
+// `repeat` (tiled); alpha is the mark's transparency in percent; the ratios bound the mark to a
+// percentage of the image's width/height.
+struct WatermarkPosition {
+  enum class Kind : std::uint8_t { kPixels, kPercent, kCenter, kRepeat } kind = Kind::kPixels;
+  int value = 0;        // pixels or percent
+  bool negative = false;  // measured from the right/bottom (`-0` counts)
+  bool operator==(const WatermarkPosition&) const = default;
+};
+struct Watermark {
+  std::string image;  // a source key, like the main image's
+  WatermarkPosition x, y;
+  int alpha = 0;  // 0 opaque .. 100 invisible
+  std::optional<int> width_ratio, height_ratio;  // percent of the image
+};
+
+// sharpen(amount, radius, luminance_only): wavelet sharpening as Thumbor's (five levels of an
+// a-trous decomposition; each level's detail amplified by amount*exp(-(level-radius)^2/1.5)+1).
+struct Sharpen {
+  double amount, radius;
+  bool luminance_only;
+};
 // round_corner(a|b, r, g, b[, transparent]): elliptical corners of radii a (across) and b (down),
 // painted in the colour, or made transparent.
 struct RoundCorner {
@@ -72,7 +96,7 @@ struct RoundCorner {
 
 using PixelOp = std::variant<Brightness, Contrast, Rgb, Saturation, Grayscale, Equalize, Blur,
                              Convolution, Noise, Rotate, Colorize, Proportion, Fill,
-                             BackgroundColour, Curve, RoundCorner>;
+                             BackgroundColour, Curve, RoundCorner, Sharpen, Watermark>;
 
 struct PixelFilter {
   PixelOp op;
@@ -84,10 +108,21 @@ struct PixelFilter {
 std::optional<Result<PixelFilter>> parse_pixel_filter(std::string_view name,
                                                       std::string_view args);
 
+// Decoded watermark images by source key (8-bit BGRA), prepared by the pipeline.
+using WatermarkImages = std::map<std::string, cv::Mat>;
+
 // Applies `filters` to an 8-bit BGR or BGRA image, in Thumbor's order (last in the URL first).
 // `box_width`/`box_height` is what fill() pads to; 0 on a side means the image's own side.
+// `marks` holds every watermark image the filters name.
 void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters,
-                         int box_width = 0, int box_height = 0);
+                         int box_width = 0, int box_height = 0,
+                         const WatermarkImages* marks = nullptr);
+
+// The source keys of the watermark images `filters` need, in order, without repeats.
+std::vector<std::string> watermark_keys(const std::vector<PixelFilter>& filters);
+
+// Most watermark() calls one URL may make.
+inline constexpr int kMaxWatermarks = 5;
 
 // The size `filters` turn a width x height image into (rotate, proportion and fill change it).
 std::pair<int, int> size_after_filters(int width, int height,

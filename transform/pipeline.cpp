@@ -124,7 +124,7 @@ std::vector<FocalPoint> find_focal_points(const cv::Mat& stored, int orientation
 
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                          const RenderSettings& s, std::optional<ImageFormat> negotiated,
-                         const FocalPointCache& focal_cache) {
+                         const FocalPointCache& focal_cache, const WatermarkSources& watermarks) {
   Thumbnail thumb;
   auto start = Clock::now();
   Result<ImageInfo> info = inspect(original, s);
@@ -208,7 +208,27 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     } else if (plan->flip_horizontal || plan->flip_vertical) {
       cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
     }
-    apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height);
+    // Watermark images: decoded like any original, within the same limits.
+    WatermarkImages marks;
+    for (const std::string& key : watermark_keys(spec.filters)) {
+      auto found = watermarks.find(key);
+      if (found == watermarks.end()) {
+        return Status(Code::kBadRequest, "watermark image '" + key + "' is not available");
+      }
+      const auto mark_bytes = std::span(
+          reinterpret_cast<const std::uint8_t*>(found->second.data()), found->second.size());
+      Result<ImageInfo> mark_info = inspect(mark_bytes, s);
+      Result<cv::Mat> mark = mark_info.ok() ? decode_image(mark_bytes, *mark_info, 1)
+                                            : Result<cv::Mat>(mark_info.status());
+      if (!mark.ok()) {
+        return Status(Code::kBadRequest,
+                      "watermark image '" + key + "': " + mark.status().message());
+      }
+      apply_orientation(*mark, mark_info->orientation);
+      if (mark->channels() == 3) cv::cvtColor(*mark, *mark, cv::COLOR_BGR2BGRA);
+      marks.emplace(key, *mark);
+    }
+    apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height, &marks);
     if (!img.isContinuous()) img = img.clone();
   } catch (const cv::Exception&) {
     return Status(Code::kInternal, "the image could not be transformed");

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -82,10 +83,15 @@ ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
 // Sniffs and checks an original against the limits without decoding it.
 Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& settings);
 
+// The watermark originals a URL names (source key → bytes), fetched by the caller from the same
+// source; render() decodes each within the same limits as any original.
+using WatermarkSources = std::map<std::string, std::string_view>;
+
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                          const RenderSettings& settings,
                          std::optional<ImageFormat> negotiated = std::nullopt,
-                         const FocalPointCache& focal_cache = {});
+                         const FocalPointCache& focal_cache = {},
+                         const WatermarkSources& watermarks = {});
 
 // The focal points of a decoded image for smart/: recalled from `cache`, else detected on a
 // small copy (and remembered). `stored` is in stored orientation; the points are in the

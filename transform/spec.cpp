@@ -1,5 +1,6 @@
 #include "transform/spec.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <functional>
@@ -111,8 +112,7 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 4> kNotYetSupported = {"sharpen", "watermark", "frame",
-                                                              "extract_focal"};
+constexpr std::array<std::string_view, 2> kNotYetSupported = {"frame", "extract_focal"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
@@ -179,6 +179,12 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
   }
   if (auto pixel = parse_pixel_filter(name, args)) {
     if (!pixel->ok()) return pixel->status();
+    if (std::holds_alternative<Watermark>(pixel->value().op) &&
+        std::count_if(spec.filters.begin(), spec.filters.end(), [](const PixelFilter& f) {
+          return std::holds_alternative<Watermark>(f.op);
+        }) >= kMaxWatermarks) {
+      return bad("watermark(): at most " + std::to_string(kMaxWatermarks) + " per URL");
+    }
     spec.filters.push_back(std::move(pixel->value()));
     return Status::Ok();
   }
