@@ -5,6 +5,9 @@
 #include <mutex>
 
 #include "support.h"
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
 #include "transform/pipeline.h"
 
 using namespace thimble;
@@ -112,4 +115,29 @@ TEST_CASE("smart works on rotated photos: points are found upright") {
   // Same picture as shown: the chosen crops start within a few pixels of each other.
   CHECK(std::abs(a.region.x - b.region.x) <= 40);
   CHECK(a.region.width == b.region.width);
+}
+
+TEST_CASE("debug/ draws the focal points on the untransformed source") {
+  const std::string portrait =
+      test::read_file(test::corpus("faces/Giunchedi_Filippo_January_2015_01.jpg"));
+  auto spec = parse_spec("debug/100x300/smart/filters:format(png)/image");
+  REQUIRE(spec.ok());
+  auto out = render(test::as_bytes(portrait), *spec, RenderSettings{});
+  REQUIRE(out.ok());
+  CHECK(out->size == Size{800, 533});  // no crop, no resize
+  REQUIRE_FALSE(out->focal_points.empty());
+  const FocalPoint face = out->focal_points.front();
+  CHECK(std::string(face.origin) == "Face Detection");
+  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(out->bytes.size()), CV_8U,
+                                     const_cast<char*>(out->bytes.data())),
+                             cv::IMREAD_COLOR);
+  cv::Vec3b edge = img.at<cv::Vec3b>(face.y - face.height / 2, face.x);  // top edge of the box
+  CHECK(edge == cv::Vec3b(0, 0, 255));
+  // Without smart/ the alignment point is marked, at the centre.
+  auto plain = render(test::as_bytes(portrait), *parse_spec("debug/filters:format(png)/image"),
+                      RenderSettings{});
+  REQUIRE(plain.ok());
+  REQUIRE(plain->focal_points.size() == 1);
+  CHECK(plain->focal_points[0].x == 400);
+  CHECK(plain->focal_points[0].y == 266);
 }

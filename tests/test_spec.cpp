@@ -46,6 +46,7 @@ TEST_CASE("every supported URL form parses to its canonical options and image") 
       {"300x200/photos/300x200/left/x.jpg", "300x200", "photos/300x200/left/x.jpg"},
       {"meta/300x200/a.jpg", "meta/300x200", "a.jpg"},
       {"meta/a.jpg", "meta", "a.jpg"},
+      {"debug/300x300/smart/a.jpg", "debug/300x300/smart", "a.jpg"},
       {"trim/a.jpg", "trim", "a.jpg"},
       {"300x300/smart/a.jpg", "300x300/smart", "a.jpg"},
       {"300x300/left/smart/a.jpg", "300x300/left/smart", "a.jpg"},
@@ -137,4 +138,26 @@ TEST_CASE("malformed URLs, unknown filters and bad arguments are 400s that name 
     CHECK(spec.status().code() == Code::kBadRequest);
     CHECK(spec.status().message().find(row.message) != std::string::npos);
   }
+}
+
+TEST_CASE("extract_focal() turns a nested Thumbor URL's crop into a focal point of its image") {
+  auto one = parse_spec("300x100/filters:extract_focal()/localhost:8888/unsafe/100x150:300x200/"
+                        "https://upload.wikimedia.org/a/cat.jpg");
+  REQUIRE(one.ok());
+  CHECK(one->image == "https://upload.wikimedia.org/a/cat.jpg");
+  REQUIRE(one->focal_boxes.size() == 1);
+  CHECK(one->focal_boxes[0] == CropBox{100, 150, 300, 200});
+  CHECK(one->canonical() == "300x100/filters:focal(100x150:300x200)");
+  // Two levels: the outer nested URL has no crop, the inner one has.
+  auto two = parse_spec("filters:extract_focal()/cdn.example.com/unsafe/300x200/"
+                        "origin.example.com/FQjiRjoVp42Nl25AbGL6IweUUdI=/10x20:30x40/img.jpg");
+  REQUIRE(two.ok());
+  CHECK(two->image == "img.jpg");
+  CHECK(two->focal_boxes.at(0) == CropBox{10, 20, 30, 40});
+  // A plain key is left alone.
+  auto plain = parse_spec("filters:extract_focal()/photos/cat.jpg");
+  REQUIRE(plain.ok());
+  CHECK(plain->image == "photos/cat.jpg");
+  CHECK(plain->focal_boxes.empty());
+  CHECK_FALSE(parse_spec("filters:extract_focal(1)/photos/cat.jpg").ok());
 }

@@ -122,9 +122,68 @@ std::vector<FocalPoint> find_focal_points(const cv::Mat& stored, int orientation
   return points;
 }
 
+namespace {
+
+// debug/: like Thumbor, no transform at all: the (trimmed, manually cropped) source with a red
+// box around each focal point that would decide the crop, shrunk to fit the output limit.
+Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
+                               const RenderSettings& s, std::optional<ImageFormat> negotiated,
+                               const FocalPointCache& focal_cache) {
+  Thumbnail thumb;
+  Result<ImageInfo> info = inspect(original, s);
+  if (!info.ok()) return info.status();
+  thumb.source = *info;
+  Result<cv::Mat> decoded = decode_image(original, *info, 1);
+  if (!decoded.ok()) return decoded.status();
+  cv::Mat img = *decoded;
+  try {
+    apply_orientation(img, info->orientation);
+    ThumbnailSpec planned_spec = spec;
+    if (spec.trim) {
+      const Rect t = trim_box(img, *spec.trim).value_or(Rect{0, 0, img.cols, img.rows});
+      img = img(cv::Rect(t.x, t.y, t.width, t.height));
+      planned_spec = shift_crop(spec, t);
+    }
+    const Size shown{img.cols, img.rows};
+    std::vector<FocalPoint> points =
+        spec.smart ? find_focal_points(img, 1, shown, s, focal_cache) : std::vector<FocalPoint>{};
+    for (const FocalPoint& p : explicit_focal_points(spec)) points.push_back(p);
+    Result<Plan> plan = make_plan(planned_spec, shown, std::max(shown.width, shown.height), points);
+    if (!plan.ok()) return plan.status();
+    const Rect base = plan->manual_crop.value_or(Rect{0, 0, shown.width, shown.height});
+    img = img(cv::Rect(base.x, base.y, base.width, base.height)).clone();
+    thumb.focal_points = effective_focal_points(planned_spec, base, points);
+    for (const FocalPoint& p : thumb.focal_points) {
+      const int w = p.width <= 1 ? 10 : p.width, h = p.height <= 1 ? 10 : p.height;
+      cv::rectangle(img, cv::Rect(p.x - w / 2, p.y - h / 2, w, h), cv::Scalar(0, 0, 255, 255),
+                    std::max(2, std::max(img.cols, img.rows) / 400));
+    }
+    const int longest = std::max(img.cols, img.rows);
+    if (longest > s.max_output_dimension) {
+      const double f = static_cast<double>(s.max_output_dimension) / longest;
+      cv::Mat smaller;
+      resize_image(img, smaller, cv::Size(std::max(1, static_cast<int>(img.cols * f)),
+                                          std::max(1, static_cast<int>(img.rows * f))));
+      img = smaller;
+    }
+  } catch (const cv::Exception&) {
+    return Status(Code::kInternal, "the image could not be drawn on");
+  }
+  thumb.region = {0, 0, img.cols, img.rows};
+  thumb.format = output_format(spec, info->format, negotiated);
+  Result<std::string> bytes = encode(img, thumb.format, spec, s);
+  if (!bytes.ok()) return bytes.status();
+  thumb.bytes = std::move(bytes).value();
+  thumb.size = {img.cols, img.rows};
+  return thumb;
+}
+
+}  // namespace
+
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                          const RenderSettings& s, std::optional<ImageFormat> negotiated,
                          const FocalPointCache& focal_cache, const WatermarkSources& watermarks) {
+  if (spec.debug) return render_debug(original, spec, s, negotiated, focal_cache);
   Thumbnail thumb;
   auto start = Clock::now();
   Result<ImageInfo> info = inspect(original, s);

@@ -112,7 +112,7 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
 }
 
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
-constexpr std::array<std::string_view, 2> kNotYetSupported = {"frame", "extract_focal"};
+constexpr std::array<std::string_view, 1> kNotYetSupported = {"frame"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
   const std::string call = std::string(name) + "(" + std::string(args) + ")";
@@ -150,6 +150,11 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
     if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
     if (*flag) return bad(std::string(name) + "() is given twice");
     *flag = true;
+    return Status::Ok();
+  }
+  if (name == "extract_focal") {
+    if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
+    spec.extract_focal = true;
     return Status::Ok();
   }
   if (name == "max_bytes") {
@@ -249,6 +254,36 @@ bool looks_like_size(std::string_view seg) {
   return side(seg.substr(0, x)) && side(seg.substr(x + 1)) && seg != "x";
 }
 
+}  // namespace
+
+Result<ThumbnailSpec> parse_spec(std::string_view s);
+
+namespace {
+
+// extract_focal(): when the image is itself a Thumbor URL (after an optional host) with a manual
+// crop, that crop becomes a focal point and its image the original; up to 10 levels deep.
+void resolve_extract_focal(ThumbnailSpec& spec) {
+  std::string url = spec.image;
+  for (int level = 0; level < 10; ++level) {
+    const std::size_t slash = url.find('/');
+    if (slash == std::string::npos) return;
+    std::string_view inner = std::string_view(url).substr(slash + 1);  // drop the host part
+    const std::size_t next = inner.find('/');
+    if (next == std::string_view::npos) return;
+    std::string_view signature = inner.substr(0, next);
+    if (signature != "unsafe" && signature.size() < 28) return;
+    Result<ThumbnailSpec> nested = parse_spec(inner.substr(next + 1));
+    if (!nested.ok()) return;
+    if (nested->crop) {
+      const CropBox c = *nested->crop;
+      spec.focal_boxes.push_back(c);
+      spec.image = nested->image;
+      return;
+    }
+    url = nested->image;
+  }
+}
+
 void append_length(std::string& out, const Length& length, bool flip) {
   if (flip) out += '-';
   switch (length.kind) {
@@ -264,11 +299,10 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
   ThumbnailSpec spec;
   // The segments, in the only order Thumbor accepts them; each is matched at most once.
   enum Stage { kDebug, kMeta, kTrim, kCrop, kFit, kSize, kHAlign, kVAlign, kSmart, kStages };
-  std::string_view unsupported;  // a known segment Thimble does not implement yet
   std::string trim_error;
   auto matches = [&](int stage, std::string_view seg) -> bool {
     switch (stage) {
-      case kDebug: return seg == "debug" && (unsupported = "debug/", true);
+      case kDebug: return seg == "debug" && (spec.debug = true);
       case kMeta: return seg == "meta" && (spec.meta = true);
       case kTrim: return parse_trim(seg, spec.trim, trim_error);
       case kCrop: return parse_crop(seg, spec.crop);
@@ -312,9 +346,6 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
     int stage = next_stage;
     while (stage < kStages && !matches(stage, seg)) ++stage;
     if (stage == kStages) break;
-    if (!unsupported.empty()) {
-      return bad("the '" + std::string(unsupported) + "' segment is not supported");
-    }
     if (!trim_error.empty()) return bad(trim_error);
     next_stage = stage + 1;
     pos = slash + 1;
@@ -333,6 +364,7 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
     message.append(" is out of order: see the URL format");
     return bad(std::move(message));
   }
+  if (spec.extract_focal) resolve_extract_focal(spec);
   if (spec.crop && (spec.crop->right <= spec.crop->left || spec.crop->bottom <= spec.crop->top)) {
     return bad("crop: right and bottom must be greater than left and top");
   }
@@ -341,6 +373,7 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
 
 std::string ThumbnailSpec::canonical() const {
   std::string out;
+  if (debug) out += "debug/";
   if (meta) out += "meta/";
   if (trim) {
     out += "trim";
@@ -379,6 +412,7 @@ std::string ThumbnailSpec::canonical() const {
   if (no_upscale) add("no_upscale()");
   if (upscale) add("upscale()");
   if (stretch) add("stretch()");
+  // extract_focal() is resolved while parsing: its box is among the focal boxes below.
   for (const CropBox& b : focal_boxes) {
     add("focal(" + std::to_string(b.left) + "x" + std::to_string(b.top) + ":" +
         std::to_string(b.right) + "x" + std::to_string(b.bottom) + ")");

@@ -58,6 +58,7 @@ struct Trim {
 };
 
 struct ThumbnailSpec {
+  bool debug = false;  // debug/: the source with its focal points drawn, instead of the thumbnail
   bool meta = false;
   std::optional<Trim> trim;
   std::optional<CropBox> crop;
@@ -83,6 +84,9 @@ struct ThumbnailSpec {
   // focal(LxT:RxB)...: explicit points of interest for the aspect crop, in the coordinates of the
   // image as shown (a box each, weighing its area, like a detected face).
   std::vector<CropBox> focal_boxes;
+  // extract_focal(): set while parsing; the nested URL's crop is then in focal_boxes and its image
+  // in `image` (see parse_spec).
+  bool extract_focal = false;
 
   // Filters that change pixels after the resize, in URL order (applied last first).
   std::vector<PixelFilter> filters;
