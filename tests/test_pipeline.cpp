@@ -2,6 +2,12 @@
 #include <doctest/doctest.h>
 #include <zlib.h>
 
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+// libjpeg wants stdio declared first.
+#include <jpeglib.h>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -475,4 +481,61 @@ TEST_CASE("watermark arguments follow Thumbor's syntax, strictly") {
   auto too_many = parse_spec("filters:" + six + "/image");
   REQUIRE_FALSE(too_many.ok());
   CHECK(too_many.status().message().find("at most 5") != std::string::npos);
+}
+
+namespace {
+// A CMYK JPEG as Photoshop writes them: Adobe marker, values stored inverted (255 = no ink).
+std::string cmyk_jpeg(int width, int height, std::array<std::uint8_t, 4> stored) {
+  jpeg_compress_struct info{};
+  jpeg_error_mgr errors{};
+  info.err = jpeg_std_error(&errors);
+  jpeg_create_compress(&info);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&info, &buffer, &size);
+  info.image_width = static_cast<JDIMENSION>(width);
+  info.image_height = static_cast<JDIMENSION>(height);
+  info.input_components = 4;
+  info.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&info);
+  jpeg_set_quality(&info, 95, TRUE);
+  jpeg_start_compress(&info, TRUE);
+  std::vector<unsigned char> row(static_cast<std::size_t>(width) * 4);
+  for (int x = 0; x < width; ++x) std::copy(stored.begin(), stored.end(), row.begin() + x * 4);
+  while (info.next_scanline < info.image_height) {
+    JSAMPROW rows[1] = {row.data()};
+    jpeg_write_scanlines(&info, rows, 1);
+  }
+  jpeg_finish_compress(&info);
+  std::string out(reinterpret_cast<char*>(buffer), size);
+  jpeg_destroy_compress(&info);
+  std::free(buffer);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("CMYK JPEGs come out in the right colours") {
+  struct Row {
+    std::array<std::uint8_t, 4> stored;  // inverted C, M, Y, K
+    cv::Vec3b bgr;
+  };
+  const Row rows[] = {
+      {{255, 0, 0, 255}, {0, 0, 255}},      // magenta + yellow = red
+      {{0, 255, 255, 255}, {255, 255, 0}},  // cyan
+      {{255, 255, 255, 255}, {255, 255, 255}},  // no ink: white
+      {{255, 255, 255, 0}, {0, 0, 0}},      // full black
+  };
+  for (const auto& row : rows) {
+    CAPTURE(int(row.stored[0]));
+    CAPTURE(int(row.stored[3]));
+    const std::string jpeg = cmyk_jpeg(64, 48, row.stored);
+    auto info = sniff(test::as_bytes(jpeg));
+    REQUIRE(info.ok());
+    CHECK(info->width == 64);
+    Thumbnail t = render_ok(jpeg, "fit-in/32x32/filters:format(png)");
+    cv::Mat out = decoded(t);
+    REQUIRE(out.channels() == 3);
+    cv::Vec3b p = out.at<cv::Vec3b>(12, 16);
+    for (int c = 0; c < 3; ++c) CHECK(std::abs(p[c] - row.bgr[c]) <= 6);
+  }
 }
