@@ -156,7 +156,8 @@ TEST_CASE("thumbnails of a large JPEG have Thumbor's dimensions and are shrunk o
 TEST_CASE("the eight EXIF orientations all come out upright in every resize mode") {
   const std::string upright = test::read_file(test::corpus("exif/Landscape_1.jpg"));
   for (const char* options : {"fit-in/300x300", "200x200", "150x300/left", "300x100/bottom",
-                              "full-fit-in/120x120", "10x20:900x700/200x0", "-200x100"}) {
+                              "full-fit-in/120x120", "10x20:900x700/200x0", "-200x100",
+                              "adaptive-fit-in/100x200", "0x150"}) {
     cv::Mat reference = decoded(render_ok(upright, options));
     for (int n = 2; n <= 8; ++n) {
       std::string label(options);
@@ -538,4 +539,32 @@ TEST_CASE("CMYK JPEGs come out in the right colours") {
     cv::Vec3b p = out.at<cv::Vec3b>(12, 16);
     for (int c = 0; c < 3; ++c) CHECK(std::abs(p[c] - row.bgr[c]) <= 6);
   }
+}
+
+TEST_CASE("lossless WebP and 8-bit grey PNG sources decode exactly") {
+  cv::Mat pattern(40, 60, CV_8UC4);
+  for (int y = 0; y < 40; ++y) {
+    for (int x = 0; x < 60; ++x) {
+      pattern.at<cv::Vec4b>(y, x) = cv::Vec4b(static_cast<uchar>(x * 4), static_cast<uchar>(y * 6),
+                                              static_cast<uchar>((x + y) * 2), static_cast<uchar>(255 - x));
+    }
+  }
+  std::vector<std::uint8_t> lossless;
+  REQUIRE(cv::imencode(".webp", pattern, lossless, {cv::IMWRITE_WEBP_QUALITY, 101}));
+  auto info = sniff(std::span<const std::uint8_t>(lossless.data(), lossless.size()));
+  REQUIRE(info.ok());
+  CHECK(info->has_alpha);
+  Thumbnail same = render_ok(std::string(lossless.begin(), lossless.end()), "filters:format(png)");
+  cv::Mat out = decoded(same);
+  REQUIRE(out.channels() == 4);
+  CHECK(cv::norm(out, pattern, cv::NORM_INF) == 0);
+
+  cv::Mat grey(30, 50, CV_8UC1, cv::Scalar(77));
+  std::vector<std::uint8_t> png;
+  REQUIRE(cv::imencode(".png", grey, png));
+  Thumbnail g = render_ok(std::string(png.begin(), png.end()), "fit-in/25x25");
+  CHECK(g.format == ImageFormat::kPng);
+  cv::Mat gout = decoded(g);
+  CHECK(gout.size() == cv::Size(25, 15));
+  CHECK(std::abs(cv::mean(gout)[0] - 77) < 1);
 }
