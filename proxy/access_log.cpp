@@ -1,11 +1,11 @@
 #include "proxy/access_log.h"
 
-#include "conf/json.h"
-
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+
+#include "conf/json.h"
 
 namespace thimble::proxy {
 namespace {

@@ -87,8 +87,10 @@ int serve(const conf::Config& config) {
   }
   if (std::error_code ec; !config.smart.face_cascade.empty() &&
                           !std::filesystem::is_regular_file(config.smart.face_cascade, ec)) {
-    proxy::log_line("warning", "smart/ will use corner features only: cannot read the face "
-                               "cascade " + config.smart.face_cascade + " (Debian: opencv-data)");
+    proxy::log_line("warning",
+                    "smart/ will use corner features only: cannot read the face "
+                    "cascade " +
+                        config.smart.face_cascade + " (Debian: opencv-data)");
   }
   if (config.security.allow_unsafe) {
     proxy::log_line("warning", "unsigned /unsafe/ URLs are allowed (security.allow_unsafe)");

@@ -192,8 +192,7 @@ OriginResponse OriginService::run(const Job& job) const {
     mark_versions += key + "=" + (*mark)->token + ";";
   }
   // The thumbnail's source token: the original's, plus a digest of the marks' when there are.
-  const std::string marks_suffix =
-      mark_versions.empty() ? "" : "~" + transform_hash(mark_versions);
+  const std::string marks_suffix = mark_versions.empty() ? "" : "~" + transform_hash(mark_versions);
 
   FetchConditions conditions;
   for (const std::string& token : source_tokens_for(job.if_none_match, job.transform)) {

@@ -79,15 +79,38 @@ TEST_CASE("pixel filters parse Thumbor's argument syntax into a canonical form")
 
 TEST_CASE("filter arguments out of range or malformed are 400s naming the filter") {
   const char* const rows[] = {
-      "brightness(101)",      "brightness()",          "brightness(1.5)",   "brightness(a)",
-      "contrast(-101)",       "rgb(1,2)",              "rgb(1,2,3,4)",      "rgb(1,,3)",
-      "saturation(11)",       "saturation(1e3)",       "saturation(nan)",   "grayscale(1)",
-      "equalize(x)",          "blur(151)",             "blur(-1)",          "blur(2,-1)",
-      "blur()",               "convolution(1;2,2)",    "convolution(1;2;3,2)",
-      "convolution(1;2;3,3,maybe)",                    "convolution(1;x;3,3)",
-      "convolution(1;2;3,0)", "noise(101)",            "rotate(45)",        "rotate()",
-      "colorize(10,20,30)",   "colorize(10,20,300,ff0000)",                 "colorize(1,2,3,red)",
-      "proportion(0)",        "proportion(2)",         "max_age(-1)",       "max_age(1):max_age(2)",
+      "brightness(101)",
+      "brightness()",
+      "brightness(1.5)",
+      "brightness(a)",
+      "contrast(-101)",
+      "rgb(1,2)",
+      "rgb(1,2,3,4)",
+      "rgb(1,,3)",
+      "saturation(11)",
+      "saturation(1e3)",
+      "saturation(nan)",
+      "grayscale(1)",
+      "equalize(x)",
+      "blur(151)",
+      "blur(-1)",
+      "blur(2,-1)",
+      "blur()",
+      "convolution(1;2,2)",
+      "convolution(1;2;3,2)",
+      "convolution(1;2;3,3,maybe)",
+      "convolution(1;x;3,3)",
+      "convolution(1;2;3,0)",
+      "noise(101)",
+      "rotate(45)",
+      "rotate()",
+      "colorize(10,20,30)",
+      "colorize(10,20,300,ff0000)",
+      "colorize(1,2,3,red)",
+      "proportion(0)",
+      "proportion(2)",
+      "max_age(-1)",
+      "max_age(1):max_age(2)",
       "strip_icc(1)",
   };
   for (const char* row : rows) {
@@ -130,7 +153,8 @@ TEST_CASE("saturation 0 turns a colour into its perceived grey; grayscale keeps 
 TEST_CASE("equalize stretches a narrow histogram over the full range") {
   cv::Mat ramp(16, 16, CV_8UC3);
   for (int y = 0; y < 16; ++y) {
-    for (int x = 0; x < 16; ++x) ramp.at<cv::Vec3b>(y, x) = cv::Vec3b::all(static_cast<uchar>(100 + (x + y) % 11));
+    for (int x = 0; x < 16; ++x)
+      ramp.at<cv::Vec3b>(y, x) = cv::Vec3b::all(static_cast<uchar>(100 + (x + y) % 11));
   }
   cv::Mat out = filtered(ramp, "equalize()");
   double lowest = 0, highest = 0;
@@ -142,7 +166,8 @@ TEST_CASE("equalize stretches a narrow histogram over the full range") {
 TEST_CASE("blur and convolution smooth, and identity kernels change nothing") {
   cv::Mat checker(32, 32, CV_8UC3);
   for (int y = 0; y < 32; ++y) {
-    for (int x = 0; x < 32; ++x) checker.at<cv::Vec3b>(y, x) = cv::Vec3b::all((x + y) % 2 ? 255 : 0);
+    for (int x = 0; x < 32; ++x)
+      checker.at<cv::Vec3b>(y, x) = cv::Vec3b::all((x + y) % 2 ? 255 : 0);
   }
   auto stddev = [](const cv::Mat& m) {
     cv::Scalar mean, sd;
@@ -219,10 +244,10 @@ TEST_CASE("fill pads the thumbnail to the requested box, centred") {
   apply_pixel_filters(padded, fill, 300, 300);
   REQUIRE(padded.size() == cv::Size(300, 300));
   REQUIRE(padded.channels() == 3);  // an opaque result needs no alpha channel
-  CHECK(rgb_at(padded, 10, 150) == cv::Vec3b(0, 0, 255));    // blue band above
-  CHECK(rgb_at(padded, 150, 150) == cv::Vec3b(255, 0, 0));   // the image in the middle
-  CHECK(rgb_at(padded, 290, 150) == cv::Vec3b(0, 0, 255));   // blue band below
-  CHECK(rgb_at(padded, 50, 0) == cv::Vec3b(255, 0, 0));      // rows 50..249 hold the image
+  CHECK(rgb_at(padded, 10, 150) == cv::Vec3b(0, 0, 255));   // blue band above
+  CHECK(rgb_at(padded, 150, 150) == cv::Vec3b(255, 0, 0));  // the image in the middle
+  CHECK(rgb_at(padded, 290, 150) == cv::Vec3b(0, 0, 255));  // blue band below
+  CHECK(rgb_at(padded, 50, 0) == cv::Vec3b(255, 0, 0));     // rows 50..249 hold the image
 
   cv::Mat see_through = image.clone();
   apply_pixel_filters(see_through, filters_of("fill(transparent)"), 300, 300);
@@ -278,18 +303,20 @@ TEST_CASE("curve maps tones through splines that pass through their control poin
                                                    identity + "," + identity + ")"),
                  solid(10, 128, 250)) == 0);
   // All channels through (128, 64): a mid grey becomes 64.
-  CHECK(rgb_at(filtered(solid(128, 128, 128), "curve([(0,0),(128,64),(255,255)]," + identity +
-                                                  "," + identity + "," + identity + ")")) ==
+  CHECK(rgb_at(filtered(solid(128, 128, 128), "curve([(0,0),(128,64),(255,255)]," + identity + "," +
+                                                  identity + "," + identity + ")")) ==
         cv::Vec3b(64, 64, 64));
   // The red curve lifts red to 255; then the all-channels curve (identity) keeps it.
   CHECK(rgb_at(filtered(solid(10, 10, 10), "curve(" + identity + ",[(0,255),(255,255)]," +
                                                identity + "," + identity + ")")) ==
         cv::Vec3b(255, 10, 10));
-  auto spec = parse_spec("filters:curve([(0,0), (255,255)],[(0,0),(255,255)],[(0,0),(255,255)],"
-                         "[(0,0),(255,255)])/a.jpg");
+  auto spec = parse_spec(
+      "filters:curve([(0,0), (255,255)],[(0,0),(255,255)],[(0,0),(255,255)],"
+      "[(0,0),(255,255)])/a.jpg");
   REQUIRE(spec.ok());
-  CHECK(spec->canonical() == "filters:curve([(0,0),(255,255)],[(0,0),(255,255)],"
-                             "[(0,0),(255,255)],[(0,0),(255,255)])");
+  CHECK(spec->canonical() ==
+        "filters:curve([(0,0),(255,255)],[(0,0),(255,255)],"
+        "[(0,0),(255,255)],[(0,0),(255,255)])");
   for (const char* bad : {"curve([(0,0),(255,255)])", "curve([(0,0)],[(0,0)],[(0,0)],[(0,0)])",
                           "curve([(9,0),(5,9)],[(0,0),(1,1)],[(0,0),(1,1)],[(0,0),(1,1)])",
                           "curve([(0,0),(300,9)],[(0,0),(1,1)],[(0,0),(1,1)],[(0,0),(1,1)])"}) {
@@ -310,8 +337,8 @@ TEST_CASE("round_corner paints or clears the corners outside the ellipse") {
   CHECK(rgb_at(painted, 30, 50) == cv::Vec3b(100, 100, 100));  // the centre
   CHECK(rgb_at(painted, 6, 6) == cv::Vec3b(100, 100, 100));    // inside the curve
   cv::Mat oval = filtered(grey, "round_corner(40|10,0,0,0)");
-  CHECK(rgb_at(oval, 0, 20) == cv::Vec3b(0, 0, 0));            // far along the wide radius
-  CHECK(rgb_at(oval, 12, 0) == cv::Vec3b(100, 100, 100));      // below the short one
+  CHECK(rgb_at(oval, 0, 20) == cv::Vec3b(0, 0, 0));        // far along the wide radius
+  CHECK(rgb_at(oval, 12, 0) == cv::Vec3b(100, 100, 100));  // below the short one
   cv::Mat cleared = filtered(grey, "round_corner(20,0,0,0,true)");
   REQUIRE(cleared.channels() == 4);
   CHECK(cleared.at<cv::Vec4b>(0, 0)[3] == 0);

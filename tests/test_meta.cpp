@@ -21,7 +21,8 @@ std::string describe_ok(const std::string& bytes, const std::string& options) {
 }
 }  // namespace
 
-TEST_CASE("meta lists the source, both crops, the resize, the flips, the target and the focal point") {
+TEST_CASE(
+    "meta lists the source, both crops, the resize, the flips, the target and the focal point") {
   std::vector<std::uint8_t> png;
   REQUIRE(cv::imencode(".png", cv::Mat(1280, 1920, CV_8UC3, cv::Scalar::all(90)), png));
   const std::string json =
@@ -43,11 +44,15 @@ TEST_CASE("meta reports sizes as shown, after EXIF orientation, and sizes change
   const std::string json = describe_ok(rotated, "meta/fit-in/300x300");
   CHECK(json.find("\"width\":1800,\"height\":1200") != std::string::npos);
   CHECK(json.find("{\"type\":\"resize\",\"width\":300,\"height\":200}") != std::string::npos);
-  CHECK(json.find("\"target\":{\"width\":300,\"height\":200,\"format\":\"jpeg\"}") != std::string::npos);
-  const std::string padded = describe_ok(rotated, "meta/fit-in/300x300/filters:fill(white):rotate(90)");
+  CHECK(json.find("\"target\":{\"width\":300,\"height\":200,\"format\":\"jpeg\"}") !=
+        std::string::npos);
+  const std::string padded =
+      describe_ok(rotated, "meta/fit-in/300x300/filters:fill(white):rotate(90)");
   CHECK(padded.find("\"target\":{\"width\":300,\"height\":300") != std::string::npos);
-  const std::string turned = describe_ok(rotated, "meta/fit-in/300x300/filters:rotate(90):format(webp)");
-  CHECK(turned.find("\"target\":{\"width\":200,\"height\":300,\"format\":\"webp\"}") != std::string::npos);
+  const std::string turned =
+      describe_ok(rotated, "meta/fit-in/300x300/filters:rotate(90):format(webp)");
+  CHECK(turned.find("\"target\":{\"width\":200,\"height\":300,\"format\":\"webp\"}") !=
+        std::string::npos);
   // No operation at all when nothing changes.
   CHECK(describe_ok(rotated, "meta").find("\"operations\":[]") != std::string::npos);
 }
@@ -60,7 +65,8 @@ TEST_CASE("meta refuses what render would refuse") {
   CHECK(junk.status().code() == Code::kUnsupportedMedia);
   RenderSettings small;
   small.max_source_pixels = 1000;
-  auto big = describe(test::as_bytes(test::read_file(test::corpus("exif/Landscape_1.jpg"))), *spec, small);
+  auto big =
+      describe(test::as_bytes(test::read_file(test::corpus("exif/Landscape_1.jpg"))), *spec, small);
   REQUIRE_FALSE(big.ok());
   CHECK(big.status().code() == Code::kTooLarge);
 }

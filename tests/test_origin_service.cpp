@@ -5,7 +5,6 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/core.hpp>
 
 #include "cache/result_cache.h"
 #include "proxy/file_source.h"
@@ -296,7 +295,8 @@ TEST_CASE("meta/ answers JSON with the same cache headers as a thumbnail") {
   CHECK(header(r, "ETag") != "<absent>");
   REQUIRE(r.body);
   CHECK(r.body->find("\"url\":\"photos/storm.jpg\"") != std::string::npos);
-  CHECK(r.body->find("\"target\":{\"width\":300,\"height\":200,\"format\":\"jpeg\"}") != std::string::npos);
+  CHECK(r.body->find("\"target\":{\"width\":300,\"height\":200,\"format\":\"jpeg\"}") !=
+        std::string::npos);
   // meta and the thumbnail are different answers: different ETags.
   CHECK(header(f.get("fit-in/300x200/photos/storm.jpg"), "ETag") != header(r, "ETag"));
 }
@@ -312,7 +312,9 @@ TEST_CASE("smart/ detects once per original version and answers every size from 
   CHECK(f.get("meta/50x50/smart/portrait.jpg").status == 200);
   CHECK(f.service->remembered_focal_points() == 1);
   // A new version of the original (another modification time) is detected afresh.
-  struct utimbuf times{1000000000, 1000000000};
+  struct utimbuf times {
+    1000000000, 1000000000
+  };
   REQUIRE(utime((f.root / "portrait.jpg").c_str(), &times) == 0);
   CHECK(f.get("100x301/smart/portrait.jpg").status == 200);
   CHECK(f.service->remembered_focal_points() == 2);
@@ -322,23 +324,28 @@ TEST_CASE("watermarks come from the same source, and a new mark changes the ETag
   Fixture f;
   cv::Mat logo(10, 20, CV_8UC3, cv::Scalar(0, 0, 255));
   REQUIRE(cv::imwrite((f.root / "logo.png").string(), logo));
-  OriginResponse marked = f.get("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
+  OriginResponse marked =
+      f.get("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
   REQUIRE(marked.status == 200);
   const std::string etag = header(marked, "ETag");
   CHECK(etag.find('~') != std::string::npos);
   // Revalidation with a fresh cache still answers 304 while neither file changed.
   cache::ResultCache empty(64 << 20, 1, f.clock);
   OriginService fresh(OriginOptions{}, f.signer, *f.source, empty, f.clock);
-  const std::string url = f.signer.sign("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
+  const std::string url =
+      f.signer.sign("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
   CHECK(fresh.handle({"GET", url, "", etag, ""}).status == 304);
   // A new version of the mark: a new ETag, and the old one no longer matches.
-  struct utimbuf times{1000000000, 1000000000};
+  struct utimbuf times {
+    1000000000, 1000000000
+  };
   REQUIRE(utime((f.root / "logo.png").c_str(), &times) == 0);
   OriginResponse remarked = fresh.handle({"GET", url, "", etag, ""});
   CHECK(remarked.status == 200);
   CHECK(header(remarked, "ETag") != etag);
   // A missing mark is the URL's fault: 400, short-cached like other bad URLs.
-  OriginResponse missing = f.get("fit-in/200x200/filters:watermark(nope.png,0,0,0)/photos/storm.jpg");
+  OriginResponse missing =
+      f.get("fit-in/200x200/filters:watermark(nope.png,0,0,0)/photos/storm.jpg");
   CHECK(missing.status == 400);
   CHECK(missing.body->find("watermark image 'nope.png'") != std::string::npos);
 }

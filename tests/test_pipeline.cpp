@@ -155,9 +155,9 @@ TEST_CASE("thumbnails of a large JPEG have Thumbor's dimensions and are shrunk o
 
 TEST_CASE("the eight EXIF orientations all come out upright in every resize mode") {
   const std::string upright = test::read_file(test::corpus("exif/Landscape_1.jpg"));
-  for (const char* options : {"fit-in/300x300", "200x200", "150x300/left", "300x100/bottom",
-                              "full-fit-in/120x120", "10x20:900x700/200x0", "-200x100",
-                              "adaptive-fit-in/100x200", "0x150"}) {
+  for (const char* options :
+       {"fit-in/300x300", "200x200", "150x300/left", "300x100/bottom", "full-fit-in/120x120",
+        "10x20:900x700/200x0", "-200x100", "adaptive-fit-in/100x200", "0x150"}) {
     cv::Mat reference = decoded(render_ok(upright, options));
     for (int n = 2; n <= 8; ++n) {
       std::string label(options);
@@ -375,7 +375,8 @@ TEST_CASE("trim removes a uniform border before the resize, within the tolerance
   // A 60x40 red rectangle at (25,15) on a 120x80 near-white canvas (values 248..255).
   cv::Mat canvas(80, 120, CV_8UC3);
   for (int y = 0; y < 80; ++y) {
-    for (int x = 0; x < 120; ++x) canvas.at<cv::Vec3b>(y, x) = cv::Vec3b::all(static_cast<uchar>(248 + (x * 7 + y) % 8));
+    for (int x = 0; x < 120; ++x)
+      canvas.at<cv::Vec3b>(y, x) = cv::Vec3b::all(static_cast<uchar>(248 + (x * 7 + y) % 8));
   }
   canvas.at<cv::Vec3b>(0, 0) = cv::Vec3b(255, 255, 255);
   canvas(cv::Rect(25, 15, 60, 40)).setTo(cv::Scalar(0, 0, 255));
@@ -405,8 +406,8 @@ TEST_CASE("max_bytes re-encodes JPEG and WebP at lower quality until they fit") 
     const std::size_t unconstrained =
         render_ok(storm, "fit-in/800x800/filters:format(" + label + ")").bytes.size();
     const std::size_t limit = unconstrained / 2;
-    Thumbnail fitted = render_ok(storm, "fit-in/800x800/filters:format(" + label +
-                                            "):max_bytes(" + std::to_string(limit) + ")");
+    Thumbnail fitted = render_ok(storm, "fit-in/800x800/filters:format(" + label + "):max_bytes(" +
+                                            std::to_string(limit) + ")");
     CHECK(fitted.bytes.size() <= limit);
     CHECK(fitted.bytes.size() > limit / 4);  // raised back up towards the limit
     CHECK(decoded(fitted).cols == 800);
@@ -521,10 +522,10 @@ TEST_CASE("CMYK JPEGs come out in the right colours") {
     cv::Vec3b bgr;
   };
   const Row rows[] = {
-      {{255, 0, 0, 255}, {0, 0, 255}},      // magenta + yellow = red
-      {{0, 255, 255, 255}, {255, 255, 0}},  // cyan
+      {{255, 0, 0, 255}, {0, 0, 255}},          // magenta + yellow = red
+      {{0, 255, 255, 255}, {255, 255, 0}},      // cyan
       {{255, 255, 255, 255}, {255, 255, 255}},  // no ink: white
-      {{255, 255, 255, 0}, {0, 0, 0}},      // full black
+      {{255, 255, 255, 0}, {0, 0, 0}},          // full black
   };
   for (const auto& row : rows) {
     CAPTURE(int(row.stored[0]));
@@ -545,8 +546,9 @@ TEST_CASE("lossless WebP and 8-bit grey PNG sources decode exactly") {
   cv::Mat pattern(40, 60, CV_8UC4);
   for (int y = 0; y < 40; ++y) {
     for (int x = 0; x < 60; ++x) {
-      pattern.at<cv::Vec4b>(y, x) = cv::Vec4b(static_cast<uchar>(x * 4), static_cast<uchar>(y * 6),
-                                              static_cast<uchar>((x + y) * 2), static_cast<uchar>(255 - x));
+      pattern.at<cv::Vec4b>(y, x) =
+          cv::Vec4b(static_cast<uchar>(x * 4), static_cast<uchar>(y * 6),
+                    static_cast<uchar>((x + y) * 2), static_cast<uchar>(255 - x));
     }
   }
   std::vector<std::uint8_t> lossless;

@@ -137,17 +137,19 @@ TEST_CASE("shrink-on-load leaves at least twice the target on each axis") {
 }
 
 TEST_CASE("no_upscale, stretch and upscale change the geometry as in Thumbor 7") {
-  check_geometry({
-      // no_upscale(): the request is clamped to the source, so nothing grows.
-      {"3000x3000/filters:no_upscale()", {0, 0, 1920, 1280}, {1920, 1280}},
-      {"3000x100/filters:no_upscale()", {0, 590, 1920, 100}, {1920, 100}},
-      // stretch(): exactly WxH, no aspect crop.
-      {"300x100/filters:stretch()", {0, 0, 1920, 1280}, {300, 100}},
-      // upscale(): a fit-in result smaller than the box grows to fit inside it.
-      {"fit-in/3000x3000/filters:upscale()", {0, 0, 1920, 1280}, {3000, 2000}},
-      {"fit-in/3000x1500/filters:upscale()", {0, 0, 1920, 1280}, {2250, 1500}},
-      {"fit-in/300x200/filters:upscale()", {0, 0, 1920, 1280}, {300, 200}},
-  }, {1920, 1280});
+  check_geometry(
+      {
+          // no_upscale(): the request is clamped to the source, so nothing grows.
+          {"3000x3000/filters:no_upscale()", {0, 0, 1920, 1280}, {1920, 1280}},
+          {"3000x100/filters:no_upscale()", {0, 590, 1920, 100}, {1920, 100}},
+          // stretch(): exactly WxH, no aspect crop.
+          {"300x100/filters:stretch()", {0, 0, 1920, 1280}, {300, 100}},
+          // upscale(): a fit-in result smaller than the box grows to fit inside it.
+          {"fit-in/3000x3000/filters:upscale()", {0, 0, 1920, 1280}, {3000, 2000}},
+          {"fit-in/3000x1500/filters:upscale()", {0, 0, 1920, 1280}, {2250, 1500}},
+          {"fit-in/300x200/filters:upscale()", {0, 0, 1920, 1280}, {300, 200}},
+      },
+      {1920, 1280});
 }
 
 TEST_CASE("the fill box is Thumbor's request after fit-in widened it") {
@@ -156,9 +158,12 @@ TEST_CASE("the fill box is Thumbor's request after fit-in widened it") {
     Size box;
   };
   const Row rows[] = {
-      {"fit-in/300x300", {300, 300}},   {"full-fit-in/300x300", {450, 300}},
-      {"fit-in/3000x3000", {3000, 3000}}, {"300x0", {300, 0}},
-      {"fit-in/300x0", {300, 200}},      {"adaptive-fit-in/200x300", {300, 200}},
+      {"fit-in/300x300", {300, 300}},
+      {"full-fit-in/300x300", {450, 300}},
+      {"fit-in/3000x3000", {3000, 3000}},
+      {"300x0", {300, 0}},
+      {"fit-in/300x0", {300, 200}},
+      {"adaptive-fit-in/200x300", {300, 200}},
       {"0x0", {0, 0}},
   };
   for (const auto& row : rows) {
@@ -184,9 +189,11 @@ TEST_CASE("focal() boxes decide the aspect crop, weighted by area, and are parse
     return *plan;
   };
   CHECK(plan_with_focal("300x300/filters:focal(100x100:200x200)").region == Rect{0, 0, 1280, 1280});
-  CHECK(plan_with_focal("300x300/filters:focal(1800x600:1900x700)").region == Rect{640, 0, 1280, 1280});
+  CHECK(plan_with_focal("300x300/filters:focal(1800x600:1900x700)").region ==
+        Rect{640, 0, 1280, 1280});
   // Two boxes: the big one (area 40000) outweighs the small one (area 100).
-  CHECK(plan_with_focal("300x300/filters:focal(1700x600:1900x800):focal(0x0:10x10)").region.x == 640);
+  CHECK(plan_with_focal("300x300/filters:focal(1700x600:1900x800):focal(0x0:10x10)").region.x ==
+        640);
   // A box outside a manual crop is ignored: the crop's own centre decides.
   CHECK(plan_with_focal("0x0:960x1280/100x100/filters:focal(1800x600:1900x700)").region ==
         Rect{0, 160, 960, 960});

@@ -400,10 +400,12 @@ TEST_CASE("--check-config exits 0 for a valid file and 1 naming the key for a ba
     int status = pclose(pipe);
     return std::pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, output);
   };
-  auto [good_status, good_output] = run("--check-config --config " + (dir.path() / "good.yaml").string());
+  auto [good_status, good_output] =
+      run("--check-config --config " + (dir.path() / "good.yaml").string());
   CHECK(good_status == 0);
   CHECK(good_output.find("configuration OK") != std::string::npos);
-  auto [bad_status, bad_output] = run("--check-config --config " + (dir.path() / "bad.yaml").string());
+  auto [bad_status, bad_output] =
+      run("--check-config --config " + (dir.path() / "bad.yaml").string());
   CHECK(bad_status == 1);
   CHECK(bad_output.find("server.port: must be between 1 and 65535, got 0") != std::string::npos);
   auto [env_status, env_output] =

@@ -3,11 +3,10 @@
 
 #include <map>
 #include <mutex>
-
-#include "support.h"
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "support.h"
 #include "transform/pipeline.h"
 
 using namespace thimble;
@@ -128,9 +127,9 @@ TEST_CASE("debug/ draws the focal points on the untransformed source") {
   REQUIRE_FALSE(out->focal_points.empty());
   const FocalPoint face = out->focal_points.front();
   CHECK(std::string(face.origin) == "Face Detection");
-  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(out->bytes.size()), CV_8U,
-                                     const_cast<char*>(out->bytes.data())),
-                             cv::IMREAD_COLOR);
+  cv::Mat img = cv::imdecode(
+      cv::Mat(1, static_cast<int>(out->bytes.size()), CV_8U, const_cast<char*>(out->bytes.data())),
+      cv::IMREAD_COLOR);
   cv::Vec3b edge = img.at<cv::Vec3b>(face.y - face.height / 2, face.x);  // top edge of the box
   CHECK(edge == cv::Vec3b(0, 0, 255));
   // Without smart/ the alignment point is marked, at the centre.

@@ -141,16 +141,18 @@ TEST_CASE("malformed URLs, unknown filters and bad arguments are 400s that name 
 }
 
 TEST_CASE("extract_focal() turns a nested Thumbor URL's crop into a focal point of its image") {
-  auto one = parse_spec("300x100/filters:extract_focal()/localhost:8888/unsafe/100x150:300x200/"
-                        "https://upload.wikimedia.org/a/cat.jpg");
+  auto one = parse_spec(
+      "300x100/filters:extract_focal()/localhost:8888/unsafe/100x150:300x200/"
+      "https://upload.wikimedia.org/a/cat.jpg");
   REQUIRE(one.ok());
   CHECK(one->image == "https://upload.wikimedia.org/a/cat.jpg");
   REQUIRE(one->focal_boxes.size() == 1);
   CHECK(one->focal_boxes[0] == CropBox{100, 150, 300, 200});
   CHECK(one->canonical() == "300x100/filters:focal(100x150:300x200)");
   // Two levels: the outer nested URL has no crop, the inner one has.
-  auto two = parse_spec("filters:extract_focal()/cdn.example.com/unsafe/300x200/"
-                        "origin.example.com/FQjiRjoVp42Nl25AbGL6IweUUdI=/10x20:30x40/img.jpg");
+  auto two = parse_spec(
+      "filters:extract_focal()/cdn.example.com/unsafe/300x200/"
+      "origin.example.com/FQjiRjoVp42Nl25AbGL6IweUUdI=/10x20:30x40/img.jpg");
   REQUIRE(two.ok());
   CHECK(two->image == "img.jpg");
   CHECK(two->focal_boxes.at(0) == CropBox{10, 20, 30, 40});

@@ -15,8 +15,7 @@ namespace thimble::transform {
 
 // Decodes `data` (already sniffed as `info`) to 8-bit BGR or BGRA in stored orientation. JPEGs are
 // decoded at 1/`shrink` scale (1, 2, 4 or 8) in the DCT domain. Failures are 415s.
-Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info,
-                             int shrink);
+Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink);
 
 // Turns a stored image into the displayed one for an EXIF orientation (1-8).
 void apply_orientation(cv::Mat& image, int orientation);

@@ -60,14 +60,17 @@ std::optional<std::array<std::uint8_t, 3>> hex_colour(std::string_view text) {
   return rgb;
 }
 
-std::uint8_t clamp_byte(int v) { return static_cast<std::uint8_t>(std::clamp(v, 0, 255)); }
+std::uint8_t clamp_byte(int v) {
+  return static_cast<std::uint8_t>(std::clamp(v, 0, 255));
+}
 
 // Applies a per-channel lookup table to the colour channels, leaving alpha alone.
 void apply_lut(cv::Mat& image, const std::array<std::array<std::uint8_t, 256>, 3>& bgr) {
   cv::Mat lut(1, 256, CV_8UC(image.channels()));
   for (int v = 0; v < 256; ++v) {
     std::uint8_t* entry = lut.ptr<std::uint8_t>(0) + v * image.channels();
-    for (int c = 0; c < 3; ++c) entry[c] = bgr[static_cast<std::size_t>(c)][static_cast<std::size_t>(v)];
+    for (int c = 0; c < 3; ++c)
+      entry[c] = bgr[static_cast<std::size_t>(c)][static_cast<std::size_t>(v)];
     if (image.channels() == 4) entry[3] = static_cast<std::uint8_t>(v);
   }
   cv::LUT(image, lut, image);
@@ -83,7 +86,9 @@ void for_each_colour(cv::Mat& image, F f) {
   }
 }
 
-cv::Scalar bgra(const Colour& c) { return cv::Scalar(c.b, c.g, c.r, c.a); }
+cv::Scalar bgra(const Colour& c) {
+  return cv::Scalar(c.b, c.g, c.r, c.a);
+}
 
 // Composites `top` (BGR or BGRA) onto `bottom` (BGRA) at its top-left `at`, clipped to `bottom`.
 // With `blend` false, `top`'s pixels (alpha included) simply replace `bottom`'s.
@@ -299,7 +304,8 @@ struct Apply {
     const int delta[3] = {255 * f.blue / 100, 255 * f.green / 100, 255 * f.red / 100};  // BGR
     std::array<std::array<std::uint8_t, 256>, 3> lut{};
     for (int v = 0; v < 256; ++v) {
-      for (std::size_t c = 0; c < 3; ++c) lut[c][static_cast<std::size_t>(v)] = clamp_byte(v + delta[c]);
+      for (std::size_t c = 0; c < 3; ++c)
+        lut[c][static_cast<std::size_t>(v)] = clamp_byte(v + delta[c]);
     }
     apply_lut(image, lut);
   }
@@ -308,7 +314,8 @@ struct Apply {
     for_each_colour(image, [change](std::uint8_t* p) {
       const float b = p[0], g = p[1], r = p[2];
       const float grey = std::sqrt(r * r * 0.299f + g * g * 0.587f + b * b * 0.114f);
-      for (int c = 0; c < 3; ++c) p[c] = clamp_byte(static_cast<int>(grey + (p[c] - grey) * change));
+      for (int c = 0; c < 3; ++c)
+        p[c] = clamp_byte(static_cast<int>(grey + (p[c] - grey) * change));
     });
   }
   void operator()(const Grayscale&) const {
@@ -324,7 +331,8 @@ struct Apply {
   void operator()(const Equalize&) const {
     std::vector<cv::Mat> planes;
     cv::split(image, planes);
-    for (int c = 0; c < 3; ++c) cv::equalizeHist(planes[static_cast<std::size_t>(c)], planes[static_cast<std::size_t>(c)]);
+    for (int c = 0; c < 3; ++c)
+      cv::equalizeHist(planes[static_cast<std::size_t>(c)], planes[static_cast<std::size_t>(c)]);
     cv::merge(planes, image);
   }
   void operator()(const Blur& f) const {
@@ -409,7 +417,8 @@ struct Apply {
     std::array<std::array<std::uint8_t, 256>, 3> lut{};
     const std::array<const std::array<std::uint8_t, 256>*, 3> channel = {&f.blue, &f.green, &f.red};
     for (std::size_t c = 0; c < 3; ++c) {
-      for (std::size_t v = 0; v < 256; ++v) lut[c][v] = f.all[(*channel[c])[v]];  // channel, then all
+      for (std::size_t v = 0; v < 256; ++v)
+        lut[c][v] = f.all[(*channel[c])[v]];  // channel, then all
     }
     apply_lut(image, lut);
   }
@@ -594,7 +603,9 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
   auto done = [](PixelOp op, std::string text) -> Parsed {
     return Result<PixelFilter>(PixelFilter{std::move(op), std::move(text)});
   };
-  auto fail = [&](std::string_view expected) -> Parsed { return bad_arguments(name, args, expected); };
+  auto fail = [&](std::string_view expected) -> Parsed {
+    return bad_arguments(name, args, expected);
+  };
 
   if (name == "brightness" || name == "contrast") {
     auto v = integers(a, 1, -100, 100);
@@ -605,9 +616,9 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
   if (name == "rgb") {
     auto v = integers(a, 3, -100, 100);
     if (!v) return fail("three whole numbers from -100 to 100");
-    return done(Rgb{(*v)[0], (*v)[1], (*v)[2]}, call(std::to_string((*v)[0]) + "," +
-                                                     std::to_string((*v)[1]) + "," +
-                                                     std::to_string((*v)[2])));
+    return done(Rgb{(*v)[0], (*v)[1], (*v)[2]},
+                call(std::to_string((*v)[0]) + "," + std::to_string((*v)[1]) + "," +
+                     std::to_string((*v)[2])));
   }
   if (name == "saturation") {
     auto v = a.size() == 1 ? decimal_argument(a[0]) : std::nullopt;
@@ -657,8 +668,8 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
     if (*normalize && sum != 0) {
       for (double& k : kernel) k /= sum;
     }
-    return done(Convolution{kernel, *columns},
-                call(text + "," + std::to_string(*columns) + "," + (*normalize ? "true" : "false")));
+    return done(Convolution{kernel, *columns}, call(text + "," + std::to_string(*columns) + "," +
+                                                    (*normalize ? "true" : "false")));
   }
   if (name == "noise") {
     auto v = integers(a, 1, 0, 100);
@@ -691,7 +702,8 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
   }
   if (name == "fill") {
     // Thumbor's colour argument is `[\w]+`: a name, hex digits, auto, blur or transparent.
-    const char* expected = "a colour (name, hex, transparent, auto or blur) and an optional true/false";
+    const char* expected =
+        "a colour (name, hex, transparent, auto or blur) and an optional true/false";
     if (a.empty() || a.size() > 2) return fail(expected);
     Fill fill;
     auto transparent = a.size() == 2 ? boolean_argument(a[1]) : std::optional<bool>(false);
@@ -706,7 +718,8 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
       if (!colour || a[0].front() == '#') return fail(expected);
       fill.colour = *colour;
       char hex[10];
-      std::snprintf(hex, sizeof hex, "%02x%02x%02x%02x", colour->r, colour->g, colour->b, colour->a);
+      std::snprintf(hex, sizeof hex, "%02x%02x%02x%02x", colour->r, colour->g, colour->b,
+                    colour->a);
       colour_text = hex;
     }
     return done(fill, call(colour_text + "," + (fill.fill_transparent ? "true" : "false")));
@@ -742,7 +755,8 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
         p.kind = WatermarkPosition::Kind::kPercent;
         text.remove_suffix(1);
       }
-      if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string_view::npos) {
+      if (text.empty() || text.size() > 5 ||
+          text.find_first_not_of("0123456789") != std::string_view::npos) {
         return std::nullopt;
       }
       p.value = *integer_argument(text);
@@ -782,8 +796,8 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
     const bool quote = mark.image.find(',') != std::string::npos;
     return done(mark, call((quote ? "'" : "") + mark.image + (quote ? "'" : "") + "," +
                            position_text(mark.x) + "," + position_text(mark.y) + "," +
-                           std::to_string(mark.alpha) + "," + ratio_text(mark.width_ratio) +
-                           "," + ratio_text(mark.height_ratio)));
+                           std::to_string(mark.alpha) + "," + ratio_text(mark.width_ratio) + "," +
+                           ratio_text(mark.height_ratio)));
   }
   if (name == "sharpen") {
     const char* expected =
@@ -804,8 +818,9 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
   if (name == "curve") {
     auto lists = curve_lists(args);
     if (!lists) {
-      return fail("four curves [(x,y),...] (all, red, green, blue), each of 2 or more points "
-                  "from 0 to 255 with x increasing");
+      return fail(
+          "four curves [(x,y),...] (all, red, green, blue), each of 2 or more points "
+          "from 0 to 255 with x increasing");
     }
     Curve curve{spline_table((*lists)[0]), spline_table((*lists)[1]), spline_table((*lists)[2]),
                 spline_table((*lists)[3])};
@@ -834,7 +849,8 @@ Parsed parse_pixel_filter(std::string_view name, std::string_view args) {
     if (!ra || !rb || *ra < 0 || *rb < 0 || *ra > 10000 || *rb > 10000 || !rgb || !transparent) {
       return fail(expected);
     }
-    RoundCorner corner{*ra, *rb,
+    RoundCorner corner{*ra,
+                       *rb,
                        {static_cast<std::uint8_t>((*rgb)[0]), static_cast<std::uint8_t>((*rgb)[1]),
                         static_cast<std::uint8_t>((*rgb)[2])},
                        *transparent};

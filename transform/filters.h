@@ -15,8 +15,8 @@
 #pragma once
 
 #include <array>
-#include <map>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,24 +33,41 @@ class Mat;
 
 namespace thimble::transform {
 
-struct Brightness { int amount; };            // -100..100 (% of 255 added)
-struct Contrast { int amount; };              // -100..100
-struct Rgb { int red, green, blue; };         // -100..100 each (% of 255 added)
-struct Saturation { double change; };         // 0 = grey, 1 = unchanged, >1 = more
+struct Brightness {
+  int amount;
+};  // -100..100 (% of 255 added)
+struct Contrast {
+  int amount;
+};  // -100..100
+struct Rgb {
+  int red, green, blue;
+};  // -100..100 each (% of 255 added)
+struct Saturation {
+  double change;
+};  // 0 = grey, 1 = unchanged, >1 = more
 struct Grayscale {};
 struct Equalize {};
-struct Blur { int radius; double sigma; };    // radius 0..150, sigma > 0
+struct Blur {
+  int radius;
+  double sigma;
+};  // radius 0..150, sigma > 0
 struct Convolution {
   std::vector<double> kernel;  // row-major, normalised already when asked
   int columns;
 };
-struct Noise { int amount; };                 // 0..100
-struct Rotate { int degrees; };               // 0, 90, 180, 270 (counter-clockwise, as Thumbor)
+struct Noise {
+  int amount;
+};  // 0..100
+struct Rotate {
+  int degrees;
+};  // 0, 90, 180, 270 (counter-clockwise, as Thumbor)
 struct Colorize {
   int red_pct, green_pct, blue_pct;  // 0..100 blend towards the colour
   std::array<std::uint8_t, 3> rgb;
 };
-struct Proportion { double factor; };         // resize the result by this factor
+struct Proportion {
+  double factor;
+};  // resize the result by this factor
 // fill(colour[, fill_transparent]): pads the result to the requested box, centred.
 struct Fill {
   enum class Kind : std::uint8_t { kColour, kAuto, kBlur } kind = Kind::kColour;
@@ -58,7 +75,9 @@ struct Fill {
   bool fill_transparent = false;  // also paint the image's own transparent pixels
 };
 // background_color(colour): composites a transparent image onto the colour.
-struct BackgroundColour { Colour colour; };
+struct BackgroundColour {
+  Colour colour;
+};
 // curve(all, r, g, b): tone curves through control points (natural cubic splines), as tables.
 struct Curve {
   std::array<std::uint8_t, 256> all, red, green, blue;
@@ -69,14 +88,14 @@ struct Curve {
 // percentage of the image's width/height.
 struct WatermarkPosition {
   enum class Kind : std::uint8_t { kPixels, kPercent, kCenter, kRepeat } kind = Kind::kPixels;
-  int value = 0;        // pixels or percent
+  int value = 0;          // pixels or percent
   bool negative = false;  // measured from the right/bottom (`-0` counts)
   bool operator==(const WatermarkPosition&) const = default;
 };
 struct Watermark {
   std::string image;  // a source key, like the main image's
   WatermarkPosition x, y;
-  int alpha = 0;  // 0 opaque .. 100 invisible
+  int alpha = 0;                                 // 0 opaque .. 100 invisible
   std::optional<int> width_ratio, height_ratio;  // percent of the image
 };
 
@@ -105,8 +124,7 @@ struct PixelFilter {
 
 // Parses one pixel filter call; nullopt when `name` is not a pixel filter.
 // Failure is Code::kBadRequest naming the filter and the expected arguments.
-std::optional<Result<PixelFilter>> parse_pixel_filter(std::string_view name,
-                                                      std::string_view args);
+std::optional<Result<PixelFilter>> parse_pixel_filter(std::string_view name, std::string_view args);
 
 // Decoded watermark images by source key (8-bit BGRA), prepared by the pipeline.
 using WatermarkImages = std::map<std::string, cv::Mat>;
@@ -114,9 +132,8 @@ using WatermarkImages = std::map<std::string, cv::Mat>;
 // Applies `filters` to an 8-bit BGR or BGRA image, in Thumbor's order (last in the URL first).
 // `box_width`/`box_height` is what fill() pads to; 0 on a side means the image's own side.
 // `marks` holds every watermark image the filters name.
-void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters,
-                         int box_width = 0, int box_height = 0,
-                         const WatermarkImages* marks = nullptr);
+void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters, int box_width = 0,
+                         int box_height = 0, const WatermarkImages* marks = nullptr);
 
 // The source keys of the watermark images `filters` need, in order, without repeats.
 std::vector<std::string> watermark_keys(const std::vector<PixelFilter>& filters);

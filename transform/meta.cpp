@@ -13,21 +13,19 @@ namespace thimble::transform {
 namespace {
 
 std::string crop_operation(int left, int top, int right, int bottom) {
-  return "{\"type\":\"crop\",\"left\":" + std::to_string(left) + ",\"top\":" +
-         std::to_string(top) + ",\"right\":" + std::to_string(right) + ",\"bottom\":" +
-         std::to_string(bottom) + "}";
+  return "{\"type\":\"crop\",\"left\":" + std::to_string(left) + ",\"top\":" + std::to_string(top) +
+         ",\"right\":" + std::to_string(right) + ",\"bottom\":" + std::to_string(bottom) + "}";
 }
 
 }  // namespace
 
 Result<std::string> describe(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                             const RenderSettings& settings,
-                             std::optional<ImageFormat> negotiated,
+                             const RenderSettings& settings, std::optional<ImageFormat> negotiated,
                              const FocalPointCache& focal_cache) {
   Result<ImageInfo> info = inspect(original, settings);
   if (!info.ok()) return info.status();
-  const Size source = info->swaps_axes() ? Size{info->height, info->width}
-                                         : Size{info->width, info->height};
+  const Size source =
+      info->swaps_axes() ? Size{info->height, info->width} : Size{info->width, info->height};
   // Operations, in the order Thumbor's engine performs them.
   std::vector<std::string> operations;
   Size shown = source;
@@ -50,8 +48,7 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
       orientation = 1;
       if (std::optional<Rect> trimmed = trim_box(pixels, *spec.trim)) {
         if (trimmed->size() != source) {
-          operations.push_back(crop_operation(trimmed->x, trimmed->y,
-                                              trimmed->x + trimmed->width,
+          operations.push_back(crop_operation(trimmed->x, trimmed->y, trimmed->x + trimmed->width,
                                               trimmed->y + trimmed->height));
         }
         pixels = pixels(cv::Rect(trimmed->x, trimmed->y, trimmed->width, trimmed->height));
@@ -71,8 +68,7 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
 
   const Rect base = plan->manual_crop.value_or(Rect{0, 0, shown.width, shown.height});
   if (plan->manual_crop) {
-    operations.push_back(
-        crop_operation(base.x, base.y, base.x + base.width, base.y + base.height));
+    operations.push_back(crop_operation(base.x, base.y, base.x + base.width, base.y + base.height));
   }
   if (plan->region != base) {
     const int left = plan->region.x - base.x, top = plan->region.y - base.y;
@@ -87,18 +83,17 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
   if (spec.flip_vertical) operations.push_back("{\"type\":\"flip_vertically\"}");
 
   const auto [width, height] = size_after_filters(plan->target.width, plan->target.height,
-                                                  spec.filters, plan->box.width,
-                                                  plan->box.height);
+                                                  spec.filters, plan->box.width, plan->box.height);
 
   std::string json = "{\"thumbor\":{\"source\":{\"url\":" + json_string(spec.image) +
                      ",\"width\":" + std::to_string(source.width) +
                      ",\"height\":" + std::to_string(source.height) +
-                     ",\"frameCount\":1,\"format\":" +
-                     json_string(format_name(info->format)) + "},\"operations\":[";
+                     ",\"frameCount\":1,\"format\":" + json_string(format_name(info->format)) +
+                     "},\"operations\":[";
   for (std::size_t i = 0; i < operations.size(); ++i) json += (i ? "," : "") + operations[i];
   json += "],\"target\":{\"width\":" + std::to_string(width) +
-          ",\"height\":" + std::to_string(height) + ",\"format\":" +
-          json_string(format_name(output_format(spec, info->format, negotiated))) +
+          ",\"height\":" + std::to_string(height) +
+          ",\"format\":" + json_string(format_name(output_format(spec, info->format, negotiated))) +
           "},\"focal_points\":[";
   bool first = true;
   for (const FocalPoint& p : effective_focal_points(planned_spec, base, detected)) {
@@ -106,8 +101,8 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
     std::snprintf(weight, sizeof weight, "%.0f", p.weight);
     json += std::string(first ? "" : ",") + "{\"x\":" + std::to_string(p.x) +
             ",\"y\":" + std::to_string(p.y) + ",\"z\":" + weight +
-            ",\"height\":" + std::to_string(p.height) + ",\"width\":" +
-            std::to_string(p.width) + ",\"origin\":" + json_string(p.origin) + "}";
+            ",\"height\":" + std::to_string(p.height) + ",\"width\":" + std::to_string(p.width) +
+            ",\"origin\":" + json_string(p.origin) + "}";
     first = false;
   }
   json += "]}}";

@@ -1,11 +1,5 @@
 #include "transform/pipeline.h"
 
-#include "transform/decode.h"
-#include "transform/filters.h"
-#include "transform/resize.h"
-#include "transform/smart.h"
-#include "transform/trim.h"
-
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -14,6 +8,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <vector>
+
+#include "transform/decode.h"
+#include "transform/filters.h"
+#include "transform/resize.h"
+#include "transform/smart.h"
+#include "transform/trim.h"
 
 namespace thimble::transform {
 namespace {
@@ -162,8 +162,9 @@ Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const Thu
     if (longest > s.max_output_dimension) {
       const double f = static_cast<double>(s.max_output_dimension) / longest;
       cv::Mat smaller;
-      resize_image(img, smaller, cv::Size(std::max(1, static_cast<int>(img.cols * f)),
-                                          std::max(1, static_cast<int>(img.rows * f))));
+      resize_image(img, smaller,
+                   cv::Size(std::max(1, static_cast<int>(img.cols * f)),
+                            std::max(1, static_cast<int>(img.rows * f))));
       img = smaller;
     }
   } catch (const cv::Exception&) {
@@ -247,8 +248,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     const double fy = static_cast<double>(img.rows) / (swaps ? shown.width : shown.height);
     int x0 = std::clamp(static_cast<int>(std::lround(stored.x * fx)), 0, img.cols - 1);
     int y0 = std::clamp(static_cast<int>(std::lround(stored.y * fy)), 0, img.rows - 1);
-    int x1 = std::clamp(static_cast<int>(std::lround((stored.x + stored.width) * fx)), x0 + 1,
-                        img.cols);
+    int x1 =
+        std::clamp(static_cast<int>(std::lround((stored.x + stored.width) * fx)), x0 + 1, img.cols);
     int y1 = std::clamp(static_cast<int>(std::lround((stored.y + stored.height) * fy)), y0 + 1,
                         img.rows);
     img = img(cv::Range(y0, y1), cv::Range(x0, x1));
@@ -274,8 +275,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
       if (found == watermarks.end()) {
         return Status(Code::kBadRequest, "watermark image '" + key + "' is not available");
       }
-      const auto mark_bytes = std::span(
-          reinterpret_cast<const std::uint8_t*>(found->second.data()), found->second.size());
+      const auto mark_bytes = std::span(reinterpret_cast<const std::uint8_t*>(found->second.data()),
+                                        found->second.size());
       Result<ImageInfo> mark_info = inspect(mark_bytes, s);
       Result<cv::Mat> mark = mark_info.ok() ? decode_image(mark_bytes, *mark_info, 1)
                                             : Result<cv::Mat>(mark_info.status());
@@ -304,8 +305,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     // Thumbor's search: lower the quality by a quarter until it fits (giving up below 10 and
     // keeping the first encode), then raise it by a tenth while it still fits, never above the
     // quality asked for.
-    const int start_quality = spec.quality.value_or(
-        thumb.format == ImageFormat::kJpeg ? s.jpeg_quality : s.webp_quality);
+    const int start_quality =
+        spec.quality.value_or(thumb.format == ImageFormat::kJpeg ? s.jpeg_quality : s.webp_quality);
     const auto fits = [&](const std::string& b) {
       return b.size() <= static_cast<std::size_t>(*spec.max_bytes);
     };

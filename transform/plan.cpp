@@ -12,7 +12,9 @@ double round_even(double x) {
 }
 
 // Thumbor 7's fit-in rounding: round(x + 1e-5), so halves round up as they did in Python 2.
-double round_up_half(double x) { return std::nearbyint(x + 1e-5); }
+double round_up_half(double x) {
+  return std::nearbyint(x + 1e-5);
+}
 
 // Python's round(x, 2), used by Thumbor to compare aspect ratios.
 double round2(double x) {
@@ -196,9 +198,8 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
   plan.box = {static_cast<int>(box_w), static_cast<int>(box_h)};
   if (pads_to_box(spec.filters) &&
       (plan.box.width > max_output_dimension || plan.box.height > max_output_dimension)) {
-    return Status(Code::kBadRequest, "fill() would pad to " + std::to_string(plan.box.width) +
-                                         "x" + std::to_string(plan.box.height) +
-                                         ", over the limit of " +
+    return Status(Code::kBadRequest, "fill() would pad to " + std::to_string(plan.box.width) + "x" +
+                                         std::to_string(plan.box.height) + ", over the limit of " +
                                          std::to_string(max_output_dimension) + " per side");
   }
   if (plan.target.width > max_output_dimension || plan.target.height > max_output_dimension) {

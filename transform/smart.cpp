@@ -34,8 +34,9 @@ cv::Mat detection_copy(const cv::Mat& stored, int orientation, Size shown, doubl
   cv::Mat copy;
   if (longest > kDetectionSide) {
     const double f = static_cast<double>(kDetectionSide) / longest;
-    cv::resize(stored, copy, cv::Size(std::max(1, static_cast<int>(stored.cols * f)),
-                                      std::max(1, static_cast<int>(stored.rows * f))),
+    cv::resize(stored, copy,
+               cv::Size(std::max(1, static_cast<int>(stored.cols * f)),
+                        std::max(1, static_cast<int>(stored.rows * f))),
                0, 0, cv::INTER_AREA);
   } else {
     copy = stored.clone();

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <functional>
+#include <tuple>
 
 namespace thimble::transform {
 namespace {
@@ -136,16 +137,20 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
     }
     return Status::Ok();
   }
-  if (name == "max_age") {
-    auto seconds = split_arguments(args).size() == 1 ? integer_argument(args) : std::nullopt;
-    if (!seconds || *seconds < 0) return bad(call + ": max_age must be a whole number of seconds");
-    if (spec.max_age) return bad("max_age() is given twice");
-    spec.max_age = *seconds;
+  // Settings with one whole-number argument of at least `minimum`.
+  for (auto [setting, target, minimum, meaning] :
+       {std::tuple{"max_age", &spec.max_age, 0, "a whole number of seconds"},
+        std::tuple{"max_bytes", &spec.max_bytes, 1, "a positive whole number of bytes"}}) {
+    if (name != setting) continue;
+    auto value = split_arguments(args).size() == 1 ? integer_argument(args) : std::nullopt;
+    if (!value || *value < minimum) return bad(call + ": expected " + meaning);
+    if (*target) return bad(std::string(name) + "() is given twice");
+    *target = *value;
     return Status::Ok();
   }
-  for (auto [flag_name, flag] : {std::pair{"no_upscale", &spec.no_upscale},
-                                  std::pair{"upscale", &spec.upscale},
-                                  std::pair{"stretch", &spec.stretch}}) {
+  for (auto [flag_name, flag] :
+       {std::pair{"no_upscale", &spec.no_upscale}, std::pair{"upscale", &spec.upscale},
+        std::pair{"stretch", &spec.stretch}}) {
     if (name != flag_name) continue;
     if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
     if (*flag) return bad(std::string(name) + "() is given twice");
@@ -155,13 +160,6 @@ Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec&
   if (name == "extract_focal") {
     if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
     spec.extract_focal = true;
-    return Status::Ok();
-  }
-  if (name == "max_bytes") {
-    auto bytes = split_arguments(args).size() == 1 ? integer_argument(args) : std::nullopt;
-    if (!bytes || *bytes < 1) return bad(call + ": max_bytes must be a positive whole number of bytes");
-    if (spec.max_bytes) return bad("max_bytes() is given twice");
-    spec.max_bytes = *bytes;
     return Status::Ok();
   }
   if (name == "focal") {
