@@ -76,6 +76,64 @@ Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec
   return std::string(out.begin(), out.end());
 }
 
+// The watermark images `spec` names, decoded like any original and within the same limits.
+Result<WatermarkImages> decode_watermarks(const ThumbnailSpec& spec,
+                                          const WatermarkSources& watermarks,
+                                          const RenderSettings& s) {
+  WatermarkImages marks;
+  for (const std::string& key : watermark_keys(spec.filters)) {
+    auto found = watermarks.find(key);
+    if (found == watermarks.end()) {
+      return Status(Code::kBadRequest, "watermark image '" + key + "' is not available");
+    }
+    const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(found->second.data()),
+                                 found->second.size());
+    Result<ImageInfo> info = inspect(bytes, s);
+    Result<cv::Mat> mark =
+        info.ok() ? decode_image(bytes, *info, 1) : Result<cv::Mat>(info.status());
+    if (!mark.ok()) {
+      return Status(Code::kBadRequest, "watermark image '" + key + "': " + mark.status().message());
+    }
+    apply_orientation(*mark, info->orientation);
+    if (mark->channels() == 3) cv::cvtColor(*mark, *mark, cv::COLOR_BGR2BGRA);
+    marks.emplace(key, *mark);
+  }
+  return marks;
+}
+
+// max_bytes(): Thumbor's search for a JPEG/WebP quality whose encode fits. Lower the quality by a
+// quarter until it fits (giving up below 10 and keeping the first encode), then raise it by a
+// tenth while it still fits, never above the quality asked for. PNG is left as it is.
+Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
+                     const RenderSettings& s, std::string& bytes) {
+  const auto limit = static_cast<std::size_t>(*spec.max_bytes);
+  if (bytes.size() <= limit || (format != ImageFormat::kJpeg && format != ImageFormat::kWebp)) {
+    return Status::Ok();
+  }
+  const int start_quality =
+      spec.quality.value_or(format == ImageFormat::kJpeg ? s.jpeg_quality : s.webp_quality);
+  int quality = start_quality;
+  std::optional<std::string> fitting;
+  while (!fitting) {
+    quality = static_cast<int>(quality * 0.75);
+    if (quality < 10) break;
+    Result<std::string> smaller = encode(img, format, spec, s, quality);
+    if (!smaller.ok()) return smaller.status();
+    if (smaller->size() <= limit) fitting = std::move(smaller).value();
+  }
+  while (fitting) {
+    const int higher = static_cast<int>(quality * 1.1);
+    if (higher >= start_quality || higher == quality) break;
+    Result<std::string> larger = encode(img, format, spec, s, higher);
+    if (!larger.ok()) return larger.status();
+    if (larger->size() > limit) break;
+    quality = higher;
+    fitting = std::move(larger).value();
+  }
+  if (fitting) bytes = std::move(*fitting);
+  return Status::Ok();
+}
+
 }  // namespace
 
 ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
@@ -229,7 +287,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     if (spec.smart) {
       const auto smart_start = Clock::now();
       FocalPointCache cache = focal_cache;
-      if (spec.trim) cache.key += "|" + spec.canonical().substr(0, spec.canonical().find('/'));
+      if (spec.trim) cache.key += "|" + trim_text(*spec.trim);  // points of the trimmed image
       thumb.focal_points = find_focal_points(img, orientation, shown, s, cache);
       thumb.times.smart_ms = ms_since(smart_start);
     }
@@ -268,27 +326,9 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     } else if (plan->flip_horizontal || plan->flip_vertical) {
       cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
     }
-    // Watermark images: decoded like any original, within the same limits.
-    WatermarkImages marks;
-    for (const std::string& key : watermark_keys(spec.filters)) {
-      auto found = watermarks.find(key);
-      if (found == watermarks.end()) {
-        return Status(Code::kBadRequest, "watermark image '" + key + "' is not available");
-      }
-      const auto mark_bytes = std::span(reinterpret_cast<const std::uint8_t*>(found->second.data()),
-                                        found->second.size());
-      Result<ImageInfo> mark_info = inspect(mark_bytes, s);
-      Result<cv::Mat> mark = mark_info.ok() ? decode_image(mark_bytes, *mark_info, 1)
-                                            : Result<cv::Mat>(mark_info.status());
-      if (!mark.ok()) {
-        return Status(Code::kBadRequest,
-                      "watermark image '" + key + "': " + mark.status().message());
-      }
-      apply_orientation(*mark, mark_info->orientation);
-      if (mark->channels() == 3) cv::cvtColor(*mark, *mark, cv::COLOR_BGR2BGRA);
-      marks.emplace(key, *mark);
-    }
-    apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height, &marks);
+    Result<WatermarkImages> marks = decode_watermarks(spec, watermarks, s);
+    if (!marks.ok()) return marks.status();
+    apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height, &*marks);
     if (!img.isContinuous()) img = img.clone();
   } catch (const cv::Exception&) {
     return Status(Code::kInternal, "the image could not be transformed");
@@ -300,35 +340,9 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   Result<std::string> bytes = encode(img, thumb.format, spec, s);
   if (!bytes.ok()) return bytes.status();
   thumb.bytes = std::move(bytes).value();
-  if (spec.max_bytes && thumb.bytes.size() > static_cast<std::size_t>(*spec.max_bytes) &&
-      (thumb.format == ImageFormat::kJpeg || thumb.format == ImageFormat::kWebp)) {
-    // Thumbor's search: lower the quality by a quarter until it fits (giving up below 10 and
-    // keeping the first encode), then raise it by a tenth while it still fits, never above the
-    // quality asked for.
-    const int start_quality =
-        spec.quality.value_or(thumb.format == ImageFormat::kJpeg ? s.jpeg_quality : s.webp_quality);
-    const auto fits = [&](const std::string& b) {
-      return b.size() <= static_cast<std::size_t>(*spec.max_bytes);
-    };
-    int quality = start_quality;
-    std::optional<std::string> fitting;
-    while (!fitting) {
-      quality = static_cast<int>(quality * 0.75);
-      if (quality < 10) break;
-      Result<std::string> smaller = encode(img, thumb.format, spec, s, quality);
-      if (!smaller.ok()) return smaller.status();
-      if (fits(*smaller)) fitting = std::move(smaller).value();
-    }
-    while (fitting) {
-      const int higher = static_cast<int>(quality * 1.1);
-      if (higher >= start_quality || higher == quality) break;
-      Result<std::string> larger = encode(img, thumb.format, spec, s, higher);
-      if (!larger.ok()) return larger.status();
-      if (!fits(*larger)) break;
-      quality = higher;
-      fitting = std::move(larger).value();
-    }
-    if (fitting) thumb.bytes = std::move(*fitting);
+  if (spec.max_bytes) {
+    Status fitted = fit_max_bytes(img, thumb.format, spec, s, thumb.bytes);
+    if (!fitted.ok()) return fitted;
   }
   thumb.size = {img.cols, img.rows};
   thumb.times.encode_ms = ms_since(start);

@@ -6,6 +6,8 @@
 #include <functional>
 #include <tuple>
 
+#include "transform/trim.h"
+
 namespace thimble::transform {
 namespace {
 
@@ -373,12 +375,7 @@ std::string ThumbnailSpec::canonical() const {
   std::string out;
   if (debug) out += "debug/";
   if (meta) out += "meta/";
-  if (trim) {
-    out += "trim";
-    if (trim->corner == Trim::Corner::kBottomRight) out += ":bottom-right";
-    if (trim->tolerance > 0) out += ":" + std::to_string(trim->tolerance);
-    out += "/";
-  }
+  if (trim) out += trim_text(*trim) + "/";
   if (crop) {
     out += std::to_string(crop->left) + "x" + std::to_string(crop->top) + ":" +
            std::to_string(crop->right) + "x" + std::to_string(crop->bottom) + "/";

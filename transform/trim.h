@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include "transform/plan.h"
 #include "transform/spec.h"
@@ -17,6 +18,9 @@ namespace thimble::transform {
 // nullopt when nothing differs from the corner (trimming would leave no image): Thumbor then
 // ignores the trim.
 std::optional<Rect> trim_box(const cv::Mat& image, const Trim& trim);
+
+// The trim segment as written in a canonical URL: `trim`, `trim:bottom-right:10`, ...
+std::string trim_text(const Trim& trim);
 
 // The spec with its manual crop moved into the trimmed image's coordinates (Thumbor subtracts
 // the trim offset from the crop).
