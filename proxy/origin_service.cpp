@@ -166,7 +166,12 @@ Result<std::shared_ptr<const OriginService::Mark>> OriginService::watermark(
   if (known) conditions.if_token_in = {(*known)->token};
   Result<SourceObject> fetched = source_.fetch(key, conditions);
   if (!fetched.ok()) {
-    return Status(Code::kBadRequest,
+    // A mark that does not exist or may not be read is the URL's fault (400, as in Thumbor); a
+    // failing or slow source keeps its own status, so the answer is not cached.
+    const Code code = fetched.status().code();
+    const bool url_fault =
+        code == Code::kNotFound || code == Code::kSourceForbidden || code == Code::kBadRequest;
+    return Status(url_fault ? Code::kBadRequest : code,
                   "watermark image '" + key + "': " + fetched.status().message());
   }
   if (fetched->not_modified && known) return *known;

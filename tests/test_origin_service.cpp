@@ -349,3 +349,32 @@ TEST_CASE("watermarks come from the same source, and a new mark changes the ETag
   CHECK(missing.status == 400);
   CHECK(missing.body->find("watermark image 'nope.png'") != std::string::npos);
 }
+
+namespace {
+// A Source that fails every fetch with a given Status (fault injection).
+class FailingSource final : public Source {
+ public:
+  explicit FailingSource(Status status) : status_(std::move(status)) {}
+  Result<SourceObject> fetch(std::string_view, const FetchConditions&) override { return status_; }
+
+ private:
+  Status status_;
+};
+}  // namespace
+
+TEST_CASE("a failing source answers 5xx with no-store, for originals and watermarks alike") {
+  SystemClock clock;
+  signing::UrlSigner signer({"k"}, false);
+  cache::ResultCache results(1 << 20, 1, clock);
+  for (Code code : {Code::kUpstreamError, Code::kUpstreamTimeout}) {
+    FailingSource source(Status(code, "the source failed"));
+    OriginService service(OriginOptions{}, signer, source, results, clock);
+    for (const char* path :
+         {"fit-in/10x10/a.jpg", "fit-in/10x10/filters:watermark(m.png,0,0,0)/a.jpg"}) {
+      CAPTURE(std::string(path));
+      OriginResponse r = service.handle({"GET", signer.sign(path), "", "", ""});
+      CHECK(r.status == code_info(code).http_status);
+      CHECK(header(r, "Cache-Control") == "no-store");
+    }
+  }
+}
