@@ -142,8 +142,17 @@ std::vector<Field> schema(Config& c) {
       boolean("server.access_log", c.server.access_log),
       text_list("security.keys", c.security.keys),
       boolean("security.allow_unsafe", c.security.allow_unsafe),
-      choice("source.type", c.source.type, {"file"}),
+      choice("source.type", c.source.type, {"file", "http"}),
       text("source.file.root", c.source.file.root, false),
+      text("source.http.base_url", c.source.http.base_url, true),
+      text_list("source.http.allowed_hosts", c.source.http.allowed_hosts),
+      choice("source.http.default_scheme", c.source.http.default_scheme, {"https", "http"}),
+      text_list("source.http.allow_private_networks", c.source.http.allow_private_networks),
+      integer("source.http.connect_timeout_ms", c.source.http.connect_timeout_ms, 1, 600000),
+      integer("source.http.timeout_ms", c.source.http.timeout_ms, 1, 600000),
+      integer("source.http.max_redirects", c.source.http.max_redirects, 0, 20),
+      integer("source.http.retries", c.source.http.retries, 0, 10),
+      text("source.http.user_agent", c.source.http.user_agent, false),
       bytes("limits.max_source_bytes", c.limits.max_source_bytes, 1, 1ull << 32),
       bytes("limits.max_source_pixels", c.limits.max_source_pixels, 1, 1ull << 30),
       integer("limits.max_source_dimension", c.limits.max_source_dimension, 1, 65535),
@@ -235,6 +244,20 @@ Status validate(Config& c, const std::string& base_dir) {
   if (c.security.keys.empty() && !c.security.allow_unsafe) {
     return config_error("security.keys",
                         "at least one key is required (or set security.allow_unsafe: true)");
+  }
+  const HttpSourceConfig& http = c.source.http;
+  if (c.source.type == "http") {
+    if (http.base_url.empty() && http.allowed_hosts.empty()) {
+      return config_error("source.http",
+                          "set base_url or allowed_hosts: originals may not come "
+                          "from any host");
+    }
+    if (!http.base_url.empty() &&
+        (!(http.base_url.starts_with("http://") || http.base_url.starts_with("https://")) ||
+         !http.base_url.ends_with("/"))) {
+      return config_error("source.http.base_url",
+                          "must be an http(s) URL ending with '/', got '" + http.base_url + "'");
+    }
   }
   namespace fs = std::filesystem;
   fs::path root(c.source.file.root);

@@ -39,9 +39,25 @@ struct FileSourceConfig {
   std::string root = "samples";
 };
 
+struct HttpSourceConfig {
+  // source.http.base_url: keys are paths appended to it (must end with '/'); empty = keys are
+  // absolute or scheme-less URLs whose host must be in allowed_hosts.
+  std::string base_url;
+  std::vector<std::string> allowed_hosts;  // source.http.allowed_hosts: host, host:port, *.domain
+  std::string default_scheme = "https";    // source.http.default_scheme: for `host/path` keys
+  // source.http.allow_private_networks: internal networks that may be reached anyway (CIDR).
+  std::vector<std::string> allow_private_networks;
+  int connect_timeout_ms = 2000;       // source.http.connect_timeout_ms
+  int timeout_ms = 10000;              // source.http.timeout_ms: per fetch, retries included
+  int max_redirects = 3;               // source.http.max_redirects
+  int retries = 2;                     // source.http.retries: for 5xx and resets only
+  std::string user_agent = "Thimble";  // source.http.user_agent
+};
+
 struct SourceConfig {
-  std::string type = "file";  // source.type: where originals come from (file)
+  std::string type = "file";  // source.type: where originals come from (file, http)
   FileSourceConfig file;
+  HttpSourceConfig http;
 };
 
 struct LimitsConfig {

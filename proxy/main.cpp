@@ -14,9 +14,9 @@
 #include "conf/clock.h"
 #include "conf/config.h"
 #include "proxy/access_log.h"
-#include "proxy/file_source.h"
 #include "proxy/http_server.h"
 #include "proxy/origin_service.h"
+#include "proxy/source_factory.h"
 #include "proxy/worker_pool.h"
 #include "signing/signer.h"
 #include "transform/pipeline.h"
@@ -42,6 +42,7 @@ constexpr const char* kUsage =
 
 // An example the operator can paste: the first sample image, signed with the first key.
 void print_example(const conf::Config& config, const signing::UrlSigner& signer, int port) {
+  if (config.source.type != "file") return;
   namespace fs = std::filesystem;
   std::vector<std::string> images;
   std::error_code ec;
@@ -63,7 +64,12 @@ void print_example(const conf::Config& config, const signing::UrlSigner& signer,
 int serve(const conf::Config& config) {
   SystemClock clock;
   signing::UrlSigner signer(config.security.keys, config.security.allow_unsafe);
-  proxy::FileSource source(config.source.file.root, config.limits.max_source_bytes);
+  Result<std::unique_ptr<proxy::Source>> made = proxy::make_source(config);
+  if (!made.ok()) {
+    proxy::log_line("error", "configuration error: " + made.status().message());
+    return 1;
+  }
+  proxy::Source& source = **made;
   cache::ResultCache results(config.result_cache.memory_bytes, config.result_cache.shards, clock);
   proxy::OriginService service(proxy::OriginOptions::from(config), signer, source, results, clock);
 
@@ -80,7 +86,9 @@ int serve(const conf::Config& config) {
 
   proxy::log_line("info", "listening on http://" + config.server.host + ":" +
                               std::to_string(server.port()) + " with " + std::to_string(workers) +
-                              " workers; originals from " + config.source.file.root);
+                              " workers; originals from " +
+                              (config.source.type == "file" ? config.source.file.root
+                                                            : config.source.type + " origins"));
   if (!config.security.keys.empty() && config.security.keys.front() == kDevelopmentKey) {
     proxy::log_line("warning",
                     "signing with the development key: set THIMBLE_SECURITY_KEYS in production");

@@ -70,6 +70,14 @@ TEST_CASE("configuration errors name the YAML key path and the reason") {
       {"security: {keys: [k]}\nsource: {file: {root: nowhere}}",
        "source.file.root: not a directory"},
       {"security: {keys: [k]\n", "not valid YAML"},
+      {"security: {keys: [k]}\nsource: {type: http}", "source.http: set base_url or allowed_hosts"},
+      {"security: {keys: [k]}\nsource: {type: http, http: {base_url: 'https://a.example'}}",
+       "source.http.base_url: must be an http(s) URL ending with '/'"},
+      {"security: {keys: [k]}\nsource: {type: http, http: {base_url: 'ftp://a.example/'}}",
+       "source.http.base_url: must be an http(s) URL"},
+      {"security: {keys: [k]}\nsource: {type: http, http: {allowed_hosts: [a.example], "
+       "default_scheme: gopher}}",
+       "source.http.default_scheme: expected one of: https http"},
   };
   for (const auto& row : rows) {
     CAPTURE(row.yaml);

@@ -1,0 +1,35 @@
+#include "proxy/source_factory.h"
+
+#include "proxy/file_source.h"
+#include "proxy/http_source.h"
+
+namespace thimble::proxy {
+
+Result<std::unique_ptr<Source>> make_source(const conf::Config& config) {
+  if (config.source.type == "http") {
+    const conf::HttpSourceConfig& c = config.source.http;
+    HttpSourceOptions options;
+    options.base_url = c.base_url;
+    options.allowed_hosts = c.allowed_hosts;
+    options.default_scheme = c.default_scheme;
+    for (const std::string& cidr : c.allow_private_networks) {
+      std::optional<Network> network = Network::parse(cidr);
+      if (!network) {
+        return Status(Code::kBadRequest, "source.http.allow_private_networks: '" + cidr +
+                                             "' is not an address or network (CIDR)");
+      }
+      options.allowed_networks.push_back(*network);
+    }
+    options.connect_timeout = std::chrono::milliseconds(c.connect_timeout_ms);
+    options.timeout = std::chrono::milliseconds(c.timeout_ms);
+    options.max_redirects = c.max_redirects;
+    options.retries = c.retries;
+    options.max_bytes = config.limits.max_source_bytes;
+    options.user_agent = c.user_agent;
+    return std::unique_ptr<Source>(std::make_unique<HttpSource>(std::move(options)));
+  }
+  return std::unique_ptr<Source>(
+      std::make_unique<FileSource>(config.source.file.root, config.limits.max_source_bytes));
+}
+
+}  // namespace thimble::proxy
