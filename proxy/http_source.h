@@ -59,8 +59,4 @@ class HttpSource final : public Source {
   AddressPolicy addresses_;
 };
 
-// Validator tokens for HTTP validators (exposed for tests): an ETag or a Last-Modified time.
-std::string token_from_etag(std::string_view etag);
-std::string token_from_time(std::chrono::system_clock::time_point t);
-
 }  // namespace thimble::proxy

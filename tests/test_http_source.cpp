@@ -8,6 +8,7 @@
 #include "cache/result_cache.h"
 #include "http_origin.h"
 #include "proxy/address_policy.h"
+#include "proxy/curl_transfer.h"
 #include "proxy/http_source.h"
 #include "proxy/origin_service.h"
 #include "signing/signer.h"
