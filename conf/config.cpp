@@ -142,7 +142,7 @@ std::vector<Field> schema(Config& c) {
       boolean("server.access_log", c.server.access_log),
       text_list("security.keys", c.security.keys),
       boolean("security.allow_unsafe", c.security.allow_unsafe),
-      choice("source.type", c.source.type, {"file", "http"}),
+      choice("source.type", c.source.type, {"file", "http", "s3"}),
       text("source.file.root", c.source.file.root, false),
       text("source.http.base_url", c.source.http.base_url, true),
       text_list("source.http.allowed_hosts", c.source.http.allowed_hosts),
@@ -153,6 +153,20 @@ std::vector<Field> schema(Config& c) {
       integer("source.http.max_redirects", c.source.http.max_redirects, 0, 20),
       integer("source.http.retries", c.source.http.retries, 0, 10),
       text("source.http.user_agent", c.source.http.user_agent, false),
+      text("source.s3.endpoint", c.source.s3.endpoint, true),
+      text("source.s3.region", c.source.s3.region, false),
+      choice("source.s3.addressing", c.source.s3.addressing, {"virtual", "path"}),
+      text("source.s3.access_key_id", c.source.s3.access_key_id, true),
+      text("source.s3.secret_access_key", c.source.s3.secret_access_key, true),
+      text("source.s3.session_token", c.source.s3.session_token, true),
+      text("source.s3.bucket", c.source.s3.bucket, true),
+      text("source.s3.key_prefix", c.source.s3.key_prefix, true),
+      text_list("source.s3.allowed_buckets", c.source.s3.allowed_buckets),
+      text_list("source.s3.allowed_key_prefixes", c.source.s3.allowed_key_prefixes),
+      choice("source.s3.access_denied_as", c.source.s3.access_denied_as, {"404", "403"}),
+      integer("source.s3.connect_timeout_ms", c.source.s3.connect_timeout_ms, 1, 600000),
+      integer("source.s3.timeout_ms", c.source.s3.timeout_ms, 1, 600000),
+      integer("source.s3.retries", c.source.s3.retries, 0, 10),
       bytes("limits.max_source_bytes", c.limits.max_source_bytes, 1, 1ull << 32),
       bytes("limits.max_source_pixels", c.limits.max_source_pixels, 1, 1ull << 30),
       integer("limits.max_source_dimension", c.limits.max_source_dimension, 1, 65535),
@@ -259,6 +273,24 @@ Status validate(Config& c, const std::string& base_dir) {
                           "must be an http(s) URL ending with '/', got '" + http.base_url + "'");
     }
   }
+  const S3SourceConfig& s3 = c.source.s3;
+  if (c.source.type == "s3") {
+    if (s3.bucket.empty() && s3.allowed_buckets.empty()) {
+      return config_error("source.s3",
+                          "set bucket, or allowed_buckets for keys that start with "
+                          "their bucket");
+    }
+    if (!s3.endpoint.empty() &&
+        (!(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://")) ||
+         s3.endpoint.find('/', s3.endpoint.find("://") + 3) != std::string::npos)) {
+      return config_error(
+          "source.s3.endpoint",
+          "must be http(s)://host[:port] without a path, got '" + s3.endpoint + "'");
+    }
+    if (s3.access_key_id.empty() != s3.secret_access_key.empty()) {
+      return config_error("source.s3", "access_key_id and secret_access_key go together");
+    }
+  }
   namespace fs = std::filesystem;
   fs::path root(c.source.file.root);
   if (root.is_relative()) root = fs::path(base_dir) / root;
@@ -328,6 +360,15 @@ Result<Config> load_config_text(const std::string& yaml, const std::string& base
     }
   } catch (const YAML::Exception& e) {
     return config_error("(configuration)", e.msg);
+  }
+  // The standard AWS variables, when the configuration names no credentials of its own.
+  if (environment != nullptr && config.source.s3.access_key_id.empty()) {
+    auto from_env = [&](const char* name, std::string& target) {
+      if (const char* value = environment(name)) target = value;
+    };
+    from_env("AWS_ACCESS_KEY_ID", config.source.s3.access_key_id);
+    from_env("AWS_SECRET_ACCESS_KEY", config.source.s3.secret_access_key);
+    from_env("AWS_SESSION_TOKEN", config.source.s3.session_token);
   }
   if (Status s = validate(config, base_dir); !s.ok()) return s;
   return config;

@@ -54,10 +54,28 @@ struct HttpSourceConfig {
   std::string user_agent = "Thimble";  // source.http.user_agent
 };
 
+struct S3SourceConfig {
+  std::string endpoint;                // source.s3.endpoint: S3-compatible store; empty = AWS
+  std::string region = "us-east-1";    // source.s3.region
+  std::string addressing = "virtual";  // source.s3.addressing: virtual (bucket.host) or path
+  // source.s3.access_key_id / secret_access_key / session_token; empty: AWS_ACCESS_KEY_ID,
+  // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN from the environment; none at all: unsigned.
+  std::string access_key_id, secret_access_key, session_token;
+  std::string bucket;      // source.s3.bucket: fixed bucket (keys are object keys)
+  std::string key_prefix;  // source.s3.key_prefix: prepended to keys in the fixed bucket
+  std::vector<std::string> allowed_buckets;       // source.s3.allowed_buckets: first key segment
+  std::vector<std::string> allowed_key_prefixes;  // source.s3.allowed_key_prefixes: tenancy
+  std::string access_denied_as = "404";           // source.s3.access_denied_as: 404 or 403
+  int connect_timeout_ms = 2000;                  // source.s3.connect_timeout_ms
+  int timeout_ms = 10000;                         // source.s3.timeout_ms
+  int retries = 2;                                // source.s3.retries
+};
+
 struct SourceConfig {
-  std::string type = "file";  // source.type: where originals come from (file, http)
+  std::string type = "file";  // source.type: where originals come from (file, http, s3)
   FileSourceConfig file;
   HttpSourceConfig http;
+  S3SourceConfig s3;
 };
 
 struct LimitsConfig {

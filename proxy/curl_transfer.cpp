@@ -121,8 +121,8 @@ TransferResult perform(const TransferRequest& request) {
   TransferResult result;
   for (int attempt = 0;; ++attempt) {
     result = TransferResult{};
-    const auto remaining =
-        std::chrono::duration_cast<std::chrono::milliseconds>(request.deadline - SteadyClock::now());
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+        request.deadline - SteadyClock::now());
     if (remaining.count() <= 0) {
       result.code = CURLE_OPERATION_TIMEDOUT;
       result.timed_out = true;
@@ -133,7 +133,8 @@ TransferResult perform(const TransferRequest& request) {
     curl_slist* headers = nullptr;
     for (const std::string& h : request.headers) headers = curl_slist_append(headers, h.c_str());
     curl_slist* connect_to = nullptr;
-    if (!request.connect_to.empty()) connect_to = curl_slist_append(nullptr, request.connect_to.c_str());
+    if (!request.connect_to.empty())
+      connect_to = curl_slist_append(nullptr, request.connect_to.c_str());
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
@@ -175,7 +176,6 @@ TransferResult perform(const TransferRequest& request) {
   }
 }
 
-
 std::optional<Status> transport_failure(const TransferResult& result, std::uint64_t max_bytes) {
   if (result.blocked_address) {
     return Status(Code::kSourceForbidden,
@@ -199,7 +199,9 @@ std::optional<Status> transport_failure(const TransferResult& result, std::uint6
   }
 }
 
-std::string token_from_etag(std::string_view etag) { return "e" + base64url(etag); }
+std::string token_from_etag(std::string_view etag) {
+  return "e" + base64url(etag);
+}
 
 std::string token_from_time(std::chrono::system_clock::time_point t) {
   return "t" + std::to_string(

@@ -10,8 +10,8 @@
 #include <curl/curl.h>
 
 #include <chrono>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,16 +31,16 @@ struct TransferRequest {
   std::string aws_sigv4;                     // e.g. "aws:amz:us-east-1:s3"; empty: no signing
   std::string credentials;                   // "access_key:secret" for SigV4
   std::string user_agent = "Thimble";
-  std::string connect_to;                    // CURLOPT_CONNECT_TO entry (tests)
+  std::string connect_to;  // CURLOPT_CONNECT_TO entry (tests)
 };
 
 struct TransferResult {
   CURLcode code = CURLE_OK;
   long status = 0;
   std::string body;
-  std::string etag;           // as sent, quotes included
-  std::string last_modified;  // as sent
-  std::string redirect_url;   // for 3xx answers
+  std::string etag;              // as sent, quotes included
+  std::string last_modified;     // as sent
+  std::string redirect_url;      // for 3xx answers
   bool blocked_address = false;  // the address policy refused every address
   bool too_large = false;        // the body went over max_bytes
   bool timed_out = false;        // the deadline passed

@@ -150,7 +150,8 @@ Result<SourceObject> HttpSource::fetch(std::string_view key, const FetchConditio
   request.user_agent = options_.user_agent;
   for (int hop = 0; hop <= options_.max_redirects; ++hop) {
     TransferResult result = perform(request);
-    if (std::optional<Status> failed = transport_failure(result, options_.max_bytes)) return *failed;
+    if (std::optional<Status> failed = transport_failure(result, options_.max_bytes))
+      return *failed;
     const long status = result.status;
     if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
       if (result.redirect_url.empty()) {

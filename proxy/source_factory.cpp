@@ -2,6 +2,7 @@
 
 #include "proxy/file_source.h"
 #include "proxy/http_source.h"
+#include "proxy/s3_source.h"
 
 namespace thimble::proxy {
 
@@ -27,6 +28,26 @@ Result<std::unique_ptr<Source>> make_source(const conf::Config& config) {
     options.max_bytes = config.limits.max_source_bytes;
     options.user_agent = c.user_agent;
     return std::unique_ptr<Source>(std::make_unique<HttpSource>(std::move(options)));
+  }
+  if (config.source.type == "s3") {
+    const conf::S3SourceConfig& c = config.source.s3;
+    S3SourceOptions options;
+    options.endpoint = c.endpoint;
+    options.region = c.region;
+    options.path_style = c.addressing == "path";
+    options.access_key_id = c.access_key_id;
+    options.secret_access_key = c.secret_access_key;
+    options.session_token = c.session_token;
+    options.bucket = c.bucket;
+    options.key_prefix = c.key_prefix;
+    options.allowed_buckets = c.allowed_buckets;
+    options.allowed_key_prefixes = c.allowed_key_prefixes;
+    options.access_denied_as_not_found = c.access_denied_as == "404";
+    options.connect_timeout = std::chrono::milliseconds(c.connect_timeout_ms);
+    options.timeout = std::chrono::milliseconds(c.timeout_ms);
+    options.retries = c.retries;
+    options.max_bytes = config.limits.max_source_bytes;
+    return std::unique_ptr<Source>(std::make_unique<S3Source>(std::move(options)));
   }
   return std::unique_ptr<Source>(
       std::make_unique<FileSource>(config.source.file.root, config.limits.max_source_bytes));

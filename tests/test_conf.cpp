@@ -71,6 +71,13 @@ TEST_CASE("configuration errors name the YAML key path and the reason") {
        "source.file.root: not a directory"},
       {"security: {keys: [k]\n", "not valid YAML"},
       {"security: {keys: [k]}\nsource: {type: http}", "source.http: set base_url or allowed_hosts"},
+      {"security: {keys: [k]}\nsource: {type: s3}", "source.s3: set bucket, or allowed_buckets"},
+      {"security: {keys: [k]}\nsource: {type: s3, s3: {bucket: b, endpoint: 'http://h:9/x'}}",
+       "source.s3.endpoint: must be http(s)://host[:port] without a path"},
+      {"security: {keys: [k]}\nsource: {type: s3, s3: {bucket: b, access_key_id: a}}",
+       "source.s3: access_key_id and secret_access_key go together"},
+      {"security: {keys: [k]}\nsource: {type: s3, s3: {bucket: b, access_denied_as: '500'}}",
+       "source.s3.access_denied_as: expected one of: 404 403"},
       {"security: {keys: [k]}\nsource: {type: http, http: {base_url: 'https://a.example'}}",
        "source.http.base_url: must be an http(s) URL ending with '/'"},
       {"security: {keys: [k]}\nsource: {type: http, http: {base_url: 'ftp://a.example/'}}",
@@ -158,4 +165,25 @@ TEST_CASE("README.md documents every configuration key") {
     CAPTURE(key);
     CHECK(readme.find("| `" + key + "` |") != std::string::npos);
   }
+}
+
+TEST_CASE("S3 credentials come from the configuration, else from the standard AWS variables") {
+  test::TempDir dir;
+  const std::string yaml = "security: {keys: [k]}\nsource: {type: s3, s3: {bucket: photos}}";
+  fake_env = {{"AWS_ACCESS_KEY_ID", "AKIDENV"},
+              {"AWS_SECRET_ACCESS_KEY", "secretenv"},
+              {"AWS_SESSION_TOKEN", "tokenenv"}};
+  auto from_env = load_config_text(yaml, dir.path().string(), &lookup);
+  REQUIRE(from_env.ok());
+  CHECK(from_env->source.s3.access_key_id == "AKIDENV");
+  CHECK(from_env->source.s3.secret_access_key == "secretenv");
+  CHECK(from_env->source.s3.session_token == "tokenenv");
+  auto own = load_config_text(
+      "security: {keys: [k]}\nsource: {type: s3, s3: {bucket: photos, access_key_id: AKIDFILE, "
+      "secret_access_key: s}}",
+      dir.path().string(), &lookup);
+  REQUIRE(own.ok());
+  CHECK(own->source.s3.access_key_id == "AKIDFILE");
+  CHECK(own->source.s3.session_token.empty());
+  fake_env.clear();
 }

@@ -1,0 +1,128 @@
+// moto_server (the S3-compatible test server in the machine image) started on a free loopback
+// port for one test and stopped after it, plus the few signed calls tests need to set it up.
+#pragma once
+
+#include <curl/curl.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+namespace thimble::test {
+
+struct HttpReply {
+  long status = 0;
+  std::string body;
+};
+
+// One request with libcurl; SigV4-signed for `service` when given (credentials "key:secret").
+inline HttpReply http_call(const std::string& method, const std::string& url,
+                           const std::string& body = "", const std::string& service = "",
+                           const std::string& credentials = "test:test",
+                           const std::string& content_type = "") {
+  HttpReply reply;
+  CURL* curl = curl_easy_init();
+  curl_slist* headers = nullptr;
+  if (!service.empty())
+    headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  if (!content_type.empty())
+    headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (method != "GET") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  if (!service.empty()) {
+    const std::string sigv4 = "aws:amz:us-east-1:" + service;
+    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
+    curl_easy_setopt(curl, CURLOPT_USERPWD, credentials.c_str());
+  }
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
+        static_cast<std::string*>(out)->append(data, size * n);
+        return size * n;
+      });
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  if (curl_easy_perform(curl) == CURLE_OK)
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return reply;
+}
+
+inline std::string xml_value(const std::string& xml, const std::string& tag) {
+  const std::size_t open = xml.find("<" + tag + ">");
+  const std::size_t close = xml.find("</" + tag + ">");
+  if (open == std::string::npos || close == std::string::npos) return {};
+  return xml.substr(open + tag.size() + 2, close - open - tag.size() - 2);
+}
+
+class MotoServer {
+ public:
+  MotoServer() {
+    const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t length = sizeof address;
+    ::getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    ::close(probe);
+    REQUIRE_MESSAGE(std::system("command -v moto_server > /dev/null") == 0,
+                    "moto_server is missing: it is part of this machine image (Python moto)");
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      FILE* out = freopen("/dev/null", "w", stdout);
+      if (out) dup2(fileno(stdout), fileno(stderr));
+      const std::string port = std::to_string(port_);
+      execlp("moto_server", "moto_server", "-H", "127.0.0.1", "-p", port.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 300; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (http_call("GET", endpoint() + "/moto-api/").status == 200) return;
+    }
+    FAIL("moto_server did not start on port " << port_);
+  }
+  ~MotoServer() {
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 50; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  MotoServer(const MotoServer&) = delete;
+  MotoServer& operator=(const MotoServer&) = delete;
+
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  void create_bucket(const std::string& bucket) {
+    REQUIRE(http_call("PUT", endpoint() + "/" + bucket, "", "s3").status == 200);
+  }
+  // `key` already AWS-encoded.
+  void put(const std::string& bucket, const std::string& encoded_key, const std::string& body) {
+    // Not curl's default form content type: moto would parse the body as a form and store nothing.
+    REQUIRE(http_call("PUT", endpoint() + "/" + bucket + "/" + encoded_key, body, "s3", "test:test",
+                      "application/octet-stream")
+                .status == 200);
+  }
+
+ private:
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace thimble::test
