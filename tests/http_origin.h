@@ -64,6 +64,15 @@ class HttpOrigin {
     return hits_[path];
   }
   bool stopping() const { return stopping_; }
+  // Waits (up to `limit`) until no connection is being answered.
+  bool wait_idle(std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (active_ > 0) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
 
   // Helpers for handlers.
   static bool send_all(int fd, const std::string& data) {
@@ -93,14 +102,18 @@ class HttpOrigin {
   }
 
   void serve(int fd) {
+    ++active_;
+    serve_one(fd);
+    ::close(fd);
+    --active_;
+  }
+
+  void serve_one(int fd) {
     std::string data;
     char buffer[4096];
     while (data.find("\r\n\r\n") == std::string::npos) {
       ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-      if (n <= 0) {
-        ::close(fd);
-        return;
-      }
+      if (n <= 0) return;
       data.append(buffer, static_cast<std::size_t>(n));
     }
     OriginRequest request;
@@ -127,13 +140,13 @@ class HttpOrigin {
       ++hits_[request.path];
     }
     handle_(fd, request);
-    ::close(fd);
   }
 
   Handler handle_;
   int listener_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> active_{0};
   std::thread acceptor_;
   std::mutex mutex_;
   std::vector<std::thread> connections_;

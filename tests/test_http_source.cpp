@@ -318,3 +318,27 @@ TEST_CASE("revalidation becomes a conditional GET: 304 without a download or a t
       second.handle({"GET", signer.sign("fit-in/100x100/plain.jpg"), "", "", ""});
   CHECK(*plain1.header("ETag") == *plain2.header("ETag"));
 }
+
+TEST_CASE("misbehaving origins leak no descriptors: rounds of failures leave the count flat") {
+  Origin origin;
+  HttpSourceOptions options = local_options(origin.server->port());
+  options.max_bytes = 1 << 20;
+  HttpSource source(options);
+  auto open_descriptors = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                         std::filesystem::directory_iterator{});
+  };
+  auto round = [&] {
+    for (const char* key : {"reset", "short", "endless", "error", "missing", "redirect-private",
+                            "slow-headers", "photo.jpg"}) {
+      (void)source.fetch(key, {});
+    }
+    // The origin runs in this process: count only once it has closed its side too.
+    REQUIRE(origin.server->wait_idle(5s));
+  };
+  round();
+  const auto after_first = open_descriptors();
+  round();
+  round();
+  CHECK(open_descriptors() <= after_first);
+}
