@@ -52,6 +52,14 @@ case "${1:-}" in
     ;;
   test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    # The S3 tests run moto_server (Python's moto, part of this machine image, under pyenv).
+    if ! command -v moto_server >/dev/null; then
+      for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/moto_server; do
+        [ -x "$candidate" ] && PATH="$(dirname "$candidate"):$PATH" && break
+      done
+      command -v moto_server >/dev/null ||
+        echo "==> warning: moto_server not found; the S3 tests will fail (install Python's moto)" >&2
+    fi
     build build OFF
     echo "==> tests (Release)"
     ctest --test-dir build --output-on-failure -j "$JOBS"
