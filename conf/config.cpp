@@ -184,6 +184,7 @@ std::vector<Field> schema(Config& c) {
       integer("cache_control.error_max_age", c.cache_control.error_max_age, 0, kMaxInt),
       bytes("result_cache.memory_bytes", c.result_cache.memory_bytes, 0, 1ull << 40),
       integer("result_cache.shards", c.result_cache.shards, 1, 256),
+      integer("result_cache.not_found_ttl_s", c.result_cache.not_found_ttl_s, 0, 86400),
       text("smart.face_cascade", c.smart.face_cascade, true),
       integer("smart.remembered_originals", c.smart.remembered_originals, 0, 10'000'000),
   };

@@ -104,6 +104,7 @@ struct CacheControlConfig {
 struct ResultCacheConfig {
   std::uint64_t memory_bytes = 256ull << 20;  // result_cache.memory_bytes: 0 disables
   int shards = 16;                            // result_cache.shards: lock striping
+  int not_found_ttl_s = 10;  // result_cache.not_found_ttl_s: a source's 404 is believed this long
 };
 
 struct SmartConfig {

@@ -31,6 +31,7 @@ OriginOptions OriginOptions::from(const conf::Config& config) {
   options.auto_webp = config.output.auto_webp;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
   options.remembered_originals = static_cast<std::size_t>(config.smart.remembered_originals);
+  options.not_found_ttl = std::chrono::seconds(config.result_cache.not_found_ttl_s);
   transform::RenderSettings& r = options.render;
   r.max_source_pixels = config.limits.max_source_pixels;
   r.max_source_dimension = config.limits.max_source_dimension;
@@ -213,49 +214,112 @@ OriginResponse OriginService::run(const Job& job) const {
     conditions.if_modified_since = parse_http_date(job.if_modified_since);
   }
 
-  Result<SourceObject> original = source_.fetch(job.spec.image, conditions);
-  if (!original.ok()) return error(original.status());
-  const std::string etag = make_etag(job.transform, original->validators.token + marks_suffix);
-
-  if (original->not_modified) {
-    OriginResponse response;
-    response.status = 304;
-    response.cache_outcome = "miss";
-    add_validators(response, etag, original->validators.last_modified, job.vary_accept,
-                   job.spec.max_age);
-    return response;
+  // A revalidation asks the source first: an unchanged original is a 304 with no transform.
+  std::shared_ptr<const Result<SourceObject>> prefetched;
+  if (!conditions.if_token_in.empty() || conditions.if_modified_since) {
+    ++fetches_;
+    prefetched =
+        std::make_shared<const Result<SourceObject>>(source_.fetch(job.spec.image, conditions));
+    if (!(*prefetched).ok()) return error((*prefetched).status());
+    const SourceObject& checked = **prefetched;
+    if (checked.not_modified) {
+      OriginResponse response;
+      response.status = 304;
+      response.cache_outcome = "miss";
+      add_validators(response, make_etag(job.transform, checked.validators.token + marks_suffix),
+                     checked.validators.last_modified, job.vary_accept, job.spec.max_age);
+      return response;
+    }
   }
 
-  const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(original->bytes.data()),
-                               original->bytes.size());
+  // The answer may have landed while this request waited for a worker.
+  if (auto cached = results_.get(job.cache_key)) {
+    const bool fresh_match =
+        !job.if_none_match.empty() && if_none_match_matches(job.if_none_match, cached->etag);
+    OriginResponse response = from_cached(cached, fresh_match);
+    response.cache_outcome = "hit";
+    return response;
+  }
+  // Identical requests in flight share one fetch and one transform.
+  auto flight = renders_.run(job.cache_key, job.deadline,
+                             [&] { return produce(job, marks, marks_suffix, prefetched); });
+  if (!flight.value) {
+    return error({Code::kOverloaded, "the request waited too long for the same thumbnail"});
+  }
+  if (!flight.leader) ++coalesced_;
+  const Result<std::shared_ptr<const cache::CachedResult>>& produced = *flight.value;
+  if (!produced.ok()) return error(produced.status());
+  const bool not_modified =
+      !job.if_none_match.empty() && if_none_match_matches(job.if_none_match, (*produced)->etag);
+  OriginResponse response = from_cached(*produced, not_modified);
+  response.cache_outcome = flight.leader ? "miss" : "coalesced";
+  return response;
+}
+
+std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
+    const std::string& key, std::chrono::steady_clock::time_point deadline) const {
+  const auto now = clock_.steady_now();
+  if (std::optional<std::chrono::steady_clock::time_point> until = not_found_.get(key);
+      until && *until > now) {
+    ++not_found_hits_;
+    return std::make_shared<const Result<SourceObject>>(
+        Status(Code::kNotFound, "source not found"));
+  }
+  // Several sizes of one new photo requested at once share one download.
+  auto flight = downloads_.run(key, deadline, [&] {
+    ++fetches_;
+    return source_.fetch(key, {});
+  });
+  if (!flight.value) {
+    return std::make_shared<const Result<SourceObject>>(
+        Status(Code::kOverloaded, "the request waited too long for the original"));
+  }
+  if (!(*flight.value).ok() && (*flight.value).status().code() == Code::kNotFound &&
+      options_.not_found_ttl.count() > 0) {
+    not_found_.put(key, now + options_.not_found_ttl);
+  }
+  return flight.value;
+}
+
+Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
+    const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
+    std::shared_ptr<const Result<SourceObject>> original) const {
+  if (!original) original = fetch_original(job.spec.image, job.deadline);
+  if (!(*original).ok()) return (*original).status();
+  const SourceObject& source = **original;
+  const std::string etag = make_etag(job.transform, source.validators.token + marks_suffix);
+  const auto bytes =
+      std::span(reinterpret_cast<const std::uint8_t*>(source.bytes.data()), source.bytes.size());
   // One version of one original: its key and its validator.
   const transform::FocalPointCache focal_cache{&focal_memory_,
-                                               job.spec.image + "@" + original->validators.token};
+                                               job.spec.image + "@" + source.validators.token};
+  ++renders_count_;
   auto cached = std::make_shared<cache::CachedResult>();
   if (job.spec.meta) {
     // meta/: the JSON description, from the header alone.
     Result<std::string> json =
         transform::describe(bytes, job.spec, options_.render, job.negotiated, focal_cache);
-    if (!json.ok()) return error(json.status());
+    if (!json.ok()) return json.status();
     cached->body = std::move(json).value();
     cached->content_type = "application/json";
   } else {
     Result<transform::Thumbnail> thumbnail =
         transform::render(bytes, job.spec, options_.render, job.negotiated, focal_cache, marks);
-    if (!thumbnail.ok()) return error(thumbnail.status());
+    if (!thumbnail.ok()) return thumbnail.status();
     cached->body = std::move(thumbnail->bytes);
     cached->content_type = std::string(transform::mime_type(thumbnail->format));
   }
   cached->etag = etag;
-  cached->last_modified = original->validators.last_modified;
+  cached->last_modified = source.validators.last_modified;
   cached->vary_accept = job.vary_accept;
   cached->url_max_age = job.spec.max_age;
   results_.put(job.cache_key, cached,
                std::chrono::seconds(max_age_for(options_.cache_control, job.spec.max_age)));
+  return std::shared_ptr<const cache::CachedResult>(cached);
+}
 
-  OriginResponse response = from_cached(cached, false);
-  response.cache_outcome = "miss";
-  return response;
+OriginService::Counters OriginService::counters() const {
+  return {fetches_.load(), renders_count_.load(), coalesced_.load(), not_found_hits_.load()};
 }
 
 OriginResponse OriginService::handle(const OriginRequest& request) const {

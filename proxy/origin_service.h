@@ -23,6 +23,7 @@
 
 #include "cache/lru_map.h"
 #include "cache/result_cache.h"
+#include "cache/single_flight.h"
 #include "conf/clock.h"
 #include "conf/config.h"
 #include "conf/status.h"
@@ -70,6 +71,7 @@ struct OriginOptions {
   bool auto_webp = false;
   std::chrono::milliseconds request_timeout{30000};
   std::size_t remembered_originals = 10000;  // smart/ focal points kept per original version
+  std::chrono::seconds not_found_ttl{10};    // how long a source's 404 is believed; 0 = never
 
   static OriginOptions from(const conf::Config& config);
 };
@@ -89,6 +91,15 @@ class OriginService {
 
   // While draining (shutting down), new thumbnail work gets 503 and /readyz says not ready.
   void set_draining() { draining_.store(true); }
+  // What the service has done since it started (for tests, logs and metrics).
+  struct Counters {
+    std::uint64_t fetches = 0;         // requests to the source
+    std::uint64_t renders = 0;         // transforms (and meta/ descriptions) made
+    std::uint64_t coalesced = 0;       // requests answered by another request's transform
+    std::uint64_t not_found_hits = 0;  // 404s answered from memory without asking the source
+  };
+  Counters counters() const;
+
   // How many original versions have their smart/ focal points remembered.
   std::size_t remembered_focal_points() const { return focal_memory_.size(); }
   bool draining() const { return draining_.load(); }
@@ -124,9 +135,23 @@ class OriginService {
   };
   Result<std::shared_ptr<const Mark>> watermark(const std::string& key) const;
 
+  // The original, from one shared download per key at a time; a recent 404 is answered from
+  // memory.
+  std::shared_ptr<const Result<SourceObject>> fetch_original(
+      const std::string& key, std::chrono::steady_clock::time_point deadline) const;
+  // Fetch (unless `original` is given) + transform + store in the result cache.
+  Result<std::shared_ptr<const cache::CachedResult>> produce(
+      const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
+      std::shared_ptr<const Result<SourceObject>> original) const;
+
   OriginOptions options_;
   mutable FocalMemory focal_memory_;
   mutable cache::LruMap<std::shared_ptr<const Mark>> marks_{256};
+  mutable cache::SingleFlight<Result<std::shared_ptr<const cache::CachedResult>>> renders_;
+  mutable cache::SingleFlight<Result<SourceObject>> downloads_;
+  mutable cache::LruMap<std::chrono::steady_clock::time_point> not_found_{10000};
+  mutable std::atomic<std::uint64_t> fetches_{0}, renders_count_{0}, coalesced_{0},
+      not_found_hits_{0};
   const signing::UrlSigner& signer_;
   Source& source_;
   cache::ResultCache& results_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cache/result_cache.h"
+#include "cache/single_flight.h"
 
 using namespace thimble;
 using cache::CachedResult;
@@ -140,4 +141,68 @@ TEST_CASE("concurrent readers and writers keep the accounting consistent") {
   CHECK(found.load() > 0);
   CHECK(stats.bytes <= 200'000);
   CHECK(stats.hits + stats.misses == 4 * 5000 - 4 * 1667);
+}
+
+TEST_CASE("single-flight: concurrent callers of one key share one run of the work") {
+  cache::SingleFlight<int> flights;
+  std::atomic<int> runs{0};
+  std::atomic<int> leaders{0};
+  std::vector<std::thread> threads;
+  std::vector<int> seen(32, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int i = 0; i < 32; ++i) {
+    threads.emplace_back([&, i] {
+      auto outcome = flights.run("key", deadline, [&] {
+        ++runs;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        return 42;
+      });
+      if (outcome.leader) ++leaders;
+      seen[static_cast<std::size_t>(i)] = outcome.value ? *outcome.value : -1;
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(runs == 1);
+  CHECK(leaders == 1);
+  for (int v : seen) CHECK(v == 42);
+  CHECK(flights.in_flight() == 0);
+  // Once landed, the next call runs again (caching is not its job).
+  flights.run("key", deadline, [&] { return ++runs; });
+  CHECK(runs == 2);
+}
+
+TEST_CASE("single-flight: waiters give up at their own deadline, the leader finishes") {
+  cache::SingleFlight<int> flights;
+  std::atomic<bool> started{false};
+  std::thread leader([&] {
+    flights.run("slow", std::chrono::steady_clock::now() + std::chrono::seconds(10), [&] {
+      started = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      return 1;
+    });
+  });
+  while (!started) std::this_thread::yield();
+  auto impatient = flights.run(
+      "slow", std::chrono::steady_clock::now() + std::chrono::milliseconds(50), [] { return 2; });
+  CHECK(impatient.value == nullptr);
+  CHECK_FALSE(impatient.leader);
+  leader.join();
+}
+
+TEST_CASE("single-flight: a failure reaches every waiter as the same value") {
+  cache::SingleFlight<std::string> flights;
+  std::vector<std::thread> threads;
+  std::atomic<int> errors{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto outcome =
+          flights.run("bad", std::chrono::steady_clock::now() + std::chrono::seconds(5), [] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            return std::string("error: source failed");
+          });
+      if (outcome.value && *outcome.value == "error: source failed") ++errors;
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(errors == 8);
 }

@@ -1,0 +1,161 @@
+// Request coalescing through the real HTTP adapter: a storm of identical CDN misses costs one
+// fetch and one transform; a failing source fails every waiter quickly; nobody hangs.
+#include <curl/curl.h>
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "cache/result_cache.h"
+#include "proxy/file_source.h"
+#include "proxy/http_server.h"
+#include "proxy/origin_service.h"
+#include "proxy/worker_pool.h"
+#include "signing/signer.h"
+#include "support.h"
+
+using namespace thimble;
+using namespace thimble::proxy;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Wraps a real source, counting fetches and slowing each one down (to make requests overlap).
+class SlowSource final : public Source {
+ public:
+  SlowSource(Source& inner, std::chrono::milliseconds delay) : inner_(inner), delay_(delay) {}
+  Result<SourceObject> fetch(std::string_view key, const FetchConditions& c) override {
+    ++fetches;
+    std::this_thread::sleep_for(delay_);
+    return inner_.fetch(key, c);
+  }
+  std::atomic<int> fetches{0};
+
+ private:
+  Source& inner_;
+  std::chrono::milliseconds delay_;
+};
+
+// Fails every fetch after a delay (fault injection).
+class BrokenSource final : public Source {
+ public:
+  Result<SourceObject> fetch(std::string_view, const FetchConditions&) override {
+    ++fetches;
+    std::this_thread::sleep_for(200ms);
+    return Status(Code::kUpstreamError, "the source failed");
+  }
+  std::atomic<int> fetches{0};
+};
+
+struct Reply {
+  long status = 0;
+  std::string body;
+};
+
+Reply get(const std::string& url) {
+  Reply reply;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* out) {
+        static_cast<std::string*>(out)->append(d, s * n);
+        return s * n;
+      });
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  if (curl_easy_perform(curl) == CURLE_OK)
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_easy_cleanup(curl);
+  return reply;
+}
+
+// The whole server (adapter, pool, service) in this process, on a free port.
+struct Stack {
+  SystemClock clock;
+  signing::UrlSigner signer{{"k"}, false};
+  cache::ResultCache results{64 << 20, 4, clock};
+  conf::ServerConfig config;
+  std::unique_ptr<OriginService> service;
+  std::unique_ptr<WorkerPool> pool;
+  std::unique_ptr<HttpServer> server;
+  explicit Stack(Source& source) {
+    service = std::make_unique<OriginService>(OriginOptions{}, signer, source, results, clock);
+    pool = std::make_unique<WorkerPool>(2, 200);
+    config.port = 0;  // any free port
+    config.access_log = false;
+    server = std::make_unique<HttpServer>(config, *service, *pool);
+    REQUIRE(server->start().ok());
+  }
+  ~Stack() {
+    pool->drain(10s);
+    server->shutdown();
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server->port()) + signer.sign(path);
+  }
+};
+
+std::vector<Reply> storm(const std::string& url, int count) {
+  std::vector<Reply> replies(static_cast<std::size_t>(count));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < count; ++i) {
+    threads.emplace_back([&, i] { replies[static_cast<std::size_t>(i)] = get(url); });
+  }
+  for (auto& t : threads) t.join();
+  return replies;
+}
+
+}  // namespace
+
+TEST_CASE("64 identical concurrent requests cost one fetch and one transform") {
+  test::TempDir dir;
+  std::filesystem::copy_file(test::corpus("large/Bridge_by_Sander_Klootwijk.jpg"),
+                             dir.path() / "b.jpg");
+  FileSource files(dir.path().string(), 64 << 20);
+  SlowSource source(files, 300ms);
+  Stack stack(source);
+  const auto replies = storm(stack.url("fit-in/300x200/b.jpg"), 64);
+  for (const Reply& r : replies) {
+    CHECK(r.status == 200);
+    CHECK(r.body == replies.front().body);
+  }
+  CHECK(replies.front().body.size() > 1000);
+  CHECK(source.fetches == 1);
+  CHECK(stack.service->counters().renders == 1);
+  // Several sizes of one new photo at once share one download.
+  std::vector<std::thread> sizes;
+  std::vector<Reply> sized(6);
+  for (int i = 0; i < 6; ++i) {
+    sizes.emplace_back([&, i] {
+      sized[static_cast<std::size_t>(i)] =
+          get(stack.url("fit-in/" + std::to_string(100 + i) + "x100/b.jpg"));
+    });
+  }
+  for (auto& t : sizes) t.join();
+  for (const Reply& r : sized) CHECK(r.status == 200);
+  // Two workers take the six sizes in three waves of two; each wave shares one download.
+  CHECK(source.fetches <= 1 + 3);
+}
+
+TEST_CASE("a failing source fails every waiter quickly, and nobody hangs") {
+  BrokenSource source;
+  Stack stack(source);
+  const auto start = std::chrono::steady_clock::now();
+  const auto replies = storm(stack.url("fit-in/300x200/b.jpg"), 32);
+  for (const Reply& r : replies) CHECK(r.status == 502);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+  CHECK(source.fetches < 32);  // waiters shared their leader's failure
+}
+
+TEST_CASE("a source's 404 is remembered briefly, so a storm of junk URLs asks once") {
+  test::TempDir dir;
+  FileSource files(dir.path().string(), 64 << 20);
+  SlowSource source(files, 0ms);
+  Stack stack(source);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(get(stack.url("fit-in/" + std::to_string(100 + i) + "x100/missing.jpg")).status == 404);
+  }
+  CHECK(source.fetches == 1);
+  CHECK(stack.service->counters().not_found_hits == 4);
+}
