@@ -185,6 +185,10 @@ std::vector<Field> schema(Config& c) {
       bytes("result_cache.memory_bytes", c.result_cache.memory_bytes, 0, 1ull << 40),
       integer("result_cache.shards", c.result_cache.shards, 1, 256),
       integer("result_cache.not_found_ttl_s", c.result_cache.not_found_ttl_s, 0, 86400),
+      choice("result_storage.type", c.result_storage.type, {"none", "directory"}),
+      text("result_storage.directory", c.result_storage.directory, true),
+      integer("result_storage.ttl_s", c.result_storage.ttl_s, 1, 365 * 86400),
+      boolean("result_storage.store_unsafe", c.result_storage.store_unsafe),
       text("smart.face_cascade", c.smart.face_cascade, true),
       integer("smart.remembered_originals", c.smart.remembered_originals, 0, 10'000'000),
   };
@@ -293,6 +297,19 @@ Status validate(Config& c, const std::string& base_dir) {
     }
   }
   namespace fs = std::filesystem;
+  if (c.result_storage.type == "directory") {
+    if (c.result_storage.directory.empty()) {
+      return config_error("result_storage.directory", "required with type: directory");
+    }
+    fs::path directory(c.result_storage.directory);
+    if (directory.is_relative()) directory = fs::path(base_dir) / directory;
+    std::error_code made;
+    fs::create_directories(directory, made);
+    if (!fs::is_directory(directory, made)) {
+      return config_error("result_storage.directory", "cannot create " + directory.string());
+    }
+    c.result_storage.directory = fs::weakly_canonical(directory, made).string();
+  }
   fs::path root(c.source.file.root);
   if (root.is_relative()) root = fs::path(base_dir) / root;
   std::error_code ec;

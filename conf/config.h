@@ -114,6 +114,15 @@ struct SmartConfig {
   int remembered_originals = 10000;  // smart.remembered_originals: focal points kept in memory
 };
 
+struct ResultStorageConfig {
+  std::string type = "none";  // result_storage.type: none or directory
+  // result_storage.directory: where results are written (created if missing); relative paths
+  // are relative to the config file. Files sit at their canonical request path.
+  std::string directory;
+  int ttl_s = 86400;          // result_storage.ttl_s: older stored results are misses
+  bool store_unsafe = false;  // result_storage.store_unsafe: also store /unsafe/ URLs' results
+};
+
 struct Config {
   ServerConfig server;
   SecurityConfig security;
@@ -122,6 +131,7 @@ struct Config {
   OutputConfig output;
   CacheControlConfig cache_control;
   ResultCacheConfig result_cache;
+  ResultStorageConfig result_storage;
   SmartConfig smart;
 };
 

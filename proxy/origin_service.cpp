@@ -139,6 +139,12 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
                                     : "source") +
                   "|" + settings_fingerprint_;
   job.transform = transform_hash(job.cache_key);
+  job.unsafe = request.path.starts_with("/unsafe/");
+  {
+    const std::string canonical = spec->canonical();
+    job.store_key =
+        (canonical.empty() ? "" : canonical + "/") + spec->image + (job.negotiated ? ".webp" : "");
+  }
   job.spec = std::move(spec).value();
   job.if_none_match = request.if_none_match;
   job.if_modified_since = request.if_modified_since;
@@ -281,9 +287,27 @@ std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
   return flight.value;
 }
 
+void OriginService::use_result_store(cache::ResultStore* store,
+                                     std::function<void(std::function<void()>)> defer,
+                                     bool store_unsafe) {
+  store_ = store;
+  defer_ = std::move(defer);
+  store_unsafe_ = store_unsafe;
+}
+
 Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
     std::shared_ptr<const Result<SourceObject>> original) const {
+  const bool storable = store_ != nullptr && (!job.unsafe || store_unsafe_);
+  // Another replica may have made it already: read it instead of fetching and transforming.
+  if (storable && !original) {
+    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(job.store_key)) {
+      ++store_hits_;
+      results_.put(job.cache_key, stored,
+                   std::chrono::seconds(max_age_for(options_.cache_control, job.spec.max_age)));
+      return stored;
+    }
+  }
   if (!original) original = fetch_original(job.spec.image, job.deadline);
   if (!(*original).ok()) return (*original).status();
   const SourceObject& source = **original;
@@ -315,11 +339,21 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   cached->url_max_age = job.spec.max_age;
   results_.put(job.cache_key, cached,
                std::chrono::seconds(max_age_for(options_.cache_control, job.spec.max_age)));
+  if (storable) {
+    // Written after the answer, never delaying it.
+    auto write = [store = store_, key = job.store_key, cached] { store->write(key, *cached); };
+    if (defer_) {
+      defer_(write);
+    } else {
+      write();
+    }
+  }
   return std::shared_ptr<const cache::CachedResult>(cached);
 }
 
 OriginService::Counters OriginService::counters() const {
-  return {fetches_.load(), renders_count_.load(), coalesced_.load(), not_found_hits_.load()};
+  return {fetches_.load(), renders_count_.load(), coalesced_.load(), not_found_hits_.load(),
+          store_hits_.load()};
 }
 
 OriginResponse OriginService::handle(const OriginRequest& request) const {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "cache/lru_map.h"
 #include "cache/result_cache.h"
+#include "cache/result_store.h"
 #include "cache/single_flight.h"
 #include "conf/clock.h"
 #include "conf/config.h"
@@ -57,6 +59,8 @@ struct OriginResponse {
 struct Job {
   transform::ThumbnailSpec spec;
   std::string cache_key;
+  std::string store_key;  // the result's path in result storage (canonical request path)
+  bool unsafe = false;    // an unsigned /unsafe/ URL
   std::string transform;  // transform_hash(cache_key)
   std::optional<transform::ImageFormat> negotiated;
   bool vary_accept = false;
@@ -91,12 +95,19 @@ class OriginService {
 
   // While draining (shutting down), new thumbnail work gets 503 and /readyz says not ready.
   void set_draining() { draining_.store(true); }
+  // Shares finished thumbnails through `store` (read before fetching an original; written after
+  // the answer, through `defer`, which runs a task later, off the answer's path). Unsigned URLs
+  // are stored only with `store_unsafe`. Call before serving.
+  void use_result_store(cache::ResultStore* store, std::function<void(std::function<void()>)> defer,
+                        bool store_unsafe);
+
   // What the service has done since it started (for tests, logs and metrics).
   struct Counters {
     std::uint64_t fetches = 0;         // requests to the source
     std::uint64_t renders = 0;         // transforms (and meta/ descriptions) made
     std::uint64_t coalesced = 0;       // requests answered by another request's transform
     std::uint64_t not_found_hits = 0;  // 404s answered from memory without asking the source
+    std::uint64_t store_hits = 0;      // thumbnails read from result storage
   };
   Counters counters() const;
 
@@ -151,7 +162,10 @@ class OriginService {
   mutable cache::SingleFlight<Result<SourceObject>> downloads_;
   mutable cache::LruMap<std::chrono::steady_clock::time_point> not_found_{10000};
   mutable std::atomic<std::uint64_t> fetches_{0}, renders_count_{0}, coalesced_{0},
-      not_found_hits_{0};
+      not_found_hits_{0}, store_hits_{0};
+  cache::ResultStore* store_ = nullptr;
+  std::function<void(std::function<void()>)> defer_;
+  bool store_unsafe_ = false;
   const signing::UrlSigner& signer_;
   Source& source_;
   cache::ResultCache& results_;

@@ -1,11 +1,15 @@
 // cache/: the result cache's LRU order, byte accounting, TTLs (fake clock) and thread-safety.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
 #include "cache/result_cache.h"
+#include "cache/result_store.h"
 #include "cache/single_flight.h"
 
 using namespace thimble;
@@ -205,4 +209,60 @@ TEST_CASE("single-flight: a failure reaches every waiter as the same value") {
   }
   for (auto& t : threads) t.join();
   CHECK(errors == 8);
+}
+
+namespace {
+// A wall clock that can be moved forward from now (for the store's TTL, which compares file times).
+class ShiftedClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::now() + shift;
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::now() + shift;
+  }
+  std::chrono::seconds shift{0};
+};
+}  // namespace
+
+TEST_CASE(
+    "the directory result store round-trips results at their canonical path, within the TTL") {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("thimble-store-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  ShiftedClock clock;
+  cache::DirectoryStore store(root.string(), std::chrono::seconds(3600), clock);
+  CachedResult value;
+  value.body = "JPEGDATA";
+  value.content_type = "image/jpeg";
+  value.etag = "\"abc-1\"";
+  value.last_modified = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  value.vary_accept = true;
+  value.url_max_age = 120;
+  const std::string key = "fit-in/300x200/filters:quality(80)/photos/cat.jpg";
+  store.write(key, value);
+  CHECK(fs::exists(root / key));  // the image itself, where nginx's try_files finds it
+  auto back = store.read(key);
+  REQUIRE(back != nullptr);
+  CHECK(back->body == "JPEGDATA");
+  CHECK(back->content_type == "image/jpeg");
+  CHECK(back->etag == "\"abc-1\"");
+  CHECK(back->last_modified == value.last_modified);
+  CHECK(back->vary_accept);
+  CHECK(back->url_max_age == 120);
+  CHECK(store.read("fit-in/300x200/other.jpg") == nullptr);
+  clock.shift = std::chrono::seconds(3601);
+  CHECK(store.read(key) == nullptr);  // too old
+  clock.shift = std::chrono::seconds(0);
+  for (const char* bad : {"../escape.jpg", "/abs.jpg", "a/../b.jpg", "a/./b.jpg", "a//b.jpg", ""}) {
+    CAPTURE(std::string(bad));
+    CHECK_FALSE(cache::DirectoryStore::valid_key(bad));
+    store.write(bad, value);
+    CHECK(store.read(bad) == nullptr);
+  }
+  CHECK_FALSE(fs::exists(root.parent_path() / "escape.jpg"));
+  // A damaged sidecar is a miss, never a crash.
+  { std::ofstream(root / (key + ".meta")) << "content-type: image/jpeg\nlast-modified-epoch: x\n"; }
+  CHECK(store.read(key) == nullptr);
+  fs::remove_all(root);
 }

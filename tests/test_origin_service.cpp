@@ -378,3 +378,40 @@ TEST_CASE("a failing source answers 5xx with no-store, for originals and waterma
     }
   }
 }
+
+TEST_CASE("result storage lets a replica without the original serve the same thumbnail") {
+  Fixture f;
+  test::TempDir shared;
+  cache::DirectoryStore store(shared.path().string(), std::chrono::hours(1), f.clock);
+  f.service->use_result_store(&store, {}, /*store_unsafe=*/false);
+  OriginResponse made = f.get("fit-in/100x100/photos/storm.jpg");
+  REQUIRE(made.status == 200);
+  CHECK(std::filesystem::exists(shared.path() / "fit-in/100x100/photos/storm.jpg"));
+  // Another replica, whose source has nothing at all.
+  test::TempDir nothing;
+  FileSource empty(nothing.path().string(), 1 << 20);
+  cache::ResultCache cold(1 << 20, 1, f.clock);
+  OriginService replica(OriginOptions{}, f.signer, empty, cold, f.clock);
+  replica.use_result_store(&store, {}, false);
+  OriginResponse served =
+      replica.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
+  CHECK(served.status == 200);
+  REQUIRE(served.body);
+  CHECK(*served.body == *made.body);
+  CHECK(header(served, "ETag") == header(made, "ETag"));
+  CHECK(replica.counters().store_hits == 1);
+  CHECK(replica.counters().fetches == 0);
+  // Unsigned URLs are not stored unless asked.
+  signing::UrlSigner lax({"test-key"}, /*allow_unsafe=*/true);
+  OriginService unsafe_service(OriginOptions{}, lax, *f.source, cold, f.clock);
+  unsafe_service.use_result_store(&store, {}, false);
+  CHECK(
+      unsafe_service.handle({"GET", "/unsafe/fit-in/60x60/photos/storm.jpg", "", "", ""}).status ==
+      200);
+  CHECK_FALSE(std::filesystem::exists(shared.path() / "fit-in/60x60/photos/storm.jpg"));
+  unsafe_service.use_result_store(&store, {}, true);
+  CHECK(
+      unsafe_service.handle({"GET", "/unsafe/fit-in/61x61/photos/storm.jpg", "", "", ""}).status ==
+      200);
+  CHECK(std::filesystem::exists(shared.path() / "fit-in/61x61/photos/storm.jpg"));
+}
