@@ -185,7 +185,14 @@ std::vector<Field> schema(Config& c) {
       bytes("result_cache.memory_bytes", c.result_cache.memory_bytes, 0, 1ull << 40),
       integer("result_cache.shards", c.result_cache.shards, 1, 256),
       integer("result_cache.not_found_ttl_s", c.result_cache.not_found_ttl_s, 0, 86400),
-      choice("result_storage.type", c.result_storage.type, {"none", "directory"}),
+      choice("result_storage.type", c.result_storage.type, {"none", "directory", "s3"}),
+      text("result_storage.s3.bucket", c.result_storage.s3.bucket, true),
+      text("result_storage.s3.prefix", c.result_storage.s3.prefix, true),
+      text("result_storage.s3.endpoint", c.result_storage.s3.endpoint, true),
+      text("result_storage.s3.region", c.result_storage.s3.region, false),
+      choice("result_storage.s3.addressing", c.result_storage.s3.addressing, {"virtual", "path"}),
+      text("result_storage.s3.access_key_id", c.result_storage.s3.access_key_id, true),
+      text("result_storage.s3.secret_access_key", c.result_storage.s3.secret_access_key, true),
       text("result_storage.directory", c.result_storage.directory, true),
       integer("result_storage.ttl_s", c.result_storage.ttl_s, 1, 365 * 86400),
       boolean("result_storage.store_unsafe", c.result_storage.store_unsafe),
@@ -297,6 +304,9 @@ Status validate(Config& c, const std::string& base_dir) {
     }
   }
   namespace fs = std::filesystem;
+  if (c.result_storage.type == "s3" && c.result_storage.s3.bucket.empty()) {
+    return config_error("result_storage.s3.bucket", "required with type: s3");
+  }
   if (c.result_storage.type == "directory") {
     if (c.result_storage.directory.empty()) {
       return config_error("result_storage.directory", "required with type: directory");
@@ -380,13 +390,17 @@ Result<Config> load_config_text(const std::string& yaml, const std::string& base
     return config_error("(configuration)", e.msg);
   }
   // The standard AWS variables, when the configuration names no credentials of its own.
-  if (environment != nullptr && config.source.s3.access_key_id.empty()) {
-    auto from_env = [&](const char* name, std::string& target) {
-      if (const char* value = environment(name)) target = value;
-    };
+  auto from_env = [&](const char* name, std::string& target) {
+    if (const char* value = environment ? environment(name) : nullptr) target = value;
+  };
+  if (config.source.s3.access_key_id.empty()) {
     from_env("AWS_ACCESS_KEY_ID", config.source.s3.access_key_id);
     from_env("AWS_SECRET_ACCESS_KEY", config.source.s3.secret_access_key);
     from_env("AWS_SESSION_TOKEN", config.source.s3.session_token);
+  }
+  if (config.result_storage.s3.access_key_id.empty()) {
+    from_env("AWS_ACCESS_KEY_ID", config.result_storage.s3.access_key_id);
+    from_env("AWS_SECRET_ACCESS_KEY", config.result_storage.s3.secret_access_key);
   }
   if (Status s = validate(config, base_dir); !s.ok()) return s;
   return config;

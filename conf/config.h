@@ -114,13 +114,24 @@ struct SmartConfig {
   int remembered_originals = 10000;  // smart.remembered_originals: focal points kept in memory
 };
 
+struct ResultStorageS3Config {
+  std::string bucket;                  // result_storage.s3.bucket
+  std::string prefix;                  // result_storage.s3.prefix: e.g. "thumbnails/"
+  std::string endpoint;                // result_storage.s3.endpoint: empty = AWS
+  std::string region = "us-east-1";    // result_storage.s3.region
+  std::string addressing = "virtual";  // result_storage.s3.addressing: virtual or path
+  // result_storage.s3.access_key_id / secret_access_key; empty: the AWS_* environment.
+  std::string access_key_id, secret_access_key;
+};
+
 struct ResultStorageConfig {
-  std::string type = "none";  // result_storage.type: none or directory
+  std::string type = "none";  // result_storage.type: none, directory or s3
   // result_storage.directory: where results are written (created if missing); relative paths
   // are relative to the config file. Files sit at their canonical request path.
   std::string directory;
   int ttl_s = 86400;          // result_storage.ttl_s: older stored results are misses
   bool store_unsafe = false;  // result_storage.store_unsafe: also store /unsafe/ URLs' results
+  ResultStorageS3Config s3;
 };
 
 struct Config {

@@ -97,6 +97,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   if (line.starts_with("HTTP/")) {  // a new response (after a 1xx): forget the earlier headers
     result->etag.clear();
     result->last_modified.clear();
+    result->amz_meta.clear();
   }
   const std::size_t colon = line.find(':');
   if (colon == std::string_view::npos) return n;
@@ -110,6 +111,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
     value.remove_suffix(1);
   }
   if (name == "etag") result->etag = std::string(value);
+  if (name.starts_with("x-amz-meta-")) result->amz_meta.emplace_back(name, std::string(value));
   if (name == "last-modified") result->last_modified = std::string(value);
   return n;
 }
@@ -136,6 +138,12 @@ TransferResult perform(const TransferRequest& request) {
     if (!request.connect_to.empty())
       connect_to = curl_slist_append(nullptr, request.connect_to.c_str());
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+    if (request.method == "PUT") {
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(request.body.size()));
+    }
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

@@ -1,8 +1,8 @@
-// perform(): one HTTP GET with libcurl, on the calling thread's reused handle, with the limits
-// every Thimble fetch has: a deadline (connect and total), a byte limit enforced while streaming,
-// an optional address policy checked on every socket, and retries with backoff for transient
-// failures (5xx answers, resets, empty answers) while time remains. Redirects are not followed:
-// the caller decides (see HttpSource). Shared by the HTTP and S3 sources.
+// perform(): one HTTP GET (or PUT) with libcurl, on the calling thread's reused handle, with the
+// limits every Thimble fetch has: a deadline (connect and total), a byte limit enforced while
+// streaming, an optional address policy checked on every socket, and retries with backoff for
+// transient failures (5xx answers, resets, empty answers) while time remains. Redirects are not
+// followed: the caller decides (see HttpSource). Shared by the HTTP and S3 sources.
 //
 // Thread-safety: each thread uses its own curl handle.
 #pragma once
@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proxy/address_policy.h"
@@ -21,6 +22,8 @@
 namespace thimble::proxy {
 
 struct TransferRequest {
+  std::string method = "GET";  // GET, or PUT with `body`
+  std::string body;
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::chrono::steady_clock::time_point deadline;
@@ -38,9 +41,10 @@ struct TransferResult {
   CURLcode code = CURLE_OK;
   long status = 0;
   std::string body;
-  std::string etag;              // as sent, quotes included
-  std::string last_modified;     // as sent
-  std::string redirect_url;      // for 3xx answers
+  std::string etag;                                           // as sent, quotes included
+  std::string last_modified;                                  // as sent
+  std::string redirect_url;                                   // for 3xx answers
+  std::vector<std::pair<std::string, std::string>> amz_meta;  // x-amz-meta-* headers (lower-case)
   bool blocked_address = false;  // the address policy refused every address
   bool too_large = false;        // the body went over max_bytes
   bool timed_out = false;        // the deadline passed

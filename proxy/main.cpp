@@ -79,10 +79,8 @@ int serve(const conf::Config& config) {
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   transform::use_one_thread_per_render();
   proxy::WorkerPool pool(workers, static_cast<std::size_t>(config.server.queue_length));
-  std::unique_ptr<cache::ResultStore> store;
-  if (config.result_storage.type == "directory") {
-    store = std::make_unique<cache::DirectoryStore>(
-        config.result_storage.directory, std::chrono::seconds(config.result_storage.ttl_s), clock);
+  std::unique_ptr<cache::ResultStore> store = proxy::make_result_store(config, clock);
+  if (store) {
     // Writes run on a worker after the answer is sent; with the queue full they are skipped.
     service.use_result_store(
         store.get(), [&pool](std::function<void()> write) { pool.try_submit(std::move(write)); },

@@ -298,7 +298,8 @@ void OriginService::use_result_store(cache::ResultStore* store,
 Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
     std::shared_ptr<const Result<SourceObject>> original) const {
-  const bool storable = store_ != nullptr && (!job.unsafe || store_unsafe_);
+  const bool storable =
+      store_ != nullptr && !job.store_key.empty() && (!job.unsafe || store_unsafe_);
   // Another replica may have made it already: read it instead of fetching and transforming.
   if (storable && !original) {
     if (std::shared_ptr<const cache::CachedResult> stored = store_->read(job.store_key)) {

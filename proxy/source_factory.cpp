@@ -2,6 +2,7 @@
 
 #include "proxy/file_source.h"
 #include "proxy/http_source.h"
+#include "proxy/s3_result_store.h"
 #include "proxy/s3_source.h"
 
 namespace thimble::proxy {
@@ -51,6 +52,27 @@ Result<std::unique_ptr<Source>> make_source(const conf::Config& config) {
   }
   return std::unique_ptr<Source>(
       std::make_unique<FileSource>(config.source.file.root, config.limits.max_source_bytes));
+}
+
+std::unique_ptr<cache::ResultStore> make_result_store(const conf::Config& config,
+                                                      const Clock& clock) {
+  const conf::ResultStorageConfig& c = config.result_storage;
+  const std::chrono::seconds ttl(c.ttl_s);
+  if (c.type == "directory")
+    return std::make_unique<cache::DirectoryStore>(c.directory, ttl, clock);
+  if (c.type == "s3") {
+    S3SourceOptions options;
+    options.bucket = c.s3.bucket;
+    options.key_prefix = c.s3.prefix;
+    options.endpoint = c.s3.endpoint;
+    options.region = c.s3.region;
+    options.path_style = c.s3.addressing == "path";
+    options.access_key_id = c.s3.access_key_id;
+    options.secret_access_key = c.s3.secret_access_key;
+    options.max_bytes = 64ull << 20;
+    return std::make_unique<S3ResultStore>(std::move(options), ttl, clock);
+  }
+  return nullptr;
 }
 
 }  // namespace thimble::proxy

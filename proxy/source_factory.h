@@ -4,11 +4,17 @@
 
 #include <memory>
 
+#include "cache/result_store.h"
+#include "conf/clock.h"
 #include "conf/config.h"
 #include "proxy/source.h"
 
 namespace thimble::proxy {
 
 Result<std::unique_ptr<Source>> make_source(const conf::Config& config);
+
+// The result storage the configuration asks for (result_storage.type); null for none.
+std::unique_ptr<cache::ResultStore> make_result_store(const conf::Config& config,
+                                                      const Clock& clock);
 
 }  // namespace thimble::proxy

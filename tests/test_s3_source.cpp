@@ -8,6 +8,7 @@
 #include "http_origin.h"
 #include "moto_server.h"
 #include "proxy/origin_service.h"
+#include "proxy/s3_result_store.h"
 #include "proxy/s3_source.h"
 #include "signing/signer.h"
 #include "support.h"
@@ -197,4 +198,42 @@ TEST_CASE("with signatures checked, the right keys fetch and a wrong secret is a
   auto refused = S3Source(wrong).fetch("plain.jpg", {});
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().http_status() == 502);
+}
+
+TEST_CASE("results round-trip through S3 result storage, with their headers, within the TTL") {
+  test::MotoServer moto;
+  moto.create_bucket("results");
+  S3SourceOptions options = moto_options(moto);
+  options.bucket = "results";
+  options.key_prefix = "thumbnails/";
+  SystemClock clock;
+  S3ResultStore store(options, std::chrono::hours(1), clock);
+  cache::CachedResult value;
+  value.body = test::read_file(test::corpus("exif/Landscape_1.jpg"));
+  value.content_type = "image/jpeg";
+  value.etag = "\"0123456789abcdef-e1\"";
+  value.last_modified = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  value.vary_accept = true;
+  value.url_max_age = 300;
+  const std::string key = "fit-in/300x200/filters:quality(80)/photos/a b.jpg";
+  store.write(key, value);
+  auto back = store.read(key);
+  REQUIRE(back != nullptr);
+  CHECK(back->body == value.body);
+  CHECK(back->content_type == "image/jpeg");
+  CHECK(back->etag == value.etag);
+  CHECK(back->last_modified == value.last_modified);
+  CHECK(back->vary_accept);
+  CHECK(back->url_max_age == 300);
+  CHECK(store.read("fit-in/1x1/none.jpg") == nullptr);
+  // The object is where a CDN would look: the prefix and the canonical path.
+  CHECK(test::http_call(
+            "GET",
+            moto.endpoint() +
+                "/results/thumbnails/fit-in/300x200/filters%3Aquality%2880%29/photos/a%20b.jpg",
+            "", "s3")
+            .status == 200);
+  S3ResultStore expired(options, std::chrono::seconds(1), clock);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  CHECK(expired.read(key) == nullptr);
 }

@@ -386,7 +386,9 @@ TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
         server.url("fit-in/6000x6000/filters:quality(95):sharpen(2,1,false)/large.jpg"));
   });
   while (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  // Long enough for the request to reach the server even on a loaded machine, well short of the
+  // transform (about 4 s alone, longer under load).
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   int status = server.stop();
   in_flight.join();
   CHECK(slow.status == 200);
