@@ -1,16 +1,19 @@
-// ResultCache: finished thumbnails kept in memory, so the same thumbnail is never transformed
-// twice while it is fresh. A sharded LRU charged by bytes (key + body + fixed overhead): each
-// shard has its own lock and an equal share of the capacity, so concurrent lookups rarely
-// contend. Entries expire after their TTL, measured on the injected Clock.
+// ByteLru<V>: values kept in memory, a sharded LRU charged by bytes (key + the value's payload +
+// a fixed overhead): each shard has its own lock and an equal share of the capacity, so
+// concurrent lookups rarely contend. Entries expire after their TTL, measured on the injected
+// Clock. Two instances serve Thimble:
+//   ResultCache   finished thumbnails, so the same thumbnail is never transformed twice while
+//   fresh; OriginalCache originals, so the second size of a photo does not fetch it again.
 //
-// Values are immutable and shared (std::shared_ptr<const CachedResult>): a hit hands out the same
-// bytes without copying them, and an evicted entry stays valid for readers still holding it.
+// Values are immutable and shared (std::shared_ptr<const V>): a hit hands out the same bytes
+// without copying them, and an evicted entry stays valid for readers still holding it.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -32,55 +35,137 @@ struct CachedResult {
   bool vary_accept = false;
   std::optional<int> url_max_age;  // the URL's max_age() filter, when it had one
 };
+inline std::uint64_t payload_bytes(const CachedResult& r) {
+  return r.body.size() + r.content_type.size() + r.etag.size();
+}
+
+// An original as its source gave it: the bytes and their validators.
+struct CachedOriginal {
+  std::string bytes;
+  std::string token;
+  std::optional<std::chrono::system_clock::time_point> last_modified;
+};
+inline std::uint64_t payload_bytes(const CachedOriginal& o) {
+  return o.bytes.size() + o.token.size();
+}
 
 struct CacheStats {
   std::uint64_t hits = 0, misses = 0, insertions = 0, evictions = 0;
   std::uint64_t entries = 0, bytes = 0;
 };
 
-class ResultCache {
+template <class V>
+class ByteLru {
  public:
-  // `capacity_bytes` 0 disables the cache (every get misses, put stores nothing).
-  ResultCache(std::uint64_t capacity_bytes, int shards, const Clock& clock);
+  // Bookkeeping per entry beyond its strings: list node, hash node, control block, headers.
+  static constexpr std::uint64_t kEntryOverhead = 256;
 
-  ResultCache(const ResultCache&) = delete;
-  ResultCache& operator=(const ResultCache&) = delete;
+  // `capacity_bytes` 0 disables the cache (every get misses, put stores nothing).
+  ByteLru(std::uint64_t capacity_bytes, int shards, const Clock& clock)
+      : clock_(clock),
+        shard_capacity_(capacity_bytes / static_cast<std::uint64_t>(std::max(shards, 1))) {
+    for (int i = 0; i < std::max(shards, 1); ++i) shards_.push_back(std::make_unique<Shard>());
+  }
+  ByteLru(const ByteLru&) = delete;
+  ByteLru& operator=(const ByteLru&) = delete;
 
   // The fresh entry for `key`, or nullptr. A hit makes the entry most recently used.
-  std::shared_ptr<const CachedResult> get(const std::string& key);
+  std::shared_ptr<const V> get(const std::string& key) {
+    Shard& shard = shard_for(key);
+    std::lock_guard lock(shard.mutex);
+    auto found = shard.index.find(key);
+    if (found == shard.index.end()) {
+      ++shard.stats.misses;
+      return nullptr;
+    }
+    if (found->second->expires <= clock_.steady_now()) {
+      remove(shard, found->second);
+      ++shard.stats.misses;
+      return nullptr;
+    }
+    shard.lru.splice(shard.lru.begin(), shard.lru, found->second);
+    ++shard.stats.hits;
+    return found->second->value;
+  }
 
   // Stores `value` for `ttl`, replacing any entry for `key`; evicts least recently used entries
   // of the shard until it fits. An entry larger than a shard's capacity is not stored.
-  void put(const std::string& key, std::shared_ptr<const CachedResult> value,
-           std::chrono::seconds ttl);
+  void put(const std::string& key, std::shared_ptr<const V> value, std::chrono::seconds ttl) {
+    if (!value || ttl.count() <= 0) return;
+    const std::uint64_t charge = charge_of(key, *value);
+    Shard& shard = shard_for(key);
+    std::lock_guard lock(shard.mutex);
+    if (auto found = shard.index.find(key); found != shard.index.end()) {
+      remove(shard, found->second);
+    }
+    if (charge > shard_capacity_) return;
+    while (shard.bytes + charge > shard_capacity_ && !shard.lru.empty()) {
+      remove(shard, std::prev(shard.lru.end()));
+      ++shard.stats.evictions;
+    }
+    shard.lru.push_front(Node{key, std::move(value), charge, clock_.steady_now() + ttl});
+    shard.index.emplace(key, shard.lru.begin());
+    shard.bytes += charge;
+    ++shard.stats.insertions;
+  }
 
-  void erase(const std::string& key);
-  CacheStats stats() const;
+  void erase(const std::string& key) {
+    Shard& shard = shard_for(key);
+    std::lock_guard lock(shard.mutex);
+    if (auto found = shard.index.find(key); found != shard.index.end()) {
+      remove(shard, found->second);
+    }
+  }
+
+  CacheStats stats() const {
+    CacheStats total;
+    for (const auto& shard : shards_) {
+      std::lock_guard lock(shard->mutex);
+      total.hits += shard->stats.hits;
+      total.misses += shard->stats.misses;
+      total.insertions += shard->stats.insertions;
+      total.evictions += shard->stats.evictions;
+      total.entries += shard->index.size();
+      total.bytes += shard->bytes;
+    }
+    return total;
+  }
 
   // What an entry costs against the capacity.
-  static std::uint64_t charge_of(const std::string& key, const CachedResult& value);
+  static std::uint64_t charge_of(const std::string& key, const V& value) {
+    return key.size() + payload_bytes(value) + kEntryOverhead;
+  }
 
  private:
   struct Node {
     std::string key;
-    std::shared_ptr<const CachedResult> value;
+    std::shared_ptr<const V> value;
     std::uint64_t charge;
     std::chrono::steady_clock::time_point expires;
   };
   struct Shard {
     mutable std::mutex mutex;
     std::list<Node> lru;  // front = most recently used
-    std::unordered_map<std::string, std::list<Node>::iterator> index;
+    std::unordered_map<std::string, typename std::list<Node>::iterator> index;
     std::uint64_t bytes = 0;
     CacheStats stats;
   };
 
-  Shard& shard_for(const std::string& key);
-  static void remove(Shard& shard, std::list<Node>::iterator it);
+  Shard& shard_for(const std::string& key) {
+    return *shards_[std::hash<std::string>{}(key) % shards_.size()];
+  }
+  static void remove(Shard& shard, typename std::list<Node>::iterator it) {
+    shard.bytes -= it->charge;
+    shard.index.erase(it->key);
+    shard.lru.erase(it);
+  }
 
   const Clock& clock_;
   std::uint64_t shard_capacity_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
+
+using ResultCache = ByteLru<CachedResult>;
+using OriginalCache = ByteLru<CachedOriginal>;
 
 }  // namespace thimble::cache

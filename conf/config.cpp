@@ -185,6 +185,8 @@ std::vector<Field> schema(Config& c) {
       bytes("result_cache.memory_bytes", c.result_cache.memory_bytes, 0, 1ull << 40),
       integer("result_cache.shards", c.result_cache.shards, 1, 256),
       integer("result_cache.not_found_ttl_s", c.result_cache.not_found_ttl_s, 0, 86400),
+      bytes("original_cache.memory_bytes", c.original_cache.memory_bytes, 0, 1ull << 40),
+      integer("original_cache.ttl_s", c.original_cache.ttl_s, 1, 86400),
       choice("result_storage.type", c.result_storage.type, {"none", "directory", "s3"}),
       text("result_storage.s3.bucket", c.result_storage.s3.bucket, true),
       text("result_storage.s3.prefix", c.result_storage.s3.prefix, true),

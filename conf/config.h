@@ -114,6 +114,13 @@ struct SmartConfig {
   int remembered_originals = 10000;  // smart.remembered_originals: focal points kept in memory
 };
 
+struct OriginalCacheConfig {
+  // original_cache.memory_bytes: originals kept in memory, so the other sizes of a photo do not
+  // fetch it again; 0 disables.
+  std::uint64_t memory_bytes = 64ull << 20;
+  int ttl_s = 60;  // original_cache.ttl_s: how long a kept original is used without asking
+};
+
 struct ResultStorageS3Config {
   std::string bucket;                  // result_storage.s3.bucket
   std::string prefix;                  // result_storage.s3.prefix: e.g. "thumbnails/"
@@ -143,6 +150,7 @@ struct Config {
   CacheControlConfig cache_control;
   ResultCacheConfig result_cache;
   ResultStorageConfig result_storage;
+  OriginalCacheConfig original_cache;
   SmartConfig smart;
 };
 

@@ -32,6 +32,8 @@ OriginOptions OriginOptions::from(const conf::Config& config) {
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
   options.remembered_originals = static_cast<std::size_t>(config.smart.remembered_originals);
   options.not_found_ttl = std::chrono::seconds(config.result_cache.not_found_ttl_s);
+  options.original_cache_bytes = config.original_cache.memory_bytes;
+  options.original_ttl = std::chrono::seconds(config.original_cache.ttl_s);
   transform::RenderSettings& r = options.render;
   r.max_source_pixels = config.limits.max_source_pixels;
   r.max_source_dimension = config.limits.max_source_dimension;
@@ -52,7 +54,8 @@ OriginService::OriginService(OriginOptions options, const signing::UrlSigner& si
       signer_(signer),
       source_(source),
       results_(results),
-      clock_(clock) {
+      clock_(clock),
+      originals_(options_.original_cache_bytes, 8, clock) {
   const transform::RenderSettings& r = options_.render;
   settings_fingerprint_ = "q" + std::to_string(r.jpeg_quality) + "p" +
                           std::to_string(r.jpeg_progressive) + "w" +
@@ -271,10 +274,26 @@ std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
     return std::make_shared<const Result<SourceObject>>(
         Status(Code::kNotFound, "source not found"));
   }
+  // Kept from a recent fetch: the other sizes of a photo do not fetch it again.
+  if (std::shared_ptr<const cache::CachedOriginal> kept = originals_.get(key)) {
+    ++original_hits_;
+    SourceObject object;
+    object.bytes = kept->bytes;
+    object.validators = {kept->token, kept->last_modified};
+    return std::make_shared<const Result<SourceObject>>(std::move(object));
+  }
   // Several sizes of one new photo requested at once share one download.
   auto flight = downloads_.run(key, deadline, [&] {
     ++fetches_;
-    return source_.fetch(key, {});
+    Result<SourceObject> fetched = source_.fetch(key, {});
+    if (fetched.ok() && !fetched->not_modified) {
+      originals_.put(
+          key,
+          std::make_shared<const cache::CachedOriginal>(cache::CachedOriginal{
+              fetched->bytes, fetched->validators.token, fetched->validators.last_modified}),
+          options_.original_ttl);
+    }
+    return fetched;
   });
   if (!flight.value) {
     return std::make_shared<const Result<SourceObject>>(
@@ -353,8 +372,8 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
 }
 
 OriginService::Counters OriginService::counters() const {
-  return {fetches_.load(), renders_count_.load(), coalesced_.load(), not_found_hits_.load(),
-          store_hits_.load()};
+  return {fetches_.load(),        renders_count_.load(), coalesced_.load(),
+          not_found_hits_.load(), store_hits_.load(),    original_hits_.load()};
 }
 
 OriginResponse OriginService::handle(const OriginRequest& request) const {

@@ -76,6 +76,8 @@ struct OriginOptions {
   std::chrono::milliseconds request_timeout{30000};
   std::size_t remembered_originals = 10000;  // smart/ focal points kept per original version
   std::chrono::seconds not_found_ttl{10};    // how long a source's 404 is believed; 0 = never
+  std::uint64_t original_cache_bytes = 64ull << 20;  // originals kept for their other sizes
+  std::chrono::seconds original_ttl{60};             // how long a kept original is used
 
   static OriginOptions from(const conf::Config& config);
 };
@@ -108,6 +110,7 @@ class OriginService {
     std::uint64_t coalesced = 0;       // requests answered by another request's transform
     std::uint64_t not_found_hits = 0;  // 404s answered from memory without asking the source
     std::uint64_t store_hits = 0;      // thumbnails read from result storage
+    std::uint64_t original_hits = 0;   // originals taken from memory instead of the source
   };
   Counters counters() const;
 
@@ -163,6 +166,7 @@ class OriginService {
   mutable cache::LruMap<std::chrono::steady_clock::time_point> not_found_{10000};
   mutable std::atomic<std::uint64_t> fetches_{0}, renders_count_{0}, coalesced_{0},
       not_found_hits_{0}, store_hits_{0};
+  mutable std::atomic<std::uint64_t> original_hits_{0};
   cache::ResultStore* store_ = nullptr;
   std::function<void(std::function<void()>)> defer_;
   bool store_unsafe_ = false;
@@ -170,6 +174,7 @@ class OriginService {
   Source& source_;
   cache::ResultCache& results_;
   const Clock& clock_;
+  mutable cache::OriginalCache originals_;
   std::string settings_fingerprint_;  // output settings that change the bytes
   std::atomic<bool> draining_{false};
 };

@@ -28,7 +28,7 @@ struct Fixture {
   cache::ResultCache results{64 << 20, 4, clock};
   std::unique_ptr<OriginService> service;
 
-  explicit Fixture(bool auto_webp = false) {
+  explicit Fixture(bool auto_webp = false, bool keep_originals = true) {
     std::filesystem::create_directories(root / "photos");
     std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root / "photos/storm.jpg");
     std::filesystem::copy_file(test::corpus("png/mate_Gulp_alpha.png"), root / "gulp.png");
@@ -40,6 +40,7 @@ struct Fixture {
     OriginOptions options;
     options.auto_webp = auto_webp;
     options.cache_control.max_age = 3600;
+    if (!keep_originals) options.original_cache_bytes = 0;
     service = std::make_unique<OriginService>(options, signer, *source, results, clock);
   }
 
@@ -302,7 +303,7 @@ TEST_CASE("meta/ answers JSON with the same cache headers as a thumbnail") {
 }
 
 TEST_CASE("smart/ detects once per original version and answers every size from that") {
-  Fixture f;
+  Fixture f(/*auto_webp=*/false, /*keep_originals=*/false);  // see a new version at once
   std::filesystem::copy_file(test::corpus("faces/Giunchedi_Filippo_January_2015_01.jpg"),
                              f.root / "portrait.jpg");
   CHECK(f.service->remembered_focal_points() == 0);
@@ -414,4 +415,55 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
       unsafe_service.handle({"GET", "/unsafe/fit-in/61x61/photos/storm.jpg", "", "", ""}).status ==
       200);
   CHECK(std::filesystem::exists(shared.path() / "fit-in/61x61/photos/storm.jpg"));
+}
+
+namespace {
+// A clock that can be moved forward (for TTLs).
+class ShiftedClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::now() + shift;
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::now() + shift;
+  }
+  std::chrono::seconds shift{0};
+};
+
+// Counts the fetches of a real source.
+class CountingSource final : public Source {
+ public:
+  explicit CountingSource(Source& inner) : inner_(inner) {}
+  Result<SourceObject> fetch(std::string_view key, const FetchConditions& c) override {
+    ++fetches;
+    return inner_.fetch(key, c);
+  }
+  int fetches = 0;
+
+ private:
+  Source& inner_;
+};
+}  // namespace
+
+TEST_CASE("a kept original serves the photo's other sizes until its TTL passes") {
+  Fixture f;
+  CountingSource counting(*f.source);
+  ShiftedClock clock;
+  cache::ResultCache results(64 << 20, 1, clock);
+  OriginOptions options;
+  options.original_ttl = std::chrono::seconds(60);
+  OriginService service(options, f.signer, counting, results, clock);
+  for (int size : {100, 120, 140}) {
+    CHECK(service
+              .handle({"GET",
+                       f.signer.sign("fit-in/" + std::to_string(size) + "x100/photos/storm.jpg"),
+                       "", "", ""})
+              .status == 200);
+  }
+  CHECK(counting.fetches == 1);
+  CHECK(service.counters().original_hits == 2);
+  clock.shift = std::chrono::seconds(61);
+  CHECK(service.handle({"GET", f.signer.sign("fit-in/160x100/photos/storm.jpg"), "", "", ""})
+            .status == 200);
+  CHECK(counting.fetches == 2);
 }
