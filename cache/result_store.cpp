@@ -40,6 +40,36 @@ bool write_atomically(const fs::path& path, const std::string& data) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> stored_headers(const CachedResult& result) {
+  std::vector<std::pair<std::string, std::string>> headers = {{"content-type", result.content_type},
+                                                              {"etag", result.etag}};
+  if (result.last_modified) {
+    headers.emplace_back("last-modified-epoch",
+                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                            result.last_modified->time_since_epoch())
+                                            .count()));
+  }
+  headers.emplace_back("vary-accept", result.vary_accept ? "1" : "0");
+  if (result.url_max_age) headers.emplace_back("max-age", std::to_string(*result.url_max_age));
+  return headers;
+}
+
+bool read_stored_header(CachedResult& result, std::string_view name, std::string_view value) {
+  try {
+    if (name == "content-type") result.content_type = std::string(value);
+    if (name == "etag") result.etag = std::string(value);
+    if (name == "last-modified-epoch") {
+      result.last_modified = std::chrono::system_clock::time_point(
+          std::chrono::seconds(std::stoll(std::string(value))));
+    }
+    if (name == "vary-accept") result.vary_accept = value == "1";
+    if (name == "max-age") result.url_max_age = std::stoi(std::string(value));
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
 DirectoryStore::DirectoryStore(std::string root, std::chrono::seconds ttl, const Clock& clock)
     : root_(std::move(root)), ttl_(ttl), clock_(clock) {}
 
@@ -73,22 +103,14 @@ std::shared_ptr<const CachedResult> DirectoryStore::read(const std::string& key)
   auto result = std::make_shared<CachedResult>();
   result->body = std::move(*body);
   std::istringstream lines(*meta);
-  try {
-    for (std::string line; std::getline(lines, line);) {
-      const std::size_t colon = line.find(": ");
-      if (colon == std::string::npos) continue;
-      const std::string name = line.substr(0, colon), value = line.substr(colon + 2);
-      if (name == "content-type") result->content_type = value;
-      if (name == "etag") result->etag = value;
-      if (name == "last-modified-epoch") {
-        result->last_modified =
-            std::chrono::system_clock::time_point(std::chrono::seconds(std::stoll(value)));
-      }
-      if (name == "vary-accept") result->vary_accept = value == "1";
-      if (name == "max-age") result->url_max_age = std::stoi(value);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    // A damaged sidecar is a miss, never a crash.
+    if (!read_stored_header(*result, std::string_view(line).substr(0, colon),
+                            std::string_view(line).substr(colon + 2))) {
+      return nullptr;
     }
-  } catch (const std::exception&) {
-    return nullptr;  // a damaged sidecar is a miss
   }
   if (result->content_type.empty() || result->etag.empty()) return nullptr;
   return result;
@@ -100,16 +122,8 @@ void DirectoryStore::write(const std::string& key, const CachedResult& result) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   if (ec) return;
-  std::string meta = "content-type: " + result.content_type + "\netag: " + result.etag + "\n";
-  if (result.last_modified) {
-    meta += "last-modified-epoch: " +
-            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                               result.last_modified->time_since_epoch())
-                               .count()) +
-            "\n";
-  }
-  meta += std::string("vary-accept: ") + (result.vary_accept ? "1" : "0") + "\n";
-  if (result.url_max_age) meta += "max-age: " + std::to_string(*result.url_max_age) + "\n";
+  std::string meta;
+  for (const auto& [name, value] : stored_headers(result)) meta += name + ": " + value + "\n";
   // The metadata first: a reader that finds the image finds its headers too.
   if (write_atomically(path.string() + ".meta", meta)) write_atomically(path, result.body);
 }

@@ -16,11 +16,20 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "cache/result_cache.h"
 #include "conf/clock.h"
 
 namespace thimble::cache {
+
+// A stored result's headers as name/value pairs (`content-type`, `etag`, `last-modified-epoch`,
+// `vary-accept`, `max-age`), the form both stores keep them in (sidecar lines, S3 metadata).
+std::vector<std::pair<std::string, std::string>> stored_headers(const CachedResult& result);
+// Reads one such pair back into `result`; false when the value is damaged.
+bool read_stored_header(CachedResult& result, std::string_view name, std::string_view value);
 
 class ResultStore {
  public:

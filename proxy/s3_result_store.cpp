@@ -30,19 +30,12 @@ std::shared_ptr<const cache::CachedResult> S3ResultStore::read(const std::string
   }
   auto cached = std::make_shared<cache::CachedResult>();
   cached->body = std::move(result.body);
-  try {
-    for (const auto& [name, value] : result.amz_meta) {
-      if (name == "x-amz-meta-thimble-content-type") cached->content_type = value;
-      if (name == "x-amz-meta-thimble-etag") cached->etag = value;
-      if (name == "x-amz-meta-thimble-last-modified") {
-        cached->last_modified =
-            std::chrono::system_clock::time_point(std::chrono::seconds(std::stoll(value)));
-      }
-      if (name == "x-amz-meta-thimble-vary-accept") cached->vary_accept = value == "1";
-      if (name == "x-amz-meta-thimble-max-age") cached->url_max_age = std::stoi(value);
+  constexpr std::string_view kPrefix = "x-amz-meta-thimble-";
+  for (const auto& [name, value] : result.amz_meta) {
+    if (name.starts_with(kPrefix) &&
+        !cache::read_stored_header(*cached, std::string_view(name).substr(kPrefix.size()), value)) {
+      return nullptr;
     }
-  } catch (const std::exception&) {
-    return nullptr;
   }
   if (cached->content_type.empty() || cached->etag.empty()) return nullptr;
   return cached;
@@ -54,18 +47,8 @@ void S3ResultStore::write(const std::string& key, const cache::CachedResult& res
   request.method = "PUT";
   request.body = result.body;
   request.headers.push_back("Content-Type: " + result.content_type);
-  request.headers.push_back("x-amz-meta-thimble-content-type: " + result.content_type);
-  request.headers.push_back("x-amz-meta-thimble-etag: " + result.etag);
-  if (result.last_modified) {
-    request.headers.push_back("x-amz-meta-thimble-last-modified: " +
-                              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                 result.last_modified->time_since_epoch())
-                                                 .count()));
-  }
-  request.headers.push_back(std::string("x-amz-meta-thimble-vary-accept: ") +
-                            (result.vary_accept ? "1" : "0"));
-  if (result.url_max_age) {
-    request.headers.push_back("x-amz-meta-thimble-max-age: " + std::to_string(*result.url_max_age));
+  for (const auto& [name, value] : cache::stored_headers(result)) {
+    request.headers.push_back("x-amz-meta-thimble-" + name + ": " + value);
   }
   TransferResult done = perform(request);
   if (done.code != CURLE_OK || done.status != 200) {

@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include "support.h"
+
 namespace thimble::test {
 
 struct HttpReply {
@@ -69,15 +71,7 @@ inline std::string xml_value(const std::string& xml, const std::string& tag) {
 class MotoServer {
  public:
   MotoServer() {
-    const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
-    ::close(probe);
+    port_ = free_port();
     REQUIRE_MESSAGE(std::system("command -v moto_server > /dev/null") == 0,
                     "moto_server is missing: it is part of this machine image (Python moto)");
     pid_ = fork();

@@ -1,9 +1,13 @@
 // Helpers shared by Thimble's tests: the corpus, files, temporary folders, image comparison.
 #pragma once
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +15,34 @@
 #include <sstream>
 #include <string>
 
+#include "conf/clock.h"
+
 namespace thimble::test {
+
+// A clock that can be moved forward from now, for TTLs (wall and steady time move together).
+class ShiftedClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::now() + shift;
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::now() + shift;
+  }
+  std::chrono::seconds shift{0};
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
 
 inline std::filesystem::path corpus(const std::string& relative) {
   std::filesystem::path p = std::filesystem::path(THIMBLE_CORPUS_DIR) / relative;

@@ -11,6 +11,7 @@
 #include "cache/result_cache.h"
 #include "cache/result_store.h"
 #include "cache/single_flight.h"
+#include "support.h"
 
 using namespace thimble;
 using cache::CachedResult;
@@ -211,26 +212,14 @@ TEST_CASE("single-flight: a failure reaches every waiter as the same value") {
   CHECK(errors == 8);
 }
 
-namespace {
-// A wall clock that can be moved forward from now (for the store's TTL, which compares file times).
-class ShiftedClock final : public Clock {
- public:
-  std::chrono::system_clock::time_point wall_now() const override {
-    return std::chrono::system_clock::now() + shift;
-  }
-  std::chrono::steady_clock::time_point steady_now() const override {
-    return std::chrono::steady_clock::now() + shift;
-  }
-  std::chrono::seconds shift{0};
-};
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE(
     "the directory result store round-trips results at their canonical path, within the TTL") {
   namespace fs = std::filesystem;
   const fs::path root = fs::temp_directory_path() / ("thimble-store-" + std::to_string(::getpid()));
   fs::remove_all(root);
-  ShiftedClock clock;
+  test::ShiftedClock clock;
   cache::DirectoryStore store(root.string(), std::chrono::seconds(3600), clock);
   CachedResult value;
   value.body = "JPEGDATA";

@@ -418,17 +418,6 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
 }
 
 namespace {
-// A clock that can be moved forward (for TTLs).
-class ShiftedClock final : public Clock {
- public:
-  std::chrono::system_clock::time_point wall_now() const override {
-    return std::chrono::system_clock::now() + shift;
-  }
-  std::chrono::steady_clock::time_point steady_now() const override {
-    return std::chrono::steady_clock::now() + shift;
-  }
-  std::chrono::seconds shift{0};
-};
 
 // Counts the fetches of a real source.
 class CountingSource final : public Source {
@@ -448,7 +437,7 @@ class CountingSource final : public Source {
 TEST_CASE("a kept original serves the photo's other sizes until its TTL passes") {
   Fixture f;
   CountingSource counting(*f.source);
-  ShiftedClock clock;
+  test::ShiftedClock clock;
   cache::ResultCache results(64 << 20, 1, clock);
   OriginOptions options;
   options.original_ttl = std::chrono::seconds(60);

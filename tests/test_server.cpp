@@ -25,18 +25,6 @@ namespace {
 
 const char* const kKey = "integration-key";
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t length = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 struct Reply {
   long status = 0;
   std::map<std::string, std::string> headers;  // lower-case names
@@ -114,7 +102,7 @@ class Server {
   // `server_yaml` is the `server:` mapping; `extra_yaml` adds other sections.
   explicit Server(const std::string& server_yaml = "{host: 127.0.0.1, workers: 2}",
                   const std::string& extra_yaml = "")
-      : port_(free_port()) {
+      : port_(test::free_port()) {
     root_ = dir_.path() / "originals";
     std::filesystem::create_directories(root_ / "photos");
     std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root_ / "photos/storm.jpg");
