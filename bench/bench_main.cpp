@@ -1,13 +1,23 @@
 // thimble-bench: measures Thimble's transform latency in-process (no HTTP), per scenario, on
-// every image of a folder. Prints the environment first, warns about builds whose numbers mean
-// nothing, then one row per scenario: median and p95 per image, images/s on one thread, and the
-// split between sniff, decode, resize/filters and encode.
+// every image of a folder, side by side with libvips' vips_thumbnail_buffer when the bench was
+// built with libvips. Prints the environment first, warns about builds whose numbers mean nothing,
+// then per scenario and engine: latency percentiles per image, images/s on one thread and on all
+// cores, source megapixels/s, output size and PSNR against a reference resize, Thimble's split
+// between sniff, decode, resize/filters and encode, and the Thimble/libvips ratios.
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -15,6 +25,9 @@
 
 #include "transform/pipeline.h"
 #include "transform/spec.h"
+#ifdef THIMBLE_HAVE_VIPS
+#include "bench/vips_baseline.h"
+#endif
 
 namespace {
 
@@ -23,12 +36,14 @@ using namespace thimble::transform;
 using thimble::Result;
 
 constexpr const char* kUsage =
-    "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [FOLDER]\n"
+    "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [--no-baseline]\n"
+    "                     [FOLDER]\n"
     "\n"
     "Renders every JPEG/PNG/WebP image below FOLDER (default: ../shared/corpus, else\n"
-    "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200'.\n"
+    "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200', and\n"
+    "the same thumbnails with libvips (when built with libvips-dev) unless --no-baseline.\n"
     "Default scenarios: fit-in/300x200, 300x300, fit-in/1280x1280,\n"
-    "fit-in/300x200/filters:format(webp).\n";
+    "fit-in/300x200/filters:format(webp), 300x300/smart.\n";
 
 struct Image {
   std::string name;
@@ -65,12 +80,122 @@ std::vector<Image> load_images(const fs::path& folder) {
   return images;
 }
 
+// One engine's figures for one scenario.
+struct EngineRun {
+  std::vector<double> latencies_ms;  // one per timed render (1 thread)
+  double source_megapixels = 0;      // summed over the timed renders
+  double single_thread_per_s = 0;
+  double all_cores_per_s = 0;
+  double mean_output_kb = 0;
+  std::optional<double> median_psnr_db;  // per image, against the reference resize; not for smart
+  int failures = 0;
+};
+
+// Renders image `i` once; returns the encoded thumbnail or nothing on failure.
+using RenderFn = std::function<std::optional<std::string>(std::size_t i)>;
+
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
+      .count();
+}
+
+// Runs warm-up + timed iterations of every image on this thread, then the same work spread over
+// all cores (one image per thread at a time).
+void measure(const RenderFn& render_one, std::size_t images, int warmup, int iterations,
+             const std::vector<double>& megapixels, EngineRun& run) {
+  double busy_ms = 0;
+  for (std::size_t i = 0; i < images; ++i) {
+    for (int k = 0; k < warmup + iterations; ++k) {
+      auto start = std::chrono::steady_clock::now();
+      bool ok = render_one(i).has_value();
+      double ms = elapsed_ms(start);
+      if (!ok) {
+        ++run.failures;
+        break;
+      }
+      if (k < warmup) continue;
+      run.latencies_ms.push_back(ms);
+      run.source_megapixels += megapixels[i];
+      busy_ms += ms;
+    }
+  }
+  if (busy_ms > 0) run.single_thread_per_s = 1000.0 * run.latencies_ms.size() / busy_ms;
+
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::size_t jobs = images * static_cast<std::size_t>(iterations);
+  std::atomic<std::size_t> next{0};
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      for (std::size_t j; (j = next.fetch_add(1)) < jobs;) render_one(j % images);
+    });
+  }
+  for (auto& w : workers) w.join();
+  double wall_ms = elapsed_ms(start);
+  if (wall_ms > 0) run.all_cores_per_s = 1000.0 * static_cast<double>(jobs) / wall_ms;
+}
+
+// PSNR of a decoded thumbnail against the reference: the source fully decoded (EXIF orientation
+// applied), centre-cropped to the thumbnail's aspect ratio and area-resized to its size.
+std::optional<double> psnr_against_reference(const cv::Mat& source, const std::string& encoded) {
+  cv::Mat thumb = cv::imdecode(
+      cv::Mat(1, static_cast<int>(encoded.size()), CV_8U, const_cast<char*>(encoded.data())),
+      cv::IMREAD_COLOR);
+  if (thumb.empty() || source.empty()) return std::nullopt;
+  double aspect = static_cast<double>(thumb.cols) / thumb.rows;
+  int w = source.cols, h = source.rows;
+  if (static_cast<double>(w) / h > aspect) {
+    w = std::max(1, static_cast<int>(h * aspect + 0.5));
+  } else {
+    h = std::max(1, static_cast<int>(w / aspect + 0.5));
+  }
+  cv::Mat reference;
+  cv::resize(source(cv::Rect((source.cols - w) / 2, (source.rows - h) / 2, w, h)), reference,
+             thumb.size(), 0, 0, cv::INTER_AREA);
+  return cv::PSNR(reference, thumb);
+}
+
+void summarise_outputs(const std::vector<std::string>& outputs,
+                       const std::vector<cv::Mat>& references, bool with_quality, EngineRun& run) {
+  double bytes = 0;
+  std::vector<double> psnr;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    bytes += static_cast<double>(outputs[i].size());
+    if (!with_quality || outputs[i].empty()) continue;
+    if (auto p = psnr_against_reference(references[i], outputs[i])) psnr.push_back(*p);
+  }
+  if (!outputs.empty()) run.mean_output_kb = bytes / 1024.0 / static_cast<double>(outputs.size());
+  // The median: a lossless output identical to its reference scores "infinite" dB.
+  if (!psnr.empty()) run.median_psnr_db = percentile(psnr, 0.5);
+}
+
+void print_row(const char* engine, const EngineRun& run, const std::string& stages) {
+  char psnr[16] = "     -";
+  if (run.median_psnr_db) std::snprintf(psnr, sizeof psnr, "%6.2f", *run.median_psnr_db);
+  double busy_s = 0;
+  for (double ms : run.latencies_ms) busy_s += ms / 1000.0;
+  std::printf("  %-8s %7.2f %7.2f %7.2f %7.2f %7.2f %8.1f %8.1f %7.1f %7.1f %s  %s%s\n", engine,
+              percentile(run.latencies_ms, 0.5), percentile(run.latencies_ms, 0.95),
+              percentile(run.latencies_ms, 0.99), percentile(run.latencies_ms, 0.0),
+              percentile(run.latencies_ms, 1.0), run.single_thread_per_s, run.all_cores_per_s,
+              busy_s > 0 ? run.source_megapixels / busy_s : 0.0, run.mean_output_kb, psnr,
+              stages.c_str(), run.failures ? "  (some images failed)" : "");
+}
+
+long peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int iterations = 5, warmup = 1;
   std::vector<std::string> scenarios;
   std::string folder;
+  bool baseline = true;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -82,6 +207,8 @@ int main(int argc, char** argv) {
       warmup = std::max(0, std::atoi(argv[++i]));
     } else if (arg == "--scenario" && i + 1 < argc) {
       scenarios.push_back(argv[++i]);
+    } else if (arg == "--no-baseline") {
+      baseline = false;
     } else if (!arg.starts_with("--") && folder.empty()) {
       folder = arg;
     } else {
@@ -91,7 +218,7 @@ int main(int argc, char** argv) {
   }
   if (scenarios.empty()) {
     scenarios = {"fit-in/300x200", "300x300", "fit-in/1280x1280",
-                 "fit-in/300x200/filters:format(webp)"};
+                 "fit-in/300x200/filters:format(webp)", "300x300/smart"};
   }
   if (folder.empty()) folder = fs::exists("../shared/corpus") ? "../shared/corpus" : "conf/samples";
   std::vector<Image> images = load_images(folder);
@@ -100,20 +227,46 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::printf("thimble-bench: %s, %u cores, build %s\n", cpu_model().c_str(),
-              std::thread::hardware_concurrency(), THIMBLE_BUILD_TYPE);
+  std::printf("thimble-bench: %s, %u cores, build %s, OpenCV %s\n", cpu_model().c_str(),
+              std::thread::hardware_concurrency(), THIMBLE_BUILD_TYPE, CV_VERSION);
   if (std::string(THIMBLE_BUILD_TYPE) != "Release" || THIMBLE_SANITIZED) {
     std::printf(
         "WARNING: not an optimised Release build without sanitizers: numbers are not "
         "representative\n");
   }
-  std::printf("%zu images from %s, %d warm-up + %d timed iterations each, 1 thread\n\n",
-              images.size(), folder.c_str(), warmup, iterations);
-  std::printf("%-40s %9s %9s %8s %7s %7s %7s %7s\n", "scenario", "median ms", "p95 ms", "img/s",
-              "sniff", "decode", "resize", "encode");
+#ifdef THIMBLE_HAVE_VIPS
+  if (baseline && !thimble::bench::start_vips(argv[0])) {
+    std::fprintf(stderr, "thimble-bench: libvips failed to start; running without baseline\n");
+    baseline = false;
+  }
+  if (baseline) std::printf("baseline: libvips %s\n", thimble::bench::libvips_version().c_str());
+#else
+  if (baseline) std::printf("baseline: none (built without libvips-dev)\n");
+  baseline = false;
+#endif
+  std::printf("%zu images from %s, %d warm-up + %d timed iterations each\n\n", images.size(),
+              folder.c_str(), warmup, iterations);
 
   use_one_thread_per_render();
   RenderSettings settings;
+  // Reference pixels for the quality figure and source sizes for megapixels/s, decoded once.
+  std::vector<cv::Mat> references;
+  std::vector<double> megapixels;
+  for (const auto& image : images) {
+    cv::Mat full = cv::imdecode(cv::Mat(1, static_cast<int>(image.bytes.size()), CV_8U,
+                                        const_cast<char*>(image.bytes.data())),
+                                cv::IMREAD_COLOR);
+    megapixels.push_back(static_cast<double>(full.total()) / 1e6);
+    references.push_back(std::move(full));
+  }
+  auto bytes_of = [&](std::size_t i) {
+    return std::span(reinterpret_cast<const std::uint8_t*>(images[i].bytes.data()),
+                     images[i].bytes.size());
+  };
+
+  std::printf("  %-8s %7s %7s %7s %7s %7s %8s %8s %7s %7s %6s  %s\n", "engine", "p50 ms", "p95",
+              "p99", "min", "max", "img/s 1T", "img/s NT", "MP/s", "KB out", "PSNR",
+              "sniff/decode/resize/encode ms");
   for (const auto& scenario : scenarios) {
     Result<ThumbnailSpec> spec = parse_spec(scenario + "/image");
     if (!spec.ok()) {
@@ -121,38 +274,84 @@ int main(int argc, char** argv) {
                    spec.status().message().c_str());
       return 2;
     }
-    std::vector<double> totals;
+    std::printf("%s\n", scenario.c_str());
+
+    // Thimble. The first render of each image also fixes the libvips target, so both engines
+    // make thumbnails of the same size and format.
+    std::vector<std::string> outputs(images.size());
+    std::vector<std::optional<Thumbnail>> firsts(images.size());
     StageTimes sum;
-    int failures = 0;
-    for (const auto& image : images) {
-      auto data =
-          std::span(reinterpret_cast<const std::uint8_t*>(image.bytes.data()), image.bytes.size());
-      for (int i = 0; i < warmup + iterations; ++i) {
-        auto start = std::chrono::steady_clock::now();
-        Result<Thumbnail> out = render(data, *spec, settings);
-        double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                .count();
-        if (!out.ok()) {
-          ++failures;
-          break;
-        }
-        if (i < warmup) continue;
-        totals.push_back(ms);
-        sum.sniff_ms += out->times.sniff_ms;
-        sum.decode_ms += out->times.decode_ms;
-        sum.transform_ms += out->times.transform_ms;
-        sum.encode_ms += out->times.encode_ms;
-      }
+    int rendered = 0;
+    RenderFn thimble_one = [&](std::size_t i) -> std::optional<std::string> {
+      Result<Thumbnail> out = render(bytes_of(i), *spec, settings);
+      if (!out.ok()) return std::nullopt;
+      return std::move(out->bytes);
+    };
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      Result<Thumbnail> out = render(bytes_of(i), *spec, settings);
+      if (!out.ok()) continue;
+      outputs[i] = out->bytes;
+      sum.sniff_ms += out->times.sniff_ms;
+      sum.decode_ms += out->times.decode_ms;
+      sum.transform_ms += out->times.transform_ms;
+      sum.encode_ms += out->times.encode_ms;
+      ++rendered;
+      firsts[i] = std::move(*out);
     }
-    double n = static_cast<double>(std::max<std::size_t>(totals.size(), 1));
-    double total_time = 0;
-    for (double t : totals) total_time += t;
-    std::printf("%-40s %9.2f %9.2f %8.1f %7.2f %7.2f %7.2f %7.2f%s\n", scenario.c_str(),
-                percentile(totals, 0.5), percentile(totals, 0.95),
-                total_time > 0 ? 1000.0 * n / total_time : 0.0, sum.sniff_ms / n, sum.decode_ms / n,
-                sum.transform_ms / n, sum.encode_ms / n, failures ? "  (some images failed)" : "");
+    EngineRun thimble_run;
+    measure(thimble_one, images.size(), warmup, iterations, megapixels, thimble_run);
+    summarise_outputs(outputs, references, !spec->smart, thimble_run);
+    char stages[64];
+    double n = std::max(1, rendered);
+    std::snprintf(stages, sizeof stages, "%.2f/%.2f/%.2f/%.2f", sum.sniff_ms / n, sum.decode_ms / n,
+                  sum.transform_ms / n, sum.encode_ms / n);
+    print_row("thimble", thimble_run, stages);
+
+#ifdef THIMBLE_HAVE_VIPS
+    if (baseline) {
+      std::vector<thimble::bench::VipsTarget> targets(images.size());
+      for (std::size_t i = 0; i < images.size(); ++i) {
+        if (!firsts[i]) continue;
+        targets[i] = {firsts[i]->size.width,
+                      firsts[i]->size.height,
+                      spec->fit == FitMode::kCrop,
+                      spec->smart,
+                      firsts[i]->format,
+                      spec->quality.value_or(firsts[i]->format == ImageFormat::kWebp
+                                                 ? settings.webp_quality
+                                                 : settings.jpeg_quality)};
+      }
+      RenderFn vips_one = [&](std::size_t i) -> std::optional<std::string> {
+        if (!firsts[i]) return std::nullopt;
+        std::string error;
+        std::string out = thimble::bench::vips_thumbnail(bytes_of(i), targets[i], error);
+        if (out.empty()) return std::nullopt;
+        return out;
+      };
+      std::vector<std::string> vips_outputs(images.size());
+      for (std::size_t i = 0; i < images.size(); ++i) vips_outputs[i] = vips_one(i).value_or("");
+      EngineRun vips_run;
+      measure(vips_one, images.size(), warmup, iterations, megapixels, vips_run);
+      summarise_outputs(vips_outputs, references, !spec->smart, vips_run);
+      print_row("libvips", vips_run, "");
+      auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+      std::printf(
+          "  thimble/libvips: p50 latency x%.2f, throughput 1T x%.2f, NT x%.2f",
+          ratio(percentile(thimble_run.latencies_ms, 0.5), percentile(vips_run.latencies_ms, 0.5)),
+          ratio(thimble_run.single_thread_per_s, vips_run.single_thread_per_s),
+          ratio(thimble_run.all_cores_per_s, vips_run.all_cores_per_s));
+      if (thimble_run.median_psnr_db && vips_run.median_psnr_db) {
+        std::printf(", PSNR %+.2f dB", *thimble_run.median_psnr_db - *vips_run.median_psnr_db);
+      }
+      std::printf("\n");
+    }
+#endif
   }
-  std::printf("\nstage columns: mean ms per image\n");
+  std::printf(
+      "\n1T: one image at a time on one thread; NT: one image per thread on all %u cores.\n"
+      "MP/s: source megapixels per second on one thread. PSNR: median dB per image against the "
+      "source\n"
+      "area-resized to the same size (not measured for smart crops). Peak RSS %ld MB.\n",
+      std::thread::hardware_concurrency(), peak_rss_mb());
   return 0;
 }

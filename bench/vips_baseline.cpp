@@ -1,0 +1,58 @@
+#include "bench/vips_baseline.h"
+
+#include <vips/vips.h>
+
+namespace thimble::bench {
+
+bool start_vips(const char* argv0) {
+  if (VIPS_INIT(argv0) != 0) return false;
+  vips_concurrency_set(1);
+  vips_cache_set_max(0);
+  return true;
+}
+
+std::string libvips_version() {
+  return vips_version_string();
+}
+
+std::string vips_thumbnail(std::span<const std::uint8_t> source, const VipsTarget& target,
+                           std::string& error) {
+  VipsImage* image = nullptr;
+  VipsInteresting interesting = !target.crop   ? VIPS_INTERESTING_NONE
+                                : target.smart ? VIPS_INTERESTING_ATTENTION
+                                               : VIPS_INTERESTING_CENTRE;
+  // vips_thumbnail_buffer takes a non-const pointer but only reads from it.
+  void* data = const_cast<std::uint8_t*>(source.data());
+  if (vips_thumbnail_buffer(data, source.size(), &image, target.width, "height", target.height,
+                            "crop", interesting, "size", VIPS_SIZE_DOWN, nullptr) != 0) {
+    error = vips_error_buffer();
+    vips_error_clear();
+    return {};
+  }
+  void* buffer = nullptr;
+  std::size_t length = 0;
+  int rc = 0;
+  switch (target.format) {
+    case transform::ImageFormat::kWebp:
+      rc = vips_webpsave_buffer(image, &buffer, &length, "Q", target.quality, nullptr);
+      break;
+    case transform::ImageFormat::kPng:
+    case transform::ImageFormat::kGif:
+      rc = vips_pngsave_buffer(image, &buffer, &length, "compression", 6, nullptr);
+      break;
+    case transform::ImageFormat::kJpeg:
+      rc = vips_jpegsave_buffer(image, &buffer, &length, "Q", target.quality, nullptr);
+      break;
+  }
+  g_object_unref(image);
+  if (rc != 0) {
+    error = vips_error_buffer();
+    vips_error_clear();
+    return {};
+  }
+  std::string out(static_cast<const char*>(buffer), length);
+  g_free(buffer);
+  return out;
+}
+
+}  // namespace thimble::bench
