@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "conf/json.h"
 #include "transform/pipeline.h"
 #include "transform/spec.h"
 #ifdef THIMBLE_HAVE_VIPS
@@ -37,13 +38,14 @@ using thimble::Result;
 
 constexpr const char* kUsage =
     "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [--no-baseline]\n"
-    "                     [FOLDER]\n"
+    "                     [--json FILE] [--csv FILE] [FOLDER]\n"
     "\n"
     "Renders every JPEG/PNG/WebP image below FOLDER (default: ../shared/corpus, else\n"
     "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200', and\n"
     "the same thumbnails with libvips (when built with libvips-dev) unless --no-baseline.\n"
     "Default scenarios: fit-in/300x200, 300x300, fit-in/1280x1280,\n"
-    "fit-in/300x200/filters:format(webp), 300x300/smart.\n";
+    "fit-in/300x200/filters:format(webp), 300x300/smart.\n"
+    "--json/--csv also write every figure, one record per scenario and engine, to FILE.\n";
 
 struct Image {
   std::string name;
@@ -170,17 +172,79 @@ void summarise_outputs(const std::vector<std::string>& outputs,
   if (!psnr.empty()) run.median_psnr_db = percentile(psnr, 0.5);
 }
 
+// One row of the machine-readable reports.
+struct ReportRow {
+  std::string scenario, engine;
+  EngineRun run;
+  StageTimes stages;  // mean ms per image; Thimble only
+};
+
+struct Stats {
+  double p50, p95, p99, min, max, megapixels_per_s;
+};
+
+Stats stats_of(const EngineRun& run) {
+  double busy_s = 0;
+  for (double ms : run.latencies_ms) busy_s += ms / 1000.0;
+  const auto& l = run.latencies_ms;
+  return {percentile(l, 0.5),  percentile(l, 0.95),
+          percentile(l, 0.99), percentile(l, 0.0),
+          percentile(l, 1.0),  busy_s > 0 ? run.source_megapixels / busy_s : 0.0};
+}
+
+bool write_csv(const std::string& path, const std::vector<ReportRow>& rows) {
+  std::ofstream out(path);
+  out << "scenario,engine,p50_ms,p95_ms,p99_ms,min_ms,max_ms,images_per_s_1t,images_per_s_all,"
+         "megapixels_per_s,output_kb,psnr_db,sniff_ms,decode_ms,resize_ms,encode_ms,failures\n";
+  for (const auto& row : rows) {
+    Stats st = stats_of(row.run);
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%s,%.3f,%.3f,%.3f,%.3f,%d\n",
+                  st.p50, st.p95, st.p99, st.min, st.max, row.run.single_thread_per_s,
+                  row.run.all_cores_per_s, st.megapixels_per_s, row.run.mean_output_kb,
+                  row.run.median_psnr_db ? std::to_string(*row.run.median_psnr_db).c_str() : "",
+                  row.stages.sniff_ms, row.stages.decode_ms, row.stages.transform_ms,
+                  row.stages.encode_ms, row.run.failures);
+    // Scenarios contain no commas or quotes the parser accepts unquoted; quote them anyway.
+    out << '"' << row.scenario << "\"," << row.engine << ',' << line;
+  }
+  return static_cast<bool>(out);
+}
+
+bool write_json(const std::string& path, const std::vector<ReportRow>& rows,
+                const std::string& machine) {
+  std::ofstream out(path);
+  out << "{\"machine\":" << thimble::json_string(machine) << ",\"results\":[";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
+    Stats st = stats_of(row.run);
+    char numbers[768];
+    std::snprintf(numbers, sizeof numbers,
+                  "\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"min_ms\":%.3f,"
+                  "\"max_ms\":%.3f,\"images_per_s_1t\":%.2f,\"images_per_s_all\":%.2f,"
+                  "\"megapixels_per_s\":%.2f,\"output_kb\":%.2f,\"sniff_ms\":%.3f,"
+                  "\"decode_ms\":%.3f,\"resize_ms\":%.3f,\"encode_ms\":%.3f,\"failures\":%d",
+                  st.p50, st.p95, st.p99, st.min, st.max, row.run.single_thread_per_s,
+                  row.run.all_cores_per_s, st.megapixels_per_s, row.run.mean_output_kb,
+                  row.stages.sniff_ms, row.stages.decode_ms, row.stages.transform_ms,
+                  row.stages.encode_ms, row.run.failures);
+    out << (i ? "," : "") << "{\"scenario\":" << thimble::json_string(row.scenario)
+        << ",\"engine\":" << thimble::json_string(row.engine) << ',' << numbers << ",\"psnr_db\":"
+        << (row.run.median_psnr_db ? std::to_string(*row.run.median_psnr_db) : "null") << '}';
+  }
+  out << "]}\n";
+  return static_cast<bool>(out);
+}
+
 void print_row(const char* engine, const EngineRun& run, const std::string& stages) {
   char psnr[16] = "     -";
   if (run.median_psnr_db) std::snprintf(psnr, sizeof psnr, "%6.2f", *run.median_psnr_db);
-  double busy_s = 0;
-  for (double ms : run.latencies_ms) busy_s += ms / 1000.0;
+  Stats st = stats_of(run);
   std::printf("  %-8s %7.2f %7.2f %7.2f %7.2f %7.2f %8.1f %8.1f %7.1f %7.1f %s  %s%s\n", engine,
-              percentile(run.latencies_ms, 0.5), percentile(run.latencies_ms, 0.95),
-              percentile(run.latencies_ms, 0.99), percentile(run.latencies_ms, 0.0),
-              percentile(run.latencies_ms, 1.0), run.single_thread_per_s, run.all_cores_per_s,
-              busy_s > 0 ? run.source_megapixels / busy_s : 0.0, run.mean_output_kb, psnr,
-              stages.c_str(), run.failures ? "  (some images failed)" : "");
+              st.p50, st.p95, st.p99, st.min, st.max, run.single_thread_per_s, run.all_cores_per_s,
+              st.megapixels_per_s, run.mean_output_kb, psnr, stages.c_str(),
+              run.failures ? "  (some images failed)" : "");
 }
 
 long peak_rss_mb() {
@@ -196,6 +260,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> scenarios;
   std::string folder;
   bool baseline = true;
+  std::string json_path, csv_path;
+  std::vector<ReportRow> rows;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -207,6 +273,10 @@ int main(int argc, char** argv) {
       warmup = std::max(0, std::atoi(argv[++i]));
     } else if (arg == "--scenario" && i + 1 < argc) {
       scenarios.push_back(argv[++i]);
+    } else if (arg == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else if (arg == "--csv" && i + 1 < argc) {
+      csv_path = argv[++i];
     } else if (arg == "--no-baseline") {
       baseline = false;
     } else if (!arg.starts_with("--") && folder.empty()) {
@@ -227,8 +297,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::printf("thimble-bench: %s, %u cores, build %s, OpenCV %s\n", cpu_model().c_str(),
-              std::thread::hardware_concurrency(), THIMBLE_BUILD_TYPE, CV_VERSION);
+  char machine[256];
+  std::snprintf(machine, sizeof machine, "%s, %u cores, build %s, OpenCV %s", cpu_model().c_str(),
+                std::thread::hardware_concurrency(), THIMBLE_BUILD_TYPE, CV_VERSION);
+  std::printf("thimble-bench: %s\n", machine);
   if (std::string(THIMBLE_BUILD_TYPE) != "Release" || THIMBLE_SANITIZED) {
     std::printf(
         "WARNING: not an optimised Release build without sanitizers: numbers are not "
@@ -306,6 +378,13 @@ int main(int argc, char** argv) {
     std::snprintf(stages, sizeof stages, "%.2f/%.2f/%.2f/%.2f", sum.sniff_ms / n, sum.decode_ms / n,
                   sum.transform_ms / n, sum.encode_ms / n);
     print_row("thimble", thimble_run, stages);
+    rows.push_back({scenario,
+                    "thimble",
+                    thimble_run,
+                    {.sniff_ms = sum.sniff_ms / n,
+                     .decode_ms = sum.decode_ms / n,
+                     .transform_ms = sum.transform_ms / n,
+                     .encode_ms = sum.encode_ms / n}});
 
 #ifdef THIMBLE_HAVE_VIPS
     if (baseline) {
@@ -334,6 +413,7 @@ int main(int argc, char** argv) {
       measure(vips_one, images.size(), warmup, iterations, megapixels, vips_run);
       summarise_outputs(vips_outputs, references, !spec->smart, vips_run);
       print_row("libvips", vips_run, "");
+      rows.push_back({scenario, "libvips", vips_run, {}});
       auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
       std::printf(
           "  thimble/libvips: p50 latency x%.2f, throughput 1T x%.2f, NT x%.2f",
@@ -353,5 +433,17 @@ int main(int argc, char** argv) {
       "source\n"
       "area-resized to the same size (not measured for smart crops). Peak RSS %ld MB.\n",
       std::thread::hardware_concurrency(), peak_rss_mb());
+  std::string machine_line = machine;
+#ifdef THIMBLE_HAVE_VIPS
+  if (baseline) machine_line += ", libvips " + thimble::bench::libvips_version();
+#endif
+  if (!json_path.empty() && !write_json(json_path, rows, machine_line)) {
+    std::fprintf(stderr, "thimble-bench: cannot write %s\n", json_path.c_str());
+    return 1;
+  }
+  if (!csv_path.empty() && !write_csv(csv_path, rows)) {
+    std::fprintf(stderr, "thimble-bench: cannot write %s\n", csv_path.c_str());
+    return 1;
+  }
   return 0;
 }
