@@ -38,14 +38,15 @@ using thimble::Result;
 
 constexpr const char* kUsage =
     "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [--no-baseline]\n"
-    "                     [--json FILE] [--csv FILE] [FOLDER]\n"
+    "                     [--json FILE] [--csv FILE] [--chart FILE.png] [FOLDER]\n"
     "\n"
     "Renders every JPEG/PNG/WebP image below FOLDER (default: ../shared/corpus, else\n"
     "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200', and\n"
     "the same thumbnails with libvips (when built with libvips-dev) unless --no-baseline.\n"
     "Default scenarios: fit-in/300x200, 300x300, fit-in/1280x1280,\n"
     "fit-in/300x200/filters:format(webp), 300x300/smart.\n"
-    "--json/--csv also write every figure, one record per scenario and engine, to FILE.\n";
+    "--json/--csv also write every figure, one record per scenario and engine, to FILE;\n"
+    "--chart draws the latency distributions as a PNG.\n";
 
 struct Image {
   std::string name;
@@ -247,6 +248,52 @@ void print_row(const char* engine, const EngineRun& run, const std::string& stag
               run.failures ? "  (some images failed)" : "");
 }
 
+// A PNG of the latency distributions, one lane per scenario and engine on a shared linear axis:
+// every timed render as a tick, the p25-p75 box, the median as a bar and p95 as a diamond.
+bool write_chart(const std::string& path, const std::vector<ReportRow>& rows) {
+  constexpr int kLabelWidth = 330, kPlotWidth = 760, kLane = 34, kTop = 40, kMargin = 20;
+  double max_ms = 1;
+  for (const auto& row : rows) max_ms = std::max(max_ms, percentile(row.run.latencies_ms, 1.0));
+  int height = kTop + kLane * static_cast<int>(rows.size()) + 40;
+  cv::Mat chart(height, kLabelWidth + kPlotWidth + kMargin, CV_8UC3, cv::Scalar(255, 255, 255));
+  auto x_of = [&](double ms) { return kLabelWidth + static_cast<int>(ms / max_ms * kPlotWidth); };
+  const auto font = cv::FONT_HERSHEY_SIMPLEX;
+  cv::putText(
+      chart,
+      "latency per image (ms): tick = one render, box = p25-p75, bar = median, diamond = p95",
+      {kMargin, 24}, font, 0.55, {0, 0, 0}, 1, cv::LINE_AA);
+  for (int g = 0; g <= 4; ++g) {  // grid with labels at quarters of the axis
+    int x = x_of(max_ms * g / 4.0);
+    cv::line(chart, {x, kTop - 6}, {x, height - 30}, {225, 225, 225}, 1);
+    char label[32];
+    std::snprintf(label, sizeof label, "%.0f", max_ms * g / 4.0);
+    cv::putText(chart, label, {x - 10, height - 12}, font, 0.45, {80, 80, 80}, 1, cv::LINE_AA);
+  }
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
+    int mid = kTop + kLane * static_cast<int>(i) + kLane / 2;
+    cv::Scalar colour =
+        row.engine == "thimble" ? cv::Scalar(160, 90, 20) : cv::Scalar(30, 120, 220);
+    std::string label = row.scenario + "  " + row.engine;
+    cv::putText(chart, label, {kMargin, mid + 5}, font, 0.45, {0, 0, 0}, 1, cv::LINE_AA);
+    const auto& l = row.run.latencies_ms;
+    if (l.empty()) continue;
+    for (double ms : l) cv::line(chart, {x_of(ms), mid - 10}, {x_of(ms), mid + 10}, colour, 1);
+    cv::rectangle(chart, {x_of(percentile(l, 0.25)), mid - 6}, {x_of(percentile(l, 0.75)), mid + 6},
+                  colour, 2);
+    int p50 = x_of(percentile(l, 0.5)), p95 = x_of(percentile(l, 0.95));
+    cv::line(chart, {p50, mid - 13}, {p50, mid + 13}, {0, 0, 0}, 3);
+    std::vector<cv::Point> diamond = {
+        {p95, mid - 6}, {p95 + 6, mid}, {p95, mid + 6}, {p95 - 6, mid}};
+    cv::fillConvexPoly(chart, diamond, {0, 0, 200}, cv::LINE_AA);
+  }
+  try {
+    return cv::imwrite(path, chart);
+  } catch (const cv::Exception&) {
+    return false;  // e.g. a name without a known image extension
+  }
+}
+
 long peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -260,7 +307,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> scenarios;
   std::string folder;
   bool baseline = true;
-  std::string json_path, csv_path;
+  std::string json_path, csv_path, chart_path;
   std::vector<ReportRow> rows;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -275,6 +322,8 @@ int main(int argc, char** argv) {
       scenarios.push_back(argv[++i]);
     } else if (arg == "--json" && i + 1 < argc) {
       json_path = argv[++i];
+    } else if (arg == "--chart" && i + 1 < argc) {
+      chart_path = argv[++i];
     } else if (arg == "--csv" && i + 1 < argc) {
       csv_path = argv[++i];
     } else if (arg == "--no-baseline") {
@@ -443,6 +492,10 @@ int main(int argc, char** argv) {
   }
   if (!csv_path.empty() && !write_csv(csv_path, rows)) {
     std::fprintf(stderr, "thimble-bench: cannot write %s\n", csv_path.c_str());
+    return 1;
+  }
+  if (!chart_path.empty() && !write_chart(chart_path, rows)) {
+    std::fprintf(stderr, "thimble-bench: cannot write %s\n", chart_path.c_str());
     return 1;
   }
   return 0;
