@@ -411,7 +411,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < images.size(); ++i) {
       Result<Thumbnail> out = render(bytes_of(i), *spec, settings);
       if (!out.ok()) continue;
-      outputs[i] = out->bytes;
+      outputs[i] = std::move(out->bytes);
       sum.sniff_ms += out->times.sniff_ms;
       sum.decode_ms += out->times.decode_ms;
       sum.transform_ms += out->times.transform_ms;

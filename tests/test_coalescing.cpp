@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cache/result_cache.h"
+#include "http_client.h"
 #include "proxy/file_source.h"
 #include "proxy/http_server.h"
 #include "proxy/origin_service.h"
@@ -48,26 +49,10 @@ class BrokenSource final : public Source {
   std::atomic<int> fetches{0};
 };
 
-struct Reply {
-  long status = 0;
-  std::string body;
-};
+using Reply = test::HttpReply;
 
 Reply get(const std::string& url) {
-  Reply reply;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* out) {
-        static_cast<std::string*>(out)->append(d, s * n);
-        return s * n;
-      });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
-  if (curl_easy_perform(curl) == CURLE_OK)
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  curl_easy_cleanup(curl);
-  return reply;
+  return test::http_call("GET", url);
 }
 
 // The whole server (adapter, pool, service) in this process, on a free port.
