@@ -268,6 +268,10 @@ YAML::Node node_from_env(const std::string& value, bool is_list) {
   return list;
 }
 
+bool is_http_url(const std::string& url) {
+  return url.starts_with("http://") || url.starts_with("https://");
+}
+
 Status validate(Config& c, const std::string& base_dir) {
   if (c.security.keys.empty() && !c.security.allow_unsafe) {
     return config_error("security.keys",
@@ -280,9 +284,7 @@ Status validate(Config& c, const std::string& base_dir) {
                           "set base_url or allowed_hosts: originals may not come "
                           "from any host");
     }
-    if (!http.base_url.empty() &&
-        (!(http.base_url.starts_with("http://") || http.base_url.starts_with("https://")) ||
-         !http.base_url.ends_with("/"))) {
+    if (!http.base_url.empty() && (!is_http_url(http.base_url) || !http.base_url.ends_with("/"))) {
       return config_error("source.http.base_url",
                           "must be an http(s) URL ending with '/', got '" + http.base_url + "'");
     }
@@ -295,7 +297,7 @@ Status validate(Config& c, const std::string& base_dir) {
                           "their bucket");
     }
     if (!s3.endpoint.empty() &&
-        (!(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://")) ||
+        (!is_http_url(s3.endpoint) ||
          s3.endpoint.find('/', s3.endpoint.find("://") + 3) != std::string::npos)) {
       return config_error(
           "source.s3.endpoint",
