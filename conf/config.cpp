@@ -132,6 +132,7 @@ std::vector<Field> schema(Config& c) {
   return {
       text("server.host", c.server.host, false),
       integer("server.port", c.server.port, 1, 65535),
+      integer("server.admin_port", c.server.admin_port, 0, 65535),
       integer("server.reactor_threads", c.server.reactor_threads, 1, 64),
       integer("server.workers", c.server.workers, 0, 256),
       integer("server.queue_length", c.server.queue_length, 1, 100000),

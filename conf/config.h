@@ -16,8 +16,11 @@
 namespace thimble::conf {
 
 struct ServerConfig {
-  std::string host = "127.0.0.1";           // server.host: address to listen on
-  int port = 8888;                          // server.port
+  std::string host = "127.0.0.1";  // server.host: address to listen on
+  int port = 8888;                 // server.port
+  // server.admin_port: a second listener for /healthz, /readyz and /metrics, which the main port
+  // then stops serving /metrics on; 0 = all routes on the main port.
+  int admin_port = 0;
   int reactor_threads = 1;                  // server.reactor_threads: Pistache I/O threads
   int workers = 0;                          // server.workers: transform threads; 0 = one per core
   int queue_length = 64;                    // server.queue_length: jobs waiting; beyond → 503

@@ -33,13 +33,23 @@ void log_line(std::string_view level, std::string_view message) {
 }
 
 void log_access(const AccessRecord& r) {
-  char ms[32];
-  std::snprintf(ms, sizeof ms, "%.2f", r.total_ms);
-  std::string line = "{\"time\":\"" + now_iso8601() + "\",\"method\":" + json_string(r.method) +
-                     ",\"path\":" + json_string(r.path) +
+  auto ms = [](double value) {
+    char out[32];
+    std::snprintf(out, sizeof out, "%.2f", value);
+    return std::string(out);
+  };
+  std::string line = "{\"time\":\"" + now_iso8601() + "\",\"id\":" + json_string(r.request_id) +
+                     ",\"method\":" + json_string(r.method) + ",\"path\":" + json_string(r.path) +
                      ",\"status\":" + std::to_string(r.status) +
-                     ",\"bytes\":" + std::to_string(r.bytes) + ",\"ms\":" + ms +
+                     ",\"bytes\":" + std::to_string(r.bytes) + ",\"ms\":" + ms(r.total_ms) +
                      ",\"cache\":" + json_string(r.cache);
+  if (!r.source.empty()) line += ",\"source\":" + json_string(r.source);
+  // Stage durations only for requests that did the work themselves.
+  if (r.fetch_ms > 0) line += ",\"fetch_ms\":" + ms(r.fetch_ms);
+  if (r.decode_ms > 0 || r.encode_ms > 0) {
+    line += ",\"decode_ms\":" + ms(r.decode_ms) + ",\"transform_ms\":" + ms(r.transform_ms) +
+            ",\"encode_ms\":" + ms(r.encode_ms);
+  }
   if (!r.error.empty()) line += ",\"error\":" + json_string(r.error);
   line += "}\n";
   std::lock_guard lock(output_mutex);

@@ -4,6 +4,9 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 
+#include <algorithm>
+#include <cctype>
+#include <random>
 #include <sstream>
 
 #include "proxy/access_log.h"
@@ -38,15 +41,24 @@ struct Exchange {
   std::weak_ptr<Pistache::Tcp::Peer> peer;
   std::string method;
   std::string path;
+  std::string request_id;
   bool head_only = false;
   bool keep_alive = true;
   bool access_log = true;
+  Metrics* metrics = nullptr;
   SteadyClock::time_point started;
 };
 
 void finish(const Exchange& exchange, const OriginResponse& response) {
-  std::string bytes = serialize_response(response, exchange.head_only, exchange.keep_alive,
-                                         http_date(std::chrono::system_clock::now()));
+  std::string bytes =
+      serialize_response(response, exchange.head_only, exchange.keep_alive,
+                         http_date(std::chrono::system_clock::now()), exchange.request_id);
+  // Counted before the bytes leave, so a client that has its answer also finds it in /metrics.
+  const std::chrono::duration<double> took = SteadyClock::now() - exchange.started;
+  if (exchange.metrics) {
+    exchange.metrics->request_finished(response.route, response.status, response.cache_outcome,
+                                       took.count());
+  }
   if (auto peer = exchange.peer.lock()) {
     // What ResponseWriter::send() would do: mark the connection idle again (so Pistache's
     // request timer leaves it alone) and queue the bytes on the reactor.
@@ -55,11 +67,12 @@ void finish(const Exchange& exchange, const OriginResponse& response) {
     peer->send(Pistache::RawBuffer(std::move(bytes), size));
   }
   if (exchange.access_log) {
-    double ms =
-        std::chrono::duration<double, std::milli>(SteadyClock::now() - exchange.started).count();
-    log_access({exchange.method, exchange.path, response.status,
-                exchange.head_only ? 0 : response.body_size(), ms, response.cache_outcome,
-                response.error});
+    const transform::StageTimes& stages = response.times.stages;
+    log_access({exchange.request_id, exchange.method, exchange.path, response.status,
+                exchange.head_only ? 0 : response.body_size(), took.count() * 1000,
+                response.cache_outcome, response.source_key, response.times.fetch_ms,
+                stages.decode_ms, stages.sniff_ms + stages.smart_ms + stages.transform_ms,
+                stages.encode_ms, response.error});
   }
 }
 
@@ -98,8 +111,13 @@ class Handler final : public Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
 
-  Handler(OriginService& service, WorkerPool& workers, bool access_log)
-      : service_(&service), workers_(&workers), access_log_(access_log) {}
+  Handler(OriginService& service, WorkerPool& workers, bool access_log, HttpServer::Routes routes,
+          Metrics* metrics)
+      : service_(&service),
+        workers_(&workers),
+        access_log_(access_log),
+        routes_(routes),
+        metrics_(metrics) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     // Copy out everything needed: Pistache resets `request` when this returns.
@@ -108,16 +126,29 @@ class Handler final : public Http::Handler {
     exchange.peer = writer.getPeer();
     exchange.method = Http::methodString(request.method());
     exchange.path = request.resource();
+    exchange.request_id = request_id_for(header_value(request, "X-Request-Id"));
     exchange.head_only = request.method() == Http::Method::Head;
     exchange.keep_alive = wants_keep_alive(request);
     exchange.access_log = access_log_;
+    exchange.metrics = metrics_;
+    if (metrics_) metrics_->request_started();
 
+    if (routes_ == HttpServer::Routes::kAdmin && exchange.path != "/healthz" &&
+        exchange.path != "/readyz" && exchange.path != "/metrics") {
+      OriginResponse response = service_->error({Code::kNotFound,
+                                                 "the admin listener serves /healthz, /readyz and "
+                                                 "/metrics only"});
+      response.route = Route::kOther;
+      finish(exchange, response);
+      return;
+    }
     OriginRequest origin;
     origin.method = exchange.method;
     origin.path = exchange.path;
     origin.accept = accept_value(request);
     origin.if_none_match = header_value(request, "If-None-Match");
     origin.if_modified_since = header_value(request, "If-Modified-Since");
+    origin.serve_metrics = routes_ != HttpServer::Routes::kPublic;
 
     auto first = service_->begin(origin);
     if (auto* response = std::get_if<OriginResponse>(&first)) {
@@ -137,12 +168,30 @@ class Handler final : public Http::Handler {
   OriginService* service_;
   WorkerPool* workers_;
   bool access_log_;
+  HttpServer::Routes routes_;
+  Metrics* metrics_;
 };
+
+bool request_id_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+         c == '/' || c == '+' || c == '=' || c == '-';
+}
 
 }  // namespace
 
+std::string request_id_for(std::string_view offered) {
+  if (!offered.empty() && offered.size() <= 128 &&
+      std::all_of(offered.begin(), offered.end(), request_id_char)) {
+    return std::string(offered);
+  }
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(random()));
+  return id;
+}
+
 std::string serialize_response(const OriginResponse& response, bool head_only, bool keep_alive,
-                               std::string_view date) {
+                               std::string_view date, std::string_view request_id) {
   std::string out;
   const std::size_t body_size = response.body_size();
   out.reserve(512 + (head_only ? 0 : body_size));
@@ -157,15 +206,26 @@ std::string serialize_response(const OriginResponse& response, bool head_only, b
     out += value;
     out += "\r\n";
   }
+  if (!request_id.empty()) {
+    out += "X-Request-Id: ";
+    out += request_id;
+    out += "\r\n";
+  }
   if (response.status != 304) out += "Content-Length: " + std::to_string(body_size) + "\r\n";
   out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   if (!head_only && response.body && response.status != 304) out += *response.body;
   return out;
 }
 
-HttpServer::HttpServer(const conf::ServerConfig& config, OriginService& service,
-                       WorkerPool& workers)
-    : config_(config), service_(service), workers_(workers) {}
+HttpServer::HttpServer(const conf::ServerConfig& config, std::string host, int port, Routes routes,
+                       OriginService& service, WorkerPool& workers, Metrics* metrics)
+    : config_(config),
+      host_(std::move(host)),
+      port_(port),
+      routes_(routes),
+      metrics_(metrics),
+      service_(service),
+      workers_(workers) {}
 
 HttpServer::~HttpServer() {
   shutdown();
@@ -173,8 +233,7 @@ HttpServer::~HttpServer() {
 
 Status HttpServer::start() {
   try {
-    Pistache::Address address(config_.host,
-                              Pistache::Port(static_cast<std::uint16_t>(config_.port)));
+    Pistache::Address address(host_, Pistache::Port(static_cast<std::uint16_t>(port_)));
     endpoint_ = std::make_unique<Http::Endpoint>(address);
     auto options =
         Http::Endpoint::options()
@@ -188,12 +247,13 @@ Status HttpServer::start() {
             .bodyTimeout(std::chrono::milliseconds(2 * config_.request_timeout_ms + 5000))
             .keepaliveTimeout(std::chrono::seconds(config_.keepalive_timeout_s));
     endpoint_->init(options);
-    endpoint_->setHandler(Http::make_handler<Handler>(service_, workers_, config_.access_log));
+    endpoint_->setHandler(
+        Http::make_handler<Handler>(service_, workers_, config_.access_log, routes_, metrics_));
     endpoint_->serveThreaded();
   } catch (const std::exception& e) {
     endpoint_.reset();
-    return Status(Code::kInternal, "cannot listen on " + config_.host + ":" +
-                                       std::to_string(config_.port) + ": " + e.what());
+    return Status(Code::kInternal,
+                  "cannot listen on " + host_ + ":" + std::to_string(port_) + ": " + e.what());
   }
   return Status::Ok();
 }

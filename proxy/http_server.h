@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "conf/config.h"
+#include "proxy/metrics.h"
 #include "proxy/origin_service.h"
 #include "proxy/worker_pool.h"
 
@@ -25,7 +26,13 @@ namespace thimble::proxy {
 
 class HttpServer {
  public:
-  HttpServer(const conf::ServerConfig& config, OriginService& service, WorkerPool& workers);
+  // Which routes a listener answers: everything; everything but /metrics (when an admin listener
+  // serves it); or only /healthz, /readyz and /metrics (the admin listener).
+  enum class Routes { kAll, kPublic, kAdmin };
+
+  // Listens on `host`:`port`; counts every request in `metrics` (may be null).
+  HttpServer(const conf::ServerConfig& config, std::string host, int port, Routes routes,
+             OriginService& service, WorkerPool& workers, Metrics* metrics);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -39,14 +46,23 @@ class HttpServer {
 
  private:
   const conf::ServerConfig& config_;
+  std::string host_;
+  int port_;
+  Routes routes_;
+  Metrics* metrics_;
   OriginService& service_;
   WorkerPool& workers_;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
 };
 
-// The bytes of an HTTP/1.1 response: status line, Date, the response's headers,
-// Content-Length (except for 304), Connection, then the body unless `head_only`.
+// The bytes of an HTTP/1.1 response: status line, Date, the response's headers, X-Request-Id
+// (unless `request_id` is empty), Content-Length (except for 304), Connection, then the body
+// unless `head_only`.
 std::string serialize_response(const OriginResponse& response, bool head_only, bool keep_alive,
-                               std::string_view date);
+                               std::string_view date, std::string_view request_id = {});
+
+// The request id to log and echo: the client's X-Request-Id when it is a sane token (1-128
+// characters of [A-Za-z0-9._:/+=-]), else a new random one (16 hex digits).
+std::string request_id_for(std::string_view offered);
 
 }  // namespace thimble::proxy

@@ -16,6 +16,7 @@
 #include "conf/config.h"
 #include "proxy/access_log.h"
 #include "proxy/http_server.h"
+#include "proxy/metrics.h"
 #include "proxy/origin_service.h"
 #include "proxy/source_factory.h"
 #include "proxy/worker_pool.h"
@@ -62,6 +63,55 @@ void print_example(const conf::Config& config, const signing::UrlSigner& signer,
   std::cerr << "\nTry it:\n  curl -o thumbnail.jpg '" << url << "'\n\n";
 }
 
+// The values /metrics reads from the components that keep them.
+void add_readings(proxy::Metrics& metrics, const proxy::OriginService& service,
+                  const proxy::WorkerPool& pool, const cache::ResultCache& results) {
+  auto gauge = [&](std::string name, std::string help, std::function<double()> read) {
+    metrics.add_reading(std::move(name), "gauge", std::move(help), std::move(read));
+  };
+  auto counter = [&](std::string name, std::string help, std::function<double()> read) {
+    metrics.add_reading(std::move(name), "counter", std::move(help), std::move(read));
+  };
+  auto count = [](std::uint64_t value) { return static_cast<double>(value); };
+  gauge("thimble_worker_queue_depth", "Jobs waiting for a worker.",
+        [&pool, count] { return count(pool.queued()); });
+  gauge("thimble_workers_busy", "Workers running a job.",
+        [&pool, count] { return count(pool.running()); });
+  gauge("thimble_workers", "Worker threads.", [&pool] { return pool.threads(); });
+  gauge("thimble_draining", "1 while shutting down.",
+        [&service] { return service.draining() ? 1 : 0; });
+  gauge("thimble_cache_bytes{cache=\"results\"}", "Bytes held by the in-memory caches.",
+        [&results, count] { return count(results.stats().bytes); });
+  gauge("thimble_cache_bytes{cache=\"originals\"}", "",
+        [&service, count] { return count(service.original_cache_stats().bytes); });
+  gauge("thimble_cache_entries{cache=\"results\"}", "Entries in the in-memory caches.",
+        [&results, count] { return count(results.stats().entries); });
+  gauge("thimble_cache_entries{cache=\"originals\"}", "",
+        [&service, count] { return count(service.original_cache_stats().entries); });
+  counter("thimble_cache_evictions_total{cache=\"results\"}",
+          "Entries evicted from the in-memory caches to make room.",
+          [&results, count] { return count(results.stats().evictions); });
+  counter("thimble_cache_evictions_total{cache=\"originals\"}", "",
+          [&service, count] { return count(service.original_cache_stats().evictions); });
+  counter("thimble_source_fetches_total", "Requests made to the source of originals.",
+          [&service, count] { return count(service.counters().fetches); });
+  counter("thimble_transforms_total", "Thumbnails (and meta/ descriptions) produced.",
+          [&service, count] { return count(service.counters().renders); });
+  counter("thimble_coalesced_requests_total",
+          "Requests that waited for an identical request's transform instead of doing their own.",
+          [&service, count] { return count(service.counters().coalesced); });
+  counter("thimble_result_storage_hits_total", "Thumbnails read from result storage.",
+          [&service, count] { return count(service.counters().store_hits); });
+  counter("thimble_original_cache_hits_total", "Originals reused from memory instead of fetched.",
+          [&service, count] { return count(service.counters().original_hits); });
+  counter("thimble_not_found_cache_hits_total",
+          "404s answered from memory without asking the source.",
+          [&service, count] { return count(service.counters().not_found_hits); });
+  gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
+        proxy::process_resident_bytes);
+  gauge("process_open_fds", "Open file descriptors.", proxy::process_open_fds);
+}
+
 int serve(const conf::Config& config) {
   SystemClock clock;
   signing::UrlSigner signer(config.security.keys, config.security.allow_unsafe);
@@ -86,17 +136,36 @@ int serve(const conf::Config& config) {
         store.get(), [&pool](std::function<void()> write) { pool.try_submit(std::move(write)); },
         config.result_storage.store_unsafe);
   }
-  proxy::HttpServer server(config.server, service, pool);
-  if (Status started = server.start(); !started.ok()) {
-    proxy::log_line("error", started.message());
-    return 1;
+  proxy::Metrics metrics;
+  service.use_metrics(&metrics);
+  add_readings(metrics, service, pool, results);
+
+  const bool separate_admin = config.server.admin_port != 0;
+  proxy::HttpServer server(
+      config.server, config.server.host, config.server.port,
+      separate_admin ? proxy::HttpServer::Routes::kPublic : proxy::HttpServer::Routes::kAll,
+      service, pool, &metrics);
+  std::unique_ptr<proxy::HttpServer> admin;
+  if (separate_admin) {
+    admin = std::make_unique<proxy::HttpServer>(
+        config.server, config.server.host, config.server.admin_port,
+        proxy::HttpServer::Routes::kAdmin, service, pool, &metrics);
+  }
+  for (proxy::HttpServer* listener : {&server, admin.get()}) {
+    if (!listener) continue;
+    if (Status started = listener->start(); !started.ok()) {
+      proxy::log_line("error", started.message());
+      return 1;
+    }
   }
 
-  proxy::log_line("info", "listening on http://" + config.server.host + ":" +
-                              std::to_string(server.port()) + " with " + std::to_string(workers) +
-                              " workers; originals from " +
-                              (config.source.type == "file" ? config.source.file.root
-                                                            : config.source.type + " origins"));
+  proxy::log_line(
+      "info", "listening on http://" + config.server.host + ":" + std::to_string(server.port()) +
+                  (admin ? " (admin routes on port " + std::to_string(admin->port()) + ")"
+                         : std::string()) +
+                  " with " + std::to_string(workers) + " workers; originals from " +
+                  (config.source.type == "file" ? config.source.file.root
+                                                : config.source.type + " origins"));
   if (!config.security.keys.empty() && config.security.keys.front() == kDevelopmentKey) {
     proxy::log_line("warning",
                     "signing with the development key: set THIMBLE_SECURITY_KEYS in production");
@@ -126,6 +195,7 @@ int serve(const conf::Config& config) {
   service.set_draining();
   bool drained = pool.drain(std::chrono::milliseconds(config.server.drain_timeout_ms));
   server.shutdown();
+  if (admin) admin->shutdown();
   if (!drained) {
     proxy::log_line("error", "drain timed out with work still running; exiting anyway");
     std::fflush(nullptr);

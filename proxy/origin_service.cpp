@@ -112,19 +112,33 @@ OriginResponse OriginService::from_cached(std::shared_ptr<const cache::CachedRes
 
 std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& request) const {
   if (request.method != "GET" && request.method != "HEAD") {
-    return error({Code::kMethodNotAllowed, "only GET and HEAD are supported"});
+    OriginResponse response = error({Code::kMethodNotAllowed, "only GET and HEAD are supported"});
+    response.route = Route::kOther;
+    return response;
   }
   if (request.path == "/healthz" || request.path == "/readyz") {
     bool ready = request.path == "/healthz" || !draining();
     OriginResponse response;
+    response.route = Route::kHealth;
     response.status = ready ? 200 : 503;
     response.headers = {{"Content-Type", "text/plain; charset=utf-8"},
                         {"Cache-Control", "no-store"}};
     response.body = text_body(ready ? "ok\n" : "draining\n");
     return response;
   }
-  if (request.path == "/" || request.path == "/favicon.ico" || request.path == "/robots.txt") {
-    return error({Code::kNotFound, "no such resource"});
+  if (metrics_ && request.serve_metrics && request.path == "/metrics") {
+    OriginResponse response;
+    response.route = Route::kMetrics;
+    response.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
+                        {"Cache-Control", "no-store"}};
+    response.body = text_body(metrics_->render());
+    return response;
+  }
+  if (request.path == "/" || request.path == "/favicon.ico" || request.path == "/robots.txt" ||
+      request.path == "/metrics") {
+    OriginResponse response = error({Code::kNotFound, "no such resource"});
+    response.route = Route::kOther;
+    return response;
   }
 
   Result<std::string_view> signed_part = signer_.verify(request.path);
@@ -133,6 +147,7 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
   if (!spec.ok()) return error(spec.status());
 
   Job job;
+  job.route = spec->meta ? Route::kMeta : Route::kThumbnail;
   job.vary_accept = options_.auto_webp && !spec->format;
   if (job.vary_accept && accepts_webp(request.accept))
     job.negotiated = transform::ImageFormat::kWebp;
@@ -162,9 +177,15 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
     }
     OriginResponse response = from_cached(cached, not_modified);
     response.cache_outcome = "hit";
+    response.route = job.route;
+    response.source_key = job.spec.image;
     return response;
   }
-  if (draining()) return error({Code::kOverloaded, "the server is shutting down"});
+  if (draining()) {
+    OriginResponse response = error({Code::kOverloaded, "the server is shutting down"});
+    response.route = job.route;
+    return response;
+  }
   job.deadline = clock_.steady_now() + options_.request_timeout;
   return job;
 }
@@ -174,7 +195,7 @@ Result<std::shared_ptr<const OriginService::Mark>> OriginService::watermark(
   std::optional<std::shared_ptr<const Mark>> known = marks_.get(key);
   FetchConditions conditions;
   if (known) conditions.if_token_in = {(*known)->token};
-  Result<SourceObject> fetched = source_.fetch(key, conditions);
+  Result<SourceObject> fetched = timed_fetch(key, conditions, nullptr);
   if (!fetched.ok()) {
     // A mark that does not exist or may not be read is the URL's fault (400, as in Thumbor); a
     // failing or slow source keeps its own status, so the answer is not cached.
@@ -192,6 +213,15 @@ Result<std::shared_ptr<const OriginService::Mark>> OriginService::watermark(
 }
 
 OriginResponse OriginService::run(const Job& job) const {
+  WorkTimes times;
+  OriginResponse response = produce_answer(job, times);
+  response.route = job.route;
+  response.source_key = job.spec.image;
+  response.times = times;
+  return response;
+}
+
+OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) const {
   if (clock_.steady_now() > job.deadline) {
     return error({Code::kOverloaded, "the request waited too long for a worker"});
   }
@@ -226,9 +256,8 @@ OriginResponse OriginService::run(const Job& job) const {
   // A revalidation asks the source first: an unchanged original is a 304 with no transform.
   std::shared_ptr<const Result<SourceObject>> prefetched;
   if (!conditions.if_token_in.empty() || conditions.if_modified_since) {
-    ++fetches_;
-    prefetched =
-        std::make_shared<const Result<SourceObject>>(source_.fetch(job.spec.image, conditions));
+    prefetched = std::make_shared<const Result<SourceObject>>(
+        timed_fetch(job.spec.image, conditions, &times));
     if (!(*prefetched).ok()) return error((*prefetched).status());
     const SourceObject& checked = **prefetched;
     if (checked.not_modified) {
@@ -251,7 +280,7 @@ OriginResponse OriginService::run(const Job& job) const {
   }
   // Identical requests in flight share one fetch and one transform.
   auto flight = renders_.run(job.cache_key, job.deadline,
-                             [&] { return produce(job, marks, marks_suffix, prefetched); });
+                             [&] { return produce(job, marks, marks_suffix, prefetched, times); });
   if (!flight.value) {
     return error({Code::kOverloaded, "the request waited too long for the same thumbnail"});
   }
@@ -265,8 +294,24 @@ OriginResponse OriginService::run(const Job& job) const {
   return response;
 }
 
+Result<SourceObject> OriginService::timed_fetch(const std::string& key,
+                                                const FetchConditions& conditions,
+                                                WorkTimes* times) const {
+  ++fetches_;
+  const auto started = std::chrono::steady_clock::now();
+  Result<SourceObject> fetched = source_.fetch(key, conditions);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+  if (times) times->fetch_ms += took.count() * 1000;
+  if (metrics_) {
+    metrics_->observe_stage(Stage::kFetch, took.count());
+    if (!fetched.ok()) metrics_->source_error(fetched.status().code());
+  }
+  return fetched;
+}
+
 std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
-    const std::string& key, std::chrono::steady_clock::time_point deadline) const {
+    const std::string& key, std::chrono::steady_clock::time_point deadline,
+    WorkTimes& times) const {
   const auto now = clock_.steady_now();
   if (std::optional<std::chrono::steady_clock::time_point> until = not_found_.get(key);
       until && *until > now) {
@@ -284,8 +329,7 @@ std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
   }
   // Several sizes of one new photo requested at once share one download.
   auto flight = downloads_.run(key, deadline, [&] {
-    ++fetches_;
-    Result<SourceObject> fetched = source_.fetch(key, {});
+    Result<SourceObject> fetched = timed_fetch(key, {}, &times);
     if (fetched.ok() && !fetched->not_modified) {
       originals_.put(
           key,
@@ -316,7 +360,7 @@ void OriginService::use_result_store(cache::ResultStore* store,
 
 Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
-    std::shared_ptr<const Result<SourceObject>> original) const {
+    std::shared_ptr<const Result<SourceObject>> original, WorkTimes& times) const {
   const bool storable =
       store_ != nullptr && !job.store_key.empty() && (!job.unsafe || store_unsafe_);
   // Another replica may have made it already: read it instead of fetching and transforming.
@@ -328,7 +372,7 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
       return stored;
     }
   }
-  if (!original) original = fetch_original(job.spec.image, job.deadline);
+  if (!original) original = fetch_original(job.spec.image, job.deadline, times);
   if (!(*original).ok()) return (*original).status();
   const SourceObject& source = **original;
   const std::string etag = make_etag(job.transform, source.validators.token + marks_suffix);
@@ -352,6 +396,15 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     if (!thumbnail.ok()) return thumbnail.status();
     cached->body = std::move(thumbnail->bytes);
     cached->content_type = std::string(transform::mime_type(thumbnail->format));
+    times.stages = thumbnail->times;
+    if (metrics_) {
+      const transform::StageTimes& t = thumbnail->times;
+      metrics_->observe_stage(Stage::kSniff, t.sniff_ms / 1000);
+      metrics_->observe_stage(Stage::kDecode, t.decode_ms / 1000);
+      if (job.spec.smart) metrics_->observe_stage(Stage::kSmart, t.smart_ms / 1000);
+      metrics_->observe_stage(Stage::kTransform, t.transform_ms / 1000);
+      metrics_->observe_stage(Stage::kEncode, t.encode_ms / 1000);
+    }
   }
   cached->etag = etag;
   cached->last_modified = source.validators.last_modified;

@@ -29,6 +29,7 @@
 #include "conf/clock.h"
 #include "conf/config.h"
 #include "conf/status.h"
+#include "proxy/metrics.h"
 #include "proxy/source.h"
 #include "signing/signer.h"
 #include "transform/pipeline.h"
@@ -42,6 +43,14 @@ struct OriginRequest {
   std::string accept;             // Accept header, "" when absent
   std::string if_none_match;      // If-None-Match header, "" when absent
   std::string if_modified_since;  // If-Modified-Since header, "" when absent
+  bool serve_metrics = true;      // false where /metrics lives on a separate admin listener
+};
+
+// Where the time of one request went, for the access log (zero for what it did not do itself:
+// a cache hit or a coalesced waiter fetched and transformed nothing).
+struct WorkTimes {
+  double fetch_ms = 0;
+  transform::StageTimes stages;
 };
 
 struct OriginResponse {
@@ -50,6 +59,9 @@ struct OriginResponse {
   std::shared_ptr<const std::string> body;                   // null for 304 and HEAD-only info
   std::string cache_outcome = "-";  // "hit", "miss" or "-" (for the access log)
   std::string error;                // the public error message, for the access log
+  Route route = Route::kThumbnail;  // for metrics
+  std::string source_key;           // the original's key, for the access log
+  WorkTimes times;
 
   const std::string* header(std::string_view name) const;
   std::size_t body_size() const { return body ? body->size() : 0; }
@@ -67,6 +79,7 @@ struct Job {
   std::string if_none_match;
   std::string if_modified_since;
   std::chrono::steady_clock::time_point deadline;
+  Route route = Route::kThumbnail;
 };
 
 struct OriginOptions {
@@ -102,6 +115,9 @@ class OriginService {
   // are stored only with `store_unsafe`. Call before serving.
   void use_result_store(cache::ResultStore* store, std::function<void(std::function<void()>)> defer,
                         bool store_unsafe);
+  // Records fetch and stage durations and source errors in `metrics`, and serves it at /metrics.
+  // Call before serving.
+  void use_metrics(Metrics* metrics) { metrics_ = metrics; }
 
   // What the service has done since it started (for tests, logs and metrics).
   struct Counters {
@@ -113,6 +129,7 @@ class OriginService {
     std::uint64_t original_hits = 0;   // originals taken from memory instead of the source
   };
   Counters counters() const;
+  cache::CacheStats original_cache_stats() const { return originals_.stats(); }
 
   // How many original versions have their smart/ focal points remembered.
   std::size_t remembered_focal_points() const { return focal_memory_.size(); }
@@ -149,14 +166,21 @@ class OriginService {
   };
   Result<std::shared_ptr<const Mark>> watermark(const std::string& key) const;
 
+  // run()'s answer; the time spent goes into `times`.
+  OriginResponse produce_answer(const Job& job, WorkTimes& times) const;
+  // One request to the source, counted and timed (into `times` when given).
+  Result<SourceObject> timed_fetch(const std::string& key, const FetchConditions& conditions,
+                                   WorkTimes* times) const;
   // The original, from one shared download per key at a time; a recent 404 is answered from
   // memory.
   std::shared_ptr<const Result<SourceObject>> fetch_original(
-      const std::string& key, std::chrono::steady_clock::time_point deadline) const;
-  // Fetch (unless `original` is given) + transform + store in the result cache.
+      const std::string& key, std::chrono::steady_clock::time_point deadline,
+      WorkTimes& times) const;
+  // Fetch (unless `original` is given) + transform + store in the result cache; the time spent
+  // goes into `times`.
   Result<std::shared_ptr<const cache::CachedResult>> produce(
       const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
-      std::shared_ptr<const Result<SourceObject>> original) const;
+      std::shared_ptr<const Result<SourceObject>> original, WorkTimes& times) const;
 
   OriginOptions options_;
   mutable FocalMemory focal_memory_;
@@ -170,6 +194,7 @@ class OriginService {
   cache::ResultStore* store_ = nullptr;
   std::function<void(std::function<void()>)> defer_;
   bool store_unsafe_ = false;
+  Metrics* metrics_ = nullptr;
   const signing::UrlSigner& signer_;
   Source& source_;
   cache::ResultCache& results_;

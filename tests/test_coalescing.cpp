@@ -64,12 +64,14 @@ struct Stack {
   std::unique_ptr<OriginService> service;
   std::unique_ptr<WorkerPool> pool;
   std::unique_ptr<HttpServer> server;
+  Metrics metrics;
   explicit Stack(Source& source) {
     service = std::make_unique<OriginService>(OriginOptions{}, signer, source, results, clock);
+    service->use_metrics(&metrics);
     pool = std::make_unique<WorkerPool>(2, 200);
-    config.port = 0;  // any free port
     config.access_log = false;
-    server = std::make_unique<HttpServer>(config, *service, *pool);
+    server = std::make_unique<HttpServer>(config, "127.0.0.1", 0 /* any free port */,
+                                          HttpServer::Routes::kAll, *service, *pool, &metrics);
     REQUIRE(server->start().ok());
   }
   ~Stack() {
@@ -122,6 +124,17 @@ TEST_CASE("64 identical concurrent requests cost one fetch and one transform") {
   // The storm's download is kept: the other sizes do not fetch the photo again.
   CHECK(source.fetches == 1);
   CHECK(stack.service->counters().original_hits >= 1);
+  // The metrics tell the same story: 70 answers, one download, 63 requests that did no work.
+  CHECK(stack.metrics.requests(Route::kThumbnail, 200) == 70);
+  CHECK(stack.metrics.in_flight() == 0);
+  const std::string exposition = stack.metrics.render();
+  CHECK(exposition.find("thimble_requests_total{route=\"thumbnail\",status=\"200\"} 70\n") !=
+        std::string::npos);
+  CHECK(exposition.find("thimble_stage_duration_seconds_count{stage=\"fetch\"} 1\n") !=
+        std::string::npos);
+  CHECK(exposition.find("thimble_stage_duration_seconds_count{stage=\"decode\"} 7\n") !=
+        std::string::npos);
+  CHECK(exposition.find("thimble_cache_requests_total{outcome=\"miss\"} 7\n") != std::string::npos);
 }
 
 TEST_CASE("a failing source fails every waiter quickly, and nobody hangs") {
@@ -132,6 +145,10 @@ TEST_CASE("a failing source fails every waiter quickly, and nobody hangs") {
   for (const Reply& r : replies) CHECK(r.status == 502);
   CHECK(std::chrono::steady_clock::now() - start < 10s);
   CHECK(source.fetches < 32);  // waiters shared their leader's failure
+  CHECK(stack.metrics.requests(Route::kThumbnail, 502) == 32);
+  CHECK(stack.metrics.render().find("thimble_source_errors_total{kind=\"upstream_error\"} " +
+                                    std::to_string(source.fetches.load()) + "\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("a source's 404 is remembered briefly, so a storm of junk URLs asks once") {

@@ -67,7 +67,7 @@ class Client {
     CURLcode code = curl_easy_perform(curl_);
     curl_slist_free_all(list);
     // CHECK, not REQUIRE: requests also run on threads, where a throwing assertion would abort.
-    CHECK_MESSAGE(code == CURLE_OK, curl_easy_strerror(code));
+    CHECK_MESSAGE(code == CURLE_OK, std::string(curl_easy_strerror(code)));
     if (code != CURLE_OK) return reply;
     curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &reply.status);
     curl_easy_getinfo(curl_, CURLINFO_NUM_CONNECTS, &reply.new_connections);
@@ -178,6 +178,15 @@ class Server {
   pid_t pid_ = -1;
 };
 
+// The value of the sample `series` (name plus labels, exactly as exposed) in a /metrics text;
+// -1 when absent.
+double metric(const std::string& exposition, const std::string& series) {
+  const std::string prefix = "\n" + series + " ";
+  const std::size_t at = exposition.find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::stod(exposition.substr(at + prefix.size()));
+}
+
 cv::Size image_size(const std::string& bytes) {
   cv::Mat img = cv::imdecode(
       cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
@@ -214,6 +223,98 @@ TEST_CASE("a signed thumbnail is served over HTTP with the headers a CDN needs")
   CHECK(since.status == 304);
   // The access log has one JSON line per request.
   CHECK(server.log().find("\"status\":304") != std::string::npos);
+}
+
+TEST_CASE("every request gets an id, echoed back and logged with its durations and source") {
+  Server server;
+  Client client;
+  Reply given =
+      client.request(server.url("fit-in/120x80/photos/storm.jpg"), {"X-Request-Id: edge-7f3a:42"});
+  CHECK(given.header("x-request-id") == "edge-7f3a:42");
+  // No id, or one that could forge log lines: a fresh 16-hex-digit id instead.
+  Reply fresh = client.request(server.url("fit-in/120x80/photos/storm.jpg"));
+  Reply hostile =
+      client.request(server.url("fit-in/120x80/photos/storm.jpg"), {"X-Request-Id: a\"b"});
+  for (const Reply* r : {&fresh, &hostile}) {
+    CHECK(r->header("x-request-id").size() == 16);
+    CHECK(r->header("x-request-id").find_first_not_of("0123456789abcdef") == std::string::npos);
+  }
+  CHECK(fresh.header("x-request-id") != hostile.header("x-request-id"));
+  const std::string log = server.log();
+  // The miss did the work: its line has the source and every stage; the hits have none.
+  const std::size_t id = log.find("\"id\":\"edge-7f3a:42\"");
+  REQUIRE(id != std::string::npos);
+  const std::size_t start = log.rfind('\n', id) + 1;
+  const std::string first = log.substr(start, log.find('\n', id) - start);
+  CHECK(first.find("\"cache\":\"miss\"") != std::string::npos);
+  CHECK(first.find("\"source\":\"photos/storm.jpg\"") != std::string::npos);
+  for (const char* field :
+       {"\"fetch_ms\":", "\"decode_ms\":", "\"transform_ms\":", "\"encode_ms\":"}) {
+    CHECK(first.find(field) != std::string::npos);
+  }
+  const std::size_t hit = log.find("\"id\":\"" + fresh.header("x-request-id") + "\"");
+  REQUIRE(hit != std::string::npos);
+  const std::string second = log.substr(hit, log.find('\n', hit) - hit);
+  CHECK(second.find("\"cache\":\"hit\"") != std::string::npos);
+  CHECK(second.find("decode_ms") == std::string::npos);
+}
+
+TEST_CASE("/metrics counts requests, stages and caches in Prometheus' text format") {
+  Server server;
+  Client client;
+  CHECK(client.request(server.url("fit-in/300x200/photos/storm.jpg")).status == 200);
+  CHECK(client.request(server.url("fit-in/300x200/photos/storm.jpg")).status == 200);
+  CHECK(client.request(server.url("fit-in/300x200/photos/missing.jpg")).status == 404);
+  CHECK(client.request(server.base() + "/bad-signature/fit-in/300x200/photos/storm.jpg").status ==
+        403);
+  Reply m = client.request(server.base() + "/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(m.header("cache-control") == "no-store");
+  const std::string& text = m.body;
+  CHECK(metric(text, "thimble_requests_total{route=\"thumbnail\",status=\"200\"}") == 2);
+  CHECK(metric(text, "thimble_requests_total{route=\"thumbnail\",status=\"404\"}") == 1);
+  CHECK(metric(text, "thimble_requests_total{route=\"thumbnail\",status=\"403\"}") == 1);
+  CHECK(metric(text, "thimble_cache_requests_total{outcome=\"hit\"}") == 1);
+  CHECK(metric(text, "thimble_cache_requests_total{outcome=\"miss\"}") == 1);
+  CHECK(metric(text, "thimble_stage_duration_seconds_count{stage=\"decode\"}") == 1);
+  CHECK(metric(text, "thimble_stage_duration_seconds_count{stage=\"fetch\"}") == 2);
+  CHECK(metric(text, "thimble_source_errors_total{kind=\"not_found\"}") == 1);
+  CHECK(metric(text, "thimble_source_fetches_total") == 2);
+  CHECK(metric(text, "thimble_transforms_total") == 1);
+  CHECK(metric(text, "thimble_cache_entries{cache=\"results\"}") == 1);
+  CHECK(metric(text, "thimble_requests_in_flight") == 1);  // this scrape
+  CHECK(metric(text, "thimble_worker_queue_depth") == 0);
+  CHECK(metric(text, "process_resident_memory_bytes") > 1e6);
+  CHECK(metric(text, "process_open_fds") > 3);
+  // Histograms are cumulative and end with +Inf = count.
+  const double count = metric(text, "thimble_request_duration_seconds_count{route=\"thumbnail\"}");
+  CHECK(count == 4);
+  CHECK(metric(text, "thimble_request_duration_seconds_bucket{route=\"thumbnail\",le=\"+Inf\"}") ==
+        count);
+  // Every sample has a TYPE line for its family.
+  CHECK(text.find("# TYPE thimble_request_duration_seconds histogram\n") != std::string::npos);
+  CHECK(text.find("# TYPE thimble_cache_bytes gauge\n") != std::string::npos);
+}
+
+TEST_CASE("with server.admin_port, /metrics moves off the public port") {
+  const int admin_port = test::free_port();
+  Server server("{host: 127.0.0.1, workers: 2, admin_port: " + std::to_string(admin_port) + "}");
+  Client client;
+  const std::string admin = "http://127.0.0.1:" + std::to_string(admin_port);
+  CHECK(client.request(server.base() + "/metrics").status == 404);
+  CHECK(client.request(server.base() + "/healthz").status == 200);
+  CHECK(client.request(server.url("fit-in/100x100/photos/storm.jpg")).status == 200);
+  Reply m = client.request(admin + "/metrics");
+  CHECK(m.status == 200);
+  CHECK(metric(m.body, "thimble_requests_total{route=\"thumbnail\",status=\"200\"}") == 1);
+  CHECK(metric(m.body, "thimble_requests_total{route=\"other\",status=\"404\"}") == 1);
+  CHECK(client.request(admin + "/readyz").status == 200);
+  // The admin port serves no thumbnails.
+  CHECK(client
+            .request(admin +
+                     server.url("fit-in/100x100/photos/storm.jpg").substr(server.base().size()))
+            .status == 404);
 }
 
 TEST_CASE("HEAD answers the same headers with the real Content-Length and no body") {
@@ -364,19 +465,20 @@ TEST_CASE("a full worker queue answers 503 with Retry-After instead of waiting")
 TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
   Server server;
   Reply slow;
-  std::atomic<bool> connected{false};
   std::thread in_flight([&] {
     Client client;
-    client.request(server.base() + "/healthz");  // the keep-alive connection is open now
-    connected = true;
     // A full decode of a 20-megapixel JPEG, a wavelet sharpen and a 6000-pixel encode: seconds.
     slow = client.request(
         server.url("fit-in/6000x6000/filters:quality(95):sharpen(2,1,false)/large.jpg"));
   });
-  while (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  // Long enough for the request to reach the server even on a loaded machine, well short of the
-  // transform (about 4 s alone, longer under load).
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // SIGTERM only once a worker is busy with the request: it has been accepted, so it must be
+  // answered. (A request that reaches a draining server is refused, which is right but not what
+  // this test is about.)
+  Client probe;
+  for (int i = 0; i < 600; ++i) {
+    if (metric(probe.request(server.base() + "/metrics").body, "thimble_workers_busy") >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   int status = server.stop();
   in_flight.join();
   CHECK(slow.status == 200);
