@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -125,6 +126,56 @@ Field text_list(std::string path, std::vector<std::string>& target) {
           }};
 }
 
+// `presets`: a mapping of names to option strings or to {options, public}. Whether the options
+// parse is checked where the URL grammar lives (proxy::PresetTable).
+Field presets(std::string path, std::map<std::string, Preset>& target) {
+  return {std::move(path), false, [&target](const YAML::Node& node) -> std::string {
+            if (!node.IsMap()) return "expected a mapping of preset names to options";
+            std::map<std::string, Preset> parsed;
+            for (const auto& entry : node) {
+              const std::string name = entry.first.as<std::string>();
+              const bool good_name = !name.empty() && name.size() <= 64 &&
+                                     std::all_of(name.begin(), name.end(), [](char ch) {
+                                       return (ch >= 'a' && ch <= 'z') ||
+                                              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+                                     });
+              if (!good_name) {
+                return "preset name '" + name + "' must be 1-64 characters of a-z, 0-9, _ and -";
+              }
+              if (parsed.count(name)) return "preset '" + name + "' appears twice";
+              Preset preset;
+              const YAML::Node& value = entry.second;
+              if (value.IsScalar()) {
+                preset.options = value.Scalar();
+              } else if (value.IsMap()) {
+                for (const auto& item : value) {
+                  const std::string key = item.first.as<std::string>();
+                  if (key == "options" && item.second.IsScalar()) {
+                    preset.options = item.second.Scalar();
+                  } else if (key == "public" && item.second.IsScalar() &&
+                             (item.second.Scalar() == "true" || item.second.Scalar() == "false")) {
+                    preset.is_public = item.second.Scalar() == "true";
+                  } else {
+                    return "preset '" + name +
+                           "': expected options: <string> and public: " + "true|false, got '" +
+                           key + "'";
+                  }
+                }
+              } else {
+                return "preset '" + name + "': expected an option string or {options, public}";
+              }
+              if (preset.options.empty() || preset.options.front() == '/' ||
+                  preset.options.back() == '/') {
+                return "preset '" + name + "': options must be a non-empty option string " +
+                       "without leading or trailing '/'";
+              }
+              parsed.emplace(name, std::move(preset));
+            }
+            target = std::move(parsed);
+            return {};
+          }};
+}
+
 constexpr long long kMaxInt = std::numeric_limits<int>::max();
 
 // The schema: every key Thimble reads, bound to its member of `c`.
@@ -143,6 +194,7 @@ std::vector<Field> schema(Config& c) {
       boolean("server.access_log", c.server.access_log),
       text_list("security.keys", c.security.keys),
       boolean("security.allow_unsafe", c.security.allow_unsafe),
+      boolean("security.only_presets", c.security.only_presets),
       choice("source.type", c.source.type, {"file", "http", "s3"}),
       text("source.file.root", c.source.file.root, false),
       text("source.http.base_url", c.source.http.base_url, true),
@@ -201,6 +253,7 @@ std::vector<Field> schema(Config& c) {
       boolean("result_storage.store_unsafe", c.result_storage.store_unsafe),
       text("smart.face_cascade", c.smart.face_cascade, true),
       integer("smart.remembered_originals", c.smart.remembered_originals, 0, 10'000'000),
+      presets("presets", c.presets),
   };
 }
 
@@ -274,6 +327,9 @@ bool is_http_url(const std::string& url) {
 }
 
 Status validate(Config& c, const std::string& base_dir) {
+  if (c.security.only_presets && c.presets.empty()) {
+    return config_error("security.only_presets", "no presets are configured");
+  }
   if (c.security.keys.empty() && !c.security.allow_unsafe) {
     return config_error("security.keys",
                         "at least one key is required (or set security.allow_unsafe: true)");

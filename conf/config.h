@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,14 @@ struct SecurityConfig {
   // security.keys: HMAC keys; the first signs, all verify (rotation). Required.
   std::vector<std::string> keys;
   bool allow_unsafe = false;  // security.allow_unsafe: accept `/unsafe/...` URLs
+  bool only_presets = false;  // security.only_presets: refuse URLs that are not a preset
+};
+
+// A named set of Thumbor options, applied by `/<signature>/preset:NAME/<image>`.
+struct Preset {
+  std::string options;  // e.g. "fit-in/200x200/filters:quality(75)"
+  // Public presets also answer `/preset:NAME/<image>` without a signature.
+  bool is_public = false;
 };
 
 struct FileSourceConfig {
@@ -155,6 +164,9 @@ struct Config {
   ResultStorageConfig result_storage;
   OriginalCacheConfig original_cache;
   SmartConfig smart;
+  // presets: name → options (a string) or {options: ..., public: true}. Names are 1-64 characters
+  // of [a-z0-9_-].
+  std::map<std::string, Preset> presets;
 };
 
 // Where an environment override for a key comes from: `server.port` → THIMBLE_SERVER_PORT,

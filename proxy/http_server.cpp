@@ -135,11 +135,10 @@ class Handler final : public Http::Handler {
 
     if (routes_ == HttpServer::Routes::kAdmin && exchange.path != "/healthz" &&
         exchange.path != "/readyz" && exchange.path != "/metrics") {
-      OriginResponse response = service_->error({Code::kNotFound,
-                                                 "the admin listener serves /healthz, /readyz and "
-                                                 "/metrics only"});
-      response.route = Route::kOther;
-      finish(exchange, response);
+      finish(exchange, service_->error({Code::kNotFound,
+                                        "the admin listener serves /healthz, "
+                                        "/readyz and /metrics only"},
+                                       Route::kOther));
       return;
     }
     OriginRequest origin;

@@ -122,7 +122,12 @@ int serve(const conf::Config& config) {
   }
   proxy::Source& source = **made;
   cache::ResultCache results(config.result_cache.memory_bytes, config.result_cache.shards, clock);
-  proxy::OriginService service(proxy::OriginOptions::from(config), signer, source, results, clock);
+  Result<proxy::OriginOptions> options = proxy::OriginOptions::from(config);
+  if (!options.ok()) {
+    proxy::log_line("error", "configuration error: " + options.status().message());
+    return 1;
+  }
+  proxy::OriginService service(std::move(options).value(), signer, source, results, clock);
 
   int workers = config.server.workers > 0
                     ? config.server.workers
@@ -242,6 +247,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (check_only) {
+    // Presets are options strings: they are checked by the URL parser, as a request would be.
+    if (Result<proxy::OriginOptions> options = proxy::OriginOptions::from(*config); !options.ok()) {
+      std::cerr << "thimble: configuration error: " << options.status().message() << "\n";
+      return 1;
+    }
     std::cout << "configuration OK: " << config_path << "\n";
     return 0;
   }

@@ -25,8 +25,12 @@ const std::string* OriginResponse::header(std::string_view name) const {
   return nullptr;
 }
 
-OriginOptions OriginOptions::from(const conf::Config& config) {
+Result<OriginOptions> OriginOptions::from(const conf::Config& config) {
   OriginOptions options;
+  Result<PresetTable> presets = PresetTable::from(config.presets);
+  if (!presets.ok()) return presets.status();
+  options.presets = std::move(presets).value();
+  options.only_presets = config.security.only_presets;
   options.cache_control = config.cache_control;
   options.auto_webp = config.output.auto_webp;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
@@ -63,9 +67,10 @@ OriginService::OriginService(OriginOptions options, const signing::UrlSigner& si
                           "o" + std::to_string(r.respect_orientation);
 }
 
-OriginResponse OriginService::error(const Status& status) const {
+OriginResponse OriginService::error(const Status& status, Route route) const {
   const CodeInfo info = code_info(status.code());
   OriginResponse response;
+  response.route = route;
   response.status = info.http_status;
   response.error = status.message();
   response.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
@@ -112,9 +117,7 @@ OriginResponse OriginService::from_cached(std::shared_ptr<const cache::CachedRes
 
 std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& request) const {
   if (request.method != "GET" && request.method != "HEAD") {
-    OriginResponse response = error({Code::kMethodNotAllowed, "only GET and HEAD are supported"});
-    response.route = Route::kOther;
-    return response;
+    return error({Code::kMethodNotAllowed, "only GET and HEAD are supported"}, Route::kOther);
   }
   if (request.path == "/healthz" || request.path == "/readyz") {
     bool ready = request.path == "/healthz" || !draining();
@@ -136,18 +139,40 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
   }
   if (request.path == "/" || request.path == "/favicon.ico" || request.path == "/robots.txt" ||
       request.path == "/metrics") {
-    OriginResponse response = error({Code::kNotFound, "no such resource"});
-    response.route = Route::kOther;
-    return response;
+    return error({Code::kNotFound, "no such resource"}, Route::kOther);
   }
 
-  Result<std::string_view> signed_part = signer_.verify(request.path);
-  if (!signed_part.ok()) return error(signed_part.status());
-  Result<transform::ThumbnailSpec> spec = transform::parse_spec(*signed_part);
-  if (!spec.ok()) return error(spec.status());
+  // The options and image the URL asks for: after its signature, or a preset's expansion.
+  std::string expanded;
+  std::string_view wanted;
+  bool preset = false;
+  if (request.path.starts_with("/") &&
+      std::string_view(request.path).substr(1).starts_with(PresetTable::kPrefix)) {
+    // `/preset:NAME/<image>`: no signature, public presets only.
+    Result<std::string> options = options_.presets.expand(request.path.substr(1), false);
+    if (!options.ok()) return error(options.status(), Route::kPreset);
+    expanded = std::move(options).value();
+    preset = true;
+  } else {
+    Result<std::string_view> signed_part = signer_.verify(request.path);
+    if (!signed_part.ok()) return error(signed_part.status());
+    if (signed_part->starts_with(PresetTable::kPrefix)) {
+      Result<std::string> options = options_.presets.expand(*signed_part, true);
+      if (!options.ok()) return error(options.status(), Route::kPreset);
+      expanded = std::move(options).value();
+      preset = true;
+    } else if (options_.only_presets) {
+      return error({Code::kBadSignature, "this server only serves presets (preset:NAME/<image>)"});
+    } else {
+      wanted = *signed_part;
+    }
+  }
+  if (preset) wanted = expanded;
+  Result<transform::ThumbnailSpec> spec = transform::parse_spec(wanted);
+  if (!spec.ok()) return error(spec.status(), preset ? Route::kPreset : Route::kThumbnail);
 
   Job job;
-  job.route = spec->meta ? Route::kMeta : Route::kThumbnail;
+  job.route = preset ? Route::kPreset : spec->meta ? Route::kMeta : Route::kThumbnail;
   job.vary_accept = options_.auto_webp && !spec->format;
   if (job.vary_accept && accepts_webp(request.accept))
     job.negotiated = transform::ImageFormat::kWebp;
@@ -181,11 +206,7 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
     response.source_key = job.spec.image;
     return response;
   }
-  if (draining()) {
-    OriginResponse response = error({Code::kOverloaded, "the server is shutting down"});
-    response.route = job.route;
-    return response;
-  }
+  if (draining()) return error({Code::kOverloaded, "the server is shutting down"}, job.route);
   job.deadline = clock_.steady_now() + options_.request_timeout;
   return job;
 }

@@ -30,6 +30,7 @@
 #include "conf/config.h"
 #include "conf/status.h"
 #include "proxy/metrics.h"
+#include "proxy/presets.h"
 #include "proxy/source.h"
 #include "signing/signer.h"
 #include "transform/pipeline.h"
@@ -91,8 +92,11 @@ struct OriginOptions {
   std::chrono::seconds not_found_ttl{10};    // how long a source's 404 is believed; 0 = never
   std::uint64_t original_cache_bytes = 64ull << 20;  // originals kept for their other sizes
   std::chrono::seconds original_ttl{60};             // how long a kept original is used
+  PresetTable presets;
+  bool only_presets = false;  // refuse URLs that do not name a preset
 
-  static OriginOptions from(const conf::Config& config);
+  // Fails when a preset's options do not parse.
+  static Result<OriginOptions> from(const conf::Config& config);
 };
 
 class OriginService {
@@ -106,7 +110,7 @@ class OriginService {
   OriginResponse handle(const OriginRequest& request) const;
 
   // The answer for an error Status (SPEC.md §3 table), with its cache policy.
-  OriginResponse error(const Status& status) const;
+  OriginResponse error(const Status& status, Route route = Route::kThumbnail) const;
 
   // While draining (shutting down), new thumbnail work gets 503 and /readyz says not ready.
   void set_draining() { draining_.store(true); }

@@ -85,6 +85,18 @@ TEST_CASE("configuration errors name the YAML key path and the reason") {
       {"security: {keys: [k]}\nsource: {type: http, http: {allowed_hosts: [a.example], "
        "default_scheme: gopher}}",
        "source.http.default_scheme: expected one of: https http"},
+      {kMinimal + "presets: [small]", "presets: expected a mapping of preset names to options"},
+      {kMinimal + "presets: {Small: fit-in/10x10}",
+       "presets: preset name 'Small' must be 1-64 characters of a-z, 0-9, _ and -"},
+      {kMinimal + "presets: {small: ''}", "presets: preset 'small': options must be a non-empty"},
+      {kMinimal + "presets: {small: /fit-in/10x10}", "without leading or trailing '/'"},
+      {kMinimal + "presets: {small: {options: fit-in/10x10, public: yes}}",
+       "presets: preset 'small': expected options: <string> and public: true|false, got 'public'"},
+      {kMinimal + "presets: {small: [fit-in]}",
+       "presets: preset 'small': expected an option string or {options, public}"},
+      {kMinimal + "security: {only_presets: true}", "security: appears twice"},
+      {"security: {keys: [k], only_presets: true}\nsource: {file: {root: .}}",
+       "security.only_presets: no presets are configured"},
   };
   for (const auto& row : rows) {
     CAPTURE(row.yaml);
@@ -93,6 +105,22 @@ TEST_CASE("configuration errors name the YAML key path and the reason") {
     REQUIRE_FALSE(config.ok());
     CHECK(config.status().message().find(row.expected) != std::string::npos);
   }
+}
+
+TEST_CASE("presets: a plain option string, or options with public") {
+  test::TempDir dir;
+  auto config = load_config_text(kMinimal +
+                                     "presets:\n"
+                                     "  small: fit-in/200x200/filters:quality(75)\n"
+                                     "  avatar: {options: 100x100/smart, public: true}\n",
+                                 dir.path().string(), nullptr);
+  REQUIRE(config.ok());
+  REQUIRE(config->presets.size() == 2);
+  CHECK(config->presets.at("small").options == "fit-in/200x200/filters:quality(75)");
+  CHECK_FALSE(config->presets.at("small").is_public);
+  CHECK(config->presets.at("avatar").options == "100x100/smart");
+  CHECK(config->presets.at("avatar").is_public);
+  CHECK_FALSE(config->security.only_presets);
 }
 
 TEST_CASE("byte counts accept binary suffixes") {

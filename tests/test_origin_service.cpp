@@ -456,3 +456,92 @@ TEST_CASE("a kept original serves the photo's other sizes until its TTL passes")
             .status == 200);
   CHECK(counting.fetches == 2);
 }
+
+namespace {
+
+// A service with presets over the fixture's folder.
+struct PresetFixture {
+  Fixture f;
+  cache::ResultCache results{64 << 20, 1, f.clock};
+  std::unique_ptr<OriginService> service;
+
+  explicit PresetFixture(bool only_presets = false) {
+    Result<PresetTable> table =
+        PresetTable::from({{"small", {"fit-in/200x200/filters:quality(75)", false}},
+                           {"avatar", {"100x100/smart", true}}});
+    REQUIRE(table.ok());
+    OriginOptions options;
+    options.presets = std::move(table).value();
+    options.only_presets = only_presets;
+    service = std::make_unique<OriginService>(options, f.signer, *f.source, results, f.clock);
+  }
+  OriginResponse get(const std::string& path) { return service->handle({"GET", path, "", "", ""}); }
+};
+
+}  // namespace
+
+TEST_CASE("a preset is its options: same thumbnail, same ETag, one cache entry") {
+  PresetFixture p;
+  OriginResponse named = p.get(p.f.signer.sign("preset:small/photos/storm.jpg"));
+  REQUIRE(named.status == 200);
+  CHECK(named.route == Route::kPreset);
+  CHECK(named.cache_outcome == "miss");
+  OriginResponse spelled =
+      p.get(p.f.signer.sign("fit-in/200x200/filters:quality(75)/photos/storm.jpg"));
+  CHECK(spelled.cache_outcome == "hit");
+  CHECK(*spelled.body == *named.body);
+  CHECK(header(spelled, "ETag") == header(named, "ETag"));
+  cv::Mat image =
+      cv::imdecode(std::vector<uchar>(named.body->begin(), named.body->end()), cv::IMREAD_COLOR);
+  CHECK(std::max(image.cols, image.rows) == 200);
+}
+
+TEST_CASE(
+    "public presets need no signature, while other presets, unknown names and bad URLs are "
+    "refused") {
+  PresetFixture p;
+  OriginResponse open = p.get("/preset:avatar/photos/storm.jpg");
+  REQUIRE(open.status == 200);
+  cv::Mat image =
+      cv::imdecode(std::vector<uchar>(open.body->begin(), open.body->end()), cv::IMREAD_COLOR);
+  CHECK(image.size() == cv::Size(100, 100));
+  // A signed-only preset without signature.
+  OriginResponse closed = p.get("/preset:small/photos/storm.jpg");
+  CHECK(closed.status == 403);
+  CHECK(closed.error == "preset 'small' is not public: the URL must be signed");
+  CHECK(header(closed, "Cache-Control") == "public, max-age=60");
+  // Unknown names, signed or not: 400 naming the preset.
+  CHECK(p.get("/preset:huge/photos/storm.jpg").error == "unknown preset 'huge'");
+  OriginResponse unknown = p.get(p.f.signer.sign("preset:huge/photos/storm.jpg"));
+  CHECK(unknown.status == 400);
+  CHECK(unknown.error == "unknown preset 'huge'");
+  CHECK(p.get("/preset:" + std::string(300, 'x') + "/a.jpg").error == "unknown preset");
+  CHECK(p.get("/preset:avatar/").status == 400);
+  CHECK(p.get("/preset:avatar").status == 400);
+  // A wrong signature does not fall back to the public form.
+  CHECK(p.get("/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/preset:avatar/photos/storm.jpg").status == 403);
+  // The public form still checks the image key like any other URL.
+  CHECK(p.get("/preset:avatar/../secret.jpg").status == 403);
+  CHECK(p.get("/preset:avatar/photos/missing.jpg").status == 404);
+}
+
+TEST_CASE("only_presets refuses every URL that does not name a preset") {
+  PresetFixture p(/*only_presets=*/true);
+  OriginResponse options = p.get(p.f.signer.sign("fit-in/300x300/photos/storm.jpg"));
+  CHECK(options.status == 403);
+  CHECK(options.error == "this server only serves presets (preset:NAME/<image>)");
+  CHECK(p.get(p.f.signer.sign("preset:small/photos/storm.jpg")).status == 200);
+  CHECK(p.get("/preset:avatar/photos/storm.jpg").status == 200);
+}
+
+TEST_CASE("presets whose options do not parse are refused at start, naming the preset") {
+  Result<PresetTable> bad =
+      PresetTable::from({{"broken", {"fit-in/200x200/filters:bogus(1)", false}}});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("presets.broken: ") == 0);
+  CHECK(bad.status().message().find("bogus") != std::string::npos);
+  Result<PresetTable> image =
+      PresetTable::from({{"img", {"fit-in/200x200/photos/cat.jpg", false}}});
+  REQUIRE_FALSE(image.ok());
+  CHECK(image.status().message().find("presets.img: ") == 0);
+}

@@ -509,6 +509,13 @@ TEST_CASE("--check-config exits 0 for a valid file and 1 naming the key for a ba
       run("--check-config --config " + (dir.path() / "bad.yaml").string());
   CHECK(bad_status == 1);
   CHECK(bad_output.find("server.port: must be between 1 and 65535, got 0") != std::string::npos);
+  test::write_file(dir.path() / "preset.yaml",
+                   "security: {keys: [k]}\nsource: {file: {root: .}}\n"
+                   "presets: {broken: 'fit-in/10x10/filters:bogus(1)'}\n");
+  auto [preset_status, preset_output] =
+      run("--check-config --config " + (dir.path() / "preset.yaml").string());
+  CHECK(preset_status == 1);
+  CHECK(preset_output.find("presets.broken: ") != std::string::npos);
   auto [env_status, env_output] =
       run("--check-config --config " + (dir.path() / "good.yaml").string() + " --bogus");
   CHECK(env_status == 2);

@@ -1,0 +1,49 @@
+#include "proxy/presets.h"
+
+#include "transform/spec.h"
+
+namespace thimble::proxy {
+
+Result<PresetTable> PresetTable::from(const std::map<std::string, conf::Preset>& presets) {
+  PresetTable table;
+  for (const auto& [name, preset] : presets) {
+    // The options must parse and must leave the image untouched after them.
+    constexpr std::string_view kProbe = "preset-probe.jpg";
+    Result<transform::ThumbnailSpec> spec =
+        transform::parse_spec(preset.options + "/" + std::string(kProbe));
+    if (!spec.ok()) {
+      return Status(Code::kBadRequest, "presets." + name + ": " + spec.status().message());
+    }
+    if (spec->image != kProbe) {
+      return Status(Code::kBadRequest, "presets." + name + ": '" + preset.options +
+                                           "' is not only options (it names an image)");
+    }
+    table.presets_.emplace(name, preset);
+  }
+  return table;
+}
+
+Result<std::string> PresetTable::expand(std::string_view preset_and_image, bool signed_url) const {
+  std::string_view rest = preset_and_image.substr(kPrefix.size());
+  const std::size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash + 1 == rest.size()) {
+    return Status(Code::kBadRequest, "expected preset:NAME/<image>");
+  }
+  const std::string_view name = rest.substr(0, slash);
+  auto found = presets_.find(name);
+  if (found == presets_.end()) {
+    // The name is echoed only when it is short and plain, so the message stays a safe one-liner.
+    const bool printable =
+        name.size() <= 64 &&
+        name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string_view::npos;
+    return Status(Code::kBadRequest,
+                  printable ? "unknown preset '" + std::string(name) + "'" : "unknown preset");
+  }
+  if (!signed_url && !found->second.is_public) {
+    return Status(Code::kBadSignature,
+                  "preset '" + found->first + "' is not public: the URL must be signed");
+  }
+  return found->second.options + "/" + std::string(rest.substr(slash + 1));
+}
+
+}  // namespace thimble::proxy
