@@ -35,7 +35,10 @@ Result<OriginOptions> OriginOptions::from(const conf::Config& config) {
   options.auto_webp = config.output.auto_webp;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
   options.remembered_originals = static_cast<std::size_t>(config.smart.remembered_originals);
-  options.not_found_ttl = std::chrono::seconds(config.result_cache.not_found_ttl_s);
+  // A 404 is not remembered longer than the CDN is told to keep it: once its error_max_age is
+  // over, the CDN's next request must see an original uploaded since.
+  options.not_found_ttl = std::chrono::seconds(
+      std::min(config.result_cache.not_found_ttl_s, config.cache_control.error_max_age));
   options.original_cache_bytes = config.original_cache.memory_bytes;
   options.original_ttl = std::chrono::seconds(config.original_cache.ttl_s);
   transform::RenderSettings& r = options.render;

@@ -1,0 +1,191 @@
+// The real `thimble` binary for integration tests: started on a free loopback port with a
+// configuration written by the test and originals copied from the corpus, stopped with SIGTERM;
+// plus a libcurl client that keeps its keep-alive connection and records headers.
+#pragma once
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "signing/signer.h"
+#include "support.h"
+
+namespace thimble::test {
+
+inline const char* const kKey = "integration-key";
+
+struct Reply {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  long new_connections = 0;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "<absent>" : it->second;
+  }
+};
+
+// A libcurl easy handle; reusing one Client reuses its keep-alive connection.
+class Client {
+ public:
+  Client() : curl_(curl_easy_init()) {}
+  ~Client() { curl_easy_cleanup(curl_); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Reply request(const std::string& url, const std::vector<std::string>& headers = {},
+                const char* method = "GET", bool http10 = false) {
+    Reply reply;
+    curl_easy_reset(curl_);
+    curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl_, CURLOPT_PATH_AS_IS, 1L);  // send `..` untouched
+    curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 60L);
+    if (std::string(method) == "HEAD") {
+      curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
+    } else if (std::string(method) != "GET") {
+      curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (http10) curl_easy_setopt(curl_, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
+    curl_slist* list = nullptr;
+    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Client::on_body);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &reply);
+    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &Client::on_header);
+    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &reply);
+    CURLcode code = curl_easy_perform(curl_);
+    curl_slist_free_all(list);
+    // CHECK, not REQUIRE: requests also run on threads, where a throwing assertion would abort.
+    CHECK_MESSAGE(code == CURLE_OK, std::string(curl_easy_strerror(code)));
+    if (code != CURLE_OK) return reply;
+    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &reply.status);
+    curl_easy_getinfo(curl_, CURLINFO_NUM_CONNECTS, &reply.new_connections);
+    return reply;
+  }
+
+ private:
+  static size_t on_body(char* data, size_t size, size_t n, void* user) {
+    static_cast<Reply*>(user)->body.append(data, size * n);
+    return size * n;
+  }
+  static size_t on_header(char* data, size_t size, size_t n, void* user) {
+    std::string line(data, size * n);
+    auto colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      value.erase(value.find_last_not_of("\r\n") + 1);
+      static_cast<Reply*>(user)->headers[name] = value;
+    }
+    return size * n;
+  }
+  CURL* curl_;
+};
+
+// `thimble` started on a free port with originals in a temporary folder; stopped with SIGTERM.
+class ThimbleProcess {
+ public:
+  // `server_yaml` is the `server:` mapping; `extra_yaml` adds other sections.
+  explicit ThimbleProcess(const std::string& server_yaml = "{host: 127.0.0.1, workers: 2}",
+                          const std::string& extra_yaml = "",
+                          const std::string& cache_control = "{max_age: 600}")
+      : port_(free_port()) {
+    root_ = dir_.path() / "originals";
+    std::filesystem::create_directories(root_ / "photos");
+    std::filesystem::copy_file(corpus("medium/mate_Storm.jpg"), root_ / "photos/storm.jpg");
+    std::filesystem::copy_file(corpus("medium/mate_Storm.jpg"), root_ / "key with space.jpg");
+    std::filesystem::copy_file(corpus("large/Kleiber_by_Lukas_Baubkus.jpg"), root_ / "large.jpg");
+    write_file(dir_.path() / "secret.jpg", "outside");
+    write_file(dir_.path() / "thimble.yaml", "server: " + server_yaml +
+                                                 "\n"
+                                                 "security: {keys: [" +
+                                                 std::string(kKey) +
+                                                 "]}\n"
+                                                 "source: {file: {root: originals}}\n"
+                                                 "cache_control: " +
+                                                 cache_control + "\n" + extra_yaml);
+    log_ = dir_.path() / "server.log";
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      std::string port = std::to_string(port_);
+      setenv("THIMBLE_SERVER_PORT", port.c_str(), 1);
+      FILE* out = freopen(log_.c_str(), "w", stdout);
+      if (out) dup2(fileno(stdout), fileno(stderr));
+      std::string config = (dir_.path() / "thimble.yaml").string();
+      execl(THIMBLE_SERVER_BINARY, "thimble", "--config", config.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      CURL* curl = curl_easy_init();
+      curl_easy_setopt(curl, CURLOPT_URL, (base() + "/healthz").c_str());
+      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+      CURLcode code = curl_easy_perform(curl);
+      curl_easy_cleanup(curl);
+      if (code == CURLE_OK) return;
+    }
+    FAIL("thimble did not start: " << read_file(log_));
+  }
+
+  ~ThimbleProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Sends SIGTERM and returns the exit status (or -1 if it did not exit within 30 s).
+  int stop() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return -1;
+  }
+
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url(const std::string& options_and_image) const {
+    return base() + signing::UrlSigner({kKey}, false).sign(options_and_image);
+  }
+  std::string log() const { return read_file(log_); }
+  const std::filesystem::path& originals() const { return root_; }
+  // The folder of thimble.yaml: relative paths in `extra_yaml` are relative to it.
+  const std::filesystem::path& directory() const { return dir_.path(); }
+  int port() const { return port_; }
+
+ private:
+  TempDir dir_;
+  std::filesystem::path root_, log_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// The value of the sample `series` (name plus labels, exactly as exposed) in a /metrics text;
+// -1 when absent.
+inline double metric(const std::string& exposition, const std::string& series) {
+  const std::string prefix = "\n" + series + " ";
+  const std::size_t at = exposition.find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::stod(exposition.substr(at + prefix.size()));
+}
+
+}  // namespace thimble::test
