@@ -401,6 +401,24 @@ std::string env_name_for(const std::string& yaml_path) {
   return name;
 }
 
+std::vector<std::string> restart_required_changes(const Config& running, const Config& fresh) {
+  std::vector<std::string> changed;
+  auto check = [&](bool same, const char* what) {
+    if (!same) changed.emplace_back(what);
+  };
+  check(running.server == fresh.server, "server");
+  check(running.source == fresh.source, "source");
+  check(running.result_storage == fresh.result_storage, "result_storage");
+  check(running.result_cache.memory_bytes == fresh.result_cache.memory_bytes,
+        "result_cache.memory_bytes");
+  check(running.result_cache.shards == fresh.result_cache.shards, "result_cache.shards");
+  check(running.original_cache.memory_bytes == fresh.original_cache.memory_bytes,
+        "original_cache.memory_bytes");
+  check(running.smart.remembered_originals == fresh.smart.remembered_originals,
+        "smart.remembered_originals");
+  return changed;
+}
+
 std::vector<std::string> known_keys() {
   Config scratch;
   std::vector<std::string> keys;

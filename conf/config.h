@@ -30,6 +30,8 @@ struct ServerConfig {
   int keepalive_timeout_s = 75;  // server.keepalive_timeout_s: idle keep-alive connections
   int drain_timeout_ms = 20000;  // server.drain_timeout_ms: SIGTERM grace for in-flight work
   bool access_log = true;        // server.access_log: one JSON line per request on stdout
+
+  bool operator==(const ServerConfig&) const = default;
 };
 
 struct SecurityConfig {
@@ -49,6 +51,8 @@ struct Preset {
 struct FileSourceConfig {
   // source.file.root: folder of originals; relative paths are relative to the config file.
   std::string root = "samples";
+
+  bool operator==(const FileSourceConfig&) const = default;
 };
 
 struct HttpSourceConfig {
@@ -64,6 +68,8 @@ struct HttpSourceConfig {
   int max_redirects = 3;               // source.http.max_redirects
   int retries = 2;                     // source.http.retries: for 5xx and resets only
   std::string user_agent = "Thimble";  // source.http.user_agent
+
+  bool operator==(const HttpSourceConfig&) const = default;
 };
 
 struct S3SourceConfig {
@@ -81,6 +87,8 @@ struct S3SourceConfig {
   int connect_timeout_ms = 2000;                  // source.s3.connect_timeout_ms
   int timeout_ms = 10000;                         // source.s3.timeout_ms
   int retries = 2;                                // source.s3.retries
+
+  bool operator==(const S3SourceConfig&) const = default;
 };
 
 struct SourceConfig {
@@ -88,6 +96,8 @@ struct SourceConfig {
   FileSourceConfig file;
   HttpSourceConfig http;
   S3SourceConfig s3;
+
+  bool operator==(const SourceConfig&) const = default;
 };
 
 struct LimitsConfig {
@@ -141,6 +151,8 @@ struct ResultStorageS3Config {
   std::string addressing = "virtual";  // result_storage.s3.addressing: virtual or path
   // result_storage.s3.access_key_id / secret_access_key; empty: the AWS_* environment.
   std::string access_key_id, secret_access_key;
+
+  bool operator==(const ResultStorageS3Config&) const = default;
 };
 
 struct ResultStorageConfig {
@@ -151,6 +163,8 @@ struct ResultStorageConfig {
   int ttl_s = 86400;          // result_storage.ttl_s: older stored results are misses
   bool store_unsafe = false;  // result_storage.store_unsafe: also store /unsafe/ URLs' results
   ResultStorageS3Config s3;
+
+  bool operator==(const ResultStorageConfig&) const = default;
 };
 
 struct Config {
@@ -172,6 +186,11 @@ struct Config {
 // Where an environment override for a key comes from: `server.port` → THIMBLE_SERVER_PORT,
 // `source.file.root` → THIMBLE_SOURCE_FILE_ROOT. Lists are comma-separated.
 std::string env_name_for(const std::string& yaml_path);
+
+// The keys that differ between the running configuration and a reloaded one but only take
+// effect on a restart (listeners, sources, result storage, memory sizes), as YAML key paths or
+// sections. Everything else (keys, presets, lifetimes, output settings, limits) applies at once.
+std::vector<std::string> restart_required_changes(const Config& running, const Config& fresh);
 
 // Reads `path`, applies overrides from `environment` (a getenv-like lookup; nullptr = none) and
 // validates. Relative paths inside are resolved against the config file's folder.

@@ -40,7 +40,10 @@ constexpr const char* kUsage =
     "  --help           show this help\n"
     "\n"
     "Every key can be overridden from the environment: server.port → THIMBLE_SERVER_PORT,\n"
-    "security.keys → THIMBLE_SECURITY_KEYS (comma-separated). See README.md for all keys.\n";
+    "security.keys → THIMBLE_SECURITY_KEYS (comma-separated). See README.md for all keys.\n"
+    "\n"
+    "Signals: SIGHUP reloads the configuration file (keys, presets, lifetimes, output\n"
+    "settings, limits); SIGTERM or SIGINT stop taking work, finish what was accepted, exit 0.\n";
 
 // An example the operator can paste: the first sample image, signed with the first key.
 void print_example(const conf::Config& config, const signing::UrlSigner& signer, int port) {
@@ -112,7 +115,38 @@ void add_readings(proxy::Metrics& metrics, const proxy::OriginService& service,
   gauge("process_open_fds", "Open file descriptors.", proxy::process_open_fds);
 }
 
-int serve(const conf::Config& config) {
+const char* environment(const char* name) {
+  return std::getenv(name);
+}
+
+// SIGHUP: reads the configuration file again. Keys, presets, lifetimes, output settings and limits
+// apply to the requests that begin after it; what sizes listeners, sources and memories needs a
+// restart and is reported. An invalid file changes nothing.
+void reload(const std::string& path, const conf::Config& running, proxy::OriginService& service) {
+  Result<conf::Config> fresh = conf::load_config_file(path, environment);
+  Result<proxy::OriginOptions> options = fresh.ok() ? proxy::OriginOptions::from(*fresh)
+                                                    : Result<proxy::OriginOptions>(fresh.status());
+  if (!options.ok()) {
+    proxy::log_line("error", "reload refused, the previous configuration keeps serving: " +
+                                 options.status().message());
+    return;
+  }
+  const std::size_t presets = fresh->presets.size();
+  service.reload(std::move(options).value(),
+                 signing::UrlSigner(fresh->security.keys, fresh->security.allow_unsafe));
+  proxy::log_line("info", "configuration reloaded from " + path + ": " +
+                              std::to_string(fresh->security.keys.size()) + " keys, " +
+                              std::to_string(presets) + " presets");
+  std::string ignored;
+  for (const std::string& key : conf::restart_required_changes(running, *fresh)) {
+    ignored += (ignored.empty() ? "" : ", ") + key;
+  }
+  if (!ignored.empty()) {
+    proxy::log_line("warning", "changes to " + ignored + " take effect after a restart");
+  }
+}
+
+int serve(const std::string& config_path, const conf::Config& config) {
   SystemClock clock;
   signing::UrlSigner signer(config.security.keys, config.security.allow_unsafe);
   Result<std::unique_ptr<proxy::Source>> made = proxy::make_source(config);
@@ -187,13 +221,16 @@ int serve(const conf::Config& config) {
   }
   print_example(config, signer, server.port());
 
-  // SIGINT/SIGTERM were blocked before any thread started; wait for one here.
+  // The signals were blocked before any thread started: SIGHUP reloads, SIGINT/SIGTERM stop.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   int received = 0;
-  sigwait(&signals, &received);
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    reload(config_path, config, service);
+  }
 
   proxy::log_line(
       "info", std::string("received ") + strsignal(received) + ": finishing in-flight requests");
@@ -213,11 +250,13 @@ int serve(const conf::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Block the shutdown signals in every thread (they inherit this mask); main waits for them.
+  // Block the shutdown and reload signals in every thread (they inherit this mask); main waits
+  // for them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client hanging up must never kill the process
 
@@ -240,8 +279,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  Result<conf::Config> config = conf::load_config_file(
-      config_path, [](const char* name) -> const char* { return std::getenv(name); });
+  Result<conf::Config> config = conf::load_config_file(config_path, environment);
   if (!config.ok()) {
     std::cerr << "thimble: configuration error: " << config.status().message() << "\n";
     return 1;
@@ -255,5 +293,5 @@ int main(int argc, char** argv) {
     std::cout << "configuration OK: " << config_path << "\n";
     return 0;
   }
-  return serve(*config);
+  return serve(config_path, *config);
 }

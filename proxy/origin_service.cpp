@@ -54,20 +54,33 @@ Result<OriginOptions> OriginOptions::from(const conf::Config& config) {
   return options;
 }
 
-OriginService::OriginService(OriginOptions options, const signing::UrlSigner& signer,
-                             Source& source, cache::ResultCache& results, const Clock& clock)
-    : options_(std::move(options)),
-      focal_memory_(options_.remembered_originals),
-      signer_(signer),
+namespace {
+
+std::shared_ptr<const ServiceSettings> make_settings(OriginOptions options,
+                                                     signing::UrlSigner signer) {
+  const transform::RenderSettings& r = options.render;
+  std::string fingerprint =
+      "q" + std::to_string(r.jpeg_quality) + "p" + std::to_string(r.jpeg_progressive) + "w" +
+      std::to_string(r.webp_quality) + "z" + std::to_string(r.png_compression) + "o" +
+      std::to_string(r.respect_orientation);
+  return std::make_shared<const ServiceSettings>(
+      ServiceSettings{std::move(options), std::move(signer), std::move(fingerprint)});
+}
+
+}  // namespace
+
+OriginService::OriginService(OriginOptions options, signing::UrlSigner signer, Source& source,
+                             cache::ResultCache& results, const Clock& clock)
+    : focal_memory_(options.remembered_originals),
       source_(source),
       results_(results),
       clock_(clock),
-      originals_(options_.original_cache_bytes, 8, clock) {
-  const transform::RenderSettings& r = options_.render;
-  settings_fingerprint_ = "q" + std::to_string(r.jpeg_quality) + "p" +
-                          std::to_string(r.jpeg_progressive) + "w" +
-                          std::to_string(r.webp_quality) + "z" + std::to_string(r.png_compression) +
-                          "o" + std::to_string(r.respect_orientation);
+      originals_(options.original_cache_bytes, 8, clock) {
+  settings_.store(make_settings(std::move(options), std::move(signer)));
+}
+
+void OriginService::reload(OriginOptions options, signing::UrlSigner signer) {
+  settings_.store(make_settings(std::move(options), std::move(signer)));
 }
 
 OriginResponse OriginService::error(const Status& status, Route route) const {
@@ -79,7 +92,8 @@ OriginResponse OriginService::error(const Status& status, Route route) const {
   response.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
   if (info.caching == ErrorCaching::kShort) {
     response.headers.emplace_back(
-        "Cache-Control", "public, max-age=" + std::to_string(options_.cache_control.error_max_age));
+        "Cache-Control",
+        "public, max-age=" + std::to_string(settings()->options.cache_control.error_max_age));
   } else {
     response.headers.emplace_back("Cache-Control", "no-store");
   }
@@ -94,9 +108,10 @@ void OriginService::add_validators(
     OriginResponse& response, const std::string& etag,
     const std::optional<std::chrono::system_clock::time_point>& last_modified, bool vary_accept,
     std::optional<int> url_max_age) const {
-  const int max_age = max_age_for(options_.cache_control, url_max_age);
+  const conf::CacheControlConfig& cache_control = settings()->options.cache_control;
+  const int max_age = max_age_for(cache_control, url_max_age);
   response.headers.emplace_back("Cache-Control",
-                                cache_control_for_success(options_.cache_control, url_max_age));
+                                cache_control_for_success(cache_control, url_max_age));
   response.headers.emplace_back("Expires",
                                 http_date(clock_.wall_now() + std::chrono::seconds(max_age)));
   response.headers.emplace_back("ETag", etag);
@@ -145,6 +160,8 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
     return error({Code::kNotFound, "no such resource"}, Route::kOther);
   }
 
+  // One snapshot of the settings for the whole request, even across a reload.
+  std::shared_ptr<const ServiceSettings> current = settings();
   // The options and image the URL asks for: after its signature, or a preset's expansion.
   std::string expanded;
   std::string_view wanted;
@@ -152,19 +169,19 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
   if (request.path.starts_with("/") &&
       std::string_view(request.path).substr(1).starts_with(PresetTable::kPrefix)) {
     // `/preset:NAME/<image>`: no signature, public presets only.
-    Result<std::string> options = options_.presets.expand(request.path.substr(1), false);
+    Result<std::string> options = current->options.presets.expand(request.path.substr(1), false);
     if (!options.ok()) return error(options.status(), Route::kPreset);
     expanded = std::move(options).value();
     preset = true;
   } else {
-    Result<std::string_view> signed_part = signer_.verify(request.path);
+    Result<std::string_view> signed_part = current->signer.verify(request.path);
     if (!signed_part.ok()) return error(signed_part.status());
     if (signed_part->starts_with(PresetTable::kPrefix)) {
-      Result<std::string> options = options_.presets.expand(*signed_part, true);
+      Result<std::string> options = current->options.presets.expand(*signed_part, true);
       if (!options.ok()) return error(options.status(), Route::kPreset);
       expanded = std::move(options).value();
       preset = true;
-    } else if (options_.only_presets) {
+    } else if (current->options.only_presets) {
       return error({Code::kBadSignature, "this server only serves presets (preset:NAME/<image>)"});
     } else {
       wanted = *signed_part;
@@ -176,14 +193,14 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
 
   Job job;
   job.route = preset ? Route::kPreset : spec->meta ? Route::kMeta : Route::kThumbnail;
-  job.vary_accept = options_.auto_webp && !spec->format;
+  job.vary_accept = current->options.auto_webp && !spec->format;
   if (job.vary_accept && accepts_webp(request.accept))
     job.negotiated = transform::ImageFormat::kWebp;
   job.cache_key = spec->canonical() + "|" + spec->image + "|" +
                   (spec->format     ? std::string(transform::format_name(*spec->format))
                    : job.negotiated ? "webp-negotiated"
                                     : "source") +
-                  "|" + settings_fingerprint_;
+                  "|" + current->fingerprint;
   job.transform = transform_hash(job.cache_key);
   job.unsafe = request.path.starts_with("/unsafe/");
   {
@@ -210,7 +227,8 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
     return response;
   }
   if (draining()) return error({Code::kOverloaded, "the server is shutting down"}, job.route);
-  job.deadline = clock_.steady_now() + options_.request_timeout;
+  job.deadline = clock_.steady_now() + current->options.request_timeout;
+  job.settings = std::move(current);
   return job;
 }
 
@@ -333,9 +351,9 @@ Result<SourceObject> OriginService::timed_fetch(const std::string& key,
   return fetched;
 }
 
-std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
-    const std::string& key, std::chrono::steady_clock::time_point deadline,
-    WorkTimes& times) const {
+std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(const std::string& key,
+                                                                          const Job& job,
+                                                                          WorkTimes& times) const {
   const auto now = clock_.steady_now();
   if (std::optional<std::chrono::steady_clock::time_point> until = not_found_.get(key);
       until && *until > now) {
@@ -352,14 +370,14 @@ std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
     return std::make_shared<const Result<SourceObject>>(std::move(object));
   }
   // Several sizes of one new photo requested at once share one download.
-  auto flight = downloads_.run(key, deadline, [&] {
+  auto flight = downloads_.run(key, job.deadline, [&] {
     Result<SourceObject> fetched = timed_fetch(key, {}, &times);
     if (fetched.ok() && !fetched->not_modified) {
       originals_.put(
           key,
           std::make_shared<const cache::CachedOriginal>(cache::CachedOriginal{
               fetched->bytes, fetched->validators.token, fetched->validators.last_modified}),
-          options_.original_ttl);
+          job.settings->options.original_ttl);
     }
     return fetched;
   });
@@ -368,8 +386,8 @@ std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(
         Status(Code::kOverloaded, "the request waited too long for the original"));
   }
   if (!(*flight.value).ok() && (*flight.value).status().code() == Code::kNotFound &&
-      options_.not_found_ttl.count() > 0) {
-    not_found_.put(key, now + options_.not_found_ttl);
+      job.settings->options.not_found_ttl.count() > 0) {
+    not_found_.put(key, now + job.settings->options.not_found_ttl);
   }
   return flight.value;
 }
@@ -391,12 +409,13 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   if (storable && !original) {
     if (std::shared_ptr<const cache::CachedResult> stored = store_->read(job.store_key)) {
       ++store_hits_;
-      results_.put(job.cache_key, stored,
-                   std::chrono::seconds(max_age_for(options_.cache_control, job.spec.max_age)));
+      results_.put(
+          job.cache_key, stored,
+          std::chrono::seconds(max_age_for(job.settings->options.cache_control, job.spec.max_age)));
       return stored;
     }
   }
-  if (!original) original = fetch_original(job.spec.image, job.deadline, times);
+  if (!original) original = fetch_original(job.spec.image, job, times);
   if (!(*original).ok()) return (*original).status();
   const SourceObject& source = **original;
   const std::string etag = make_etag(job.transform, source.validators.token + marks_suffix);
@@ -409,14 +428,14 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   auto cached = std::make_shared<cache::CachedResult>();
   if (job.spec.meta) {
     // meta/: the JSON description, from the header alone.
-    Result<std::string> json =
-        transform::describe(bytes, job.spec, options_.render, job.negotiated, focal_cache);
+    Result<std::string> json = transform::describe(bytes, job.spec, job.settings->options.render,
+                                                   job.negotiated, focal_cache);
     if (!json.ok()) return json.status();
     cached->body = std::move(json).value();
     cached->content_type = "application/json";
   } else {
-    Result<transform::Thumbnail> thumbnail =
-        transform::render(bytes, job.spec, options_.render, job.negotiated, focal_cache, marks);
+    Result<transform::Thumbnail> thumbnail = transform::render(
+        bytes, job.spec, job.settings->options.render, job.negotiated, focal_cache, marks);
     if (!thumbnail.ok()) return thumbnail.status();
     cached->body = std::move(thumbnail->bytes);
     cached->content_type = std::string(transform::mime_type(thumbnail->format));
@@ -434,8 +453,9 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   cached->last_modified = source.validators.last_modified;
   cached->vary_accept = job.vary_accept;
   cached->url_max_age = job.spec.max_age;
-  results_.put(job.cache_key, cached,
-               std::chrono::seconds(max_age_for(options_.cache_control, job.spec.max_age)));
+  results_.put(
+      job.cache_key, cached,
+      std::chrono::seconds(max_age_for(job.settings->options.cache_control, job.spec.max_age)));
   if (storable) {
     // Written after the answer, never delaying it.
     auto write = [store = store_, key = job.store_key, cached] { store->write(key, *cached); };

@@ -68,21 +68,6 @@ struct OriginResponse {
   std::size_t body_size() const { return body ? body->size() : 0; }
 };
 
-// What remains to do for a request that begin() could not answer.
-struct Job {
-  transform::ThumbnailSpec spec;
-  std::string cache_key;
-  std::string store_key;  // the result's path in result storage (canonical request path)
-  bool unsafe = false;    // an unsigned /unsafe/ URL
-  std::string transform;  // transform_hash(cache_key)
-  std::optional<transform::ImageFormat> negotiated;
-  bool vary_accept = false;
-  std::string if_none_match;
-  std::string if_modified_since;
-  std::chrono::steady_clock::time_point deadline;
-  Route route = Route::kThumbnail;
-};
-
 struct OriginOptions {
   conf::CacheControlConfig cache_control;
   transform::RenderSettings render;
@@ -99,11 +84,39 @@ struct OriginOptions {
   static Result<OriginOptions> from(const conf::Config& config);
 };
 
+// What a request reads from the configuration, replaced as a whole by OriginService::reload().
+struct ServiceSettings {
+  OriginOptions options;
+  signing::UrlSigner signer;
+  std::string fingerprint;  // the output settings that change a thumbnail's bytes
+};
+
+// What remains to do for a request that begin() could not answer.
+struct Job {
+  transform::ThumbnailSpec spec;
+  std::string cache_key;
+  std::string store_key;  // the result's path in result storage (canonical request path)
+  bool unsafe = false;    // an unsigned /unsafe/ URL
+  std::string transform;  // transform_hash(cache_key)
+  std::optional<transform::ImageFormat> negotiated;
+  bool vary_accept = false;
+  std::string if_none_match;
+  std::string if_modified_since;
+  std::chrono::steady_clock::time_point deadline;
+  Route route = Route::kThumbnail;
+  std::shared_ptr<const ServiceSettings> settings;  // those the request began with
+};
+
 class OriginService {
  public:
-  // All references must outlive the service.
-  OriginService(OriginOptions options, const signing::UrlSigner& signer, Source& source,
+  // All references must outlive the service. The sizes of the service's own memories (focal
+  // points, originals) are taken from `options` once.
+  OriginService(OriginOptions options, signing::UrlSigner signer, Source& source,
                 cache::ResultCache& results, const Clock& clock);
+
+  // New keys, presets, lifetimes, output settings and limits for the requests that begin after
+  // it; requests in flight finish with the settings they began with. Memory sizes stay.
+  void reload(OriginOptions options, signing::UrlSigner signer);
 
   std::variant<OriginResponse, Job> begin(const OriginRequest& request) const;
   OriginResponse run(const Job& job) const;
@@ -142,6 +155,7 @@ class OriginService {
  private:
   OriginResponse from_cached(std::shared_ptr<const cache::CachedResult> cached,
                              bool not_modified) const;
+  std::shared_ptr<const ServiceSettings> settings() const { return settings_.load(); }
   void add_validators(OriginResponse& response, const std::string& etag,
                       const std::optional<std::chrono::system_clock::time_point>& last_modified,
                       bool vary_accept, std::optional<int> url_max_age) const;
@@ -177,16 +191,15 @@ class OriginService {
                                    WorkTimes* times) const;
   // The original, from one shared download per key at a time; a recent 404 is answered from
   // memory.
-  std::shared_ptr<const Result<SourceObject>> fetch_original(
-      const std::string& key, std::chrono::steady_clock::time_point deadline,
-      WorkTimes& times) const;
+  std::shared_ptr<const Result<SourceObject>> fetch_original(const std::string& key, const Job& job,
+                                                             WorkTimes& times) const;
   // Fetch (unless `original` is given) + transform + store in the result cache; the time spent
   // goes into `times`.
   Result<std::shared_ptr<const cache::CachedResult>> produce(
       const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
       std::shared_ptr<const Result<SourceObject>> original, WorkTimes& times) const;
 
-  OriginOptions options_;
+  std::atomic<std::shared_ptr<const ServiceSettings>> settings_;
   mutable FocalMemory focal_memory_;
   mutable cache::LruMap<std::shared_ptr<const Mark>> marks_{256};
   mutable cache::SingleFlight<Result<std::shared_ptr<const cache::CachedResult>>> renders_;
@@ -199,12 +212,10 @@ class OriginService {
   std::function<void(std::function<void()>)> defer_;
   bool store_unsafe_ = false;
   Metrics* metrics_ = nullptr;
-  const signing::UrlSigner& signer_;
   Source& source_;
   cache::ResultCache& results_;
   const Clock& clock_;
   mutable cache::OriginalCache originals_;
-  std::string settings_fingerprint_;  // output settings that change the bytes
   std::atomic<bool> draining_{false};
 };
 

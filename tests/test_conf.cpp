@@ -123,6 +123,27 @@ TEST_CASE("presets: a plain option string, or options with public") {
   CHECK_FALSE(config->security.only_presets);
 }
 
+TEST_CASE("a reload names the changes that need a restart, and only those") {
+  test::TempDir dir;
+  auto running = load_config_text(kMinimal, dir.path().string(), nullptr);
+  REQUIRE(running.ok());
+  conf::Config fresh = *running;
+  fresh.security.keys = {"new", "k1"};
+  fresh.presets["small"] = {"fit-in/100x100", true};
+  fresh.cache_control.max_age = 60;
+  fresh.output.jpeg_quality = 70;
+  fresh.limits.max_source_pixels = 1000;
+  fresh.result_cache.not_found_ttl_s = 1;
+  CHECK(conf::restart_required_changes(*running, fresh).empty());
+  fresh.server.port = 9999;
+  fresh.source.file.root = "/elsewhere";
+  fresh.result_cache.memory_bytes = 1;
+  fresh.smart.remembered_originals = 5;
+  CHECK(conf::restart_required_changes(*running, fresh) ==
+        std::vector<std::string>{"server", "source", "result_cache.memory_bytes",
+                                 "smart.remembered_originals"});
+}
+
 TEST_CASE("byte counts accept binary suffixes") {
   test::TempDir dir;
   auto config = load_config_text(kMinimal +

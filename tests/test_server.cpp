@@ -328,6 +328,70 @@ TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
   CHECK(status == 0);
 }
 
+TEST_CASE("SIGHUP reloads keys and presets without dropping a request, and refuses a bad file") {
+  Server server;
+  Client client;
+  const signing::UrlSigner rotated({"rotated-key"}, false);
+  const std::string base = server.base();
+  CHECK(client.request(base + rotated.sign("fit-in/100x100/photos/storm.jpg")).status == 403);
+
+  // A slow request is in flight while the configuration changes under it.
+  Reply slow;
+  std::thread in_flight([&] {
+    Client own;
+    slow = own.request(server.url("fit-in/6000x6000/filters:quality(95)/large.jpg"));
+  });
+  for (int i = 0; i < 600; ++i) {
+    if (metric(client.request(base + "/metrics").body, "thimble_workers_busy") >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::string yaml = test::read_file(server.config_path());
+  const std::string old_keys = "keys: [" + std::string(kKey) + "]";
+  yaml.replace(yaml.find(old_keys), old_keys.size(),
+               "keys: [rotated-key, " + std::string(kKey) + "]");
+  test::write_file(server.config_path(),
+                   yaml + "presets: {tiny: {options: 'fit-in/32x32', public: true}}\n");
+  server.signal(SIGHUP);
+  Reply tiny;
+  for (int i = 0; i < 300 && tiny.status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    tiny = client.request(base + "/preset:tiny/photos/storm.jpg");
+  }
+  CHECK(tiny.status == 200);
+  CHECK(image_size(tiny.body) == cv::Size(32, 21));
+  CHECK(client.request(base + rotated.sign("fit-in/100x100/photos/storm.jpg")).status == 200);
+  CHECK(client.request(server.url("fit-in/100x100/photos/storm.jpg")).status == 200);  // old key
+  in_flight.join();
+  CHECK(slow.status == 200);
+  CHECK(server.log().find("configuration reloaded from") != std::string::npos);
+
+  // A broken file is refused with the reason; the running configuration keeps serving.
+  test::write_file(server.config_path(), yaml + "presets: {tiny: 'fit-in/32x32/filters:nope()'}\n");
+  server.signal(SIGHUP);
+  std::string log;
+  for (int i = 0; i < 300 && log.find("reload refused") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    log = server.log();
+  }
+  CHECK(log.find("reload refused, the previous configuration keeps serving: presets.tiny: ") !=
+        std::string::npos);
+  CHECK(client.request(base + "/preset:tiny/photos/storm.jpg").status == 200);
+  // Changing the port needs a restart, and the log says so.
+  test::write_file(server.config_path(), yaml +
+                                             "presets: {tiny: {options: 'fit-in/32x32', public: "
+                                             "true}}\n");
+  std::string with_port = test::read_file(server.config_path());
+  with_port.replace(with_port.find("workers: 2"), 10, "workers: 3");
+  test::write_file(server.config_path(), with_port);
+  server.signal(SIGHUP);
+  for (int i = 0; i < 300 && log.find("take effect after a restart") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    log = server.log();
+  }
+  CHECK(log.find("warning: changes to server take effect after a restart") != std::string::npos);
+  CHECK(server.stop() == 0);
+}
+
 TEST_CASE("--check-config exits 0 for a valid file and 1 naming the key for a bad one") {
   test::TempDir dir;
   test::write_file(dir.path() / "good.yaml", "security: {keys: [k]}\nsource: {file: {root: .}}\n");

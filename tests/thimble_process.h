@@ -148,6 +148,9 @@ class ThimbleProcess {
     }
   }
 
+  void signal(int number) { kill(pid_, number); }
+  std::filesystem::path config_path() const { return dir_.path() / "thimble.yaml"; }
+
   // Sends SIGTERM and returns the exit status (or -1 if it did not exit within 30 s).
   int stop() {
     kill(pid_, SIGTERM);
