@@ -13,7 +13,7 @@ BUILD_PACKAGES=(cmake g++ make pkg-config libpistache-dev libopencv-core-dev
   libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-objdetect-dev libyaml-cpp-dev
   libssl-dev libcurl4-openssl-dev doctest-dev zlib1g-dev libjpeg62-turbo-dev opencv-data)
 # libvips-dev: the baseline thimble-bench measures Thimble against (bench only).
-TEST_PACKAGES=(python3-libthumbor curl libvips-dev nginx-light)
+TEST_PACKAGES=(python3-libthumbor curl libvips-dev nginx-light nodejs)
 
 install_missing() {
   local missing=() package

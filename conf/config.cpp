@@ -195,6 +195,7 @@ std::vector<Field> schema(Config& c) {
       text_list("security.keys", c.security.keys),
       boolean("security.allow_unsafe", c.security.allow_unsafe),
       boolean("security.only_presets", c.security.only_presets),
+      text("security.signature_header", c.security.signature_header, true),
       choice("source.type", c.source.type, {"file", "http", "s3"}),
       text("source.file.root", c.source.file.root, false),
       text("source.http.base_url", c.source.http.base_url, true),

@@ -39,6 +39,9 @@ struct SecurityConfig {
   std::vector<std::string> keys;
   bool allow_unsafe = false;  // security.allow_unsafe: accept `/unsafe/...` URLs
   bool only_presets = false;  // security.only_presets: refuse URLs that are not a preset
+  // security.signature_header: a request header that may carry the signature of a path without
+  // one (`/<options>/<image>`), for CDNs that move it out of the path; "" = never.
+  std::string signature_header;
 };
 
 // A named set of Thumbor options, applied by `/<signature>/preset:NAME/<image>`.

@@ -148,6 +148,9 @@ class Handler final : public Http::Handler {
     origin.if_none_match = header_value(request, "If-None-Match");
     origin.if_modified_since = header_value(request, "If-Modified-Since");
     origin.serve_metrics = routes_ != HttpServer::Routes::kPublic;
+    if (const std::string name = service_->signature_header(); !name.empty()) {
+      origin.signature = header_value(request, name.c_str());
+    }
 
     auto first = service_->begin(origin);
     if (auto* response = std::get_if<OriginResponse>(&first)) {

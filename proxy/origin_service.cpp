@@ -31,6 +31,7 @@ Result<OriginOptions> OriginOptions::from(const conf::Config& config) {
   if (!presets.ok()) return presets.status();
   options.presets = std::move(presets).value();
   options.only_presets = config.security.only_presets;
+  options.signature_header = config.security.signature_header;
   options.cache_control = config.cache_control;
   options.auto_webp = config.output.auto_webp;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
@@ -162,19 +163,23 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
 
   // One snapshot of the settings for the whole request, even across a reload.
   std::shared_ptr<const ServiceSettings> current = settings();
+  // A signature carried in the configured header stands in front of the path, where it would
+  // be in a Thumbor URL (for CDNs that strip it from the path to find stored results).
+  const bool header_signed =
+      !current->options.signature_header.empty() && !request.signature.empty();
+  const std::string path = header_signed ? "/" + request.signature + request.path : request.path;
   // The options and image the URL asks for: after its signature, or a preset's expansion.
   std::string expanded;
   std::string_view wanted;
   bool preset = false;
-  if (request.path.starts_with("/") &&
-      std::string_view(request.path).substr(1).starts_with(PresetTable::kPrefix)) {
+  if (path.starts_with("/") && std::string_view(path).substr(1).starts_with(PresetTable::kPrefix)) {
     // `/preset:NAME/<image>`: no signature, public presets only.
-    Result<std::string> options = current->options.presets.expand(request.path.substr(1), false);
+    Result<std::string> options = current->options.presets.expand(path.substr(1), false);
     if (!options.ok()) return error(options.status(), Route::kPreset);
     expanded = std::move(options).value();
     preset = true;
   } else {
-    Result<std::string_view> signed_part = current->signer.verify(request.path);
+    Result<std::string_view> signed_part = current->signer.verify(path);
     if (!signed_part.ok()) return error(signed_part.status());
     if (signed_part->starts_with(PresetTable::kPrefix)) {
       Result<std::string> options = current->options.presets.expand(*signed_part, true);
@@ -202,7 +207,7 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
                                     : "source") +
                   "|" + current->fingerprint;
   job.transform = transform_hash(job.cache_key);
-  job.unsafe = request.path.starts_with("/unsafe/");
+  job.unsafe = path.starts_with("/unsafe/");
   {
     const std::string canonical = spec->canonical();
     job.store_key =

@@ -45,6 +45,9 @@ struct OriginRequest {
   std::string if_none_match;      // If-None-Match header, "" when absent
   std::string if_modified_since;  // If-Modified-Since header, "" when absent
   bool serve_metrics = true;      // false where /metrics lives on a separate admin listener
+  // The value of the configured signature header (OriginOptions::signature_header), "" when
+  // absent or not configured.
+  std::string signature{};
 };
 
 // Where the time of one request went, for the access log (zero for what it did not do itself:
@@ -79,6 +82,8 @@ struct OriginOptions {
   std::chrono::seconds original_ttl{60};             // how long a kept original is used
   PresetTable presets;
   bool only_presets = false;  // refuse URLs that do not name a preset
+  // A request header that may carry the signature of a path that has none; "" = never.
+  std::string signature_header;
 
   // Fails when a preset's options do not parse.
   static Result<OriginOptions> from(const conf::Config& config);
@@ -151,6 +156,8 @@ class OriginService {
   // How many original versions have their smart/ focal points remembered.
   std::size_t remembered_focal_points() const { return focal_memory_.size(); }
   bool draining() const { return draining_.load(); }
+  // The request header that may carry a signature; "" when not configured.
+  std::string signature_header() const { return settings()->options.signature_header; }
 
  private:
   OriginResponse from_cached(std::shared_ptr<const cache::CachedResult> cached,

@@ -545,3 +545,30 @@ TEST_CASE("presets whose options do not parse are refused at start, naming the p
   REQUIRE_FALSE(image.ok());
   CHECK(image.status().message().find("presets.img: ") == 0);
 }
+
+TEST_CASE("security.signature_header: a signature moved out of the path into a header verifies") {
+  Fixture f;
+  cache::ResultCache results(64 << 20, 1, f.clock);
+  OriginOptions options;
+  options.signature_header = "X-Thimble-Signature";
+  OriginService service(options, f.signer, *f.source, results, f.clock);
+  const std::string signed_url = f.signer.sign("fit-in/100x100/photos/storm.jpg");
+  const std::string signature = signed_url.substr(1, signed_url.find('/', 1) - 1);
+  OriginRequest request{"GET", "/fit-in/100x100/photos/storm.jpg", "", "", ""};
+  request.signature = signature;
+  OriginResponse moved = service.handle(request);
+  CHECK(moved.status == 200);
+  // The same thumbnail as the path-signed URL, from the same cache entry.
+  OriginResponse in_path = service.handle({"GET", signed_url, "", "", ""});
+  CHECK(in_path.cache_outcome == "hit");
+  CHECK(header(in_path, "ETag") == header(moved, "ETag"));
+  // A header signature for other options, or none at all, is refused.
+  request.path = "/fit-in/200x200/photos/storm.jpg";
+  CHECK(service.handle(request).status == 403);
+  request.signature.clear();
+  CHECK(service.handle(request).status == 403);
+  // Without the option the header means nothing.
+  request.path = "/fit-in/100x100/photos/storm.jpg";
+  request.signature = signature;
+  CHECK(f.service->handle(request).status == 403);
+}

@@ -139,6 +139,18 @@ TEST_CASE("/metrics counts requests, stages and caches in Prometheus' text forma
   CHECK(text.find("# TYPE thimble_cache_bytes gauge\n") != std::string::npos);
 }
 
+TEST_CASE("security.signature_header reads the signature from the named request header") {
+  Server server("{host: 127.0.0.1, workers: 2}", "", "{max_age: 600}", ", signature_header: X-Sig");
+  Client client;
+  const std::string signed_url = server.url("fit-in/100x100/photos/storm.jpg");
+  const std::string path = signed_url.substr(server.base().size());
+  const std::string signature = path.substr(1, path.find('/', 1) - 1);
+  const std::string bare = path.substr(path.find('/', 1));
+  CHECK(client.request(server.base() + bare, {"X-Sig: " + signature}).status == 200);
+  CHECK(client.request(server.base() + bare).status == 403);
+  CHECK(client.request(signed_url).status == 200);  // the path form keeps working
+}
+
 TEST_CASE("with server.admin_port, /metrics moves off the public port") {
   const int admin_port = test::free_port();
   Server server("{host: 127.0.0.1, workers: 2, admin_port: " + std::to_string(admin_port) + "}");

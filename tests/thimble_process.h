@@ -98,10 +98,12 @@ class Client {
 // `thimble` started on a free port with originals in a temporary folder; stopped with SIGTERM.
 class ThimbleProcess {
  public:
-  // `server_yaml` is the `server:` mapping; `extra_yaml` adds other sections.
+  // `server_yaml` is the `server:` mapping, `cache_control` the `cache_control:` one; `extra_yaml`
+  // adds other sections; `security_yaml` adds keys to the `security:` mapping (`, key: value`).
   explicit ThimbleProcess(const std::string& server_yaml = "{host: 127.0.0.1, workers: 2}",
                           const std::string& extra_yaml = "",
-                          const std::string& cache_control = "{max_age: 600}")
+                          const std::string& cache_control = "{max_age: 600}",
+                          const std::string& security_yaml = "")
       : port_(free_port()) {
     root_ = dir_.path() / "originals";
     std::filesystem::create_directories(root_ / "photos");
@@ -112,8 +114,8 @@ class ThimbleProcess {
     write_file(dir_.path() / "thimble.yaml", "server: " + server_yaml +
                                                  "\n"
                                                  "security: {keys: [" +
-                                                 std::string(kKey) +
-                                                 "]}\n"
+                                                 std::string(kKey) + "]" + security_yaml +
+                                                 "}\n"
                                                  "source: {file: {root: originals}}\n"
                                                  "cache_control: " +
                                                  cache_control + "\n" + extra_yaml);
