@@ -4,6 +4,11 @@
 // then per scenario and engine: latency percentiles per image, images/s on one thread and on all
 // cores, source megapixels/s, output size and PSNR against a reference resize, Thimble's split
 // between sniff, decode, resize/filters and encode, and the Thimble/libvips ratios.
+//
+// With --server URL it drives a running thimble over HTTP instead (server_load.h): uncached
+// transforms, cached hits and 304 revalidations, each with requests/s, latency percentiles and
+// status counts, and the uncached throughput against the in-process one at the same concurrency.
+#include <curl/curl.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -18,12 +23,15 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/server_load.h"
 #include "conf/json.h"
+#include "signing/signer.h"
 #include "transform/pipeline.h"
 #include "transform/spec.h"
 #ifdef THIMBLE_HAVE_VIPS
@@ -46,7 +54,15 @@ constexpr const char* kUsage =
     "Default scenarios: fit-in/300x200, 300x300, fit-in/1280x1280,\n"
     "fit-in/300x200/filters:format(webp), 300x300/smart.\n"
     "--json/--csv also write every figure, one record per scenario and engine, to FILE;\n"
-    "--chart draws the latency distributions as a PNG.\n";
+    "--chart draws the latency distributions as a PNG.\n"
+    "\n"
+    "Server mode: thimble-bench --server URL [--key-file FILE] [--connections N] [--requests N]\n"
+    "                           [--iterations N] [--scenario OPTIONS]... FOLDER\n"
+    "drives a running thimble whose originals are FOLDER, with URLs signed by the key in FILE or\n"
+    "THIMBLE_KEY. Per scenario: uncached transforms (every image at --iterations distinct sizes,\n"
+    "one connection per core, against the in-process throughput on as many threads), then\n"
+    "--requests cached hits (default 20000) and as many 304 revalidations on --connections\n"
+    "keep-alive connections (default 64).\n";
 
 struct Image {
   std::string name;
@@ -294,6 +310,126 @@ bool write_chart(const std::string& path, const std::vector<ReportRow>& rows) {
   }
 }
 
+// The scenario with its first non-zero size grown by `extra` pixels: the same work, another URL.
+std::string resized(const std::string& scenario, int extra) {
+  static const std::regex kSize(R"((-?)(\d+)x(-?)(\d+))");
+  std::smatch m;
+  if (!std::regex_search(scenario, m, kSize)) return scenario;
+  const int width = std::stoi(m[2]), height = std::stoi(m[4]);
+  const std::string size =
+      width > 0 ? m[1].str() + std::to_string(width + extra) + "x" + m[3].str() + m[4].str()
+                : m[1].str() + m[2].str() + "x" + m[3].str() + std::to_string(height + extra);
+  return m.prefix().str() + size + m.suffix().str();
+}
+
+struct ServerOptions {
+  std::string url;
+  std::string key;
+  int connections = 64;
+  std::size_t requests = 20000;
+};
+
+void print_load(const char* phase, int connections, const thimble::bench::LoadReport& r) {
+  std::string statuses;
+  for (const auto& [status, count] : r.statuses) {
+    statuses +=
+        (statuses.empty() ? "" : " ") + std::to_string(status) + ":" + std::to_string(count);
+  }
+  if (r.errors > 0) statuses += " errors:" + std::to_string(r.errors);
+  std::printf("  %-9s %5d %8zu %9.0f %8.2f %8.2f %8.2f %8.2f  %s\n", phase, connections, r.requests,
+              r.per_second(), percentile(r.latencies_ms, 0.5), percentile(r.latencies_ms, 0.95),
+              percentile(r.latencies_ms, 0.99),
+              r.latencies_ms.empty()
+                  ? 0.0
+                  : *std::max_element(r.latencies_ms.begin(), r.latencies_ms.end()),
+              statuses.c_str());
+}
+
+// Drives a running thimble: per scenario, uncached transforms, cached hits and 304s.
+int server_mode(const ServerOptions& options, const std::vector<Image>& images,
+                const std::vector<std::string>& scenarios, int iterations) {
+  using thimble::bench::LoadRequest;
+  using thimble::bench::run_load;
+  const thimble::signing::UrlSigner signer({options.key}, false);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Images whose names need no percent-encoding in a URL.
+  std::vector<const Image*> usable;
+  std::vector<std::string> names;
+  for (const Image& image : images) {
+    if (image.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789._/-") == std::string::npos) {
+      usable.push_back(&image);
+      names.push_back(image.name);
+    }
+  }
+  std::printf("server %s, %zu images, uncached on %d connections, hits and 304s on %d\n\n",
+              options.url.c_str(), names.size(), cores, options.connections);
+  std::printf("  %-9s %5s %8s %9s %8s %8s %8s %8s  %s\n", "phase", "conns", "requests", "req/s",
+              "p50 ms", "p95", "p99", "max", "statuses");
+  use_one_thread_per_render();
+  const RenderSettings settings;
+  for (const std::string& scenario : scenarios) {
+    Result<ThumbnailSpec> spec = parse_spec(scenario + "/image");
+    if (!spec.ok()) {
+      std::fprintf(stderr, "scenario '%s': %s\n", scenario.c_str(),
+                   spec.status().message().c_str());
+      return 2;
+    }
+    std::printf("%s\n", scenario.c_str());
+    // Uncached: every image at `iterations` sizes never asked before (one pixel apart).
+    std::vector<LoadRequest> fresh;
+    static int bump = 0;  // distinct sizes across scenarios and runs against the same server
+    for (int k = 0; k < iterations; ++k) {
+      ++bump;
+      for (const std::string& name : names) {
+        fresh.push_back({options.url + signer.sign(resized(scenario, bump) + "/" + name), ""});
+      }
+    }
+    auto uncached = run_load(fresh, fresh.size(), cores, 1);
+    print_load("uncached", cores, uncached);
+
+    // The same work in this process on as many threads, for the ratio.
+    std::atomic<std::size_t> next{0};
+    const std::size_t jobs = names.size() * static_cast<std::size_t>(iterations);
+    std::vector<std::thread> workers;
+    const auto start = std::chrono::steady_clock::now();
+    for (int t = 0; t < cores; ++t) {
+      workers.emplace_back([&] {
+        for (std::size_t j; (j = next.fetch_add(1)) < jobs;) {
+          const Image& image = *usable[j % usable.size()];
+          (void)render(std::span(reinterpret_cast<const std::uint8_t*>(image.bytes.data()),
+                                 image.bytes.size()),
+                       *spec, settings);
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    const double in_process = 1000.0 * static_cast<double>(jobs) / elapsed_ms(start);
+    std::printf("  %-9s %5d %8zu %9.1f   uncached over HTTP = %.0f%% of in-process\n", "in-proc",
+                cores, jobs, in_process,
+                in_process > 0 ? 100.0 * uncached.per_second() / in_process : 0.0);
+
+    // Cached: each image's thumbnail made once, then asked for again and again.
+    std::vector<LoadRequest> warm;
+    for (const std::string& name : names) {
+      warm.push_back({options.url + signer.sign(scenario + "/" + name), ""});
+    }
+    auto made = run_load(warm, warm.size(), std::min<int>(cores, static_cast<int>(warm.size())), 1);
+    auto hits = run_load(warm, options.requests, options.connections, 2);
+    print_load("cached", options.connections, hits);
+    // 304: the same, revalidated with the ETags the server gave.
+    std::vector<LoadRequest> revalidate = warm;
+    for (std::size_t i = 0; i < revalidate.size(); ++i) revalidate[i].if_none_match = made.etags[i];
+    auto not_modified = run_load(revalidate, options.requests, options.connections, 2);
+    print_load("304", options.connections, not_modified);
+  }
+  std::printf(
+      "\nuncached: distinct sizes, so every request is fetched and transformed; in-proc: the\n"
+      "same renders without HTTP on as many threads. cached/304: answered from the result "
+      "cache.\n");
+  return 0;
+}
+
 long peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -307,7 +443,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> scenarios;
   std::string folder;
   bool baseline = true;
-  std::string json_path, csv_path, chart_path;
+  std::string json_path, csv_path, chart_path, key_file;
+  ServerOptions server;
   std::vector<ReportRow> rows;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -328,6 +465,15 @@ int main(int argc, char** argv) {
       csv_path = argv[++i];
     } else if (arg == "--no-baseline") {
       baseline = false;
+    } else if (arg == "--server" && i + 1 < argc) {
+      server.url = argv[++i];
+      while (server.url.ends_with("/")) server.url.pop_back();
+    } else if (arg == "--key-file" && i + 1 < argc) {
+      key_file = argv[++i];
+    } else if (arg == "--connections" && i + 1 < argc) {
+      server.connections = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--requests" && i + 1 < argc) {
+      server.requests = static_cast<std::size_t>(std::max(1, std::atoi(argv[++i])));
     } else if (!arg.starts_with("--") && folder.empty()) {
       folder = arg;
     } else {
@@ -344,6 +490,24 @@ int main(int argc, char** argv) {
   if (images.empty()) {
     std::cerr << "thimble-bench: no images in " << folder << "\n";
     return 1;
+  }
+
+  if (!server.url.empty()) {
+    if (!key_file.empty()) {
+      std::ifstream in(key_file);
+      std::getline(in, server.key);
+    } else if (const char* key = std::getenv("THIMBLE_KEY")) {
+      server.key = key;
+    }
+    if (server.key.empty()) {
+      std::cerr << "thimble-bench: --server needs the signing key (--key-file FILE or "
+                   "THIMBLE_KEY)\n";
+      return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    std::printf("thimble-bench: %s, %u cores, build %s\n", cpu_model().c_str(),
+                std::thread::hardware_concurrency(), THIMBLE_BUILD_TYPE);
+    return server_mode(server, images, scenarios, iterations);
   }
 
   char machine[256];

@@ -1,0 +1,148 @@
+#include "bench/server_load.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+namespace thimble::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One connection's state: its easy handle and the request it is working on.
+struct Slot {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  std::size_t index = 0;  // into the request list
+  Clock::time_point started;
+  std::string etag;
+};
+
+std::size_t discard_body(char*, std::size_t size, std::size_t n, void*) {
+  return size * n;
+}
+
+std::size_t read_etag(char* data, std::size_t size, std::size_t n, void* user) {
+  const std::size_t length = size * n;
+  constexpr std::string_view kName = "etag:";
+  if (length > kName.size() && std::equal(kName.begin(), kName.end(), data, [](char a, char b) {
+        return a == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    std::string value(data + kName.size(), length - kName.size());
+    value.erase(0, value.find_first_not_of(' '));
+    value.erase(value.find_last_not_of("\r\n") + 1);
+    static_cast<Slot*>(user)->etag = std::move(value);
+  }
+  return length;
+}
+
+// One client thread: its own multi handle, `connections` requests in flight, taking request
+// numbers from `next` until `total` have been issued.
+void drive(const std::vector<LoadRequest>& requests, std::size_t total, int connections,
+           std::atomic<std::size_t>& next, LoadReport& report, std::mutex& report_mutex) {
+  LoadReport mine;
+  std::vector<std::string> etags(requests.size());
+  CURLM* multi = curl_multi_init();
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(connections));
+  std::vector<Slot> slots(static_cast<std::size_t>(connections));
+
+  auto start = [&](Slot& slot) {
+    const std::size_t number = next.fetch_add(1);
+    if (number >= total) return false;
+    slot.index = number % requests.size();
+    const LoadRequest& request = requests[slot.index];
+    curl_slist_free_all(slot.headers);
+    slot.headers = nullptr;
+    if (!request.if_none_match.empty()) {
+      slot.headers =
+          curl_slist_append(nullptr, ("If-None-Match: " + request.if_none_match).c_str());
+    }
+    slot.etag.clear();
+    curl_easy_setopt(slot.easy, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(slot.easy, CURLOPT_HTTPHEADER, slot.headers);
+    slot.started = Clock::now();
+    curl_multi_add_handle(multi, slot.easy);
+    return true;
+  };
+
+  int active = 0;
+  for (Slot& slot : slots) {
+    slot.easy = curl_easy_init();
+    curl_easy_setopt(slot.easy, CURLOPT_PRIVATE, &slot);
+    curl_easy_setopt(slot.easy, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(slot.easy, CURLOPT_HEADERFUNCTION, read_etag);
+    curl_easy_setopt(slot.easy, CURLOPT_HEADERDATA, &slot);
+    curl_easy_setopt(slot.easy, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(slot.easy, CURLOPT_NOSIGNAL, 1L);
+    if (start(slot)) ++active;
+  }
+  while (active > 0) {
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+      if (message->msg != CURLMSG_DONE) continue;
+      Slot* slot = nullptr;
+      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &slot);
+      const double ms =
+          std::chrono::duration<double, std::milli>(Clock::now() - slot->started).count();
+      if (message->data.result == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+        ++mine.statuses[status];
+        ++mine.requests;
+        mine.latencies_ms.push_back(ms);
+        if (!slot->etag.empty()) etags[slot->index] = slot->etag;
+      } else {
+        ++mine.errors;
+      }
+      curl_multi_remove_handle(multi, slot->easy);
+      if (!start(*slot)) --active;
+    }
+    if (active > 0) curl_multi_poll(multi, nullptr, 0, 100, nullptr);
+  }
+  for (Slot& slot : slots) {
+    curl_slist_free_all(slot.headers);
+    curl_easy_cleanup(slot.easy);
+  }
+  curl_multi_cleanup(multi);
+
+  std::lock_guard lock(report_mutex);
+  report.requests += mine.requests;
+  report.errors += mine.errors;
+  for (const auto& [status, count] : mine.statuses) report.statuses[status] += count;
+  report.latencies_ms.insert(report.latencies_ms.end(), mine.latencies_ms.begin(),
+                             mine.latencies_ms.end());
+  for (std::size_t i = 0; i < etags.size(); ++i) {
+    if (!etags[i].empty()) report.etags[i] = etags[i];
+  }
+}
+
+}  // namespace
+
+LoadReport run_load(const std::vector<LoadRequest>& requests, std::size_t total, int connections,
+                    int threads) {
+  LoadReport report;
+  report.etags.resize(requests.size());
+  if (requests.empty() || total == 0) return report;
+  threads = std::clamp(threads, 1, std::max(1, connections));
+  std::atomic<std::size_t> next{0};
+  std::mutex report_mutex;
+  const auto started = Clock::now();
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; ++t) {
+    // Connections split as evenly as possible between the threads.
+    const int share = connections / threads + (t < connections % threads ? 1 : 0);
+    clients.emplace_back([&, share] { drive(requests, total, share, next, report, report_mutex); });
+  }
+  for (auto& client : clients) client.join();
+  report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  return report;
+}
+
+}  // namespace thimble::bench
