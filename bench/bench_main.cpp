@@ -23,7 +23,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
-#include <regex>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -59,8 +59,8 @@ constexpr const char* kUsage =
     "Server mode: thimble-bench --server URL [--key-file FILE] [--connections N] [--requests N]\n"
     "                           [--iterations N] [--scenario OPTIONS]... FOLDER\n"
     "drives a running thimble whose originals are FOLDER, with URLs signed by the key in FILE or\n"
-    "THIMBLE_KEY. Per scenario: uncached transforms (every image at --iterations distinct sizes,\n"
-    "one connection per core, against the in-process throughput on as many threads), then\n"
+    "THIMBLE_KEY. Per scenario: uncached transforms (every image --iterations times under new\n"
+    "URLs, one connection per core, against the in-process throughput on as many threads), then\n"
     "--requests cached hits (default 20000) and as many 304 revalidations on --connections\n"
     "keep-alive connections (default 64).\n";
 
@@ -310,16 +310,12 @@ bool write_chart(const std::string& path, const std::vector<ReportRow>& rows) {
   }
 }
 
-// The scenario with its first non-zero size grown by `extra` pixels: the same work, another URL.
-std::string resized(const std::string& scenario, int extra) {
-  static const std::regex kSize(R"((-?)(\d+)x(-?)(\d+))");
-  std::smatch m;
-  if (!std::regex_search(scenario, m, kSize)) return scenario;
-  const int width = std::stoi(m[2]), height = std::stoi(m[4]);
-  const std::string size =
-      width > 0 ? m[1].str() + std::to_string(width + extra) + "x" + m[3].str() + m[4].str()
-                : m[1].str() + m[2].str() + "x" + m[3].str() + std::to_string(height + extra);
-  return m.prefix().str() + size + m.suffix().str();
+// The scenario with a max_age() filter of `seconds`: the same pixels to make, but a URL (and a
+// cache key) no server has seen, as long as `seconds` is new.
+std::string uncached_variant(const std::string& scenario, long long seconds) {
+  const std::string filter = "max_age(" + std::to_string(seconds) + ")";
+  return scenario.find("filters:") == std::string::npos ? scenario + "/filters:" + filter
+                                                        : scenario + ":" + filter;
 }
 
 struct ServerOptions {
@@ -376,13 +372,15 @@ int server_mode(const ServerOptions& options, const std::vector<Image>& images,
       return 2;
     }
     std::printf("%s\n", scenario.c_str());
-    // Uncached: every image at `iterations` sizes never asked before (one pixel apart).
+    // Uncached: every image `iterations` times under URLs no server has seen (a random
+    // max_age(), which changes only the Cache-Control of the answer).
     std::vector<LoadRequest> fresh;
-    static int bump = 0;  // distinct sizes across scenarios and runs against the same server
+    static std::mt19937_64 random{std::random_device{}()};
     for (int k = 0; k < iterations; ++k) {
-      ++bump;
+      const long long seconds = 100000 + static_cast<long long>(random() % 1000000000);
       for (const std::string& name : names) {
-        fresh.push_back({options.url + signer.sign(resized(scenario, bump) + "/" + name), ""});
+        fresh.push_back(
+            {options.url + signer.sign(uncached_variant(scenario, seconds) + "/" + name), ""});
       }
     }
     auto uncached = run_load(fresh, fresh.size(), cores, 1);
@@ -424,7 +422,8 @@ int server_mode(const ServerOptions& options, const std::vector<Image>& images,
     print_load("304", options.connections, not_modified);
   }
   std::printf(
-      "\nuncached: distinct sizes, so every request is fetched and transformed; in-proc: the\n"
+      "\nuncached: URLs never asked before, so every request is fetched and transformed; in-proc: "
+      "the\n"
       "same renders without HTTP on as many threads. cached/304: answered from the result "
       "cache.\n");
   return 0;

@@ -1,15 +1,84 @@
 #include "proxy/access_log.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <thread>
 
 #include "conf/json.h"
 
 namespace thimble::proxy {
 namespace {
 std::mutex output_mutex;
+
+// The access log's buffer and the thread that writes it to stdout.
+class AccessLogWriter {
+ public:
+  static constexpr std::size_t kWakeBytes = 256 * 1024;
+  static constexpr auto kInterval = std::chrono::milliseconds(20);
+
+  AccessLogWriter() : thread_([this] { run(); }) {}
+  ~AccessLogWriter() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  void append(const std::string& line) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      pending_ += line;
+      wake = pending_.size() >= kWakeBytes;
+    }
+    if (wake) wake_.notify_one();
+  }
+
+  // Writes what is waiting. Taking the output lock first keeps batches in order whoever
+  // writes them.
+  void flush() {
+    std::lock_guard output(output_mutex);
+    std::string out;
+    {
+      std::lock_guard lock(mutex_);
+      out.swap(pending_);
+    }
+    if (out.empty()) return;
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+
+ private:
+  void run() {
+    while (true) {
+      bool stop = false;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait_for(lock, kInterval,
+                       [this] { return stopping_ || pending_.size() >= kWakeBytes; });
+        stop = stopping_;
+      }
+      flush();
+      if (stop) return;
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::string pending_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+AccessLogWriter& access_log_writer() {
+  static AccessLogWriter writer;
+  return writer;
+}
 
 std::string now_iso8601() {
   auto now = std::chrono::system_clock::now();
@@ -52,9 +121,11 @@ void log_access(const AccessRecord& r) {
   }
   if (!r.error.empty()) line += ",\"error\":" + json_string(r.error);
   line += "}\n";
-  std::lock_guard lock(output_mutex);
-  std::fwrite(line.data(), 1, line.size(), stdout);
-  std::fflush(stdout);
+  access_log_writer().append(line);
+}
+
+void flush_access_log() {
+  access_log_writer().flush();
 }
 
 }  // namespace thimble::proxy

@@ -1,5 +1,10 @@
 // Logging: operator-facing messages on stderr and one JSON access-log line per request on
-// stdout. Lines are written whole under a lock, so concurrent requests never interleave.
+// stdout. Lines are written whole, so concurrent requests never interleave.
+//
+// Access-log lines are collected in memory and written by a background thread at least every
+// 20 ms (or as soon as 256 KB are waiting): a cache hit then costs an append, not a write(2) and
+// a flush of its own, which at tens of thousands of hits a second was a third of the server's
+// time. flush_access_log() writes what is waiting (at shutdown).
 #pragma once
 
 #include <string>
@@ -25,5 +30,8 @@ struct AccessRecord {
 };
 
 void log_access(const AccessRecord& record);
+
+// Writes every waiting access-log line now.
+void flush_access_log();
 
 }  // namespace thimble::proxy

@@ -238,6 +238,7 @@ int serve(const std::string& config_path, const conf::Config& config) {
   bool drained = pool.drain(std::chrono::milliseconds(config.server.drain_timeout_ms));
   server.shutdown();
   if (admin) admin->shutdown();
+  proxy::flush_access_log();
   if (!drained) {
     proxy::log_line("error", "drain timed out with work still running; exiting anyway");
     std::fflush(nullptr);

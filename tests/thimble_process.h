@@ -172,6 +172,16 @@ class ThimbleProcess {
     return base() + signing::UrlSigner({kKey}, false).sign(options_and_image);
   }
   std::string log() const { return read_file(log_); }
+  // The log once it contains `text` (access-log lines are written every 20 ms), or as it is
+  // after 5 s.
+  std::string log_with(const std::string& text) const {
+    std::string now = log();
+    for (int i = 0; i < 250 && now.find(text) == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      now = log();
+    }
+    return now;
+  }
   const std::filesystem::path& originals() const { return root_; }
   // The folder of thimble.yaml: relative paths in `extra_yaml` are relative to it.
   const std::filesystem::path& directory() const { return dir_.path(); }
