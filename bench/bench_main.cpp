@@ -10,6 +10,7 @@
 // status counts, and the uncached throughput against the in-process one at the same concurrency.
 #include <curl/curl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -61,7 +62,7 @@ constexpr const char* kUsage =
     "drives a running thimble whose originals are FOLDER, with URLs signed by the key in FILE or\n"
     "THIMBLE_KEY. Per scenario: uncached transforms (every image --iterations times under new\n"
     "URLs, one connection per core, against the in-process throughput on as many threads), then\n"
-    "--requests cached hits (default 20000) and as many 304 revalidations on --connections\n"
+    "--requests cached hits (default 50000) and as many 304 revalidations on --connections\n"
     "keep-alive connections (default 64).\n";
 
 struct Image {
@@ -118,16 +119,53 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
       .count();
 }
 
+// A one-line progress bar on stderr while it is a terminal (nothing otherwise, so reports piped to
+// a file stay clean). step() may be called from any thread.
+class Progress {
+ public:
+  Progress(std::string label, std::size_t total)
+      : label_(std::move(label)), total_(total), active_(isatty(STDERR_FILENO) && total > 0) {}
+  ~Progress() {
+    if (active_) std::fprintf(stderr, "\r%-72s\r", "");
+  }
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void step() {
+    if (!active_) return;
+    const std::size_t done = done_.fetch_add(1) + 1;
+    const int percent = static_cast<int>(100 * std::min(done, total_) / total_);
+    int shown = shown_.load();
+    // Only the step that moves the percentage redraws the line.
+    if (percent <= shown || !shown_.compare_exchange_strong(shown, percent)) return;
+    constexpr int kWidth = 30;
+    const int filled = percent * kWidth / 100;
+    std::fprintf(stderr, "\r  %-30.30s [%s%s] %3d%%", label_.c_str(),
+                 std::string(filled, '#').c_str(), std::string(kWidth - filled, ' ').c_str(),
+                 percent);
+    std::fflush(stderr);
+  }
+
+ private:
+  std::string label_;
+  std::size_t total_;
+  bool active_;
+  std::atomic<std::size_t> done_{0};
+  std::atomic<int> shown_{-1};
+};
+
 // Runs warm-up + timed iterations of every image on this thread, then the same work spread over
 // all cores (one image per thread at a time).
-void measure(const RenderFn& render_one, std::size_t images, int warmup, int iterations,
-             const std::vector<double>& megapixels, EngineRun& run) {
+void measure(const std::string& label, const RenderFn& render_one, std::size_t images, int warmup,
+             int iterations, const std::vector<double>& megapixels, EngineRun& run) {
+  Progress progress(label, images * static_cast<std::size_t>(warmup + 2 * iterations));
   double busy_ms = 0;
   for (std::size_t i = 0; i < images; ++i) {
     for (int k = 0; k < warmup + iterations; ++k) {
       auto start = std::chrono::steady_clock::now();
       bool ok = render_one(i).has_value();
       double ms = elapsed_ms(start);
+      progress.step();
       if (!ok) {
         ++run.failures;
         break;
@@ -147,7 +185,10 @@ void measure(const RenderFn& render_one, std::size_t images, int warmup, int ite
   std::vector<std::thread> workers;
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
-      for (std::size_t j; (j = next.fetch_add(1)) < jobs;) render_one(j % images);
+      for (std::size_t j; (j = next.fetch_add(1)) < jobs;) {
+        render_one(j % images);
+        progress.step();
+      }
     });
   }
   for (auto& w : workers) w.join();
@@ -322,7 +363,7 @@ struct ServerOptions {
   std::string url;
   std::string key;
   int connections = 64;
-  std::size_t requests = 20000;
+  std::size_t requests = 50000;
 };
 
 void print_load(const char* phase, int connections, const thimble::bench::LoadReport& r) {
@@ -583,7 +624,8 @@ int main(int argc, char** argv) {
       firsts[i] = std::move(*out);
     }
     EngineRun thimble_run;
-    measure(thimble_one, images.size(), warmup, iterations, megapixels, thimble_run);
+    measure(scenario + " (thimble)", thimble_one, images.size(), warmup, iterations, megapixels,
+            thimble_run);
     summarise_outputs(outputs, references, !spec->smart, thimble_run);
     char stages[64];
     double n = std::max(1, rendered);
@@ -622,7 +664,8 @@ int main(int argc, char** argv) {
       std::vector<std::string> vips_outputs(images.size());
       for (std::size_t i = 0; i < images.size(); ++i) vips_outputs[i] = vips_one(i).value_or("");
       EngineRun vips_run;
-      measure(vips_one, images.size(), warmup, iterations, megapixels, vips_run);
+      measure(scenario + " (libvips)", vips_one, images.size(), warmup, iterations, megapixels,
+              vips_run);
       summarise_outputs(vips_outputs, references, !spec->smart, vips_run);
       print_row("libvips", vips_run, "");
       rows.push_back({scenario, "libvips", vips_run, {}});
