@@ -158,11 +158,13 @@ class Handler final : public Http::Handler {
       return;
     }
     OriginService* service = service_;
+    const Route route = std::get<Job>(first).route;
     bool queued = workers_->try_submit([service, exchange, job = std::get<Job>(std::move(first))] {
       finish(exchange, service->run(job));
     });
     if (!queued) {
-      finish(exchange, service_->error({Code::kOverloaded, "too many requests in progress"}));
+      finish(exchange,
+             service_->error({Code::kOverloaded, "too many requests in progress"}, route));
     }
   }
 
