@@ -13,6 +13,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "support.h"
+#include "transform/decode.h"
+#include "transform/jpeg_dc.h"
 #include "transform/pipeline.h"
 
 using namespace thimble;
@@ -131,8 +133,9 @@ TEST_CASE("thumbnails of a large JPEG have Thumbor's dimensions and are shrunk o
     const char* options;
     int width, height, shrink;
   };
+  // Bridge is progressive 4:2:2: 1/8 scale (from its DC scans) once it leaves 1.5x the target.
   const Row rows[] = {
-      {"fit-in/300x200", 300, 169, 4},
+      {"fit-in/300x200", 300, 169, 8},
       {"300x300", 300, 300, 4},
       // 2448 * 200 / 4352 = 112.5 rounds half to even, as in Thumbor (then a 1-pixel crop).
       {"fit-in/1280x1280", 1280, 720, 1},
@@ -569,4 +572,76 @@ TEST_CASE("lossless WebP and 8-bit grey PNG sources decode exactly") {
   cv::Mat gout = decoded(g);
   CHECK(gout.size() == cv::Size(25, 15));
   CHECK(std::abs(cv::mean(gout)[0] - 77) < 1);
+}
+
+TEST_CASE("a progressive JPEG at 1/8 scale is decoded from its DC scans, within a few levels") {
+  struct Row {
+    const char* name;
+    bool dc_only;  // progressive and not 4:2:0
+  };
+  const Row rows[] = {
+      {"large/Bridge_by_Sander_Klootwijk.jpg", true},       // progressive 4:2:2
+      {"large/Dragonfly_by_Bolly.jpg", true},               // progressive 4:2:2
+      {"large/sunset_by_Aitzol_Berasategi.jpg", true},      // progressive 4:2:2
+      {"medium/Picture_1A_by_freespace.jpg", true},         // progressive 4:4:4
+      {"large/seeding_by_Clements_Engelhardt.jpg", false},  // progressive 4:2:0
+      {"large/Kleiber_by_Lukas_Baubkus.jpg", false},        // baseline
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.name);
+    const std::string bytes = test::read_file(test::corpus(row.name));
+    const auto data = test::as_bytes(bytes);
+    Result<ImageInfo> info = sniff(data);
+    REQUIRE(info.ok());
+    CHECK(info->dc_eighth == row.dc_only);
+    std::optional<cv::Mat> dc = decode_progressive_dc(data, info->width, info->height);
+    REQUIRE(dc.has_value() == row.dc_only);
+    const cv::Mat full = cv::imdecode(
+        cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+        cv::IMREAD_REDUCED_COLOR_8 | cv::IMREAD_IGNORE_ORIENTATION);
+    // decode_image() takes the DC path when it can: the pixels of a full decode, but for the
+    // lowest DC bits when the file sends them late (at most 2 levels of Y, Cb and Cr by
+    // construction, so a few levels of B, G and R after the colour conversion).
+    Result<cv::Mat> decoded = decode_image(data, *info, 8);
+    REQUIRE(decoded.ok());
+    REQUIRE(decoded->size() == full.size());
+    const double error = cv::norm(*decoded, full, cv::NORM_INF);
+    MESSAGE(std::string(row.name) << ": max difference " << error << ", PSNR "
+                                  << cv::PSNR(*decoded, full));
+    CHECK(error <= 6);
+    CHECK(cv::PSNR(*decoded, full) > 45);
+    if (!row.dc_only) CHECK(error == 0);
+  }
+}
+
+TEST_CASE("the DC-only decode reads only the first scans, and gives way on damaged files") {
+  const std::string bytes = test::read_file(test::corpus("large/Bridge_by_Sander_Klootwijk.jpg"));
+  Result<ImageInfo> info = sniff(test::as_bytes(bytes));
+  REQUIRE(info.ok());
+  // Cut where only the DC scans (a small part of the file) can be complete: still exact.
+  const cv::Mat whole = *decode_progressive_dc(test::as_bytes(bytes), info->width, info->height);
+  std::optional<std::size_t> enough;
+  for (std::size_t cut = bytes.size() / 64; cut < bytes.size(); cut += bytes.size() / 64) {
+    const std::string head = bytes.substr(0, cut);
+    std::optional<cv::Mat> dc =
+        decode_progressive_dc(test::as_bytes(head), info->width, info->height);
+    if (dc) {
+      CHECK(cv::norm(*dc, whole, cv::NORM_INF) == 0);
+      enough = cut;
+      break;
+    }
+  }
+  REQUIRE(enough.has_value());
+  MESSAGE("DC scans complete within the first " << *enough * 100 / bytes.size() << "% of the file");
+  CHECK(*enough < bytes.size() / 2);
+  // Too little data for the DC, a wrong size, garbage: nothing (the ordinary decode takes over).
+  CHECK_FALSE(
+      decode_progressive_dc(test::as_bytes(bytes.substr(0, 2000)), info->width, info->height));
+  CHECK_FALSE(decode_progressive_dc(test::as_bytes(bytes), info->width + 64, info->height));
+  CHECK_FALSE(decode_progressive_dc(test::as_bytes(std::string(5000, 'x')), 100, 100));
+  // Through the pipeline, a 1/8 shrink of the truncated file still renders from its DC.
+  Result<Thumbnail> thumb =
+      render(test::as_bytes(bytes.substr(0, *enough)), *parse_spec("fit-in/150x150/x.jpg"), {});
+  REQUIRE(thumb.ok());
+  CHECK(thumb->shrink_on_load == 8);
 }

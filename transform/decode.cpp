@@ -3,6 +3,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "transform/jpeg_dc.h"
+
 namespace thimble::transform {
 
 // Maps a rectangle given in oriented (displayed) coordinates back to the stored image.
@@ -42,6 +44,12 @@ void apply_orientation(cv::Mat& img, int orientation) {
 
 Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info,
                              int shrink) {
+  // A progressive JPEG at 1/8 scale needs only its first scans (jpeg_dc.h).
+  if (info.format == ImageFormat::kJpeg && info.dc_eighth && shrink == 8) {
+    if (std::optional<cv::Mat> dc = decode_progressive_dc(data, info.width, info.height)) {
+      return std::move(*dc);
+    }
+  }
   int flags = cv::IMREAD_UNCHANGED;  // keeps alpha; never applies EXIF orientation
   if (info.format == ImageFormat::kJpeg) {
     flags = cv::IMREAD_IGNORE_ORIENTATION | (shrink == 8   ? cv::IMREAD_REDUCED_COLOR_8

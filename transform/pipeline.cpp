@@ -265,7 +265,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   // Decode once, at reduced scale when a JPEG is much larger than what survives of it.
   start = Clock::now();
   thumb.shrink_on_load = plan && info->format == ImageFormat::kJpeg
-                             ? shrink_on_load(plan->region.size(), plan->target)
+                             ? shrink_on_load(plan->region.size(), plan->target, info->dc_eighth)
                              : 1;
   Result<cv::Mat> decoded = decode_image(original, *info, thumb.shrink_on_load);
   if (!decoded.ok()) return decoded.status();

@@ -211,7 +211,12 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
   return plan;
 }
 
-int shrink_on_load(Size region, Size target) {
+int shrink_on_load(Size region, Size target, bool dc_eighth) {
+  // 1.5x, in integers: 2 * (region / 8) >= 3 * target.
+  if (dc_eighth && 2 * (region.width / 8) >= 3 * target.width &&
+      2 * (region.height / 8) >= 3 * target.height) {
+    return 8;
+  }
   for (int factor : {8, 4, 2}) {
     if (region.width / factor >= 2 * target.width && region.height / factor >= 2 * target.height) {
       return factor;

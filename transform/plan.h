@@ -65,7 +65,10 @@ std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect r
                                                const std::vector<FocalPoint>& focal_points);
 
 // The JPEG decode scale denominator (1, 2, 4 or 8): the largest that still leaves at least twice
-// the target's pixels on each axis of `region` for the final area-averaging resize.
-int shrink_on_load(Size region, Size target);
+// the target's pixels on each axis of `region` for the final area-averaging resize. With
+// `dc_eighth` (a progressive JPEG whose 1/8 decode reads only its DC scans, several times faster
+// than any other scale) 1/8 is taken once it leaves 1.5 times the target: its pixels are 8x8
+// block averages, already the area filter the resize would apply.
+int shrink_on_load(Size region, Size target, bool dc_eighth = false);
 
 }  // namespace thimble::transform

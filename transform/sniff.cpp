@@ -1,5 +1,6 @@
 #include "transform/sniff.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace thimble::transform {
@@ -30,6 +31,25 @@ std::uint32_t le32(Bytes d, std::size_t at) {
 bool starts_with(Bytes d, const char* magic, std::size_t at = 0) {
   std::size_t n = std::strlen(magic);
   return d.size() >= at + n && std::memcmp(d.data() + at, magic, n) == 0;
+}
+
+// Whether libjpeg decodes every component of this frame header (SOF2) with a 1x1 transform at 1/8
+// scale: it doubles a component's transform when the maximum sampling factors are multiples of
+// twice the component's on both axes (4:2:0 chroma).
+bool eighth_needs_only_dc(Bytes frame) {
+  const std::size_t components = frame.size() > 5 ? frame[5] : 0;
+  if (components == 0 || frame.size() < 6 + 3 * components) return false;
+  int max_h = 1, max_v = 1;
+  for (std::size_t c = 0; c < components; ++c) {
+    max_h = std::max(max_h, frame[6 + 3 * c + 1] >> 4);
+    max_v = std::max(max_v, frame[6 + 3 * c + 1] & 15);
+  }
+  for (std::size_t c = 0; c < components; ++c) {
+    const int h = frame[6 + 3 * c + 1] >> 4, v = frame[6 + 3 * c + 1] & 15;
+    if (h == 0 || v == 0) return false;
+    if (max_h % (2 * h) == 0 && max_v % (2 * v) == 0) return false;
+  }
+  return true;
 }
 
 Result<ImageInfo> sniff_jpeg(Bytes d) {
@@ -63,6 +83,7 @@ Result<ImageInfo> sniff_jpeg(Bytes d) {
       if (info.width == 0 || info.height == 0) {
         return unsupported("JPEG with zero or deferred (DNL) dimensions");
       }
+      info.dc_eighth = marker == 0xC2 && eighth_needs_only_dc(segment);
       return info;
     }
     i += length;

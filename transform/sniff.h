@@ -22,7 +22,10 @@ struct ImageInfo {
   int orientation = 1;  // EXIF orientation 1-8 (1 when absent or invalid)
   bool has_alpha = false;
   bool progressive = false;  // progressive JPEG
-  bool animated = false;     // animated WebP or GIF
+  // A progressive JPEG whose 1/8-scale decode needs only its DC coefficients (jpeg_dc.h): every
+  // component decoded with a 1x1 transform at 1/8, i.e. chroma not subsampled on both axes.
+  bool dc_eighth = false;
+  bool animated = false;  // animated WebP or GIF
 
   // Orientations 5-8 swap width and height.
   bool swaps_axes() const { return orientation >= 5 && orientation <= 8; }
