@@ -133,14 +133,14 @@ TEST_CASE("thumbnails of a large JPEG have Thumbor's dimensions and are shrunk o
     const char* options;
     int width, height, shrink;
   };
-  // Bridge is progressive 4:2:2: 1/8 scale (from its DC scans) once it leaves 1.5x the target.
+  // Bridge is progressive 4:2:2: 1/8 scale (from its DC scans) as soon as it covers the target.
   const Row rows[] = {
       {"fit-in/300x200", 300, 169, 8},
-      {"300x300", 300, 300, 4},
+      {"300x300", 300, 300, 8},
       // 2448 * 200 / 4352 = 112.5 rounds half to even, as in Thumbor (then a 1-pixel crop).
       {"fit-in/1280x1280", 1280, 720, 1},
       {"200x0", 200, 112, 8},
-      {"full-fit-in/300x300", 533, 300, 4},
+      {"full-fit-in/300x300", 533, 300, 8},
       {"fit-in/5000x5000", 4352, 2448, 1},
   };
   for (const auto& row : rows) {

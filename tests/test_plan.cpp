@@ -134,12 +134,12 @@ TEST_CASE("shrink-on-load leaves at least twice the target on each axis") {
     CAPTURE(row.target.width);
     CHECK(shrink_on_load(row.region, row.target) == row.factor);
   }
-  // A progressive JPEG whose 1/8 scale reads only DC scans takes 1/8 from 1.5x the target.
-  CHECK(shrink_on_load({4352, 2448}, {300, 169}, true) == 8);  // 544x306 >= 450x254
-  CHECK(shrink_on_load({4352, 2448}, {300, 300}, true) == 4);  // 306 < 450
-  CHECK(shrink_on_load({3600, 2400}, {300, 200}, true) == 8);  // 450x300, exactly 1.5x
-  CHECK(shrink_on_load({3592, 2400}, {300, 200}, true) == 4);  // 449 < 450
-  CHECK(shrink_on_load({1920, 1280}, {300, 200}, true) == 2);  // 1/8 too small: the usual rule
+  // A progressive JPEG whose 1/8 scale reads only DC scans takes 1/8 once it covers the target.
+  CHECK(shrink_on_load({4352, 2448}, {300, 169}, true) == 8);  // 544x306
+  CHECK(shrink_on_load({4352, 2448}, {300, 300}, true) == 8);  // 306 >= 300
+  CHECK(shrink_on_load({2400, 2400}, {300, 300}, true) == 8);  // exactly the target
+  CHECK(shrink_on_load({2392, 2400}, {300, 300}, true) == 2);  // 299 < 300: the usual rule
+  CHECK(shrink_on_load({1920, 1280}, {300, 200}, true) == 2);
 }
 
 TEST_CASE("no_upscale, stretch and upscale change the geometry as in Thumbor 7") {

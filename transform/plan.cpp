@@ -212,9 +212,7 @@ Result<Plan> make_plan(const ThumbnailSpec& spec, Size source, int max_output_di
 }
 
 int shrink_on_load(Size region, Size target, bool dc_eighth) {
-  // 1.5x, in integers: 2 * (region / 8) >= 3 * target.
-  if (dc_eighth && 2 * (region.width / 8) >= 3 * target.width &&
-      2 * (region.height / 8) >= 3 * target.height) {
+  if (dc_eighth && region.width / 8 >= target.width && region.height / 8 >= target.height) {
     return 8;
   }
   for (int factor : {8, 4, 2}) {

@@ -65,10 +65,11 @@ std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect r
                                                const std::vector<FocalPoint>& focal_points);
 
 // The JPEG decode scale denominator (1, 2, 4 or 8): the largest that still leaves at least twice
-// the target's pixels on each axis of `region` for the final area-averaging resize. With
+// the target's pixels on each axis of `region` for the final area-averaging resize (a scaled
+// inverse DCT is not an area filter; the margin keeps its artefacts out of the thumbnail). With
 // `dc_eighth` (a progressive JPEG whose 1/8 decode reads only its DC scans, several times faster
-// than any other scale) 1/8 is taken once it leaves 1.5 times the target: its pixels are 8x8
-// block averages, already the area filter the resize would apply.
+// than any other scale) 1/8 is taken as soon as it still covers the target: DC pixels are exact
+// 8x8 block averages, the very area filter the resize applies.
 int shrink_on_load(Size region, Size target, bool dc_eighth = false);
 
 }  // namespace thimble::transform
