@@ -53,7 +53,8 @@ constexpr const char* kUsage =
     "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200', and\n"
     "the same thumbnails with libvips (when built with libvips-dev) unless --no-baseline.\n"
     "Default scenarios: fit-in/300x200, 300x300, fit-in/1280x1280,\n"
-    "fit-in/300x200/filters:format(webp), 300x300/smart.\n"
+    "fit-in/300x200/filters:format(webp), fit-in/300x200@alpha, 300x300/smart; a scenario\n"
+    "ending in @alpha runs on the images with an alpha channel only (PNG, WebP).\n"
     "--json/--csv also write every figure, one record per scenario and engine, to FILE;\n"
     "--chart draws the latency distributions as a PNG.\n"
     "\n"
@@ -198,10 +199,31 @@ void measure(const std::string& label, const RenderFn& render_one, std::size_t i
 
 // PSNR of a decoded thumbnail against the reference: the source fully decoded (EXIF orientation
 // applied), centre-cropped to the thumbnail's aspect ratio and area-resized to its size.
+// 8-bit BGR for the quality figure: images with alpha composited over mid-grey, so colours under
+// transparent pixels (which encoders may keep or zero) do not count, and translucent ones count
+// as they are seen.
+cv::Mat flatten(cv::Mat image) {
+  if (image.empty()) return image;
+  if (image.depth() == CV_16U) image.convertTo(image, CV_8U, 1.0 / 257.0);
+  if (image.channels() == 1) cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
+  if (image.channels() != 4) return image;
+  cv::Mat out(image.size(), CV_8UC3);
+  for (int y = 0; y < image.rows; ++y) {
+    const cv::Vec4b* in = image.ptr<cv::Vec4b>(y);
+    cv::Vec3b* dst = out.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < image.cols; ++x) {
+      const int a = in[x][3];
+      for (int c = 0; c < 3; ++c)
+        dst[x][c] = static_cast<uchar>((in[x][c] * a + 128 * (255 - a) + 127) / 255);
+    }
+  }
+  return out;
+}
+
 std::optional<double> psnr_against_reference(const cv::Mat& source, const std::string& encoded) {
-  cv::Mat thumb = cv::imdecode(
+  cv::Mat thumb = flatten(cv::imdecode(
       cv::Mat(1, static_cast<int>(encoded.size()), CV_8U, const_cast<char*>(encoded.data())),
-      cv::IMREAD_COLOR);
+      cv::IMREAD_UNCHANGED));
   if (thumb.empty() || source.empty()) return std::nullopt;
   double aspect = static_cast<double>(thumb.cols) / thumb.rows;
   int w = source.cols, h = source.rows;
@@ -522,8 +544,9 @@ int main(int argc, char** argv) {
     }
   }
   if (scenarios.empty()) {
-    scenarios = {"fit-in/300x200", "300x300", "fit-in/1280x1280",
-                 "fit-in/300x200/filters:format(webp)", "300x300/smart"};
+    scenarios = {"fit-in/300x200",       "300x300",
+                 "fit-in/1280x1280",     "fit-in/300x200/filters:format(webp)",
+                 "fit-in/300x200@alpha", "300x300/smart"};
   }
   if (folder.empty()) folder = fs::exists("../shared/corpus") ? "../shared/corpus" : "conf/samples";
   std::vector<Image> images = load_images(folder);
@@ -578,33 +601,53 @@ int main(int argc, char** argv) {
   std::vector<cv::Mat> references;
   std::vector<double> megapixels;
   for (const auto& image : images) {
-    cv::Mat full = cv::imdecode(cv::Mat(1, static_cast<int>(image.bytes.size()), CV_8U,
-                                        const_cast<char*>(image.bytes.data())),
-                                cv::IMREAD_COLOR);
+    // Alpha kept (then composited like the thumbnails); otherwise colour with EXIF orientation
+    // applied, as the thumbnails are.
+    Result<ImageInfo> info = sniff(
+        std::span(reinterpret_cast<const std::uint8_t*>(image.bytes.data()), image.bytes.size()));
+    const int flags = info.ok() && info->has_alpha ? cv::IMREAD_UNCHANGED : cv::IMREAD_COLOR;
+    cv::Mat full = flatten(cv::imdecode(cv::Mat(1, static_cast<int>(image.bytes.size()), CV_8U,
+                                                const_cast<char*>(image.bytes.data())),
+                                        flags));
     megapixels.push_back(static_cast<double>(full.total()) / 1e6);
     references.push_back(std::move(full));
   }
-  auto bytes_of = [&](std::size_t i) {
-    return std::span(reinterpret_cast<const std::uint8_t*>(images[i].bytes.data()),
-                     images[i].bytes.size());
-  };
-
   std::printf("  %-8s %7s %7s %7s %7s %7s %8s %8s %7s %7s %6s  %s\n", "engine", "p50 ms", "p95",
               "p99", "min", "max", "img/s 1T", "img/s NT", "MP/s", "KB out", "PSNR",
               "sniff/decode/resize/encode ms");
-  for (const auto& scenario : scenarios) {
+  for (const auto& entry : scenarios) {
+    // `OPTIONS@alpha`: the scenario on the images with an alpha channel only.
+    const bool alpha_only = entry.ends_with("@alpha");
+    const std::string scenario = alpha_only ? entry.substr(0, entry.size() - 6) : entry;
     Result<ThumbnailSpec> spec = parse_spec(scenario + "/image");
     if (!spec.ok()) {
-      std::fprintf(stderr, "scenario '%s': %s\n", scenario.c_str(),
-                   spec.status().message().c_str());
+      std::fprintf(stderr, "scenario '%s': %s\n", entry.c_str(), spec.status().message().c_str());
       return 2;
     }
-    std::printf("%s\n", scenario.c_str());
+    std::vector<Image> chosen;
+    std::vector<cv::Mat> chosen_references;
+    std::vector<double> chosen_megapixels;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      if (alpha_only) {
+        Result<ImageInfo> info = sniff(std::span(
+            reinterpret_cast<const std::uint8_t*>(images[i].bytes.data()), images[i].bytes.size()));
+        if (!info.ok() || !info->has_alpha) continue;
+      }
+      chosen.push_back(images[i]);
+      chosen_references.push_back(references[i]);
+      chosen_megapixels.push_back(megapixels[i]);
+    }
+    std::printf("%s (%zu images)\n", entry.c_str(), chosen.size());
+    if (chosen.empty()) continue;
+    auto bytes_of = [&](std::size_t i) {
+      return std::span(reinterpret_cast<const std::uint8_t*>(chosen[i].bytes.data()),
+                       chosen[i].bytes.size());
+    };
 
     // Thimble. The first render of each image also fixes the libvips target, so both engines
     // make thumbnails of the same size and format.
-    std::vector<std::string> outputs(images.size());
-    std::vector<std::optional<Thumbnail>> firsts(images.size());
+    std::vector<std::string> outputs(chosen.size());
+    std::vector<std::optional<Thumbnail>> firsts(chosen.size());
     StageTimes sum;
     int rendered = 0;
     RenderFn thimble_one = [&](std::size_t i) -> std::optional<std::string> {
@@ -612,7 +655,7 @@ int main(int argc, char** argv) {
       if (!out.ok()) return std::nullopt;
       return std::move(out->bytes);
     };
-    for (std::size_t i = 0; i < images.size(); ++i) {
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
       Result<Thumbnail> out = render(bytes_of(i), *spec, settings);
       if (!out.ok()) continue;
       outputs[i] = std::move(out->bytes);
@@ -624,15 +667,15 @@ int main(int argc, char** argv) {
       firsts[i] = std::move(*out);
     }
     EngineRun thimble_run;
-    measure(scenario + " (thimble)", thimble_one, images.size(), warmup, iterations, megapixels,
+    measure(entry + " (thimble)", thimble_one, chosen.size(), warmup, iterations, chosen_megapixels,
             thimble_run);
-    summarise_outputs(outputs, references, !spec->smart, thimble_run);
+    summarise_outputs(outputs, chosen_references, !spec->smart, thimble_run);
     char stages[64];
     double n = std::max(1, rendered);
     std::snprintf(stages, sizeof stages, "%.2f/%.2f/%.2f/%.2f", sum.sniff_ms / n, sum.decode_ms / n,
                   sum.transform_ms / n, sum.encode_ms / n);
     print_row("thimble", thimble_run, stages);
-    rows.push_back({scenario,
+    rows.push_back({entry,
                     "thimble",
                     thimble_run,
                     {.sniff_ms = sum.sniff_ms / n,
@@ -642,8 +685,8 @@ int main(int argc, char** argv) {
 
 #ifdef THIMBLE_HAVE_VIPS
     if (baseline) {
-      std::vector<thimble::bench::VipsTarget> targets(images.size());
-      for (std::size_t i = 0; i < images.size(); ++i) {
+      std::vector<thimble::bench::VipsTarget> targets(chosen.size());
+      for (std::size_t i = 0; i < chosen.size(); ++i) {
         if (!firsts[i]) continue;
         targets[i] = {firsts[i]->size.width,
                       firsts[i]->size.height,
@@ -661,14 +704,14 @@ int main(int argc, char** argv) {
         if (out.empty()) return std::nullopt;
         return out;
       };
-      std::vector<std::string> vips_outputs(images.size());
-      for (std::size_t i = 0; i < images.size(); ++i) vips_outputs[i] = vips_one(i).value_or("");
+      std::vector<std::string> vips_outputs(chosen.size());
+      for (std::size_t i = 0; i < chosen.size(); ++i) vips_outputs[i] = vips_one(i).value_or("");
       EngineRun vips_run;
-      measure(scenario + " (libvips)", vips_one, images.size(), warmup, iterations, megapixels,
+      measure(entry + " (libvips)", vips_one, chosen.size(), warmup, iterations, chosen_megapixels,
               vips_run);
-      summarise_outputs(vips_outputs, references, !spec->smart, vips_run);
+      summarise_outputs(vips_outputs, chosen_references, !spec->smart, vips_run);
       print_row("libvips", vips_run, "");
-      rows.push_back({scenario, "libvips", vips_run, {}});
+      rows.push_back({entry, "libvips", vips_run, {}});
       auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
       std::printf(
           "  thimble/libvips: p50 latency x%.2f, throughput 1T x%.2f, NT x%.2f",
