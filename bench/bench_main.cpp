@@ -556,17 +556,12 @@ int main(int argc, char** argv) {
   }
 
   if (!server.url.empty()) {
-    if (!key_file.empty()) {
-      std::ifstream in(key_file);
-      std::getline(in, server.key);
-    } else if (const char* key = std::getenv("THIMBLE_KEY")) {
-      server.key = key;
-    }
-    if (server.key.empty()) {
-      std::cerr << "thimble-bench: --server needs the signing key (--key-file FILE or "
-                   "THIMBLE_KEY)\n";
+    Result<std::string> key = thimble::signing::tool_key(key_file, std::getenv("THIMBLE_KEY"));
+    if (!key.ok()) {
+      std::cerr << "thimble-bench: --server: " << key.status().message() << "\n";
       return 2;
     }
+    server.key = std::move(key).value();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     std::printf("thimble-bench: %s, %u cores, build %s\n", cpu_model().c_str(),
                 std::thread::hardware_concurrency(), THIMBLE_BUILD_TYPE);

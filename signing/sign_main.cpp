@@ -3,7 +3,6 @@
 // not end up in shell history or `ps` output.
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -53,20 +52,11 @@ int main(int argc, char** argv) {
   }
   if (path.empty()) return usage_error("a PATH is required");
 
-  std::string key;
-  if (!key_file.empty()) {
-    std::ifstream in(key_file);
-    if (!in || !std::getline(in, key)) {
-      std::cerr << "thimble-sign: cannot read a key from " << key_file << "\n";
-      return 2;
-    }
-    if (!key.empty() && key.back() == '\r') key.pop_back();
-  } else if (const char* env = std::getenv("THIMBLE_KEY")) {
-    key = env;
-  }
-  if (key.empty()) return usage_error("no key: use --key-file FILE or set THIMBLE_KEY");
+  thimble::Result<std::string> key =
+      thimble::signing::tool_key(key_file, std::getenv("THIMBLE_KEY"));
+  if (!key.ok()) return usage_error(key.status().message());
 
-  thimble::signing::UrlSigner signer({key}, /*allow_unsafe=*/false);
+  thimble::signing::UrlSigner signer({*key}, /*allow_unsafe=*/false);
   if (verify) {
     auto verdict = signer.verify(path);
     if (!verdict.ok()) {

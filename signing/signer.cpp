@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include <array>
+#include <fstream>
 
 namespace thimble::signing {
 
@@ -106,6 +107,22 @@ Result<std::string_view> UrlSigner::verify(std::string_view request_path) const 
   }
   if (!match) return Status(Code::kBadSignature, "signature does not match");
   return split->rest;
+}
+
+Result<std::string> tool_key(const std::string& key_file, const char* environment_value) {
+  std::string key;
+  if (!key_file.empty()) {
+    std::ifstream in(key_file);
+    if (!in || !std::getline(in, key)) {
+      return Status(Code::kBadRequest, "cannot read a key from " + key_file);
+    }
+    if (!key.empty() && key.back() == '\r') key.pop_back();
+  } else if (environment_value != nullptr) {
+    key = environment_value;
+  }
+  if (key.empty())
+    return Status(Code::kBadRequest, "no key: use --key-file FILE or set THIMBLE_KEY");
+  return key;
 }
 
 }  // namespace thimble::signing

@@ -32,6 +32,11 @@ struct SignedPath {
 // Splits a raw request path (starting with '/'); nullopt when there is no `/<x>/<rest>` shape.
 std::optional<SignedPath> split_signed_path(std::string_view request_path);
 
+// The signing key for command-line tools, never taken from argv: the first line of `key_file`
+// when one is named (a trailing CR dropped), else `environment_value` (THIMBLE_KEY; may be null).
+// Fails with the reason when the file cannot be read or no key is found.
+Result<std::string> tool_key(const std::string& key_file, const char* environment_value);
+
 class UrlSigner {
  public:
   UrlSigner(std::vector<std::string> keys, bool allow_unsafe);

@@ -174,3 +174,17 @@ TEST_CASE("thimble-sign signs like libthumbor and verifies with exit status 0 or
             .status == 1);
   CHECK(run("env -u THIMBLE_KEY " + sign + " a.jpg 2>/dev/null").status == 2);
 }
+
+TEST_CASE("tools take the key from the first line of --key-file, else THIMBLE_KEY, never empty") {
+  test::TempDir dir;
+  test::write_file(dir.path() / "key.txt", "from-file\r\nsecond line\n");
+  const std::string file = (dir.path() / "key.txt").string();
+  CHECK(*signing::tool_key(file, "from-env") == "from-file");  // the file wins, CR dropped
+  CHECK(*signing::tool_key("", "from-env") == "from-env");
+  Result<std::string> missing = signing::tool_key((dir.path() / "none.txt").string(), "from-env");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().message().find("cannot read a key from") == 0);
+  CHECK(signing::tool_key("", nullptr).status().message() ==
+        "no key: use --key-file FILE or set THIMBLE_KEY");
+  CHECK_FALSE(signing::tool_key("", "").ok());
+}
