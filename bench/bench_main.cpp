@@ -155,6 +155,27 @@ class Progress {
   std::atomic<int> shown_{-1};
 };
 
+// Renders images 0..images-1 `iterations` times over, one image per thread at a time on
+// `threads` threads; returns renders per second of wall time. `step` runs after each render.
+double throughput(const RenderFn& render_one, std::size_t images, int iterations, unsigned threads,
+                  const std::function<void()>& step = {}) {
+  const std::size_t jobs = images * static_cast<std::size_t>(iterations);
+  std::atomic<std::size_t> next{0};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      for (std::size_t j; (j = next.fetch_add(1)) < jobs;) {
+        render_one(j % images);
+        if (step) step();
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  const double wall_ms = elapsed_ms(start);
+  return wall_ms > 0 ? 1000.0 * static_cast<double>(jobs) / wall_ms : 0;
+}
+
 // Runs warm-up + timed iterations of every image on this thread, then the same work spread over
 // all cores (one image per thread at a time).
 void measure(const std::string& label, const RenderFn& render_one, std::size_t images, int warmup,
@@ -179,22 +200,9 @@ void measure(const std::string& label, const RenderFn& render_one, std::size_t i
   }
   if (busy_ms > 0) run.single_thread_per_s = 1000.0 * run.latencies_ms.size() / busy_ms;
 
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::size_t jobs = images * static_cast<std::size_t>(iterations);
-  std::atomic<std::size_t> next{0};
-  auto start = std::chrono::steady_clock::now();
-  std::vector<std::thread> workers;
-  for (unsigned t = 0; t < threads; ++t) {
-    workers.emplace_back([&] {
-      for (std::size_t j; (j = next.fetch_add(1)) < jobs;) {
-        render_one(j % images);
-        progress.step();
-      }
-    });
-  }
-  for (auto& w : workers) w.join();
-  double wall_ms = elapsed_ms(start);
-  if (wall_ms > 0) run.all_cores_per_s = 1000.0 * static_cast<double>(jobs) / wall_ms;
+  run.all_cores_per_s =
+      throughput(render_one, images, iterations, std::max(1u, std::thread::hardware_concurrency()),
+                 [&progress] { progress.step(); });
 }
 
 // PSNR of a decoded thumbnail against the reference: the source fully decoded (EXIF orientation
@@ -450,22 +458,17 @@ int server_mode(const ServerOptions& options, const std::vector<Image>& images,
     print_load("uncached", cores, uncached);
 
     // The same work in this process on as many threads, for the ratio.
-    std::atomic<std::size_t> next{0};
-    const std::size_t jobs = names.size() * static_cast<std::size_t>(iterations);
-    std::vector<std::thread> workers;
-    const auto start = std::chrono::steady_clock::now();
-    for (int t = 0; t < cores; ++t) {
-      workers.emplace_back([&] {
-        for (std::size_t j; (j = next.fetch_add(1)) < jobs;) {
-          const Image& image = *usable[j % usable.size()];
-          (void)render(std::span(reinterpret_cast<const std::uint8_t*>(image.bytes.data()),
-                                 image.bytes.size()),
-                       *spec, settings);
-        }
-      });
-    }
-    for (auto& w : workers) w.join();
-    const double in_process = 1000.0 * static_cast<double>(jobs) / elapsed_ms(start);
+    const RenderFn render_one = [&](std::size_t i) -> std::optional<std::string> {
+      const Image& image = *usable[i];
+      Result<Thumbnail> out = render(
+          std::span(reinterpret_cast<const std::uint8_t*>(image.bytes.data()), image.bytes.size()),
+          *spec, settings);
+      if (!out.ok()) return std::nullopt;
+      return std::move(out->bytes);
+    };
+    const std::size_t jobs = usable.size() * static_cast<std::size_t>(iterations);
+    const double in_process =
+        throughput(render_one, usable.size(), iterations, static_cast<unsigned>(cores));
     std::printf("  %-9s %5d %8zu %9.1f   uncached over HTTP = %.0f%% of in-process\n", "in-proc",
                 cores, jobs, in_process,
                 in_process > 0 ? 100.0 * uncached.per_second() / in_process : 0.0);
