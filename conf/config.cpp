@@ -2,7 +2,6 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -134,12 +133,7 @@ Field presets(std::string path, std::map<std::string, Preset>& target) {
             std::map<std::string, Preset> parsed;
             for (const auto& entry : node) {
               const std::string name = entry.first.as<std::string>();
-              const bool good_name = !name.empty() && name.size() <= 64 &&
-                                     std::all_of(name.begin(), name.end(), [](char ch) {
-                                       return (ch >= 'a' && ch <= 'z') ||
-                                              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
-                                     });
-              if (!good_name) {
+              if (!is_preset_name(name)) {
                 return "preset name '" + name + "' must be 1-64 characters of a-z, 0-9, _ and -";
               }
               if (parsed.count(name)) return "preset '" + name + "' appears twice";
@@ -400,6 +394,11 @@ std::string env_name_for(const std::string& yaml_path) {
     name += ch == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   }
   return name;
+}
+
+bool is_preset_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 &&
+         name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string_view::npos;
 }
 
 std::vector<std::string> restart_required_changes(const Config& running, const Config& fresh) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "conf/status.h"
@@ -43,6 +44,9 @@ struct SecurityConfig {
   // one (`/<options>/<image>`), for CDNs that move it out of the path; "" = never.
   std::string signature_header;
 };
+
+// Whether `name` may name a preset: 1-64 characters of a-z, 0-9, `_` and `-`.
+bool is_preset_name(std::string_view name);
 
 // A named set of Thumbor options, applied by `/<signature>/preset:NAME/<image>`.
 struct Preset {

@@ -32,12 +32,10 @@ Result<std::string> PresetTable::expand(std::string_view preset_and_image, bool 
   const std::string_view name = rest.substr(0, slash);
   auto found = presets_.find(name);
   if (found == presets_.end()) {
-    // The name is echoed only when it is short and plain, so the message stays a safe one-liner.
-    const bool printable =
-        name.size() <= 64 &&
-        name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string_view::npos;
-    return Status(Code::kBadRequest,
-                  printable ? "unknown preset '" + std::string(name) + "'" : "unknown preset");
+    // The name is echoed only when it could be one, so the message stays a safe one-liner.
+    return Status(Code::kBadRequest, conf::is_preset_name(name)
+                                         ? "unknown preset '" + std::string(name) + "'"
+                                         : "unknown preset");
   }
   if (!signed_url && !found->second.is_public) {
     return Status(Code::kBadSignature,
