@@ -133,21 +133,13 @@ class Handler final : public Http::Handler {
     exchange.metrics = metrics_;
     if (metrics_) metrics_->request_started();
 
-    if (routes_ == HttpServer::Routes::kAdmin && exchange.path != "/healthz" &&
-        exchange.path != "/readyz" && exchange.path != "/metrics") {
-      finish(exchange, service_->error({Code::kNotFound,
-                                        "the admin listener serves /healthz, "
-                                        "/readyz and /metrics only"},
-                                       Route::kOther));
-      return;
-    }
     OriginRequest origin;
     origin.method = exchange.method;
     origin.path = exchange.path;
     origin.accept = accept_value(request);
     origin.if_none_match = header_value(request, "If-None-Match");
     origin.if_modified_since = header_value(request, "If-Modified-Since");
-    origin.serve_metrics = routes_ != HttpServer::Routes::kPublic;
+    origin.listener = routes_;
     if (const std::string name = service_->signature_header(); !name.empty()) {
       origin.signature = header_value(request, name.c_str());
     }

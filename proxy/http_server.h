@@ -26,9 +26,8 @@ namespace thimble::proxy {
 
 class HttpServer {
  public:
-  // Which routes a listener answers: everything; everything but /metrics (when an admin listener
-  // serves it); or only /healthz, /readyz and /metrics (the admin listener).
-  enum class Routes { kAll, kPublic, kAdmin };
+  // Which routes this listener answers (decided by the OriginService).
+  using Routes = Listener;
 
   // Listens on `host`:`port`; counts every request in `metrics` (may be null).
   HttpServer(const conf::ServerConfig& config, std::string host, int port, Routes routes,

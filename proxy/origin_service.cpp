@@ -148,13 +148,17 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
     response.body = text_body(ready ? "ok\n" : "draining\n");
     return response;
   }
-  if (metrics_ && request.serve_metrics && request.path == "/metrics") {
+  if (metrics_ && request.listener != Listener::kPublic && request.path == "/metrics") {
     OriginResponse response;
     response.route = Route::kMetrics;
     response.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
                         {"Cache-Control", "no-store"}};
     response.body = text_body(metrics_->render());
     return response;
+  }
+  if (request.listener == Listener::kAdmin) {
+    return error({Code::kNotFound, "the admin listener serves /healthz, /readyz and /metrics only"},
+                 Route::kOther);
   }
   if (request.path == "/" || request.path == "/favicon.ico" || request.path == "/robots.txt" ||
       request.path == "/metrics") {

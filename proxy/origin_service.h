@@ -38,13 +38,17 @@
 
 namespace thimble::proxy {
 
+// Which routes the listener a request came in on answers: everything; everything but /metrics
+// (when an admin listener serves it); or only /healthz, /readyz and /metrics (the admin one).
+enum class Listener { kAll, kPublic, kAdmin };
+
 struct OriginRequest {
   std::string method;             // "GET", "HEAD", ...
   std::string path;               // raw request path, still percent-encoded, no query string
   std::string accept;             // Accept header, "" when absent
   std::string if_none_match;      // If-None-Match header, "" when absent
   std::string if_modified_since;  // If-Modified-Since header, "" when absent
-  bool serve_metrics = true;      // false where /metrics lives on a separate admin listener
+  Listener listener = Listener::kAll;
   // The value of the configured signature header (OriginOptions::signature_header), "" when
   // absent or not configured.
   std::string signature{};
