@@ -1,13 +1,18 @@
 #include "proxy/http_server.h"
 
+#include <linux/sockios.h>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <random>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "proxy/access_log.h"
 #include "proxy/header_policy.h"
@@ -36,6 +41,50 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+}  // namespace
+
+// Answers handed to Pistache's reactor but perhaps not written yet: Pistache drops whatever its
+// reactor has not written when it stops, so shutdown() waits for them (bounded). The hot path
+// costs one relaxed store per answer; connections are noted only while draining.
+class PendingAnswers {
+ public:
+  void sent(int fd) {
+    last_.store(SteadyClock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    if (!watching_.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(mutex_);
+    fds_.push_back(fd);
+  }
+  void watch() { watching_.store(true); }
+
+  // Until no answer was handed over for a while and the kernel holds nothing unsent for the
+  // connections answered while draining, or until `deadline`.
+  void wait_written(SteadyClock::time_point deadline) const {
+    constexpr auto kQuiet = std::chrono::milliseconds(200);  // ample for the reactor to write
+    while (SteadyClock::now() < deadline) {
+      const SteadyClock::time_point last{
+          SteadyClock::duration(last_.load(std::memory_order_relaxed))};
+      bool unsent = false;
+      {
+        std::lock_guard lock(mutex_);
+        for (int fd : fds_) {
+          int queued = 0;
+          if (::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0) unsent = true;
+        }
+      }
+      if (!unsent && SteadyClock::now() - last >= kQuiet) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+ private:
+  std::atomic<SteadyClock::rep> last_{0};
+  std::atomic<bool> watching_{false};
+  mutable std::mutex mutex_;
+  std::vector<int> fds_;
+};
+
+namespace {
+
 // What the adapter keeps of a request to finish it later, on whichever thread.
 struct Exchange {
   std::weak_ptr<Pistache::Tcp::Peer> peer;
@@ -46,6 +95,7 @@ struct Exchange {
   bool keep_alive = true;
   bool access_log = true;
   Metrics* metrics = nullptr;
+  PendingAnswers* pending = nullptr;
   SteadyClock::time_point started;
 };
 
@@ -65,6 +115,7 @@ void finish(const Exchange& exchange, const OriginResponse& response) {
     peer->setIdle(true);
     const std::size_t size = bytes.size();
     peer->send(Pistache::RawBuffer(std::move(bytes), size));
+    exchange.pending->sent(peer->fd());
   }
   if (exchange.access_log) {
     const transform::StageTimes& stages = response.times.stages;
@@ -112,12 +163,13 @@ class Handler final : public Http::Handler {
   HTTP_PROTOTYPE(Handler)
 
   Handler(OriginService& service, WorkerPool& workers, bool access_log, HttpServer::Routes routes,
-          Metrics* metrics)
+          Metrics* metrics, PendingAnswers* pending)
       : service_(&service),
         workers_(&workers),
         access_log_(access_log),
         routes_(routes),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        pending_(pending) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     // Copy out everything needed: Pistache resets `request` when this returns.
@@ -131,6 +183,7 @@ class Handler final : public Http::Handler {
     exchange.keep_alive = wants_keep_alive(request);
     exchange.access_log = access_log_;
     exchange.metrics = metrics_;
+    exchange.pending = pending_;
     if (metrics_) metrics_->request_started();
 
     OriginRequest origin;
@@ -166,6 +219,7 @@ class Handler final : public Http::Handler {
   bool access_log_;
   HttpServer::Routes routes_;
   Metrics* metrics_;
+  PendingAnswers* pending_;
 };
 
 bool request_id_char(char c) {
@@ -221,7 +275,8 @@ HttpServer::HttpServer(const conf::ServerConfig& config, std::string host, int p
       routes_(routes),
       metrics_(metrics),
       service_(service),
-      workers_(workers) {}
+      workers_(workers),
+      pending_(std::make_unique<PendingAnswers>()) {}
 
 HttpServer::~HttpServer() {
   shutdown();
@@ -243,8 +298,8 @@ Status HttpServer::start() {
             .bodyTimeout(std::chrono::milliseconds(2 * config_.request_timeout_ms + 5000))
             .keepaliveTimeout(std::chrono::seconds(config_.keepalive_timeout_s));
     endpoint_->init(options);
-    endpoint_->setHandler(
-        Http::make_handler<Handler>(service_, workers_, config_.access_log, routes_, metrics_));
+    endpoint_->setHandler(Http::make_handler<Handler>(service_, workers_, config_.access_log,
+                                                      routes_, metrics_, pending_.get()));
     endpoint_->serveThreaded();
   } catch (const std::exception& e) {
     endpoint_.reset();
@@ -258,8 +313,13 @@ int HttpServer::port() const {
   return endpoint_ ? static_cast<std::uint16_t>(endpoint_->getPort()) : 0;
 }
 
-void HttpServer::shutdown() {
+void HttpServer::begin_drain() {
+  pending_->watch();
+}
+
+void HttpServer::shutdown(std::chrono::milliseconds flush_timeout) {
   if (endpoint_) {
+    pending_->wait_written(SteadyClock::now() + flush_timeout);
     endpoint_->shutdown();
     endpoint_.reset();
   }

@@ -11,6 +11,7 @@
 // reactor threads and complete on worker threads.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "conf/config.h"
@@ -23,6 +24,8 @@ class Endpoint;
 }
 
 namespace thimble::proxy {
+
+class PendingAnswers;
 
 class HttpServer {
  public:
@@ -40,8 +43,12 @@ class HttpServer {
   Status start();
   // The port actually bound (useful when the configuration asked for a specific one).
   int port() const;
-  // Stops the listener and the reactor; in-flight responses should be finished before.
-  void shutdown();
+  // From now on, notes the connections it answers so that shutdown() can wait for their bytes.
+  void begin_drain();
+  // Stops the listener and the reactor, first waiting up to `flush_timeout` until the answers
+  // already handed to the reactor have been written (Pistache drops unwritten ones). In-flight
+  // work should be finished before.
+  void shutdown(std::chrono::milliseconds flush_timeout = std::chrono::milliseconds(0));
 
  private:
   const conf::ServerConfig& config_;
@@ -52,6 +59,7 @@ class HttpServer {
   OriginService& service_;
   WorkerPool& workers_;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
+  std::unique_ptr<PendingAnswers> pending_;
 };
 
 // The bytes of an HTTP/1.1 response: status line, Date, the response's headers, X-Request-Id

@@ -235,8 +235,16 @@ int serve(const std::string& config_path, const conf::Config& config) {
   proxy::log_line(
       "info", std::string("received ") + strsignal(received) + ": finishing in-flight requests");
   service.set_draining();
+  server.begin_drain();
+  const auto drain_until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.drain_timeout_ms);
   bool drained = pool.drain(std::chrono::milliseconds(config.server.drain_timeout_ms));
-  server.shutdown();
+  // The last answers may still be on their way out of Pistache's reactor: let them leave, within
+  // what is left of the drain time (at least a moment).
+  const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 drain_until - std::chrono::steady_clock::now()),
+                             std::chrono::milliseconds(500));
+  server.shutdown(left);
   if (admin) admin->shutdown();
   proxy::flush_access_log();
   if (!drained) {

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "support.h"
+
 namespace thimble::test {
 
 struct OriginRequest {
@@ -33,13 +35,7 @@ class HttpOrigin {
     listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    port_ = test::bind_loopback(listener_);
     ::listen(listener_, 64);
     acceptor_ = std::thread([this] { accept_loop(); });
   }

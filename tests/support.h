@@ -31,17 +31,23 @@ class ShiftedClock final : public Clock {
   std::chrono::seconds shift{0};
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// Binds the TCP socket `fd` to a free port on 127.0.0.1 and returns the port.
+inline int bind_loopback(int fd) {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
   socklen_t length = sizeof address;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
   return ntohs(address.sin_port);
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int port = bind_loopback(fd);
+  ::close(fd);
+  return port;
 }
 
 inline std::filesystem::path corpus(const std::string& relative) {

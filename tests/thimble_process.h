@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_client.h"
 #include "signing/signer.h"
 #include "support.h"
 
@@ -133,12 +134,7 @@ class ThimbleProcess {
     }
     for (int i = 0; i < 200; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      CURL* curl = curl_easy_init();
-      curl_easy_setopt(curl, CURLOPT_URL, (base() + "/healthz").c_str());
-      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-      CURLcode code = curl_easy_perform(curl);
-      curl_easy_cleanup(curl);
-      if (code == CURLE_OK) return;
+      if (http_call("GET", base() + "/healthz").status == 200) return;
     }
     FAIL("thimble did not start: " << read_file(log_));
   }
