@@ -622,7 +622,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "scenario '%s': %s\n", entry.c_str(), spec.status().message().c_str());
       return 2;
     }
-    std::vector<Image> chosen;
+    std::vector<const Image*> chosen;  // the images themselves stay where they are
     std::vector<cv::Mat> chosen_references;
     std::vector<double> chosen_megapixels;
     for (std::size_t i = 0; i < images.size(); ++i) {
@@ -631,15 +631,15 @@ int main(int argc, char** argv) {
             reinterpret_cast<const std::uint8_t*>(images[i].bytes.data()), images[i].bytes.size()));
         if (!info.ok() || !info->has_alpha) continue;
       }
-      chosen.push_back(images[i]);
+      chosen.push_back(&images[i]);
       chosen_references.push_back(references[i]);
       chosen_megapixels.push_back(megapixels[i]);
     }
     std::printf("%s (%zu images)\n", entry.c_str(), chosen.size());
     if (chosen.empty()) continue;
     auto bytes_of = [&](std::size_t i) {
-      return std::span(reinterpret_cast<const std::uint8_t*>(chosen[i].bytes.data()),
-                       chosen[i].bytes.size());
+      return std::span(reinterpret_cast<const std::uint8_t*>(chosen[i]->bytes.data()),
+                       chosen[i]->bytes.size());
     };
 
     // Thimble. The first render of each image also fixes the libvips target, so both engines
