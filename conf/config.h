@@ -27,7 +27,10 @@ struct ServerConfig {
   int workers = 0;                          // server.workers: transform threads; 0 = one per core
   int queue_length = 64;                    // server.queue_length: jobs waiting; beyond → 503
   std::uint64_t max_request_bytes = 16384;  // server.max_request_bytes: request line + headers
-  int request_timeout_ms = 30000;           // server.request_timeout_ms: longest allowed request
+  // server.request_timeout_ms: the processing deadline of a request (queue wait, fetch,
+  // transform); past it the answer is 503 (504 when the source was the slow part) and the work
+  // stops at the next step.
+  int request_timeout_ms = 30000;
   int keepalive_timeout_s = 75;  // server.keepalive_timeout_s: idle keep-alive connections
   int drain_timeout_ms = 20000;  // server.drain_timeout_ms: SIGTERM grace for in-flight work
   bool access_log = true;        // server.access_log: one JSON line per request on stdout
@@ -112,6 +115,15 @@ struct LimitsConfig {
   std::uint64_t max_source_pixels = 100'000'000;  // limits.max_source_pixels: from the header
   int max_source_dimension = 30000;               // limits.max_source_dimension: either side
   int max_output_dimension = 6000;                // limits.max_output_dimension: either side
+  int max_url_bytes =
+      8192;  // limits.max_url_bytes: request path (CloudFront's limit); longer → 414
+  // What one URL's filters may ask for; over a limit → 400 naming the filter.
+  int max_filters = 32;                // limits.max_filters: pixel filters per URL
+  int max_blur_radius = 150;           // limits.max_blur_radius: blur() radius (at most 150)
+  int max_convolution_size = 15;       // limits.max_convolution_size: matrix side (at most 15)
+  int max_round_corner_radius = 1000;  // limits.max_round_corner_radius: round_corner() radius
+  int max_watermarks = 5;              // limits.max_watermarks: watermark() calls (at most 16)
+  int min_max_bytes = 1024;            // limits.min_max_bytes: smallest max_bytes() accepted
 };
 
 struct OutputConfig {

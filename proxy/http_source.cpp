@@ -142,7 +142,8 @@ Result<SourceObject> HttpSource::fetch(std::string_view key, const FetchConditio
   TransferRequest request;
   request.url = *url;
   request.headers = conditional_headers(conditions);
-  request.deadline = std::chrono::steady_clock::now() + options_.timeout;
+  request.deadline =
+      std::min(std::chrono::steady_clock::now() + options_.timeout, conditions.deadline);
   request.connect_timeout = options_.connect_timeout;
   request.max_bytes = options_.max_bytes;
   request.retries = options_.retries;

@@ -35,6 +35,13 @@ Result<OriginOptions> OriginOptions::from(const conf::Config& config) {
   options.cache_control = config.cache_control;
   options.auto_webp = config.output.auto_webp;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
+  options.max_url_bytes = static_cast<std::size_t>(config.limits.max_url_bytes);
+  options.spec_limits = {.max_filters = config.limits.max_filters,
+                         .max_blur_radius = config.limits.max_blur_radius,
+                         .max_convolution_size = config.limits.max_convolution_size,
+                         .max_round_corner_radius = config.limits.max_round_corner_radius,
+                         .max_watermarks = config.limits.max_watermarks,
+                         .min_max_bytes = config.limits.min_max_bytes};
   options.remembered_originals = static_cast<std::size_t>(config.smart.remembered_originals);
   // A 404 is not remembered longer than the CDN is told to keep it: once its error_max_age is
   // over, the CDN's next request must see an original uploaded since.
@@ -167,6 +174,11 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
 
   // One snapshot of the settings for the whole request, even across a reload.
   std::shared_ptr<const ServiceSettings> current = settings();
+  if (request.path.size() > current->options.max_url_bytes) {
+    return error(
+        {Code::kUriTooLong,
+         "the URL is longer than " + std::to_string(current->options.max_url_bytes) + " bytes"});
+  }
   // A signature carried in the configured header stands in front of the path, where it would
   // be in a Thumbor URL (for CDNs that strip it from the path to find stored results).
   const bool header_signed =
@@ -198,6 +210,10 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
   }
   if (preset) wanted = expanded;
   Result<transform::ThumbnailSpec> spec = transform::parse_spec(wanted);
+  if (spec.ok()) {
+    if (Status within = transform::check_limits(*spec, current->options.spec_limits); !within.ok())
+      spec = within;
+  }
   if (!spec.ok()) return error(spec.status(), preset ? Route::kPreset : Route::kThumbnail);
 
   Job job;
@@ -242,9 +258,10 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
 }
 
 Result<std::shared_ptr<const OriginService::Mark>> OriginService::watermark(
-    const std::string& key) const {
+    const std::string& key, std::chrono::steady_clock::time_point deadline) const {
   std::optional<std::shared_ptr<const Mark>> known = marks_.get(key);
   FetchConditions conditions;
+  conditions.deadline = deadline;
   if (known) conditions.if_token_in = {(*known)->token};
   Result<SourceObject> fetched = timed_fetch(key, conditions, nullptr);
   if (!fetched.ok()) {
@@ -261,6 +278,11 @@ Result<std::shared_ptr<const OriginService::Mark>> OriginService::watermark(
       std::make_shared<const Mark>(Mark{std::move(fetched->bytes), fetched->validators.token});
   marks_.put(key, mark);
   return std::shared_ptr<const Mark>(mark);
+}
+
+std::chrono::steady_clock::time_point OriginService::steady_deadline(const Job& job) const {
+  // The job's deadline is on the injected clock; sources and render() read the real one.
+  return std::chrono::steady_clock::now() + (job.deadline - clock_.steady_now());
 }
 
 OriginResponse OriginService::run(const Job& job) const {
@@ -281,7 +303,7 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
   transform::WatermarkSources marks;
   std::string mark_versions;
   for (const std::string& key : transform::watermark_keys(job.spec.filters)) {
-    Result<std::shared_ptr<const Mark>> mark = watermark(key);
+    Result<std::shared_ptr<const Mark>> mark = watermark(key, steady_deadline(job));
     if (!mark.ok()) return error(mark.status());
     held_marks.push_back(*mark);
     marks.emplace(key, (*mark)->bytes);
@@ -291,6 +313,7 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
   const std::string marks_suffix = mark_versions.empty() ? "" : "~" + transform_hash(mark_versions);
 
   FetchConditions conditions;
+  conditions.deadline = steady_deadline(job);
   for (const std::string& token : source_tokens_for(job.if_none_match, job.transform)) {
     const std::size_t tilde = token.find('~');
     if (marks_suffix.empty() && tilde == std::string::npos) {
@@ -380,7 +403,9 @@ std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(const 
   }
   // Several sizes of one new photo requested at once share one download.
   auto flight = downloads_.run(key, job.deadline, [&] {
-    Result<SourceObject> fetched = timed_fetch(key, {}, &times);
+    FetchConditions conditions;
+    conditions.deadline = steady_deadline(job);
+    Result<SourceObject> fetched = timed_fetch(key, conditions, &times);
     if (fetched.ok() && !fetched->not_modified) {
       originals_.put(
           key,
@@ -443,8 +468,9 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     cached->body = std::move(json).value();
     cached->content_type = "application/json";
   } else {
-    Result<transform::Thumbnail> thumbnail = transform::render(
-        bytes, job.spec, job.settings->options.render, job.negotiated, focal_cache, marks);
+    Result<transform::Thumbnail> thumbnail =
+        transform::render(bytes, job.spec, job.settings->options.render,
+                          {job.negotiated, focal_cache, marks, steady_deadline(job)});
     if (!thumbnail.ok()) return thumbnail.status();
     cached->body = std::move(thumbnail->bytes);
     cached->content_type = std::string(transform::mime_type(thumbnail->format));

@@ -79,7 +79,9 @@ struct OriginOptions {
   conf::CacheControlConfig cache_control;
   transform::RenderSettings render;
   bool auto_webp = false;
-  std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds request_timeout{30000};  // the processing deadline
+  std::size_t max_url_bytes = 8192;                  // longer request paths → 414
+  transform::SpecLimits spec_limits;
   std::size_t remembered_originals = 10000;  // smart/ focal points kept per original version
   std::chrono::seconds not_found_ttl{10};    // how long a source's 404 is believed; 0 = never
   std::uint64_t original_cache_bytes = 64ull << 20;  // originals kept for their other sizes
@@ -193,7 +195,10 @@ class OriginService {
     std::string bytes;
     std::string token;
   };
-  Result<std::shared_ptr<const Mark>> watermark(const std::string& key) const;
+  Result<std::shared_ptr<const Mark>> watermark(
+      const std::string& key, std::chrono::steady_clock::time_point deadline) const;
+  // The job's deadline on std::chrono::steady_clock (sources and render() use the real clock).
+  std::chrono::steady_clock::time_point steady_deadline(const Job& job) const;
 
   // run()'s answer; the time spent goes into `times`.
   OriginResponse produce_answer(const Job& job, WorkTimes& times) const;

@@ -95,7 +95,8 @@ Result<SourceObject> S3Source::fetch(std::string_view key, const FetchConditions
   if (!location.ok()) return location.status();
   TransferRequest request = request_for(*location);
   for (const std::string& h : conditional_headers(conditions)) request.headers.push_back(h);
-  request.deadline = std::chrono::steady_clock::now() + options_.timeout;
+  request.deadline =
+      std::min(std::chrono::steady_clock::now() + options_.timeout, conditions.deadline);
   TransferResult result = perform(request);
   if (std::optional<Status> failed = transport_failure(result, options_.max_bytes)) return *failed;
   if (result.status == 200 || result.status == 304)

@@ -30,6 +30,8 @@ struct SourceValidators {
 struct FetchConditions {
   std::vector<std::string> if_token_in;  // validator tokens the caller holds
   std::optional<std::chrono::system_clock::time_point> if_modified_since;
+  // The request's own deadline: a fetch gives up at the earlier of it and the source's timeout.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct SourceObject {

@@ -342,3 +342,23 @@ TEST_CASE("misbehaving origins leak no descriptors: rounds of failures leave the
   round();
   CHECK(open_descriptors() <= after_first);
 }
+
+TEST_CASE("the request's deadline bounds the fetch: a slow origin is 504 at the deadline") {
+  Origin origin;
+  HttpSource source(local_options(origin.server->port()));  // the source alone waits 1.5 s
+  SystemClock clock;
+  signing::UrlSigner signer({"k"}, false);
+  cache::ResultCache results(1 << 20, 1, clock);
+  OriginOptions options;
+  options.request_timeout = 300ms;
+  OriginService service(options, signer, source, results, clock);
+  const auto start = std::chrono::steady_clock::now();
+  OriginResponse slow =
+      service.handle({"GET", signer.sign("fit-in/100x100/slow-headers"), "", "", ""});
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(slow.status == 504);
+  CHECK(*slow.header("Cache-Control") == "no-store");
+  CHECK(took < 1200ms);  // the 300 ms deadline, not the source's 1.5 s, with room for load
+  // The worker is free again and the same source still serves.
+  CHECK(service.handle({"GET", signer.sign("fit-in/100x100/photo.jpg"), "", "", ""}).status == 200);
+}

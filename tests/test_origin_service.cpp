@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <utime.h>
 
+#include <functional>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -28,7 +29,8 @@ struct Fixture {
   cache::ResultCache results{64 << 20, 4, clock};
   std::unique_ptr<OriginService> service;
 
-  explicit Fixture(bool auto_webp = false, bool keep_originals = true) {
+  explicit Fixture(bool auto_webp = false, bool keep_originals = true,
+                   const std::function<void(OriginOptions&)>& tune = nullptr) {
     std::filesystem::create_directories(root / "photos");
     std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root / "photos/storm.jpg");
     std::filesystem::copy_file(test::corpus("png/mate_Gulp_alpha.png"), root / "gulp.png");
@@ -41,6 +43,7 @@ struct Fixture {
     options.auto_webp = auto_webp;
     options.cache_control.max_age = 3600;
     if (!keep_originals) options.original_cache_bytes = 0;
+    if (tune) tune(options);
     service = std::make_unique<OriginService>(options, signer, *source, results, clock);
   }
 
@@ -571,4 +574,35 @@ TEST_CASE("security.signature_header: a signature moved out of the path into a h
   request.path = "/fit-in/100x100/photos/storm.jpg";
   request.signature = signature;
   CHECK(f.service->handle(request).status == 403);
+}
+
+TEST_CASE("limits: long URLs are 414, costly filters 400, both short-cached; others still serve") {
+  Fixture f(false, true, [](OriginOptions& o) {
+    o.max_url_bytes = 200;
+    o.spec_limits.max_blur_radius = 10;
+  });
+  const std::string image = "photos/storm.jpg";
+  OriginResponse fits = f.get("fit-in/100x100/" + image);
+  CHECK(fits.status == 200);
+  // Padding filters make the signed path longer than 200 bytes.
+  std::string padded = "fit-in/100x100/filters:";
+  while (f.signer.sign(padded + "quality(80)/" + image).size() <= 200) padded += "strip_icc():";
+  OriginResponse long_url = f.get(padded + "quality(80)/" + image);
+  CHECK(long_url.status == 414);
+  CHECK(header(long_url, "Cache-Control") == "public, max-age=60");
+  OriginResponse blurred = f.get("fit-in/100x100/filters:blur(11)/" + image);
+  CHECK(blurred.status == 400);
+  CHECK(blurred.error.find("blur(11") != std::string::npos);
+  CHECK(f.get("fit-in/100x100/filters:blur(10)/" + image).status == 200);
+}
+
+TEST_CASE("a request past its processing deadline is 503 with Retry-After, never cached") {
+  Fixture f(false, true,
+            [](OriginOptions& o) { o.request_timeout = std::chrono::milliseconds(1); });
+  // Fetching and decoding a 2.3 MP PNG outlasts a 1 ms deadline.
+  OriginResponse r = f.get("fit-in/300x200/gulp.png");
+  CHECK(r.status == 503);
+  CHECK(header(r, "Retry-After") == "1");
+  CHECK(header(r, "Cache-Control") == "no-store");
+  CHECK(f.results.stats().insertions == 0);
 }

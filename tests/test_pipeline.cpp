@@ -430,7 +430,9 @@ TEST_CASE("watermark places another image by pixels, edges, centre, percent, rep
   auto render_marked = [&](const std::string& filter) {
     auto spec = parse_spec("filters:" + filter + ":format(png)/image");
     REQUIRE_MESSAGE(spec.ok(), spec.status().message());
-    auto out = render(test::as_bytes(base), *spec, RenderSettings{}, std::nullopt, {}, marks);
+    RenderRequest request;
+    request.watermarks = marks;
+    auto out = render(test::as_bytes(base), *spec, RenderSettings{}, request);
     REQUIRE_MESSAGE(out.ok(), out.status().message());
     return decoded(*out);
   };
@@ -459,12 +461,14 @@ TEST_CASE("watermark places another image by pixels, edges, centre, percent, rep
 
   auto spec = parse_spec("filters:watermark(other.png,0,0,0)/image");
   REQUIRE(spec.ok());
-  auto missing = render(test::as_bytes(base), *spec, RenderSettings{}, std::nullopt, {}, marks);
+  RenderRequest request;
+  request.watermarks = marks;
+  auto missing = render(test::as_bytes(base), *spec, RenderSettings{}, request);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.status().code() == Code::kBadRequest);
   auto junk_spec = parse_spec("filters:watermark(junk.png,0,0,0)/image");
-  auto junk = render(test::as_bytes(base), *junk_spec, RenderSettings{}, std::nullopt, {},
-                     WatermarkSources{{"junk.png", "not an image"}});
+  request.watermarks = {{"junk.png", "not an image"}};
+  auto junk = render(test::as_bytes(base), *junk_spec, RenderSettings{}, request);
   REQUIRE_FALSE(junk.ok());
   CHECK(junk.status().message().find("watermark image 'junk.png'") != std::string::npos);
 }
@@ -482,11 +486,11 @@ TEST_CASE("watermark arguments follow Thumbor's syntax, strictly") {
     CAPTURE(filter);
     CHECK_FALSE(parse_spec("filters:" + filter + "/image").ok());
   }
-  std::string six;
-  for (int i = 0; i < 6; ++i) six += (i ? ":" : "") + std::string("watermark(logo.png,0,0,0)");
-  auto too_many = parse_spec("filters:" + six + "/image");
+  std::string many;
+  for (int i = 0; i < 17; ++i) many += (i ? ":" : "") + std::string("watermark(logo.png,0,0,0)");
+  auto too_many = parse_spec("filters:" + many + "/image");
   REQUIRE_FALSE(too_many.ok());
-  CHECK(too_many.status().message().find("at most 5") != std::string::npos);
+  CHECK(too_many.status().message().find("at most 16") != std::string::npos);
 }
 
 namespace {
@@ -675,4 +679,22 @@ TEST_CASE("the DC-only decode survives corrupted progressive files") {
   // reports it); damage only in the AC scans, which are never read, does not matter.
   CHECK(refused > 0);
   CHECK(decoded > 0);
+}
+
+TEST_CASE("past the request's deadline render() stops at its next step with 503") {
+  const std::string photo = test::read_file(test::corpus("png/plasma_Canopee_3840x2160.png"));
+  const auto spec = parse_spec("fit-in/300x200/a.png");
+  RenderRequest request;
+  request.deadline = std::chrono::steady_clock::now();  // already over: nothing is decoded
+  auto over = render(test::as_bytes(photo), *spec, RenderSettings{}, request);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().code() == Code::kOverloaded);
+  CHECK(over.status().http_status() == 503);
+  // A deadline that passes during the 8 MP decode stops right after it.
+  request.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+  auto during = render(test::as_bytes(photo), *spec, RenderSettings{}, request);
+  REQUIRE_FALSE(during.ok());
+  CHECK(during.status().code() == Code::kOverloaded);
+  // Without a deadline the same work completes.
+  CHECK(render(test::as_bytes(photo), *spec, RenderSettings{}).ok());
 }

@@ -440,7 +440,7 @@ TEST_CASE("--check-config exits 0 for a valid file and 1 naming the key for a ba
   CHECK(env_output.find("usage:") != std::string::npos);
 }
 
-TEST_CASE("signed URLs longer than Pistache's default 4 KB request limit are served") {
+TEST_CASE("signed URLs up to 8 KB are served; Pistache's default 4 KB request limit is raised") {
   Server server;
   Client client;
   const std::string long_key = "photos/" + std::string(6000, 'a') + ".jpg";
@@ -452,6 +452,9 @@ TEST_CASE("signed URLs longer than Pistache's default 4 KB request limit are ser
   deep_key += "photo.jpg";  // just under PATH_MAX: the file source looks, and finds nothing
   Reply deep = client.request(server.url("fit-in/100x100/" + deep_key));
   CHECK(deep.status == 404);
+  // Over limits.max_url_bytes (8 KB by default): refused before any other work.
+  Reply over = client.request(server.url("fit-in/100x100/photos/" + std::string(8200, 'b')));
+  CHECK(over.status == 414);
 }
 
 TEST_CASE("a second process sharing the result storage serves without the original") {

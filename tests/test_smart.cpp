@@ -18,7 +18,9 @@ Thumbnail render_ok(const std::string& bytes, const std::string& options,
                     const FocalPointCache& cache = {}) {
   auto spec = parse_spec(options + "/image");
   REQUIRE_MESSAGE(spec.ok(), spec.status().message());
-  auto out = render(test::as_bytes(bytes), *spec, RenderSettings{}, std::nullopt, cache);
+  RenderRequest request;
+  request.focal_cache = cache;
+  auto out = render(test::as_bytes(bytes), *spec, RenderSettings{}, request);
   REQUIRE_MESSAGE(out.ok(), out.status().message());
   return std::move(out).value();
 }

@@ -163,3 +163,50 @@ TEST_CASE("extract_focal() turns a nested Thumbor URL's crop into a focal point 
   CHECK(plain->focal_boxes.empty());
   CHECK_FALSE(parse_spec("filters:extract_focal(1)/photos/cat.jpg").ok());
 }
+
+TEST_CASE("the configured filter limits refuse costly arguments with a 400 naming the filter") {
+  SpecLimits limits;
+  limits.max_filters = 3;
+  limits.max_blur_radius = 20;
+  limits.max_convolution_size = 3;
+  limits.max_round_corner_radius = 50;
+  limits.max_watermarks = 1;
+  limits.min_max_bytes = 2000;
+  struct Row {
+    const char* filters;
+    const char* names;  // a word the message must contain; "" = within the limits
+  } rows[] = {
+      {"blur(20)", ""},
+      {"blur(21)", "blur(21"},
+      {"convolution(1;2;1;2;4;2;1;2;1,3,true)", ""},
+      {"convolution(1;1;1;1;1,5,false)", "convolution()"},
+      {"convolution(1;1;1;1;1;1;1;1;1;1;1;1;1;1;1,3,false)", "convolution()"},  // 5 rows
+      {"round_corner(50,0,0,0)", ""},
+      {"round_corner(51,0,0,0)", "round_corner(51"},
+      {"round_corner(10|60,0,0,0)", "round_corner(10|60"},
+      {"watermark(a.png,0,0,0)", ""},
+      {"watermark(a.png,0,0,0):watermark(b.png,0,0,0)", "watermark()"},
+      {"max_bytes(2000)", ""},
+      {"max_bytes(1999)", "max_bytes(1999)"},
+      {"grayscale():equalize():brightness(10)", ""},
+      {"grayscale():equalize():brightness(10):contrast(5)", "number of filters"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.filters);
+    Result<ThumbnailSpec> spec = parse_spec(std::string("filters:") + row.filters + "/a.jpg");
+    REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+    Status within = check_limits(*spec, limits);
+    if (*row.names == '\0') {
+      CHECK(within.ok());
+    } else {
+      REQUIRE_FALSE(within.ok());
+      CHECK(within.code() == Code::kBadRequest);
+      CHECK_MESSAGE(within.message().find(row.names) != std::string::npos, within.message());
+    }
+  }
+  // The defaults let every ordinary URL through.
+  CHECK(check_limits(*parse_spec("filters:blur(150):round_corner(20,255,255,255):"
+                                 "watermark(a.png,10,10,50):max_bytes(50000)/a.jpg"),
+                     SpecLimits{})
+            .ok());
+}

@@ -138,8 +138,8 @@ void apply_pixel_filters(cv::Mat& image, const std::vector<PixelFilter>& filters
 // The source keys of the watermark images `filters` need, in order, without repeats.
 std::vector<std::string> watermark_keys(const std::vector<PixelFilter>& filters);
 
-// Most watermark() calls one URL may make.
-inline constexpr int kMaxWatermarks = 5;
+// Most watermark() calls one URL can carry (SpecLimits::max_watermarks is the configured limit).
+inline constexpr int kMaxWatermarks = 16;
 
 // The size `filters` turn a width x height image into (rotate, proportion and fill change it).
 std::pair<int, int> size_after_filters(int width, int height,

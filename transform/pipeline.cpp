@@ -20,6 +20,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+Status past_deadline() {
+  return {Code::kOverloaded, "the thumbnail took longer than the request deadline"};
+}
+
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
@@ -105,7 +109,7 @@ Result<WatermarkImages> decode_watermarks(const ThumbnailSpec& spec,
 // quarter until it fits (giving up below 10 and keeping the first encode), then raise it by a
 // tenth while it still fits, never above the quality asked for. PNG is left as it is.
 Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
-                     const RenderSettings& s, std::string& bytes) {
+                     const RenderSettings& s, Clock::time_point deadline, std::string& bytes) {
   const auto limit = static_cast<std::size_t>(*spec.max_bytes);
   if (bytes.size() <= limit || (format != ImageFormat::kJpeg && format != ImageFormat::kWebp)) {
     return Status::Ok();
@@ -117,13 +121,14 @@ Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec
   while (!fitting) {
     quality = static_cast<int>(quality * 0.75);
     if (quality < 10) break;
+    if (Clock::now() > deadline) return past_deadline();
     Result<std::string> smaller = encode(img, format, spec, s, quality);
     if (!smaller.ok()) return smaller.status();
     if (smaller->size() <= limit) fitting = std::move(smaller).value();
   }
   while (fitting) {
     const int higher = static_cast<int>(quality * 1.1);
-    if (higher >= start_quality || higher == quality) break;
+    if (higher >= start_quality || higher == quality || Clock::now() > deadline) break;
     Result<std::string> larger = encode(img, format, spec, s, higher);
     if (!larger.ok()) return larger.status();
     if (larger->size() > limit) break;
@@ -240,9 +245,9 @@ Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const Thu
 }  // namespace
 
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                         const RenderSettings& s, std::optional<ImageFormat> negotiated,
-                         const FocalPointCache& focal_cache, const WatermarkSources& watermarks) {
-  if (spec.debug) return render_debug(original, spec, s, negotiated, focal_cache);
+                         const RenderSettings& s, const RenderRequest& request) {
+  if (spec.debug) return render_debug(original, spec, s, request.negotiated, request.focal_cache);
+  auto late = [&] { return Clock::now() > request.deadline; };
   Thumbnail thumb;
   auto start = Clock::now();
   Result<ImageInfo> info = inspect(original, s);
@@ -261,6 +266,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     plan = *planned;
   }
   thumb.times.sniff_ms = ms_since(start);
+  if (late()) return past_deadline();
 
   // Decode once, at reduced scale when a JPEG is much larger than what survives of it.
   start = Clock::now();
@@ -270,6 +276,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   Result<cv::Mat> decoded = decode_image(original, *info, thumb.shrink_on_load);
   if (!decoded.ok()) return decoded.status();
   thumb.times.decode_ms = ms_since(start);
+  if (late()) return past_deadline();
 
   start = Clock::now();
   cv::Mat img = *decoded;
@@ -286,10 +293,11 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     }
     if (spec.smart) {
       const auto smart_start = Clock::now();
-      FocalPointCache cache = focal_cache;
+      FocalPointCache cache = request.focal_cache;
       if (spec.trim) cache.key += "|" + trim_text(*spec.trim);  // points of the trimmed image
       thumb.focal_points = find_focal_points(img, orientation, shown, s, cache);
       thumb.times.smart_ms = ms_since(smart_start);
+      if (late()) return past_deadline();
     }
     for (const FocalPoint& p : explicit_focal_points(spec)) thumb.focal_points.push_back(p);
     if (spec.trim || spec.smart) {
@@ -326,7 +334,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     } else if (plan->flip_horizontal || plan->flip_vertical) {
       cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
     }
-    Result<WatermarkImages> marks = decode_watermarks(spec, watermarks, s);
+    if (late()) return past_deadline();
+    Result<WatermarkImages> marks = decode_watermarks(spec, request.watermarks, s);
     if (!marks.ok()) return marks.status();
     apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height, &*marks);
     if (!img.isContinuous()) img = img.clone();
@@ -334,14 +343,15 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     return Status(Code::kInternal, "the image could not be transformed");
   }
   thumb.times.transform_ms = ms_since(start);
+  if (late()) return past_deadline();
 
   start = Clock::now();
-  thumb.format = output_format(spec, info->format, negotiated);
+  thumb.format = output_format(spec, info->format, request.negotiated);
   Result<std::string> bytes = encode(img, thumb.format, spec, s);
   if (!bytes.ok()) return bytes.status();
   thumb.bytes = std::move(bytes).value();
   if (spec.max_bytes) {
-    Status fitted = fit_max_bytes(img, thumb.format, spec, s, thumb.bytes);
+    Status fitted = fit_max_bytes(img, thumb.format, spec, s, request.deadline, thumb.bytes);
     if (!fitted.ok()) return fitted;
   }
   thumb.size = {img.cols, img.rows};

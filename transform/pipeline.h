@@ -12,6 +12,7 @@
 // use_one_thread_per_render() once at start so parallelism comes from concurrent requests.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -87,11 +88,19 @@ Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSe
 // source; render() decodes each within the same limits as any original.
 using WatermarkSources = std::map<std::string, std::string_view>;
 
+// What one request brings to render() besides the original, its spec and the settings.
+struct RenderRequest {
+  std::optional<ImageFormat> negotiated;  // the format chosen from Accept (auto-WebP)
+  FocalPointCache focal_cache;
+  WatermarkSources watermarks;
+  // The request's processing deadline: once it has passed, render() stops at its next step
+  // (after the header, the decode, smart detection, the resize, each max_bytes() encode) with
+  // Code::kOverloaded. One step is never interrupted.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+};
+
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                         const RenderSettings& settings,
-                         std::optional<ImageFormat> negotiated = std::nullopt,
-                         const FocalPointCache& focal_cache = {},
-                         const WatermarkSources& watermarks = {});
+                         const RenderSettings& settings, const RenderRequest& request = {});
 
 // The focal points of a decoded image for smart/: recalled from `cache`, else detected on a
 // small copy (and remembered). `stored` is in stored orientation; the points are in the

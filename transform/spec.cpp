@@ -5,6 +5,7 @@
 #include <charconv>
 #include <functional>
 #include <tuple>
+#include <utility>
 
 #include "transform/trim.h"
 
@@ -416,6 +417,40 @@ std::string ThumbnailSpec::canonical() const {
   if (!calls.empty()) out += "filters:" + calls + "/";
   if (!out.empty()) out.pop_back();  // no trailing slash
   return out;
+}
+
+Status check_limits(const ThumbnailSpec& spec, const SpecLimits& limits) {
+  auto over = [](std::string_view what, int limit) {
+    return bad(std::string(what) + " is limited to " + std::to_string(limit) + " on this server");
+  };
+  if (std::cmp_greater(spec.filters.size(), limits.max_filters)) {
+    return over("the number of filters", limits.max_filters);
+  }
+  if (spec.max_bytes && *spec.max_bytes < limits.min_max_bytes) {
+    return bad("max_bytes(" + std::to_string(*spec.max_bytes) + "): at least " +
+               std::to_string(limits.min_max_bytes) + " bytes on this server");
+  }
+  int watermarks = 0;
+  for (const PixelFilter& filter : spec.filters) {
+    if (const auto* blur = std::get_if<Blur>(&filter.op);
+        blur && blur->radius > limits.max_blur_radius) {
+      return over(filter.canonical + ": the blur radius", limits.max_blur_radius);
+    }
+    if (const auto* matrix = std::get_if<Convolution>(&filter.op);
+        matrix &&
+        (matrix->columns > limits.max_convolution_size ||
+         std::cmp_greater(matrix->kernel.size() / matrix->columns, limits.max_convolution_size))) {
+      return over("convolution(): the matrix side", limits.max_convolution_size);
+    }
+    if (const auto* corner = std::get_if<RoundCorner>(&filter.op);
+        corner && std::max(corner->a_radius, corner->b_radius) > limits.max_round_corner_radius) {
+      return over(filter.canonical + ": the corner radius", limits.max_round_corner_radius);
+    }
+    if (std::holds_alternative<Watermark>(filter.op) && ++watermarks > limits.max_watermarks) {
+      return over("the number of watermark() filters", limits.max_watermarks);
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace thimble::transform
