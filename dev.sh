@@ -3,7 +3,8 @@
 #   ./dev.sh serve   install what is missing, build (Release) and start thimble on 127.0.0.1:8888
 #                    with the embedded configuration (conf/thimble.yaml, sample images, dev key)
 #   ./dev.sh test    install what is missing, build (Release, with tests) and run the whole suite
-#                    through CTest, then again under AddressSanitizer + UndefinedBehaviorSanitizer
+#                    through CTest, then again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#                    then each fuzz target for FUZZ_SECONDS (default 60) under libFuzzer
 # Environment: JOBS (build parallelism, default 2), CI=true (warnings become errors).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,7 +14,8 @@ BUILD_PACKAGES=(cmake g++ make pkg-config libpistache-dev libopencv-core-dev
   libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-objdetect-dev libyaml-cpp-dev
   libssl-dev libcurl4-openssl-dev doctest-dev zlib1g-dev libjpeg62-turbo-dev opencv-data)
 # libvips-dev: the baseline thimble-bench measures Thimble against (bench only).
-TEST_PACKAGES=(python3-libthumbor curl libvips-dev nginx-light nodejs)
+# clang-14 + libclang-rt-14-dev: libFuzzer, for the bounded fuzz run (tests/fuzz/run.sh).
+TEST_PACKAGES=(python3-libthumbor curl libvips-dev nginx-light nodejs clang-14 libclang-rt-14-dev)
 
 install_missing() {
   local missing=() package
@@ -67,6 +69,8 @@ case "${1:-}" in
     build build-sanitize ON
     echo "==> tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
     ctest --test-dir build-sanitize --output-on-failure -j "$JOBS"
+    echo "==> fuzzing, ${FUZZ_SECONDS:-60} s per target"
+    tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
     ;;
   *)
     echo "usage: ./dev.sh serve | ./dev.sh test" >&2

@@ -228,11 +228,7 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
                   "|" + current->fingerprint;
   job.transform = transform_hash(job.cache_key);
   job.unsafe = path.starts_with("/unsafe/");
-  {
-    const std::string canonical = spec->canonical();
-    job.store_key =
-        (canonical.empty() ? "" : canonical + "/") + spec->image + (job.negotiated ? ".webp" : "");
-  }
+  job.store_key = spec->path() + (job.negotiated ? ".webp" : "");
   job.spec = std::move(spec).value();
   job.if_none_match = request.if_none_match;
   job.if_modified_since = request.if_modified_since;

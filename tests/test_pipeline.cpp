@@ -5,14 +5,12 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
-// libjpeg wants stdio declared first.
-#include <jpeglib.h>
-
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <random>
 
+#include "jpeg_writer.h"
 #include "support.h"
 #include "transform/decode.h"
 #include "transform/jpeg_dc.h"
@@ -496,31 +494,8 @@ TEST_CASE("watermark arguments follow Thumbor's syntax, strictly") {
 namespace {
 // A CMYK JPEG as Photoshop writes them: Adobe marker, values stored inverted (255 = no ink).
 std::string cmyk_jpeg(int width, int height, std::array<std::uint8_t, 4> stored) {
-  jpeg_compress_struct info{};
-  jpeg_error_mgr errors{};
-  info.err = jpeg_std_error(&errors);
-  jpeg_create_compress(&info);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&info, &buffer, &size);
-  info.image_width = static_cast<JDIMENSION>(width);
-  info.image_height = static_cast<JDIMENSION>(height);
-  info.input_components = 4;
-  info.in_color_space = JCS_CMYK;
-  jpeg_set_defaults(&info);
-  jpeg_set_quality(&info, 95, TRUE);
-  jpeg_start_compress(&info, TRUE);
-  std::vector<unsigned char> row(static_cast<std::size_t>(width) * 4);
-  for (int x = 0; x < width; ++x) std::copy(stored.begin(), stored.end(), row.begin() + x * 4);
-  while (info.next_scanline < info.image_height) {
-    JSAMPROW rows[1] = {row.data()};
-    jpeg_write_scanlines(&info, rows, 1);
-  }
-  jpeg_finish_compress(&info);
-  std::string out(reinterpret_cast<char*>(buffer), size);
-  jpeg_destroy_compress(&info);
-  std::free(buffer);
-  return out;
+  return test::write_jpeg(
+      cv::Mat(height, width, CV_8UC4, cv::Scalar(stored[0], stored[1], stored[2], stored[3])), 95);
 }
 }  // namespace
 

@@ -210,3 +210,29 @@ TEST_CASE("the configured filter limits refuse costly arguments with a 400 namin
                      SpecLimits{})
             .ok());
 }
+
+TEST_CASE("the canonical path parses back to the same options and image, whatever the image") {
+  // Found by fuzzing: `0x0/0x0/a.jpg` is the image `0x0/a.jpg` unchanged, whose canonical form
+  // "" + image would be read as the size 0x0 of `a.jpg`, and its stored result served for that.
+  struct Row {
+    const char* url;
+    const char* path;
+  } rows[] = {
+      {"fit-in/300x200/photos/cat.jpg", "fit-in/300x200/photos/cat.jpg"},
+      {"0x0/0x0/a.jpg", "0x0/center/middle/0x0/a.jpg"},
+      {"0x0/center/middle/center/a.jpg", "0x0/center/middle/center/a.jpg"},
+      {"0x0/1x1:2x2/a.jpg", "0x0/center/middle/1x1:2x2/a.jpg"},
+      {"300x200/center/middle/top/a.jpg", "300x200/center/middle/top/a.jpg"},
+      {"300x200/filters:quality(80)/0x0/a.jpg", "300x200/filters:quality(80)/0x0/a.jpg"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.url);
+    Result<ThumbnailSpec> spec = parse_spec(row.url);
+    REQUIRE(spec.ok());
+    CHECK(spec->path() == row.path);
+    Result<ThumbnailSpec> again = parse_spec(spec->path());
+    REQUIRE(again.ok());
+    CHECK(again->image == spec->image);
+    CHECK(again->canonical() == spec->canonical());
+  }
+}

@@ -200,6 +200,7 @@ Result<ImageInfo> sniff(Bytes d) {
     info.format = ImageFormat::kGif;
     info.width = static_cast<int>(le16(d, 6));
     info.height = static_cast<int>(le16(d, 8));
+    if (info.width == 0 || info.height == 0) return unsupported("GIF with no size");
     return info;
   }
   return unsupported("not a JPEG, PNG or WebP image");

@@ -373,6 +373,10 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
 }
 
 std::string ThumbnailSpec::canonical() const {
+  return canonical_options(false);
+}
+
+std::string ThumbnailSpec::canonical_options(bool spell_defaults) const {
   std::string out;
   if (debug) out += "debug/";
   if (meta) out += "meta/";
@@ -387,7 +391,7 @@ std::string ThumbnailSpec::canonical() const {
     out += "fit-in/";
   }
   bool has_size = width.kind != Length::Kind::kAuto || height.kind != Length::Kind::kAuto;
-  if (has_size || flip_horizontal || flip_vertical) {
+  if (has_size || flip_horizontal || flip_vertical || spell_defaults) {
     append_length(out, width, flip_horizontal);
     out += 'x';
     append_length(out, height, flip_vertical);
@@ -395,8 +399,10 @@ std::string ThumbnailSpec::canonical() const {
   }
   if (halign == HAlign::kLeft) out += "left/";
   if (halign == HAlign::kRight) out += "right/";
+  if (halign == HAlign::kCenter && spell_defaults) out += "center/";
   if (valign == VAlign::kTop) out += "top/";
   if (valign == VAlign::kBottom) out += "bottom/";
+  if (valign == VAlign::kMiddle && spell_defaults) out += "middle/";
   if (smart) out += "smart/";
   // Settings in a fixed order (their order does not matter), then pixel filters as given.
   std::string calls;
@@ -417,6 +423,16 @@ std::string ThumbnailSpec::canonical() const {
   if (!calls.empty()) out += "filters:" + calls + "/";
   if (!out.empty()) out.pop_back();  // no trailing slash
   return out;
+}
+
+std::string ThumbnailSpec::path() const {
+  const std::string options = canonical_options(false);
+  const std::string joined = options.empty() ? image : options + "/" + image;
+  Result<ThumbnailSpec> reread = parse_spec(joined);
+  if (reread.ok() && reread->image == image) return joined;
+  // The image's first segment was read as an option the canonical form leaves out. Spelled out,
+  // the size and alignment stages are taken; later option words are refused as an image start.
+  return canonical_options(true) + "/" + image;
 }
 
 Status check_limits(const ThumbnailSpec& spec, const SpecLimits& limits) {

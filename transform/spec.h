@@ -96,6 +96,14 @@ struct ThumbnailSpec {
   // The options in normal form, without the image: e.g. `fit-in/300x200/filters:quality(80)`.
   // Empty when the URL asks for the original unchanged.
   std::string canonical() const;
+
+  // The canonical options and the image as one path that parses back to this spec. Defaults the
+  // canonical form leaves out (`0x0`, `center`, `middle`) are spelled out when the image's first
+  // segment would otherwise be read as an option (an image key `0x0/a.jpg`).
+  std::string path() const;
+
+ private:
+  std::string canonical_options(bool spell_defaults) const;
 };
 
 // Largest width or height a URL may spell out; larger sizes are refused before any arithmetic.

@@ -1,0 +1,108 @@
+#include "seeds.h"
+
+#include <algorithm>
+#include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <sstream>
+
+#include "../jpeg_writer.h"
+#include "targets.h"
+
+namespace thimble::fuzz {
+namespace {
+
+std::string read(const std::filesystem::path& path) {
+  std::ostringstream out;
+  out << std::ifstream(path, std::ios::binary).rdbuf();
+  return out.str();
+}
+
+std::string encode(const cv::Mat& image, const char* extension, std::vector<int> params = {}) {
+  std::vector<std::uint8_t> bytes;
+  cv::imencode(extension, image, bytes, params);
+  return {bytes.begin(), bytes.end()};
+}
+
+// `jpeg` with the EXIF (APP1) segment of `donor` inserted after its SOI marker.
+std::string with_exif_of(const std::string& jpeg, const std::string& donor) {
+  for (std::size_t i = 2; i + 4 <= donor.size() && static_cast<std::uint8_t>(donor[i]) == 0xFF;) {
+    const auto marker = static_cast<std::uint8_t>(donor[i + 1]);
+    const std::size_t length =
+        static_cast<std::uint8_t>(donor[i + 2]) << 8 | static_cast<std::uint8_t>(donor[i + 3]);
+    if (marker == 0xE1) return jpeg.substr(0, 2) + donor.substr(i, 2 + length) + jpeg.substr(2);
+    if (marker == 0xDA) break;
+    i += 2 + length;
+  }
+  return jpeg;
+}
+
+// A 1x1 GIF: header, screen descriptor, image descriptor, one LZW block, trailer. Thimble sniffs
+// GIF and refuses it as a format it cannot decode.
+constexpr char kGif[] =
+    "GIF89a\x01\x00\x01\x00\x00\x00\x00"
+    ",\x00\x00\x00\x00\x01\x00\x01\x00\x00"
+    "\x02\x02\x44\x01\x00;";
+
+std::vector<std::string> images(const std::filesystem::path& samples) {
+  const cv::Mat photo = cv::imread((samples / "bridge.jpg").string(), cv::IMREAD_COLOR);
+  const cv::Mat alpha = cv::imread((samples / "gulp-alpha.png").string(), cv::IMREAD_UNCHANGED);
+  cv::Mat small, small_alpha, grey, deep;
+  cv::resize(photo, small, {256, 144}, 0, 0, cv::INTER_AREA);
+  cv::resize(alpha, small_alpha, {96, 60}, 0, 0, cv::INTER_AREA);
+  cv::cvtColor(small, grey, cv::COLOR_BGR2GRAY);
+  small.convertTo(deep, CV_16U, 257);
+  const std::string baseline = encode(small, ".jpg", {cv::IMWRITE_JPEG_QUALITY, 70});
+  return {
+      baseline,
+      encode(small, ".jpg", {cv::IMWRITE_JPEG_PROGRESSIVE, 1}),
+      test::write_jpeg(small, 85, /*progressive=*/true, /*full_chroma=*/true),  // DC-only path
+      test::write_jpeg(cv::Mat(48, 64, CV_8UC4, cv::Scalar(10, 200, 30, 0))),   // CMYK
+      encode(grey, ".jpg"),
+      with_exif_of(baseline, read(samples / "landscape-exif6.jpg")),
+      encode(small, ".png"),
+      encode(small_alpha, ".png"),
+      encode(grey, ".png"),
+      encode(deep, ".png"),
+      encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 60}),
+      encode(small_alpha, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}),  // lossless, with alpha
+      std::string(kGif, sizeof kGif - 1),
+  };
+}
+
+const char* const kUrls[] = {
+    "/unsafe/300x200/photos/cat.jpg",
+    "/unsafe/fit-in/400x300/filters:quality(80)/photos/cat.jpg",
+    "/unsafe/debug/meta/trim:bottom-right:10/10x20:300x400/adaptive-full-fit-in/-300x-0/left/"
+    "top/smart/filters:format(webp):fill(blur)/a/b.png",
+    "/unsafe/orig x orig/a.jpg",
+    "/unsafe/0x0/filters:brightness(10):contrast(-10):saturation(1.5):rgb(10,-10,0):grayscale():"
+    "equalize():noise(10):sharpen(1.5,0.5,true):blur(3,1.5)/a.jpg",
+    "/unsafe/filters:convolution(1;2;1;2;4;2;1;2;1,3,true):rotate(90):round_corner(20|10,255,0,0,1)"
+    ":colorize(10,20,30,ff0000):curve([(0,0),(255,255)],[],[],[]):background_color(red)/a.jpg",
+    "/unsafe/filters:watermark(logo.png,-10,10p,50,20,30):watermark(m.png,center,repeat,0)/a.jpg",
+    "/unsafe/filters:fill(transparent):strip_icc():strip_exif():no_upscale():upscale():stretch():"
+    "proportion(0.5):max_bytes(5000):max_age(60):focal(1x2:30x40):format(png)/a.jpg",
+    "/unsafe/filters:extract_focal()/host/unsafe/10x10:20x20/inner.jpg",
+    "/unsafe/preset:thumb/a.jpg",
+    "/unsafe/%2e%2e/secret.jpg",
+    "/Cmg8rF4sVMI_4pCzc2PE5Op8a_I=/300x200/photos/cat.jpg",
+};
+
+}  // namespace
+
+std::vector<std::string> seeds_for(std::string_view target,
+                                   const std::filesystem::path& samples_dir) {
+  if (target == "url") return {std::begin(kUrls), std::end(kUrls)};
+  std::vector<std::string> originals = images(samples_dir);
+  if (target == "sniff") return originals;
+  // render: each original once per URL it is run through (the first byte picks the URL).
+  std::vector<std::string> seeds;
+  for (const std::string& original : originals) {
+    for (int url = 0; url < kRenderUrls; ++url) seeds.push_back(static_cast<char>(url) + original);
+  }
+  return seeds;
+}
+
+}  // namespace thimble::fuzz
