@@ -5,6 +5,7 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -32,7 +33,9 @@ std::string_view reason_phrase(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
@@ -93,6 +96,7 @@ struct Exchange {
   std::string request_id;
   bool head_only = false;
   bool keep_alive = true;
+  bool close_after = false;  // end the connection once the answer is written
   bool access_log = true;
   Metrics* metrics = nullptr;
   PendingAnswers* pending = nullptr;
@@ -114,7 +118,12 @@ void finish(const Exchange& exchange, const OriginResponse& response) {
     // request timer leaves it alone) and queue the bytes on the reactor.
     peer->setIdle(true);
     const std::size_t size = bytes.size();
-    peer->send(Pistache::RawBuffer(std::move(bytes), size));
+    auto written = peer->send(Pistache::RawBuffer(std::move(bytes), size));
+    if (exchange.close_after) {
+      const int fd = peer->fd();
+      written.then([fd](ssize_t) { ::shutdown(fd, SHUT_RDWR); },
+                   [fd](std::exception_ptr) { ::shutdown(fd, SHUT_RDWR); });
+    }
     exchange.pending->sent(peer->fd());
   }
   if (exchange.access_log) {
@@ -172,10 +181,67 @@ class Handler final : public Http::Handler {
         pending_(pending) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
+    serve(request, writer.getPeer());
+  }
+
+ private:
+  // Replaces Pistache 0.0.5's Http::Handler::onInput, which answers a request over
+  // maxRequestSize (413) or one that does not parse (400) and then keeps the connection: the
+  // rest of the refused request is read as the next requests, and every later answer on that
+  // connection is one behind (a CDN's pooled connection would hand users each other's answers).
+  // Here any such request is refused once, with `Connection: close`, and the connection ends.
+  void onInput(const char* buffer, std::size_t len,
+               const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    if (peer->tryGetData(kRefused)) return;  // closing: the refused request's rest is dropped
+    auto parser = getParser(peer);
+    try {
+      if (!parser->feed(buffer, len)) {
+        return refuse(peer, 431, "the request line and headers are over server.max_request_bytes");
+      }
+      if (parser->parse() != Http::Private::State::Done) return;  // more bytes to come
+    } catch (const Http::HttpError& error) {
+      return refuse(peer, 400, "the request is not valid HTTP: " + error.reason());
+    } catch (const std::exception&) {
+      return refuse(peer, 400, "the request is not valid HTTP");
+    }
+    peer->setIdle(false);
+    serve(parser->request, peer);
+    parser->reset();
+  }
+
+  static constexpr const char* kRefused = "thimble.refused";
+
+  void refuse(const std::shared_ptr<Pistache::Tcp::Peer>& peer, int status,
+              const std::string& message) {
+    peer->putData(kRefused, std::make_shared<bool>(true));
+    OriginResponse response;
+    response.status = status;
+    response.route = Route::kOther;
+    response.headers = {{"Content-Type", "text/plain; charset=utf-8"},
+                        {"Cache-Control", "no-store"}};
+    response.body = std::make_shared<const std::string>(
+        std::to_string(status) + " " + std::string(reason_phrase(status)) + ": " + message + "\n");
+    if (metrics_) metrics_->request_started();
+    Exchange exchange;
+    exchange.started = SteadyClock::now();
+    exchange.peer = peer;
+    exchange.method = "-";
+    exchange.path = "-";
+    exchange.request_id = request_id_for("");
+    exchange.keep_alive = false;
+    exchange.access_log = access_log_;
+    exchange.metrics = metrics_;
+    exchange.pending = pending_;
+    exchange.close_after = true;  // the client reads the answer, then sees the end
+    response.error = message;
+    finish(exchange, response);
+  }
+
+  void serve(const Http::Request& request, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
     // Copy out everything needed: Pistache resets `request` when this returns.
     Exchange exchange;
     exchange.started = SteadyClock::now();
-    exchange.peer = writer.getPeer();
+    exchange.peer = peer;
     exchange.method = Http::methodString(request.method());
     exchange.path = request.resource();
     exchange.request_id = request_id_for(header_value(request, "X-Request-Id"));
@@ -213,7 +279,6 @@ class Handler final : public Http::Handler {
     }
   }
 
- private:
   OriginService* service_;
   WorkerPool* workers_;
   bool access_log_;

@@ -6,6 +6,8 @@
 namespace thimble::proxy {
 namespace {
 
+constexpr std::size_t kMaxErrorMessage = 200;
+
 std::shared_ptr<const std::string> text_body(std::string text) {
   return std::make_shared<const std::string>(std::move(text));
 }
@@ -96,7 +98,11 @@ OriginResponse OriginService::error(const Status& status, Route route) const {
   OriginResponse response;
   response.route = route;
   response.status = info.http_status;
-  response.error = status.message();
+  // Messages may quote the URL; a hostile one is not echoed back at length.
+  std::string message = status.message();
+  if (message.size() > kMaxErrorMessage)
+    message.replace(kMaxErrorMessage - 3, std::string::npos, "...");
+  response.error = message;
   response.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
   if (info.caching == ErrorCaching::kShort) {
     response.headers.emplace_back(
@@ -108,7 +114,7 @@ OriginResponse OriginService::error(const Status& status, Route route) const {
   if (status.code() == Code::kOverloaded) response.headers.emplace_back("Retry-After", "1");
   if (status.code() == Code::kMethodNotAllowed) response.headers.emplace_back("Allow", "GET, HEAD");
   response.body = text_body(std::to_string(info.http_status) + " " + std::string(info.reason) +
-                            ": " + status.message() + "\n");
+                            ": " + message + "\n");
   return response;
 }
 

@@ -10,7 +10,7 @@
 #include <opencv2/imgproc.hpp>
 #include <random>
 
-#include "jpeg_writer.h"
+#include "image_writer.h"
 #include "support.h"
 #include "transform/decode.h"
 #include "transform/jpeg_dc.h"
@@ -56,34 +56,8 @@ std::string encode(const cv::Mat& img, const char* ext) {
   return {out.begin(), out.end()};
 }
 
-std::string be32(std::uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-
-// One PNG chunk: length, type, data, CRC.
-std::string png_chunk(const std::string& type, const std::string& data) {
-  const std::string body = type + data;
-  auto crc = static_cast<std::uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
-  return be32(static_cast<std::uint32_t>(data.size())) + body + be32(crc);
-}
-
-// A PNG written by hand, for layouts OpenCV's encoder cannot produce (palette, grey + alpha).
-std::string png_file(int width, int height, int colour_type, int depth, const std::string& rows,
-                     const std::string& extra_chunks = {}) {
-  std::string header =
-      be32(static_cast<std::uint32_t>(width)) + be32(static_cast<std::uint32_t>(height)) +
-      std::string{static_cast<char>(depth), static_cast<char>(colour_type), 0, 0, 0};
-  uLongf size = compressBound(static_cast<uLong>(rows.size()));
-  std::string compressed(size, '\0');
-  REQUIRE(compress(reinterpret_cast<Bytef*>(compressed.data()), &size,
-                   reinterpret_cast<const Bytef*>(rows.data()),
-                   static_cast<uLong>(rows.size())) == Z_OK);
-  compressed.resize(size);
-  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", header) + extra_chunks +
-         png_chunk("IDAT", compressed) + png_chunk("IEND", "");
-}
+using test::png_chunk;
+using test::png_file;
 
 // `height` rows of filter byte 0 followed by `left` then `right`, each repeated `half` times.
 std::string png_rows(int height, int half, const std::string& left, const std::string& right) {

@@ -7,7 +7,7 @@
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 
-#include "../jpeg_writer.h"
+#include "../image_writer.h"
 #include "targets.h"
 
 namespace thimble::fuzz {

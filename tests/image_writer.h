@@ -1,9 +1,11 @@
-// write_jpeg(): JPEGs in layouts OpenCV cannot write (CMYK, progressive 4:4:4), through
-// libjpeg-turbo directly. For tests and fuzz seeds.
+// Images in layouts OpenCV cannot write, for tests and fuzz seeds: JPEG through libjpeg-turbo
+// directly (CMYK, progressive 4:4:4), PNG by hand (palette, grey + alpha, any extra chunk).
 #pragma once
 
 #include <jpeglib.h>
+#include <zlib.h>
 
+#include <cstdint>
 #include <cstdio>  // jpeglib.h needs FILE
 #include <cstdlib>
 #include <opencv2/core.hpp>
@@ -48,6 +50,38 @@ inline std::string write_jpeg(const cv::Mat& image, int quality = 90, bool progr
   jpeg_destroy_compress(&info);
   std::free(buffer);
   return out;
+}
+
+inline std::string be32(std::uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+inline std::string zlib_compress(const std::string& bytes) {
+  uLongf size = compressBound(static_cast<uLong>(bytes.size()));
+  std::string compressed(size, '\0');
+  compress(reinterpret_cast<Bytef*>(compressed.data()), &size,
+           reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uLong>(bytes.size()));
+  compressed.resize(size);
+  return compressed;
+}
+
+// One PNG chunk: length, type, data, CRC.
+inline std::string png_chunk(const std::string& type, const std::string& data) {
+  const std::string body = type + data;
+  auto crc = static_cast<std::uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  return be32(static_cast<std::uint32_t>(data.size())) + body + be32(crc);
+}
+
+// A PNG of `rows` (each a filter byte and the pixels), with `extra_chunks` before the pixels.
+inline std::string png_file(int width, int height, int colour_type, int depth,
+                            const std::string& rows, const std::string& extra_chunks = {}) {
+  std::string header =
+      be32(static_cast<std::uint32_t>(width)) + be32(static_cast<std::uint32_t>(height)) +
+      std::string{static_cast<char>(depth), static_cast<char>(colour_type), 0, 0, 0};
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", header) + extra_chunks +
+         png_chunk("IDAT", zlib_compress(rows)) + png_chunk("IEND", "");
 }
 
 }  // namespace thimble::test

@@ -1,0 +1,202 @@
+// Hostile originals and URLs against the real server: each gets its documented status (README,
+// "What Thimble answers") without a crash, a hang or a leaked descriptor, and the server keeps
+// serving. The time each took is printed for the report; only a hang guard is asserted.
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "image_writer.h"
+#include "thimble_process.h"
+
+using namespace thimble;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string encoded(const cv::Mat& image, const char* extension) {
+  std::vector<std::uint8_t> bytes;
+  REQUIRE(cv::imencode(extension, image, bytes));
+  return {bytes.begin(), bytes.end()};
+}
+
+std::string u16be(int v) {
+  return {static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+
+// `jpeg` with an APP1 Exif segment holding `tiff` right after its SOI marker.
+std::string with_exif(const std::string& jpeg, const std::string& tiff) {
+  const std::string payload = std::string("Exif\0\0", 6) + tiff;
+  return jpeg.substr(0, 2) + "\xFF\xE1" + u16be(static_cast<int>(payload.size()) + 2) + payload +
+         jpeg.substr(2);
+}
+
+// A big-endian TIFF whose one IFD entry is Orientation = `value`.
+std::string orientation_tiff(int value) {
+  return std::string("MM\0*\0\0\0\x08", 8) + u16be(1) + u16be(0x0112) + u16be(3) +
+         std::string("\0\0\0\x01", 4) + u16be(value) + u16be(0) + std::string(4, '\0');
+}
+
+// A PNG of `width` x `height` grey pixels (filter byte 0 per row), with `extra` chunks.
+std::string grey_png(int width, int height, const std::string& extra = {}) {
+  std::string rows;
+  for (int y = 0; y < height; ++y) rows += std::string(1, '\0') + std::string(width, '\x80');
+  return test::png_file(width, height, 0, 8, rows, extra);
+}
+
+// A PNG header claiming `width` x `height`, with no pixel data at all.
+std::string png_claiming(int width, int height) {
+  std::string header = test::be32(static_cast<std::uint32_t>(width)) +
+                       test::be32(static_cast<std::uint32_t>(height)) + std::string{8, 2, 0, 0, 0};
+  return std::string("\x89PNG\r\n\x1a\n", 8) + test::png_chunk("IHDR", header) +
+         std::string(3000, '\0');
+}
+
+// Sends `request` as raw bytes on a new connection and returns all that comes back until the
+// server closes it (or 10 s pass without a byte).
+std::string raw_exchange(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    pollfd wait{fd, POLLIN, 0};
+    char buffer[4096];
+    ssize_t n = 0;
+    while (::poll(&wait, 1, 10000) == 1 && (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) {
+      answer.append(buffer, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
+}  // namespace
+
+TEST_CASE("hostile originals and URLs get their documented status, and the server keeps serving") {
+  test::ThimbleProcess server("{host: 127.0.0.1, workers: 2, access_log: false}");
+  const std::filesystem::path& root = server.originals();
+  const std::string photo = test::read_file(root / "photos/storm.jpg");
+  const cv::Mat small =
+      cv::imread((root / "photos/storm.jpg").string(), cv::IMREAD_REDUCED_COLOR_8);
+  const std::string small_jpeg = encoded(small, ".jpg");
+  const std::string png = encoded(small, ".png");
+  const std::string webp = encoded(small, ".webp");
+  // zlib bombs: 64 MB of zeros compress to about 64 KB.
+  const std::string bomb = test::zlib_compress(std::string(64 << 20, '\0'));
+  cv::Mat deep(40, 60, CV_16UC3, cv::Scalar(1000, 30000, 65535));
+
+  struct Original {
+    const char* name;
+    std::string bytes;
+    int status;
+  };
+  const Original originals[] = {
+      {"truncated-header.jpg", photo.substr(0, 300), 415},
+      {"truncated-pixels.jpg", photo.substr(0, photo.size() / 2), 200},  // grey below the cut
+      {"truncated.png", png.substr(0, png.size() / 2), 415},
+      {"truncated.webp", webp.substr(0, webp.size() / 2), 415},
+      {"empty.jpg", "", 415},
+      {"text.jpg", "<html>this is not an image</html>\n", 415},
+      {"iccp-bomb.png", grey_png(64, 48, test::png_chunk("iCCP", std::string("icc\0\0", 5) + bomb)),
+       200},
+      {"ztxt-bomb.png",
+       grey_png(64, 48, test::png_chunk("zTXt", std::string("Comment\0\0", 9) + bomb)), 200},
+      {"broken-exif.jpg", with_exif(small_jpeg, std::string("MM\0*\xff\xff\xff\xf0", 8)), 200},
+      {"exif-loop.jpg", with_exif(small_jpeg, std::string("MM\0*\0\0\0\x08", 8) + u16be(60000)),
+       200},
+      {"orientation-9.jpg", with_exif(small_jpeg, orientation_tiff(9)), 200},
+      {"orientation-65535.jpg", with_exif(small_jpeg, orientation_tiff(65535)), 200},
+      {"deep.png", encoded(deep, ".png"), 200},
+      {"cmyk.jpg", test::write_jpeg(cv::Mat(40, 60, CV_8UC4, cv::Scalar(0, 255, 255, 0))), 200},
+      {"one.png", grey_png(1, 1), 200},
+      {"tall.png", grey_png(1, 29000), 200},
+      {"taller.png", grey_png(1, 65000), 413},                // over limits.max_source_dimension
+      {"claims-30000.png", png_claiming(30000, 30000), 413},  // 3 KB claiming 900 MP
+      {"claims-9000.png", png_claiming(9000, 9000), 415},     // in the limits, but no pixels
+  };
+  for (const Original& o : originals) test::write_file(root / o.name, o.bytes);
+
+  test::Client client;
+  auto expect = [&](const std::string& what, const std::string& url, int status) {
+    CAPTURE(what);
+    const auto start = std::chrono::steady_clock::now();
+    test::Reply r = client.request(url);
+    const auto took =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
+    CHECK(r.status == status);
+    CHECK(took < 10s);  // a hang guard, not a speed target
+    if (r.status >= 400) {
+      CHECK_FALSE(r.body.empty());  // a short message naming the problem
+      CHECK(r.body.size() < 300);   // that does not echo a hostile URL back at length
+    }
+    MESSAGE(what << ": " << r.status << " in " << took.count() << " ms"
+                 << (r.status >= 400 ? ": " + r.body : std::string()));
+  };
+  for (const Original& o : originals) {
+    expect(o.name, server.url("fit-in/100x100/" + std::string(o.name)), o.status);
+  }
+
+  std::string ten_thousand = "fit-in/100x100/filters:";
+  for (int i = 0; i < 10000; ++i) ten_thousand += "grayscale():";
+  std::string thirty_three = "fit-in/100x100/filters:";
+  for (int i = 0; i < 33; ++i) thirty_three += "grayscale():";
+  const struct {
+    const char* what;
+    std::string url;
+    int status;
+  } urls[] = {
+      {"%00 in the key", server.url("fit-in/100x100/photos/storm.jpg%00.png"), 400},
+      {"%00 in an option", server.url("fit-in/100x100%00/photos/storm.jpg"), 400},
+      {"overlong segment", server.url("fit-in/100x100/" + std::string(300, 'k') + ".jpg"), 400},
+      {"overlong URL", server.url("fit-in/100x100/" + std::string(9000, 'k') + ".jpg"), 414},
+      // 120 KB: over server.max_request_bytes, refused by the HTTP layer, connection closed.
+      {"10,000 filters", server.url(ten_thousand + "quality(80)/photos/storm.jpg"), 431},
+      {"33 filters", server.url(thirty_three + "quality(80)/photos/storm.jpg"), 400},
+      {"nested parentheses",
+       server.url("filters:blur(" + std::string(2000, '(') + std::string(2000, ')') +
+                  ")/photos/storm.jpg"),
+       400},
+      {"unbalanced parentheses", server.url("filters:blur(((1)/photos/storm.jpg"), 400},
+      {"../ in the key", server.url("fit-in/100x100/../secret.jpg"), 403},
+      {"%2e%2e/ in the key", server.url("fit-in/100x100/%2e%2e/secret.jpg"), 403},
+      {"bad signature", server.base() + "/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/photos/storm.jpg", 403},
+  };
+  for (const auto& u : urls) expect(u.what, u.url, u.status);
+
+  // Bytes no client library sends: each is refused with one 4xx, and its connection closed, so
+  // nothing sent after it on that connection is answered out of step.
+  const std::string valid_after = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string raw[] = {
+      std::string("GET /unsafe/\0/a.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 60),
+      "\x01\x02\x03 / HTTP/1.1\r\n\r\n" + valid_after,
+      "GET / HTTP/9.9\r\n\r\n" + valid_after,
+      "GET / HTTP/1.1\r\nHost: " + std::string(20000, 'h') + "\r\n\r\n" + valid_after,
+  };
+  for (const std::string& request : raw) {
+    const std::string answer = raw_exchange(server.port(), request);
+    CAPTURE(answer.substr(0, 80));
+    REQUIRE(answer.size() > 12);
+    const int status = std::atoi(answer.c_str() + 9);
+    MESSAGE("raw request of " << request.size() << " bytes: " << status);
+    CHECK(status / 100 == 4);
+    std::size_t answers = 0;
+    for (std::size_t at = answer.find("HTTP/1.1 "); at != std::string::npos;
+         at = answer.find("HTTP/1.1 ", at + 1)) {
+      ++answers;
+    }
+    CHECK(answers == 1);
+  }
+  // Still serving, still healthy.
+  expect("a good URL after all that", server.url("fit-in/100x100/photos/storm.jpg"), 200);
+  CHECK(server.stop() == 0);
+}
