@@ -44,6 +44,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace thimble::transform;
 using thimble::Result;
+using thimble::bench::percentile;
 
 constexpr const char* kUsage =
     "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [--no-baseline]\n"
@@ -70,13 +71,6 @@ struct Image {
   std::string name;
   std::string bytes;
 };
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  std::size_t index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
 
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");

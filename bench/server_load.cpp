@@ -42,18 +42,21 @@ std::size_t read_etag(char* data, std::size_t size, std::size_t n, void* user) {
 }
 
 // One client thread: its own multi handle, `connections` requests in flight, taking request
-// numbers from `next` until `total` have been issued.
-void drive(const std::vector<LoadRequest>& requests, std::size_t total, int connections,
-           std::atomic<std::size_t>& next, LoadReport& report, std::mutex& report_mutex) {
+// numbers from `next` until `options.total` have been issued or `options.seconds` have passed.
+void drive(const std::vector<LoadRequest>& requests, const LoadOptions& options, int connections,
+           Clock::time_point began, std::atomic<std::size_t>& next, LoadReport& report,
+           std::mutex& report_mutex) {
   LoadReport mine;
   std::vector<std::string> etags(requests.size());
   CURLM* multi = curl_multi_init();
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(connections));
   std::vector<Slot> slots(static_cast<std::size_t>(connections));
 
+  const auto until = began + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(options.seconds));
   auto start = [&](Slot& slot) {
     const std::size_t number = next.fetch_add(1);
-    if (number >= total) return false;
+    if (options.total > 0 ? number >= options.total : Clock::now() >= until) return false;
     slot.index = number % requests.size();
     const LoadRequest& request = requests[slot.index];
     curl_slist_free_all(slot.headers);
@@ -77,7 +80,7 @@ void drive(const std::vector<LoadRequest>& requests, std::size_t total, int conn
     curl_easy_setopt(slot.easy, CURLOPT_WRITEFUNCTION, discard_body);
     curl_easy_setopt(slot.easy, CURLOPT_HEADERFUNCTION, read_etag);
     curl_easy_setopt(slot.easy, CURLOPT_HEADERDATA, &slot);
-    curl_easy_setopt(slot.easy, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(slot.easy, CURLOPT_TIMEOUT, options.timeout_s);
     curl_easy_setopt(slot.easy, CURLOPT_NOSIGNAL, 1L);
     if (start(slot)) ++active;
   }
@@ -89,10 +92,10 @@ void drive(const std::vector<LoadRequest>& requests, std::size_t total, int conn
       if (message->msg != CURLMSG_DONE) continue;
       Slot* slot = nullptr;
       curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &slot);
-      const double ms =
-          std::chrono::duration<double, std::milli>(Clock::now() - slot->started).count();
+      const auto now = Clock::now();
+      const double ms = std::chrono::duration<double, std::milli>(now - slot->started).count();
+      long status = 0;
       if (message->data.result == CURLE_OK) {
-        long status = 0;
         curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
         ++mine.statuses[status];
         ++mine.requests;
@@ -100,6 +103,12 @@ void drive(const std::vector<LoadRequest>& requests, std::size_t total, int conn
         if (!slot->etag.empty()) etags[slot->index] = slot->etag;
       } else {
         ++mine.errors;
+      }
+      if (options.keep_samples) {
+        mine.samples.push_back(
+            {static_cast<float>(std::chrono::duration<double>(now - began).count()),
+             static_cast<float>(ms), static_cast<int>(status),
+             static_cast<int>(message->data.result), requests[slot->index].kind});
       }
       curl_multi_remove_handle(multi, slot->easy);
       if (!start(*slot)) --active;
@@ -121,24 +130,41 @@ void drive(const std::vector<LoadRequest>& requests, std::size_t total, int conn
   for (std::size_t i = 0; i < etags.size(); ++i) {
     if (!etags[i].empty()) report.etags[i] = etags[i];
   }
+  report.samples.insert(report.samples.end(), mine.samples.begin(), mine.samples.end());
 }
 
 }  // namespace
 
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  std::size_t index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
+}
+
 LoadReport run_load(const std::vector<LoadRequest>& requests, std::size_t total, int connections,
                     int threads) {
+  LoadOptions options;
+  options.total = total;
+  options.connections = connections;
+  options.threads = threads;
+  return run_load(requests, options);
+}
+
+LoadReport run_load(const std::vector<LoadRequest>& requests, const LoadOptions& options) {
   LoadReport report;
   report.etags.resize(requests.size());
-  if (requests.empty() || total == 0) return report;
-  threads = std::clamp(threads, 1, std::max(1, connections));
+  if (requests.empty() || (options.total == 0 && options.seconds <= 0)) return report;
+  const int threads = std::clamp(options.threads, 1, std::max(1, options.connections));
   std::atomic<std::size_t> next{0};
   std::mutex report_mutex;
   const auto started = Clock::now();
   std::vector<std::thread> clients;
   for (int t = 0; t < threads; ++t) {
     // Connections split as evenly as possible between the threads.
-    const int share = connections / threads + (t < connections % threads ? 1 : 0);
-    clients.emplace_back([&, share] { drive(requests, total, share, next, report, report_mutex); });
+    const int share = options.connections / threads + (t < options.connections % threads ? 1 : 0);
+    clients.emplace_back(
+        [&, share] { drive(requests, options, share, started, next, report, report_mutex); });
   }
   for (auto& client : clients) client.join();
   report.seconds = std::chrono::duration<double>(Clock::now() - started).count();

@@ -13,6 +13,16 @@ namespace thimble::bench {
 struct LoadRequest {
   std::string url;
   std::string if_none_match;  // sent as If-None-Match when not empty
+  int kind = 0;               // the caller's class of request, copied into each Sample
+};
+
+// One answered (or failed) request.
+struct Sample {
+  float at_s = 0;  // when it finished, from the start of the run
+  float ms = 0;    // its latency
+  int status = 0;  // HTTP status; 0 when there was no HTTP answer
+  int curl_code = 0;
+  int kind = 0;
 };
 
 struct LoadReport {
@@ -22,6 +32,7 @@ struct LoadReport {
   std::vector<double> latencies_ms;  // per answered request
   double seconds = 0;                // wall time of the whole run
   std::vector<std::string> etags;    // per request of the list, the last ETag seen ("" if none)
+  std::vector<Sample> samples;       // every request, when LoadOptions::keep_samples
 
   double per_second() const { return seconds > 0 ? static_cast<double>(requests) / seconds : 0; }
 };
@@ -31,5 +42,20 @@ struct LoadReport {
 // connections).
 LoadReport run_load(const std::vector<LoadRequest>& requests, std::size_t total, int connections,
                     int threads);
+
+struct LoadOptions {
+  std::size_t total = 0;  // requests to send; 0 = until `seconds` have passed
+  double seconds = 0;     // with total 0: how long to keep sending
+  int connections = 8;
+  int threads = 1;
+  long timeout_s = 60;        // per request
+  bool keep_samples = false;  // fill LoadReport::samples
+};
+
+// Cycles through `requests` from a random starting point per thread, as LoadOptions say.
+LoadReport run_load(const std::vector<LoadRequest>& requests, const LoadOptions& options);
+
+// The `p` quantile (0..1) of `values`, nearest rank; 0 for none.
+double percentile(std::vector<double> values, double p);
 
 }  // namespace thimble::bench

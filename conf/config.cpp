@@ -180,6 +180,7 @@ std::vector<Field> schema(Config& c) {
       integer("server.admin_port", c.server.admin_port, 0, 65535),
       integer("server.reactor_threads", c.server.reactor_threads, 1, 64),
       integer("server.workers", c.server.workers, 0, 256),
+      integer("server.worker_nice", c.server.worker_nice, 0, 19),
       integer("server.queue_length", c.server.queue_length, 1, 100000),
       bytes("server.max_request_bytes", c.server.max_request_bytes, 1024, 1 << 20),
       integer("server.request_timeout_ms", c.server.request_timeout_ms, 100, 600000),

@@ -25,6 +25,9 @@ struct ServerConfig {
   int admin_port = 0;
   int reactor_threads = 1;                  // server.reactor_threads: Pistache I/O threads
   int workers = 0;                          // server.workers: transform threads; 0 = one per core
+  // server.worker_nice: the transform threads' nice value (0-19) above the process's, so that
+  // CPU-bound transforms never slow the reactor's cache hits, 304s and refusals.
+  int worker_nice = 10;
   int queue_length = 64;                    // server.queue_length: jobs waiting; beyond → 503
   std::uint64_t max_request_bytes = 16384;  // server.max_request_bytes: request line + headers
   // server.request_timeout_ms: the processing deadline of a request (queue wait, fetch,

@@ -1,6 +1,8 @@
 // thimble: the thumbnail origin server. This file only wires the modules together:
 // configuration → signer, source, result cache, origin service, worker pool, HTTP adapter.
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -167,7 +169,16 @@ int serve(const std::string& config_path, const conf::Config& config) {
                     ? config.server.workers
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   transform::use_one_thread_per_render();
-  proxy::WorkerPool pool(workers, static_cast<std::size_t>(config.server.queue_length));
+  // Workers run niced: under a transform storm the reactor still gets the CPU it needs.
+  const int worker_nice = config.server.worker_nice;
+  proxy::WorkerPool pool(
+      workers, static_cast<std::size_t>(config.server.queue_length), [worker_nice] {
+        if (worker_nice > 0) {
+          const int tid = static_cast<int>(::gettid());
+          ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid),
+                        ::getpriority(PRIO_PROCESS, static_cast<id_t>(tid)) + worker_nice);
+        }
+      });
   std::unique_ptr<cache::ResultStore> store = proxy::make_result_store(config, clock);
   if (store) {
     // Writes run on a worker after the answer is sent; with the queue full they are skipped.

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Load and fault runs against a real `thimble` on 127.0.0.1, driven by thimble-load. Each run is
+# bounded in time, starts what it needs and stops it again.
+#
+#   bench/load_test.sh mixed   [SECONDS] [CONNECTIONS]   mixed traffic (default 60 s, 256)
+#   bench/load_test.sh faults  [SECONDS]                 S3 stopped and restarted, then an HTTP
+#                                                        origin slow and resetting, under load
+#   bench/load_test.sh drain   [SECONDS]                 SIGTERM in the middle of the load
+#   bench/load_test.sh allocators [SECONDS] [CONNECTIONS]  `mixed` (default 60 s, 64) with glibc
+#                                                        malloc, MALLOC_ARENA_MAX=2 and jemalloc
+#
+# Environment: BUILD (default build), ALLOCATOR for `mixed` (glibc, arena2, jemalloc; default
+# glibc), IMAGES (folder of originals; default ../shared/corpus/large).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+THIMBLE=$BUILD/proxy/thimble
+LOAD=$BUILD/bench/thimble-load
+IMAGES=${IMAGES:-../shared/corpus/large}
+KEY=load-test-key
+export THIMBLE_KEY=$KEY
+JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in "$THIMBLE" "$LOAD"; do
+  [ -x "$tool" ] || { echo "missing $tool: build first (./dev.sh test, or cmake --build $BUILD)" >&2; exit 2; }
+done
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_http() {  # URL: until it answers, at most 10 s
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "nothing answers at $1" >&2
+  return 1
+}
+
+# start_thimble PORT SOURCE_YAML [ALLOCATOR]: thimble in the background; its pid in THIMBLE_PID.
+start_thimble() {
+  local port=$1 source=$2 allocator=${3:-glibc}
+  cat > "$WORK/thimble.yaml" <<EOF
+server: {host: 127.0.0.1, port: $port, queue_length: 64, request_timeout_ms: 10000,
+         drain_timeout_ms: 20000, access_log: false}
+security: {keys: [$KEY]}
+source: $source
+EOF
+  local env=()
+  case $allocator in
+    glibc) ;;
+    arena2) env=(MALLOC_ARENA_MAX=2) ;;
+    jemalloc)
+      [ -f "$JEMALLOC" ] || { echo "jemalloc: install libjemalloc2" >&2; exit 2; }
+      env=(LD_PRELOAD=$JEMALLOC) ;;
+    *) echo "unknown allocator $allocator" >&2; exit 2 ;;
+  esac
+  env "${env[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
+  THIMBLE_PID=$!
+  PIDS+=("$THIMBLE_PID")
+  wait_http "http://127.0.0.1:$port/healthz"
+}
+
+image_args() {  # --image KEY for every original in IMAGES
+  for f in "$IMAGES"/*; do printf -- '--image\n%s\n' "$(basename "$f")"; done
+}
+
+mixed() {
+  local seconds=${1:-60} connections=${2:-256} allocator=${ALLOCATOR:-glibc} port
+  port=$(free_port)
+  start_thimble "$port" "{type: file, file: {root: $(cd "$IMAGES" && pwd)}}" "$allocator"
+  echo "==> mixed traffic: $connections connections, $seconds s, allocator $allocator"
+  mapfile -t images < <(image_args)
+  local status=0
+  "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
+    --connections "$connections" --json "$WORK/mixed.json" || status=$?
+  kill -TERM "$THIMBLE_PID"
+  wait "$THIMBLE_PID" || { echo "thimble exited with $?" >&2; status=1; }
+  return $status
+}
+
+allocators() {
+  local seconds=${1:-60} connections=${2:-64}
+  for allocator in glibc arena2 jemalloc; do
+    ALLOCATOR=$allocator mixed "$seconds" "$connections" |
+      grep -E "==>|thimble-load:|memory|cached |transform "
+  done
+}
+
+# A small HTTP origin whose behaviour a file switches: ok, slow (5 s before answering) or reset
+# (half the body, then a reset connection).
+start_http_origin() {
+  local port=$1
+  echo ok > "$WORK/origin.mode"
+  python3 - "$port" "$(cd "$IMAGES" && pwd)" "$WORK/origin.mode" > "$WORK/origin.log" 2>&1 <<'EOF' &
+import http.server, os, socket, struct, sys, time
+port, root, mode_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+class Origin(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def do_GET(self):
+        mode = open(mode_file).read().strip()
+        path = os.path.join(root, os.path.basename(self.path))
+        if not os.path.isfile(path):
+            self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
+        body = open(path, "rb").read()
+        if mode == "slow": time.sleep(5)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", '"%d"' % os.path.getmtime(path))
+        self.end_headers()
+        if mode == "reset":
+            self.wfile.write(body[: len(body) // 2]); self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close(); return
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin).serve_forever()
+EOF
+  PIDS+=("$!")
+  wait_http "http://127.0.0.1:$port/"
+}
+
+start_moto() {  # PORT: moto_server with a bucket `originals` holding IMAGES
+  local port=$1
+  moto_server -H 127.0.0.1 -p "$port" > "$WORK/moto.log" 2>&1 &
+  MOTO_PID=$!
+  PIDS+=("$MOTO_PID")
+  wait_http "http://127.0.0.1:$port/"
+  python3 - "$port" "$(cd "$IMAGES" && pwd)" <<'EOF'
+import boto3, os, sys
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+s3.create_bucket(Bucket="originals")
+for name in os.listdir(sys.argv[2]):
+    s3.upload_file(os.path.join(sys.argv[2], name), "originals", name)
+EOF
+}
+
+faults() {
+  local seconds=${1:-40} port moto_port origin_port quarter status=0
+  quarter=$((seconds / 4))
+  # S3: stopped for a quarter of the run, then started again (and refilled).
+  port=$(free_port)
+  moto_port=$(free_port)
+  start_moto "$moto_port"
+  start_thimble "$port" "{type: s3, s3: {endpoint: 'http://127.0.0.1:$moto_port', addressing: path,
+    bucket: originals, access_key_id: test, secret_access_key: test, timeout_ms: 2000,
+    connect_timeout_ms: 500}}"
+  mapfile -t images < <(image_args)
+  echo "==> S3 faults: moto stopped at ${quarter} s, started again at $((2 * quarter)) s"
+  (sleep "$quarter"; kill -TERM "$MOTO_PID"; echo "    [$(date +%T)] S3 stopped"
+   sleep "$quarter"; start_moto "$moto_port"; echo "    [$(date +%T)] S3 back") &
+  local chaos=$!
+  "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
+    --connections 64 --mix cached:50,transform:40,missing:10 --timeline --allow-5xx \
+    --allow-errors --settle 3 || status=$?
+  wait "$chaos"
+  kill -TERM "$THIMBLE_PID"; wait "$THIMBLE_PID" || status=1
+
+  # HTTP origin: slow for a quarter, resetting for a quarter, then well again.
+  port=$(free_port)
+  origin_port=$(free_port)
+  start_http_origin "$origin_port"
+  start_thimble "$port" "{type: http, http: {base_url: 'http://127.0.0.1:$origin_port/',
+    allow_private_networks: [127.0.0.1/32], timeout_ms: 2000, connect_timeout_ms: 500}}"
+  echo "==> HTTP origin faults: slow from ${quarter} s, resetting from $((2 * quarter)) s," \
+    "well from $((3 * quarter)) s"
+  (sleep "$quarter"; echo slow > "$WORK/origin.mode"; echo "    [$(date +%T)] origin slow"
+   sleep "$quarter"; echo reset > "$WORK/origin.mode"; echo "    [$(date +%T)] origin resetting"
+   sleep "$quarter"; echo ok > "$WORK/origin.mode"; echo "    [$(date +%T)] origin well") &
+  chaos=$!
+  "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
+    --connections 64 --mix cached:50,transform:40,missing:10 --timeline --allow-5xx \
+    --allow-errors --settle 3 || status=$?
+  wait "$chaos"
+  kill -TERM "$THIMBLE_PID"; wait "$THIMBLE_PID" || status=1
+  return $status
+}
+
+drain() {
+  local seconds=${1:-10} port status=0 started code
+  port=$(free_port)
+  start_thimble "$port" "{type: file, file: {root: $(cd "$IMAGES" && pwd)}}"
+  mapfile -t images < <(image_args)
+  echo "==> SIGTERM after $((seconds / 2)) s of uncached transforms on 128 connections"
+  (sleep "$((seconds / 2))"; started=$(date +%s.%N); kill -TERM "$THIMBLE_PID"
+   wait "$THIMBLE_PID" 2>/dev/null; echo "$started" > "$WORK/term.at") &
+  # Connections refused once the listener closed are expected; an accepted request left
+  # unanswered would show as "Server returned nothing" or a receive error.
+  "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
+    --connections 128 --mix transform:80,cached:20 --allow-errors --settle 0 \
+    > "$WORK/drain.txt" 2>&1 || true
+  cat "$WORK/drain.txt"
+  wait "$THIMBLE_PID" 2>/dev/null && code=0 || code=$?
+  grep -q "drained" "$WORK/thimble.log" && grep -E "drain|stopp" "$WORK/thimble.log" | tail -3
+  echo "thimble exit status: $code"
+  [ "$code" -eq 0 ] || status=1
+  if grep -E "no answer: (Server returned nothing|Failure when receiving|Send failure)" \
+    "$WORK/drain.txt"; then
+    echo "FAIL: accepted requests went unanswered"
+    status=1
+  fi
+  return $status
+}
+
+case "${1:-}" in
+  mixed | faults | drain | allocators) "$@" ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+esac
