@@ -4,7 +4,8 @@
 #                    with the embedded configuration (conf/thimble.yaml, sample images, dev key)
 #   ./dev.sh test    install what is missing, build (Release, with tests) and run the whole suite
 #                    through CTest, then again under AddressSanitizer + UndefinedBehaviorSanitizer,
-#                    then each fuzz target for FUZZ_SECONDS (default 60) under libFuzzer
+#                    the concurrency tests under ThreadSanitizer, and each fuzz target for
+#                    FUZZ_SECONDS (default 60) under libFuzzer
 # Environment: JOBS (build parallelism, default 2), CI=true (warnings become errors).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -69,6 +70,17 @@ case "${1:-}" in
     build build-sanitize ON
     echo "==> tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
     ctest --test-dir build-sanitize --output-on-failure -j "$JOBS"
+    # The concurrency tests (caches, single-flight, worker pool, the service under concurrent
+    # requests) once more under ThreadSanitizer; tests/tsan.supp says what is not Thimble's.
+    echo "==> building in build-tsan"
+    cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHIMBLE_TSAN=ON \
+      -DTHIMBLE_WERROR="$([ "${CI:-}" = true ] && echo ON || echo OFF)" >/dev/null
+    cmake --build build-tsan -j "$JOBS" --target test_cache test_proxy
+    echo "==> concurrency tests (ThreadSanitizer)"
+    export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp"
+    build-tsan/tests/test_cache
+    build-tsan/tests/test_proxy
+    unset TSAN_OPTIONS
     echo "==> fuzzing, ${FUZZ_SECONDS:-60} s per target"
     tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
     ;;

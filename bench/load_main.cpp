@@ -39,9 +39,12 @@ constexpr const char* kUsage =
     "                    [--mix cached:60,transform:10,revalidate:15,bad_signature:5,"
     "malformed:5,missing:5]\n"
     "                    [--timeline] [--settle 10] [--allow-5xx] [--allow-errors]\n"
+    "                    [--recovered-from SECONDS] [--max-fd-growth 16]\n"
     "                    [--json FILE]\n"
     "The key signs URLs: --key-file or THIMBLE_KEY. Each --image is an original the server can\n"
-    "fetch; uncached transforms ask it for sizes never asked before.\n";
+    "fetch; uncached transforms ask it for sizes never asked before. With --recovered-from,\n"
+    "requests sent after that second must all be answered without a 5xx other than 503 (a\n"
+    "fault is over by then); --max-fd-growth bounds the server's extra descriptors afterwards.\n";
 
 enum Kind { kCached, kTransform, kRevalidate, kBadSignature, kMalformed, kMissing, kKinds };
 constexpr const char* kKindNames[kKinds] = {"cached",        "transform", "revalidate",
@@ -126,7 +129,7 @@ int main(int argc, char** argv) {
   options.threads = 4;
   options.timeout_s = 120;
   options.keep_samples = true;
-  double settle_s = 10;
+  double settle_s = 10, recovered_from = -1, max_fd_growth = 16;
   bool timeline = false, allow_5xx = false, allow_errors = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -153,6 +156,10 @@ int main(int argc, char** argv) {
       mix_text = value();
     else if (arg == "--settle")
       settle_s = std::atof(value().c_str());
+    else if (arg == "--recovered-from")
+      recovered_from = std::atof(value().c_str());
+    else if (arg == "--max-fd-growth")
+      max_fd_growth = std::atof(value().c_str());
     else if (arg == "--json")
       json_path = value();
     else if (arg == "--timeline")
@@ -243,7 +250,9 @@ int main(int argc, char** argv) {
       case kBadSignature:
         r.url = server + "/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/fit-in/100x100/" + image;
         break;
-      case kMalformed: r.url = server + signer.sign("fit-in/100x100/filters:blur(abc)/" + image); break;
+      case kMalformed:
+        r.url = server + signer.sign("fit-in/100x100/filters:blur(abc)/" + image);
+        break;
       default: r.url = server + signer.sign("fit-in/100x100/missing/" + std::to_string(i) + ".jpg");
     }
     requests.push_back(std::move(r));
@@ -283,8 +292,12 @@ int main(int argc, char** argv) {
   std::map<int, std::map<int, std::size_t>> statuses;
   std::map<int, std::vector<double>> latencies;
   std::map<int, std::size_t> curl_errors;
-  std::size_t bad_5xx = 0;
+  std::size_t bad_5xx = 0, failed_after_recovery = 0;
   for (const auto& s : report.samples) {
+    const bool after_recovery = recovered_from >= 0 && s.at_s - s.ms / 1000 >= recovered_from;
+    if (after_recovery && (s.status == 0 || (s.status >= 500 && s.status != 503))) {
+      ++failed_after_recovery;
+    }
     if (s.status == 0) {
       ++curl_errors[s.curl_code];
       continue;
@@ -364,6 +377,19 @@ int main(int argc, char** argv) {
   }
   if (report.errors > 0 && !allow_errors) {
     std::printf("FAIL: %zu requests got no HTTP answer\n", report.errors);
+    ok = false;
+  }
+  if (failed_after_recovery > 0) {
+    std::printf("FAIL: %zu requests sent after %.0f s failed (no answer, or 5xx other than 503)\n",
+                failed_after_recovery, recovered_from);
+    ok = false;
+  } else if (recovered_from >= 0) {
+    std::printf("recovered: every request sent after %.0f s was answered without a 502/504\n",
+                recovered_from);
+  }
+  if (after.fds - baseline.fds > max_fd_growth) {
+    std::printf("FAIL: the server holds %.0f more descriptors than before the run\n",
+                after.fds - baseline.fds);
     ok = false;
   }
   if (after.in_flight > 0) {

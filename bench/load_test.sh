@@ -9,8 +9,9 @@
 #   bench/load_test.sh allocators [SECONDS] [CONNECTIONS]  `mixed` (default 60 s, 64) with glibc
 #                                                        malloc, MALLOC_ARENA_MAX=2 and jemalloc
 #
-# Environment: BUILD (default build), ALLOCATOR for `mixed` (glibc, arena2, jemalloc; default
-# glibc), IMAGES (folder of originals; default ../shared/corpus/large).
+# Environment: BUILD (default build), ALLOCATOR for `mixed` (glibc, arena2 =
+# MALLOC_ARENA_MAX=2, mmap1m = MALLOC_MMAP_THRESHOLD_=1048576, jemalloc; default glibc), IMAGES
+# (folder of originals; default ../shared/corpus/large).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +61,7 @@ EOF
   case $allocator in
     glibc) ;;
     arena2) env=(MALLOC_ARENA_MAX=2) ;;
+    mmap1m) env=(MALLOC_MMAP_THRESHOLD_=1048576) ;;  # fixed: big blocks always mmap()ed
     jemalloc)
       [ -f "$JEMALLOC" ] || { echo "jemalloc: install libjemalloc2" >&2; exit 2; }
       env=(LD_PRELOAD=$JEMALLOC) ;;
@@ -91,7 +93,7 @@ mixed() {
 
 allocators() {
   local seconds=${1:-60} connections=${2:-64}
-  for allocator in glibc arena2 jemalloc; do
+  for allocator in glibc arena2 mmap1m jemalloc; do
     ALLOCATOR=$allocator mixed "$seconds" "$connections" |
       grep -E "==>|thimble-load:|memory|cached |transform "
   done
@@ -163,7 +165,7 @@ faults() {
   local chaos=$!
   "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
     --connections 64 --mix cached:50,transform:40,missing:10 --timeline --allow-5xx \
-    --allow-errors --settle 3 || status=$?
+    --allow-errors --settle 3 --recovered-from $((3 * quarter)) || status=$?
   wait "$chaos"
   kill -TERM "$THIMBLE_PID"; wait "$THIMBLE_PID" || status=1
 
@@ -181,7 +183,7 @@ faults() {
   chaos=$!
   "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
     --connections 64 --mix cached:50,transform:40,missing:10 --timeline --allow-5xx \
-    --allow-errors --settle 3 || status=$?
+    --allow-errors --settle 3 --recovered-from $((3 * quarter + 3)) || status=$?
   wait "$chaos"
   kill -TERM "$THIMBLE_PID"; wait "$THIMBLE_PID" || status=1
   return $status
