@@ -48,14 +48,16 @@ wait_http() {  # URL: until it answers, at most 10 s
   return 1
 }
 
-# start_thimble PORT SOURCE_YAML [ALLOCATOR]: thimble in the background; its pid in THIMBLE_PID.
+# start_thimble PORT SOURCE_YAML [ALLOCATOR] [EXTRA_YAML]: thimble in the background; its pid
+# in THIMBLE_PID.
 start_thimble() {
-  local port=$1 source=$2 allocator=${3:-glibc}
+  local port=$1 source=$2 allocator=${3:-glibc} extra=${4:-}
   cat > "$WORK/thimble.yaml" <<EOF
 server: {host: 127.0.0.1, port: $port, queue_length: 64, request_timeout_ms: 10000,
          drain_timeout_ms: 20000, access_log: false}
 security: {keys: [$KEY]}
 source: $source
+$extra
 EOF
   local env=()
   case $allocator in
@@ -123,8 +125,11 @@ class Origin(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if mode == "reset":
             self.wfile.write(body[: len(body) // 2]); self.wfile.flush()
+            # Linger 0: the last close of the socket sends a reset. The handler's file objects
+            # hold it too, so they are closed first.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close(); return
+            self.close_connection = True
+            self.wfile.close(); self.rfile.close(); self.connection.close(); return
         self.wfile.write(body)
 http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin).serve_forever()
 EOF
@@ -148,6 +153,9 @@ for name in os.listdir(sys.argv[2]):
 EOF
 }
 
+# Fault runs keep no originals in memory: every transform goes to the source.
+NO_ORIGINALS="original_cache: {memory_bytes: 0}"
+
 faults() {
   local seconds=${1:-40} port moto_port origin_port quarter status=0
   quarter=$((seconds / 4))
@@ -157,7 +165,7 @@ faults() {
   start_moto "$moto_port"
   start_thimble "$port" "{type: s3, s3: {endpoint: 'http://127.0.0.1:$moto_port', addressing: path,
     bucket: originals, access_key_id: test, secret_access_key: test, timeout_ms: 2000,
-    connect_timeout_ms: 500}}"
+    connect_timeout_ms: 500}}" glibc "$NO_ORIGINALS"
   mapfile -t images < <(image_args)
   echo "==> S3 faults: moto stopped at ${quarter} s, started again at $((2 * quarter)) s"
   (sleep "$quarter"; kill -TERM "$MOTO_PID"; echo "    [$(date +%T)] S3 stopped"
@@ -174,7 +182,8 @@ faults() {
   origin_port=$(free_port)
   start_http_origin "$origin_port"
   start_thimble "$port" "{type: http, http: {base_url: 'http://127.0.0.1:$origin_port/',
-    allow_private_networks: [127.0.0.1/32], timeout_ms: 2000, connect_timeout_ms: 500}}"
+    allow_private_networks: [127.0.0.1/32], timeout_ms: 2000, connect_timeout_ms: 500}}" \
+    glibc "$NO_ORIGINALS"
   echo "==> HTTP origin faults: slow from ${quarter} s, resetting from $((2 * quarter)) s," \
     "well from $((3 * quarter)) s"
   (sleep "$quarter"; echo slow > "$WORK/origin.mode"; echo "    [$(date +%T)] origin slow"

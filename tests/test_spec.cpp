@@ -236,3 +236,13 @@ TEST_CASE("the canonical path parses back to the same options and image, whateve
     CHECK(again->canonical() == spec->canonical());
   }
 }
+
+TEST_CASE(
+    "extract_focal() nested many levels deep is read once per level (fuzzing found 10^depth)") {
+  std::string url = "filters:extract_focal()/h/";
+  for (int i = 0; i < 40; ++i) url += "unsafe/filters:extract_focal()/h/";
+  url += "unsafe/10x10:20x20/inner.jpg";
+  Result<ThumbnailSpec> spec = parse_spec(url);  // before the fix: 10^40 nested parses
+  REQUIRE(spec.ok());
+  CHECK(spec->focal_boxes.empty());  // the crop is deeper than the 10 levels followed
+}

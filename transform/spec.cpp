@@ -257,9 +257,11 @@ bool looks_like_size(std::string_view seg) {
 
 }  // namespace
 
-Result<ThumbnailSpec> parse_spec(std::string_view s);
-
 namespace {
+
+// parse_spec() itself; `resolve_focal` = false for the nested URLs extract_focal() reads, which
+// resolve_extract_focal() walks itself (resolving each again would cost 10^depth parses).
+Result<ThumbnailSpec> parse(std::string_view s, bool resolve_focal);
 
 // extract_focal(): when the image is itself a Thumbor URL (after an optional host) with a manual
 // crop, that crop becomes a focal point and its image the original; up to 10 levels deep.
@@ -273,7 +275,7 @@ void resolve_extract_focal(ThumbnailSpec& spec) {
     if (next == std::string_view::npos) return;
     std::string_view signature = inner.substr(0, next);
     if (signature != "unsafe" && signature.size() < 28) return;
-    Result<ThumbnailSpec> nested = parse_spec(inner.substr(next + 1));
+    Result<ThumbnailSpec> nested = parse(inner.substr(next + 1), false);
     if (!nested.ok()) return;
     if (nested->crop) {
       const CropBox c = *nested->crop;
@@ -297,6 +299,12 @@ void append_length(std::string& out, const Length& length, bool flip) {
 }  // namespace
 
 Result<ThumbnailSpec> parse_spec(std::string_view s) {
+  return parse(s, true);
+}
+
+namespace {
+
+Result<ThumbnailSpec> parse(std::string_view s, bool resolve_focal) {
   ThumbnailSpec spec;
   // The segments, in the only order Thumbor accepts them; each is matched at most once.
   enum Stage { kDebug, kMeta, kTrim, kCrop, kFit, kSize, kHAlign, kVAlign, kSmart, kStages };
@@ -365,12 +373,14 @@ Result<ThumbnailSpec> parse_spec(std::string_view s) {
     message.append(" is out of order: see the URL format");
     return bad(std::move(message));
   }
-  if (spec.extract_focal) resolve_extract_focal(spec);
+  if (spec.extract_focal && resolve_focal) resolve_extract_focal(spec);
   if (spec.crop && (spec.crop->right <= spec.crop->left || spec.crop->bottom <= spec.crop->top)) {
     return bad("crop: right and bottom must be greater than left and top");
   }
   return spec;
 }
+
+}  // namespace
 
 std::string ThumbnailSpec::canonical() const {
   return canonical_options(false);
