@@ -324,12 +324,18 @@ int main(int argc, char** argv) {
   for (const auto& [code, count] : curl_errors) {
     std::printf("no answer: %s ×%zu\n", curl_easy_strerror(static_cast<CURLcode>(code)), count);
   }
-  std::printf("server memory (RSS): %.0f MiB before, %.0f MiB at peak, %.0f MiB after\n",
-              mib(baseline.rss), mib(peak_rss), mib(after.rss));
-  std::printf(
-      "open descriptors: %.0f before, %.0f at peak, %.0f after; peak queue %.0f; "
-      "in flight after: %.0f\n",
-      baseline.fds, peak_fds, after.fds, peak_queue, after.in_flight);
+  if (after.rss < 0) {
+    std::printf(
+        "server memory (RSS): %.0f MiB before, %.0f MiB at peak; the server is gone after\n",
+        mib(baseline.rss), mib(peak_rss));
+  } else {
+    std::printf("server memory (RSS): %.0f MiB before, %.0f MiB at peak, %.0f MiB after\n",
+                mib(baseline.rss), mib(peak_rss), mib(after.rss));
+    std::printf(
+        "open descriptors: %.0f before, %.0f at peak, %.0f after; peak queue %.0f; "
+        "in flight after: %.0f\n",
+        baseline.fds, peak_fds, after.fds, peak_queue, after.in_flight);
+  }
   if (timeline) {
     std::map<int, std::map<int, std::size_t>> per_second;
     for (const auto& s : report.samples) ++per_second[static_cast<int>(s.at_s)][s.status];
@@ -387,7 +393,7 @@ int main(int argc, char** argv) {
     std::printf("recovered: every request sent after %.0f s was answered without a 502/504\n",
                 recovered_from);
   }
-  if (after.fds - baseline.fds > max_fd_growth) {
+  if (after.fds >= 0 && after.fds - baseline.fds > max_fd_growth) {
     std::printf("FAIL: the server holds %.0f more descriptors than before the run\n",
                 after.fds - baseline.fds);
     ok = false;

@@ -199,21 +199,21 @@ faults() {
 }
 
 drain() {
-  local seconds=${1:-10} port status=0 started code
+  local seconds=${1:-10} port status=0 code
   port=$(free_port)
   start_thimble "$port" "{type: file, file: {root: $(cd "$IMAGES" && pwd)}}"
   mapfile -t images < <(image_args)
-  echo "==> SIGTERM after $((seconds / 2)) s of uncached transforms on 128 connections"
-  (sleep "$((seconds / 2))"; started=$(date +%s.%N); kill -TERM "$THIMBLE_PID"
-   wait "$THIMBLE_PID" 2>/dev/null; echo "$started" > "$WORK/term.at") &
-  # Connections refused once the listener closed are expected; an accepted request left
+  echo "==> SIGTERM after $((seconds / 2)) s of load (80% uncached transforms) on 128 connections"
+  (sleep "$((seconds / 2))"; date -u +%T.%3N > "$WORK/term.at"; kill -TERM "$THIMBLE_PID") &
+  # Once the listener is closed, new connections are refused: expected. An accepted request left
   # unanswered would show as "Server returned nothing" or a receive error.
   "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
-    --connections 128 --mix transform:80,cached:20 --allow-errors --settle 0 \
+    --connections 128 --mix transform:80,cached:20 --allow-errors --settle 0 --timeline \
     > "$WORK/drain.txt" 2>&1 || true
-  cat "$WORK/drain.txt"
   wait "$THIMBLE_PID" 2>/dev/null && code=0 || code=$?
-  grep -q "drained" "$WORK/thimble.log" && grep -E "drain|stopp" "$WORK/thimble.log" | tail -3
+  grep -vE "^ +[0-9]+:" "$WORK/drain.txt"
+  echo "SIGTERM sent at $(cat "$WORK/term.at") (UTC); thimble said:"
+  grep -E "received|stopped|drain" "$WORK/thimble.log" | cut -c1-120
   echo "thimble exit status: $code"
   [ "$code" -eq 0 ] || status=1
   if grep -E "no answer: (Server returned nothing|Failure when receiving|Send failure)" \
