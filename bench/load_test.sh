@@ -6,12 +6,12 @@
 #   bench/load_test.sh faults  [SECONDS]                 S3 stopped and restarted, then an HTTP
 #                                                        origin slow and resetting, under load
 #   bench/load_test.sh drain   [SECONDS]                 SIGTERM in the middle of the load
-#   bench/load_test.sh allocators [SECONDS] [CONNECTIONS]  `mixed` (default 60 s, 64) with glibc
-#                                                        malloc, MALLOC_ARENA_MAX=2 and jemalloc
+#   bench/load_test.sh allocators [SECONDS] [CONNECTIONS]  `mixed` (default 60 s, 64) with each
+#                                                        ALLOCATOR below
 #
-# Environment: BUILD (default build), ALLOCATOR for `mixed` (glibc, arena2 =
-# MALLOC_ARENA_MAX=2, mmap1m = MALLOC_MMAP_THRESHOLD_=1048576, jemalloc; default glibc), IMAGES
-# (folder of originals; default ../shared/corpus/large).
+# Environment: BUILD (default build), ALLOCATOR for `mixed` (arena2 = Thimble's default of two
+# malloc arenas, glibc = glibc's default of 8 per core, mmap1m = MALLOC_MMAP_THRESHOLD_=1048576 too,
+# jemalloc; default arena2), IMAGES (folder of originals; default ../shared/corpus/large).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +51,7 @@ wait_http() {  # URL: until it answers, at most 10 s
 # start_thimble PORT SOURCE_YAML [ALLOCATOR] [EXTRA_YAML]: thimble in the background; its pid
 # in THIMBLE_PID.
 start_thimble() {
-  local port=$1 source=$2 allocator=${3:-glibc} extra=${4:-}
+  local port=$1 source=$2 allocator=${3:-arena2} extra=${4:-}
   cat > "$WORK/thimble.yaml" <<EOF
 server: {host: 127.0.0.1, port: $port, queue_length: 64, request_timeout_ms: 10000,
          drain_timeout_ms: 20000, access_log: false}
@@ -61,8 +61,8 @@ $extra
 EOF
   local env=()
   case $allocator in
-    glibc) ;;
-    arena2) env=(MALLOC_ARENA_MAX=2) ;;
+    glibc) env=(MALLOC_ARENA_MAX=$((8 * $(nproc)))) ;;  # glibc's own default: 8 per core
+    arena2) ;;                            # Thimble's default: two arenas
     mmap1m) env=(MALLOC_MMAP_THRESHOLD_=1048576) ;;  # fixed: big blocks always mmap()ed
     jemalloc)
       [ -f "$JEMALLOC" ] || { echo "jemalloc: install libjemalloc2" >&2; exit 2; }
@@ -80,7 +80,7 @@ image_args() {  # --image KEY for every original in IMAGES
 }
 
 mixed() {
-  local seconds=${1:-60} connections=${2:-256} allocator=${ALLOCATOR:-glibc} port
+  local seconds=${1:-60} connections=${2:-256} allocator=${ALLOCATOR:-arena2} port
   port=$(free_port)
   start_thimble "$port" "{type: file, file: {root: $(cd "$IMAGES" && pwd)}}" "$allocator"
   echo "==> mixed traffic: $connections connections, $seconds s, allocator $allocator"
@@ -165,7 +165,7 @@ faults() {
   start_moto "$moto_port"
   start_thimble "$port" "{type: s3, s3: {endpoint: 'http://127.0.0.1:$moto_port', addressing: path,
     bucket: originals, access_key_id: test, secret_access_key: test, timeout_ms: 2000,
-    connect_timeout_ms: 500}}" glibc "$NO_ORIGINALS"
+    connect_timeout_ms: 500}}" arena2 "$NO_ORIGINALS"
   mapfile -t images < <(image_args)
   echo "==> S3 faults: moto stopped at ${quarter} s, started again at $((2 * quarter)) s"
   (sleep "$quarter"; kill -TERM "$MOTO_PID"; echo "    [$(date +%T)] S3 stopped"
@@ -183,7 +183,7 @@ faults() {
   start_http_origin "$origin_port"
   start_thimble "$port" "{type: http, http: {base_url: 'http://127.0.0.1:$origin_port/',
     allow_private_networks: [127.0.0.1/32], timeout_ms: 2000, connect_timeout_ms: 500}}" \
-    glibc "$NO_ORIGINALS"
+    arena2 "$NO_ORIGINALS"
   echo "==> HTTP origin faults: slow from ${quarter} s, resetting from $((2 * quarter)) s," \
     "well from $((3 * quarter)) s"
   (sleep "$quarter"; echo slow > "$WORK/origin.mode"; echo "    [$(date +%T)] origin slow"
