@@ -246,3 +246,17 @@ TEST_CASE(
   REQUIRE(spec.ok());
   CHECK(spec->focal_boxes.empty());  // the crop is deeper than the 10 levels followed
 }
+
+TEST_CASE("decimal arguments keep a canonical form the grammar reads back (fuzzing: 2e+07)") {
+  for (const char* url : {"filters:convolution(1;2;1;2;4;2;1;20000000;1,3,true)/a.jpg",
+                          "filters:saturation(0.0000000000000000000001)/a.jpg"}) {
+    CAPTURE(url);
+    Result<ThumbnailSpec> spec = parse_spec(url);
+    REQUIRE(spec.ok());
+    CHECK(spec->canonical().find("e+") == std::string::npos);  // no exponent
+    CHECK(spec->canonical().find("e-") == std::string::npos);
+    Result<ThumbnailSpec> again = parse_spec(spec->path());
+    REQUIRE_MESSAGE(again.ok(), again.status().message());
+    CHECK(again->canonical() == spec->canonical());
+  }
+}

@@ -18,10 +18,11 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Shortest decimal text that reads back as `value` (2.5 → "2.5", 3.0 → "3").
+// Shortest decimal text that reads back as `value` (2.5 → "2.5", 3.0 → "3", 2e7 → "20000000"):
+// never an exponent, which the argument grammar (decimal_argument) does not take.
 std::string decimal_text(double value) {
-  char buffer[32];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  char buffer[64];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed);
   return ec == std::errc() ? std::string(buffer, end) : std::to_string(value);
 }
 
