@@ -33,7 +33,11 @@ for target in "${targets[@]}"; do
   [ -d "tests/fuzz/regressions/$target" ] && inputs+=("tests/fuzz/regressions/$target")
   log="$dir/fuzz_$target.log"
   # -timeout: one input taking 10 s is a finding (a hang); -rss_limit_mb: so is 2 GB of memory.
-  if ! "$dir/tests/fuzz/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  # In CI the random seed is fixed, so a red run can be replayed; locally each run explores anew.
+  seed=()
+  [ "${CI:-}" = true ] && seed=(-seed=1)
+  if ! "$dir/tests/fuzz/fuzz_$target" "${seed[@]}" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$dir/findings/$target/" \
     "$dir/corpus/$target" "${inputs[@]}" >"$log" 2>&1; then
     status=1
