@@ -234,7 +234,6 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
                   "|" + current->fingerprint;
   job.transform = transform_hash(job.cache_key);
   job.unsafe = path.starts_with("/unsafe/");
-  job.store_key = spec->path() + (job.negotiated ? ".webp" : "");
   job.spec = std::move(spec).value();
   job.if_none_match = request.if_none_match;
   job.if_modified_since = request.if_modified_since;
@@ -439,11 +438,14 @@ void OriginService::use_result_store(cache::ResultStore* store,
 Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
     std::shared_ptr<const Result<SourceObject>> original, WorkTimes& times) const {
-  const bool storable =
-      store_ != nullptr && !job.store_key.empty() && (!job.unsafe || store_unsafe_);
+  const bool storable = store_ != nullptr && (!job.unsafe || store_unsafe_);
+  // The result's path in result storage: its canonical request path. Made here, on a worker and
+  // only with storage configured: ThumbnailSpec::path() parses the URL once more.
+  const std::string store_key =
+      storable ? job.spec.path() + (job.negotiated ? ".webp" : "") : std::string();
   // Another replica may have made it already: read it instead of fetching and transforming.
   if (storable && !original) {
-    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(job.store_key)) {
+    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(store_key)) {
       ++store_hits_;
       results_.put(
           job.cache_key, stored,
@@ -495,7 +497,7 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
       std::chrono::seconds(max_age_for(job.settings->options.cache_control, job.spec.max_age)));
   if (storable) {
     // Written after the answer, never delaying it.
-    auto write = [store = store_, key = job.store_key, cached] { store->write(key, *cached); };
+    auto write = [store = store_, key = store_key, cached] { store->write(key, *cached); };
     if (defer_) {
       defer_(write);
     } else {

@@ -106,7 +106,6 @@ struct ServiceSettings {
 struct Job {
   transform::ThumbnailSpec spec;
   std::string cache_key;
-  std::string store_key;  // the result's path in result storage (canonical request path)
   bool unsafe = false;    // an unsigned /unsafe/ URL
   std::string transform;  // transform_hash(cache_key)
   std::optional<transform::ImageFormat> negotiated;
