@@ -25,6 +25,7 @@ enum class Code : std::uint8_t {
   kNotFound,          // the source has no such original; unknown route
   kMethodNotAllowed,  // only GET and HEAD exist
   kUriTooLong,        // the request path is over limits.max_url_bytes
+  kHeadersTooLarge,   // request line and headers over server.max_request_bytes
   kSourceForbidden,   // host/bucket not allowed, path escape, private address
   kTooLarge,          // source over the byte or pixel limit
   kUnsupportedMedia,  // not a decodable image, or a format Thimble cannot read
@@ -55,6 +56,8 @@ constexpr CodeInfo code_info(Code code) {
     case Code::kNotFound: return {404, "Not Found", ErrorCaching::kShort};
     case Code::kMethodNotAllowed: return {405, "Method Not Allowed", ErrorCaching::kShort};
     case Code::kUriTooLong: return {414, "URI Too Long", ErrorCaching::kShort};
+    case Code::kHeadersTooLarge:
+      return {431, "Request Header Fields Too Large", ErrorCaching::kNoStore};
     case Code::kSourceForbidden: return {403, "Forbidden", ErrorCaching::kShort};
     case Code::kTooLarge: return {413, "Payload Too Large", ErrorCaching::kShort};
     case Code::kUnsupportedMedia: return {415, "Unsupported Media Type", ErrorCaching::kShort};

@@ -180,6 +180,7 @@ class Handler final : public Http::Handler {
         metrics_(metrics),
         pending_(pending) {}
 
+  // Pistache's own onInput would call this; Thimble's (below) calls serve() directly.
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     serve(request, writer.getPeer());
   }
@@ -196,13 +197,14 @@ class Handler final : public Http::Handler {
     auto parser = getParser(peer);
     try {
       if (!parser->feed(buffer, len)) {
-        return refuse(peer, 431, "the request line and headers are over server.max_request_bytes");
+        return refuse(peer, {Code::kHeadersTooLarge,
+                             "the request line and headers are over server.max_request_bytes"});
       }
       if (parser->parse() != Http::Private::State::Done) return;  // more bytes to come
     } catch (const Http::HttpError& error) {
-      return refuse(peer, 400, "the request is not valid HTTP: " + error.reason());
+      return refuse(peer, {Code::kBadRequest, "the request is not valid HTTP: " + error.reason()});
     } catch (const std::exception&) {
-      return refuse(peer, 400, "the request is not valid HTTP");
+      return refuse(peer, {Code::kBadRequest, "the request is not valid HTTP"});
     }
     peer->setIdle(false);
     serve(parser->request, peer);
@@ -211,16 +213,9 @@ class Handler final : public Http::Handler {
 
   static constexpr const char* kRefused = "thimble.refused";
 
-  void refuse(const std::shared_ptr<Pistache::Tcp::Peer>& peer, int status,
-              const std::string& message) {
+  // Answers once, with Connection: close, and closes the connection when the answer is out.
+  void refuse(const std::shared_ptr<Pistache::Tcp::Peer>& peer, const Status& status) {
     peer->putData(kRefused, std::make_shared<bool>(true));
-    OriginResponse response;
-    response.status = status;
-    response.route = Route::kOther;
-    response.headers = {{"Content-Type", "text/plain; charset=utf-8"},
-                        {"Cache-Control", "no-store"}};
-    response.body = std::make_shared<const std::string>(
-        std::to_string(status) + " " + std::string(reason_phrase(status)) + ": " + message + "\n");
     if (metrics_) metrics_->request_started();
     Exchange exchange;
     exchange.started = SteadyClock::now();
@@ -229,12 +224,11 @@ class Handler final : public Http::Handler {
     exchange.path = "-";
     exchange.request_id = request_id_for("");
     exchange.keep_alive = false;
+    exchange.close_after = true;  // the client reads the answer, then sees the end
     exchange.access_log = access_log_;
     exchange.metrics = metrics_;
     exchange.pending = pending_;
-    exchange.close_after = true;  // the client reads the answer, then sees the end
-    response.error = message;
-    finish(exchange, response);
+    finish(exchange, service_->error(status, Route::kOther));
   }
 
   void serve(const Http::Request& request, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {

@@ -192,6 +192,7 @@ TEST_CASE("the status table maps every error code to its HTTP status and cache p
       {Code::kNotFound, 404, ErrorCaching::kShort},
       {Code::kMethodNotAllowed, 405, ErrorCaching::kShort},
       {Code::kUriTooLong, 414, ErrorCaching::kShort},
+      {Code::kHeadersTooLarge, 431, ErrorCaching::kNoStore},
       {Code::kSourceForbidden, 403, ErrorCaching::kShort},
       {Code::kTooLarge, 413, ErrorCaching::kShort},
       {Code::kUnsupportedMedia, 415, ErrorCaching::kShort},
