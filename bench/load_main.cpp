@@ -24,14 +24,18 @@
 #include <vector>
 
 #include "bench/server_load.h"
+#include "proxy/metrics.h"
 #include "signing/signer.h"
 
 namespace {
 
+using thimble::bench::http_get;
+using thimble::bench::HttpAnswer;
 using thimble::bench::LoadOptions;
 using thimble::bench::LoadReport;
 using thimble::bench::LoadRequest;
 using thimble::bench::percentile;
+using thimble::proxy::exposition_value;
 
 constexpr const char* kUsage =
     "usage: thimble-load --server URL [--key-file FILE] --image KEY [--image KEY...]\n"
@@ -54,63 +58,14 @@ struct Gauges {
   double rss = 0, fds = 0, in_flight = 0, queued = 0;
 };
 
-std::size_t append_body(char* data, std::size_t size, std::size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-// A GET with its body and ETag; status 0 when there was no answer.
-struct Fetched {
-  long status = 0;
-  std::string body, etag;
-};
-
-std::size_t keep_etag(char* data, std::size_t size, std::size_t n, void* out) {
-  std::string line(data, size * n);
-  if (line.size() > 5 && (line.starts_with("etag:") || line.starts_with("ETag:"))) {
-    std::string value = line.substr(5);
-    value.erase(0, value.find_first_not_of(' '));
-    value.erase(value.find_last_not_of("\r\n") + 1);
-    *static_cast<std::string*>(out) = value;
-  }
-  return size * n;
-}
-
-Fetched fetch(const std::string& url) {
-  Fetched out;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out.body);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, keep_etag);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &out.etag);
-  if (curl_easy_perform(curl) == CURLE_OK) {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
-  }
-  curl_easy_cleanup(curl);
-  return out;
-}
-
-double metric_value(const std::string& text, const std::string& name) {
-  for (std::size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + 1)) {
-    if ((at == 0 || text[at - 1] == '\n') && text.size() > at + name.size() &&
-        text[at + name.size()] == ' ') {
-      return std::atof(text.c_str() + at + name.size() + 1);
-    }
-  }
-  return -1;
-}
-
 Gauges read_gauges(const std::string& metrics_url) {
-  const Fetched f = fetch(metrics_url);
+  const HttpAnswer f = http_get(metrics_url);
   if (f.status != 200) return {-1, -1, -1, -1};
-  return {metric_value(f.body, "process_resident_memory_bytes"),
-          metric_value(f.body, "process_open_fds"),
+  return {exposition_value(f.body, "process_resident_memory_bytes"),
+          exposition_value(f.body, "process_open_fds"),
           // Less this scrape, which is in flight while it is answered.
-          metric_value(f.body, "thimble_requests_in_flight") - 1,
-          metric_value(f.body, "thimble_worker_queue_depth")};
+          exposition_value(f.body, "thimble_requests_in_flight") - 1,
+          exposition_value(f.body, "thimble_worker_queue_depth")};
 }
 
 double mib(double bytes) {
@@ -208,7 +163,7 @@ int main(int argc, char** argv) {
   for (const std::string& image : images) {
     for (const char* size : {"fit-in/200x200/", "300x300/", "fit-in/640x480/"}) {
       const std::string url = server + signer.sign(size + image);
-      const Fetched f = fetch(url);
+      const HttpAnswer f = http_get(url);
       if (f.status != 200) {
         std::fprintf(stderr, "thimble-load: warming %s: status %ld\n", url.c_str(), f.status);
         return 1;

@@ -27,6 +27,7 @@ std::size_t discard_body(char*, std::size_t size, std::size_t n, void*) {
   return size * n;
 }
 
+// A header callback keeping the ETag's value in the std::string `user`.
 std::size_t read_etag(char* data, std::size_t size, std::size_t n, void* user) {
   const std::size_t length = size * n;
   constexpr std::string_view kName = "etag:";
@@ -36,7 +37,7 @@ std::size_t read_etag(char* data, std::size_t size, std::size_t n, void* user) {
     std::string value(data + kName.size(), length - kName.size());
     value.erase(0, value.find_first_not_of(' '));
     value.erase(value.find_last_not_of("\r\n") + 1);
-    static_cast<Slot*>(user)->etag = std::move(value);
+    *static_cast<std::string*>(user) = std::move(value);
   }
   return length;
 }
@@ -79,7 +80,7 @@ void drive(const std::vector<LoadRequest>& requests, const LoadOptions& options,
     curl_easy_setopt(slot.easy, CURLOPT_PRIVATE, &slot);
     curl_easy_setopt(slot.easy, CURLOPT_WRITEFUNCTION, discard_body);
     curl_easy_setopt(slot.easy, CURLOPT_HEADERFUNCTION, read_etag);
-    curl_easy_setopt(slot.easy, CURLOPT_HEADERDATA, &slot);
+    curl_easy_setopt(slot.easy, CURLOPT_HEADERDATA, &slot.etag);
     curl_easy_setopt(slot.easy, CURLOPT_TIMEOUT, options.timeout_s);
     curl_easy_setopt(slot.easy, CURLOPT_NOSIGNAL, 1L);
     if (start(slot)) ++active;
@@ -133,7 +134,29 @@ void drive(const std::vector<LoadRequest>& requests, const LoadOptions& options,
   report.samples.insert(report.samples.end(), mine.samples.begin(), mine.samples.end());
 }
 
+std::size_t append_body(char* data, std::size_t size, std::size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
 }  // namespace
+
+HttpAnswer http_get(const std::string& url, long timeout_s) {
+  HttpAnswer answer;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_etag);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &answer.etag);
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
+  }
+  curl_easy_cleanup(curl);
+  return answer;
+}
 
 double percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;

@@ -55,6 +55,13 @@ struct LoadOptions {
 // Cycles through `requests` from a random starting point per thread, as LoadOptions say.
 LoadReport run_load(const std::vector<LoadRequest>& requests, const LoadOptions& options);
 
+// One GET on a new connection: status (0 when there was no HTTP answer), body and ETag.
+struct HttpAnswer {
+  long status = 0;
+  std::string body, etag;
+};
+HttpAnswer http_get(const std::string& url, long timeout_s = 60);
+
 // The `p` quantile (0..1) of `values`, nearest rank; 0 for none.
 double percentile(std::vector<double> values, double p);
 

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <span>
@@ -95,6 +96,15 @@ class Metrics {
   };
   std::vector<Reading> readings_;
 };
+
+// The value of the sample `series` (its name and labels, exactly as exposed) in a text
+// exposition such as Metrics::render() writes; -1 when absent. For tools and tests that scrape.
+inline double exposition_value(std::string_view text, std::string_view series) {
+  const std::string prefix = "\n" + std::string(series) + " ";
+  const std::size_t at = text.find(prefix);
+  if (at == std::string_view::npos) return -1;
+  return std::strtod(std::string(text.substr(at + prefix.size(), 32)).c_str(), nullptr);
+}
 
 // This process's resident set size and open file descriptors (Linux /proc), for the readings
 // `process_resident_memory_bytes` and `process_open_fds`.

@@ -20,8 +20,8 @@
 
 using namespace thimble;
 using namespace std::chrono_literals;
+using thimble::proxy::exposition_value;
 using thimble::test::Client;
-using thimble::test::metric;
 using thimble::test::Reply;
 using thimble::test::ThimbleProcess;
 
@@ -101,9 +101,9 @@ class Nginx {
 // What Thimble itself answered so far on the thumbnail route with `status`.
 double thimble_answers(const ThimbleProcess& thimble, int status) {
   Client client;
-  return std::max(0.0, metric(client.request(thimble.base() + "/metrics").body,
-                              "thimble_requests_total{route=\"thumbnail\",status=\"" +
-                                  std::to_string(status) + "\"}"));
+  return std::max(0.0, exposition_value(client.request(thimble.base() + "/metrics").body,
+                                        "thimble_requests_total{route=\"thumbnail\",status=\"" +
+                                            std::to_string(status) + "\"}"));
 }
 
 // The part of a signed URL after the host.

@@ -21,9 +21,9 @@
 #include "thimble_process.h"
 
 using namespace thimble;
+using thimble::proxy::exposition_value;
 using thimble::test::Client;
 using thimble::test::kKey;
-using thimble::test::metric;
 using thimble::test::Reply;
 using Server = thimble::test::ThimbleProcess;
 
@@ -114,25 +114,27 @@ TEST_CASE("/metrics counts requests, stages and caches in Prometheus' text forma
   CHECK(m.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
   CHECK(m.header("cache-control") == "no-store");
   const std::string& text = m.body;
-  CHECK(metric(text, "thimble_requests_total{route=\"thumbnail\",status=\"200\"}") == 2);
-  CHECK(metric(text, "thimble_requests_total{route=\"thumbnail\",status=\"404\"}") == 1);
-  CHECK(metric(text, "thimble_requests_total{route=\"thumbnail\",status=\"403\"}") == 1);
-  CHECK(metric(text, "thimble_cache_requests_total{outcome=\"hit\"}") == 1);
-  CHECK(metric(text, "thimble_cache_requests_total{outcome=\"miss\"}") == 1);
-  CHECK(metric(text, "thimble_stage_duration_seconds_count{stage=\"decode\"}") == 1);
-  CHECK(metric(text, "thimble_stage_duration_seconds_count{stage=\"fetch\"}") == 2);
-  CHECK(metric(text, "thimble_source_errors_total{kind=\"not_found\"}") == 1);
-  CHECK(metric(text, "thimble_source_fetches_total") == 2);
-  CHECK(metric(text, "thimble_transforms_total") == 1);
-  CHECK(metric(text, "thimble_cache_entries{cache=\"results\"}") == 1);
-  CHECK(metric(text, "thimble_requests_in_flight") == 1);  // this scrape
-  CHECK(metric(text, "thimble_worker_queue_depth") == 0);
-  CHECK(metric(text, "process_resident_memory_bytes") > 1e6);
-  CHECK(metric(text, "process_open_fds") > 3);
+  CHECK(exposition_value(text, "thimble_requests_total{route=\"thumbnail\",status=\"200\"}") == 2);
+  CHECK(exposition_value(text, "thimble_requests_total{route=\"thumbnail\",status=\"404\"}") == 1);
+  CHECK(exposition_value(text, "thimble_requests_total{route=\"thumbnail\",status=\"403\"}") == 1);
+  CHECK(exposition_value(text, "thimble_cache_requests_total{outcome=\"hit\"}") == 1);
+  CHECK(exposition_value(text, "thimble_cache_requests_total{outcome=\"miss\"}") == 1);
+  CHECK(exposition_value(text, "thimble_stage_duration_seconds_count{stage=\"decode\"}") == 1);
+  CHECK(exposition_value(text, "thimble_stage_duration_seconds_count{stage=\"fetch\"}") == 2);
+  CHECK(exposition_value(text, "thimble_source_errors_total{kind=\"not_found\"}") == 1);
+  CHECK(exposition_value(text, "thimble_source_fetches_total") == 2);
+  CHECK(exposition_value(text, "thimble_transforms_total") == 1);
+  CHECK(exposition_value(text, "thimble_cache_entries{cache=\"results\"}") == 1);
+  CHECK(exposition_value(text, "thimble_requests_in_flight") == 1);  // this scrape
+  CHECK(exposition_value(text, "thimble_worker_queue_depth") == 0);
+  CHECK(exposition_value(text, "process_resident_memory_bytes") > 1e6);
+  CHECK(exposition_value(text, "process_open_fds") > 3);
   // Histograms are cumulative and end with +Inf = count.
-  const double count = metric(text, "thimble_request_duration_seconds_count{route=\"thumbnail\"}");
+  const double count =
+      exposition_value(text, "thimble_request_duration_seconds_count{route=\"thumbnail\"}");
   CHECK(count == 4);
-  CHECK(metric(text, "thimble_request_duration_seconds_bucket{route=\"thumbnail\",le=\"+Inf\"}") ==
+  CHECK(exposition_value(
+            text, "thimble_request_duration_seconds_bucket{route=\"thumbnail\",le=\"+Inf\"}") ==
         count);
   // Every sample has a TYPE line for its family.
   CHECK(text.find("# TYPE thimble_request_duration_seconds histogram\n") != std::string::npos);
@@ -161,8 +163,9 @@ TEST_CASE("with server.admin_port, /metrics moves off the public port") {
   CHECK(client.request(server.url("fit-in/100x100/photos/storm.jpg")).status == 200);
   Reply m = client.request(admin + "/metrics");
   CHECK(m.status == 200);
-  CHECK(metric(m.body, "thimble_requests_total{route=\"thumbnail\",status=\"200\"}") == 1);
-  CHECK(metric(m.body, "thimble_requests_total{route=\"other\",status=\"404\"}") == 1);
+  CHECK(exposition_value(m.body, "thimble_requests_total{route=\"thumbnail\",status=\"200\"}") ==
+        1);
+  CHECK(exposition_value(m.body, "thimble_requests_total{route=\"other\",status=\"404\"}") == 1);
   CHECK(client.request(admin + "/readyz").status == 200);
   // The admin port serves no thumbnails.
   CHECK(client
@@ -330,7 +333,9 @@ TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
   // this test is about.)
   Client probe;
   for (int i = 0; i < 600; ++i) {
-    if (metric(probe.request(server.base() + "/metrics").body, "thimble_workers_busy") >= 1) break;
+    if (exposition_value(probe.request(server.base() + "/metrics").body, "thimble_workers_busy") >=
+        1)
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   int status = server.stop();
@@ -354,7 +359,8 @@ TEST_CASE("SIGHUP reloads keys and presets without dropping a request, and refus
     slow = own.request(server.url("fit-in/6000x6000/filters:quality(95)/large.jpg"));
   });
   for (int i = 0; i < 600; ++i) {
-    if (metric(client.request(base + "/metrics").body, "thimble_workers_busy") >= 1) break;
+    if (exposition_value(client.request(base + "/metrics").body, "thimble_workers_busy") >= 1)
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::string yaml = test::read_file(server.config_path());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "http_client.h"
+#include "proxy/metrics.h"
 #include "signing/signer.h"
 #include "support.h"
 
@@ -189,14 +190,5 @@ class ThimbleProcess {
   int port_;
   pid_t pid_ = -1;
 };
-
-// The value of the sample `series` (name plus labels, exactly as exposed) in a /metrics text;
-// -1 when absent.
-inline double metric(const std::string& exposition, const std::string& series) {
-  const std::string prefix = "\n" + series + " ";
-  const std::size_t at = exposition.find(prefix);
-  if (at == std::string::npos) return -1;
-  return std::stod(exposition.substr(at + prefix.size()));
-}
 
 }  // namespace thimble::test
