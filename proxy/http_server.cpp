@@ -216,35 +216,35 @@ class Handler final : public Http::Handler {
   // Answers once, with Connection: close, and closes the connection when the answer is out.
   void refuse(const std::shared_ptr<Pistache::Tcp::Peer>& peer, const Status& status) {
     peer->putData(kRefused, std::make_shared<bool>(true));
-    if (metrics_) metrics_->request_started();
-    Exchange exchange;
-    exchange.started = SteadyClock::now();
-    exchange.peer = peer;
+    Exchange exchange = begin_exchange(peer);
     exchange.method = "-";
     exchange.path = "-";
     exchange.request_id = request_id_for("");
     exchange.keep_alive = false;
     exchange.close_after = true;  // the client reads the answer, then sees the end
+    finish(exchange, service_->error(status, Route::kOther));
+  }
+
+  // A request from `peer` starts now: counted, with what finish() needs from this handler.
+  Exchange begin_exchange(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+    if (metrics_) metrics_->request_started();
+    Exchange exchange;
+    exchange.started = SteadyClock::now();
+    exchange.peer = peer;
     exchange.access_log = access_log_;
     exchange.metrics = metrics_;
     exchange.pending = pending_;
-    finish(exchange, service_->error(status, Route::kOther));
+    return exchange;
   }
 
   void serve(const Http::Request& request, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
     // Copy out everything needed: Pistache resets `request` when this returns.
-    Exchange exchange;
-    exchange.started = SteadyClock::now();
-    exchange.peer = peer;
+    Exchange exchange = begin_exchange(peer);
     exchange.method = Http::methodString(request.method());
     exchange.path = request.resource();
     exchange.request_id = request_id_for(header_value(request, "X-Request-Id"));
     exchange.head_only = request.method() == Http::Method::Head;
     exchange.keep_alive = wants_keep_alive(request);
-    exchange.access_log = access_log_;
-    exchange.metrics = metrics_;
-    exchange.pending = pending_;
-    if (metrics_) metrics_->request_started();
 
     OriginRequest origin;
     origin.method = exchange.method;
