@@ -262,11 +262,17 @@ class Handler final : public Http::Handler {
       finish(exchange, *response);
       return;
     }
+    Job job = std::get<Job>(std::move(first));
+    // A storm of identical requests parks on the first: no worker, no place in the queue.
+    if (service_->coalesce(
+            job, [exchange](const OriginResponse& response) { finish(exchange, response); })) {
+      return;
+    }
     OriginService* service = service_;
-    const Route route = std::get<Job>(first).route;
-    bool queued = workers_->try_submit([service, exchange, job = std::get<Job>(std::move(first))] {
-      finish(exchange, service->run(job));
-    });
+    const Route route = job.route;
+    // When the queue is full the job is dropped, and the requests parked on it get 503 too.
+    bool queued = workers_->try_submit(
+        [service, exchange, job = std::move(job)] { finish(exchange, service->run(job)); });
     if (!queued) {
       finish(exchange,
              service_->error({Code::kOverloaded, "too many requests in progress"}, route));

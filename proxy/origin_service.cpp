@@ -133,8 +133,15 @@ void OriginService::add_validators(
   if (vary_accept) response.headers.emplace_back("Vary", "Accept");
 }
 
-OriginResponse OriginService::from_cached(std::shared_ptr<const cache::CachedResult> cached,
-                                          bool not_modified) const {
+OriginResponse OriginService::answer_from(std::shared_ptr<const cache::CachedResult> cached,
+                                          const std::string& if_none_match,
+                                          const std::string& if_modified_since) const {
+  bool not_modified = false;
+  if (!if_none_match.empty()) {
+    not_modified = if_none_match_matches(if_none_match, cached->etag);
+  } else if (auto since = parse_http_date(if_modified_since); since && cached->last_modified) {
+    not_modified = *cached->last_modified <= *since;
+  }
   OriginResponse response;
   response.status = not_modified ? 304 : 200;
   add_validators(response, cached->etag, cached->last_modified, cached->vary_accept,
@@ -239,14 +246,8 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
   job.if_modified_since = request.if_modified_since;
 
   if (auto cached = results_.get(job.cache_key)) {
-    bool not_modified = false;
-    if (!request.if_none_match.empty()) {
-      not_modified = if_none_match_matches(request.if_none_match, cached->etag);
-    } else if (auto since = parse_http_date(request.if_modified_since);
-               since && cached->last_modified) {
-      not_modified = *cached->last_modified <= *since;
-    }
-    OriginResponse response = from_cached(cached, not_modified);
+    OriginResponse response =
+        answer_from(std::move(cached), request.if_none_match, request.if_modified_since);
     response.cache_outcome = "hit";
     response.route = job.route;
     response.source_key = job.spec.image;
@@ -295,9 +296,47 @@ OriginResponse OriginService::run(const Job& job) const {
   return response;
 }
 
+bool OriginService::coalesce(Job& job, std::function<void(OriginResponse)> answer) const {
+  auto on_land = [this, job,
+                  answer = std::move(answer)](const std::shared_ptr<const Produced>& produced) {
+    answer(coalesced_answer(job, produced));
+  };
+  // A revalidation may end in a 304 from the source without a transform, so it never leads; it
+  // may wait for one that transforms.
+  if (!job.if_none_match.empty() || !job.if_modified_since.empty()) {
+    return renders_.join(job.cache_key, job.deadline, std::move(on_land));
+  }
+  RenderFlights::Joining joining =
+      renders_.join_or_open(job.cache_key, job.deadline, std::move(on_land), [] {
+        return Produced(Status(Code::kOverloaded,
+                               "the identical request this one waited for "
+                               "could not be served"));
+      });
+  job.lease = std::move(joining.lease);
+  return joining.joined;
+}
+
+OriginResponse OriginService::coalesced_answer(
+    const Job& job, const std::shared_ptr<const Produced>& produced) const {
+  ++coalesced_;
+  OriginResponse response =
+      !produced ? error({Code::kInternal, "the identical request this one waited for failed"})
+      : !produced->ok() ? error(produced->status())
+                        : answer_from(**produced, job.if_none_match, job.if_modified_since);
+  response.cache_outcome = "coalesced";
+  response.route = job.route;
+  response.source_key = job.spec.image;
+  return response;
+}
+
 OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) const {
+  // The requests parked on this one get its answer, failures included.
+  const auto fail = [&](const Status& status) {
+    if (job.lease) job.lease->land(status);
+    return error(status);
+  };
   if (clock_.steady_now() > job.deadline) {
-    return error({Code::kOverloaded, "the request waited too long for a worker"});
+    return fail({Code::kOverloaded, "the request waited too long for a worker"});
   }
   // Watermark images first: their versions are part of the thumbnail's validator.
   std::vector<std::shared_ptr<const Mark>> held_marks;
@@ -305,7 +344,7 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
   std::string mark_versions;
   for (const std::string& key : transform::watermark_keys(job.spec.filters)) {
     Result<std::shared_ptr<const Mark>> mark = watermark(key, steady_deadline(job));
-    if (!mark.ok()) return error(mark.status());
+    if (!mark.ok()) return fail(mark.status());
     held_marks.push_back(*mark);
     marks.emplace(key, (*mark)->bytes);
     mark_versions += key + "=" + (*mark)->token + ";";
@@ -347,25 +386,29 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
 
   // The answer may have landed while this request waited for a worker.
   if (auto cached = results_.get(job.cache_key)) {
-    const bool fresh_match =
-        !job.if_none_match.empty() && if_none_match_matches(job.if_none_match, cached->etag);
-    OriginResponse response = from_cached(cached, fresh_match);
+    if (job.lease) job.lease->land(cached);
+    OriginResponse response =
+        answer_from(std::move(cached), job.if_none_match, job.if_modified_since);
     response.cache_outcome = "hit";
     return response;
   }
-  // Identical requests in flight share one fetch and one transform.
-  auto flight = renders_.run(job.cache_key, job.deadline,
-                             [&] { return produce(job, marks, marks_suffix, prefetched, times); });
-  if (!flight.value) {
-    return error({Code::kOverloaded, "the request waited too long for the same thumbnail"});
+  // Identical requests share one fetch and one transform: those parked on this one's flight
+  // (coalesce()), and those that reached a worker while it was in the air.
+  const auto work = [&] { return produce(job, marks, marks_suffix, prefetched, times); };
+  std::shared_ptr<const Produced> produced;
+  if (job.lease) {
+    produced = job.lease->fly(work);
+  } else {
+    auto flight = renders_.run(job.cache_key, job.deadline, work);
+    if (!flight.value) {
+      return error({Code::kOverloaded, "the request waited too long for the same thumbnail"});
+    }
+    if (!flight.leader) return coalesced_answer(job, flight.value);
+    produced = std::move(flight.value);
   }
-  if (!flight.leader) ++coalesced_;
-  const Result<std::shared_ptr<const cache::CachedResult>>& produced = *flight.value;
-  if (!produced.ok()) return error(produced.status());
-  const bool not_modified =
-      !job.if_none_match.empty() && if_none_match_matches(job.if_none_match, (*produced)->etag);
-  OriginResponse response = from_cached(*produced, not_modified);
-  response.cache_outcome = flight.leader ? "miss" : "coalesced";
+  if (!produced->ok()) return error(produced->status());
+  OriginResponse response = answer_from(**produced, job.if_none_match, job.if_modified_since);
+  response.cache_outcome = "miss";
   return response;
 }
 

@@ -9,7 +9,13 @@
 //           worker thread (it blocks on I/O and burns CPU), and stores its result in the cache.
 // handle() does both in a row, for tests and tools.
 //
-// Thread-safety: all methods may be called concurrently; the service holds no per-request state.
+// Identical requests are coalesced: the HTTP adapter offers each Job to coalesce() before queueing
+// it. The first of a storm leads (it is queued and does the work); the others are parked on its
+// flight and answered from its result by the worker that finishes it, so a storm of any size
+// takes one worker and one place in the queue.
+//
+// Thread-safety: all methods may be called concurrently; the only per-request state the service
+// holds is the parked requests' answer callbacks.
 #pragma once
 
 #include <atomic>
@@ -102,6 +108,10 @@ struct ServiceSettings {
   std::string fingerprint;  // the output settings that change a thumbnail's bytes
 };
 
+// What one transform produced: the finished thumbnail, or why there is none.
+using Produced = Result<std::shared_ptr<const cache::CachedResult>>;
+using RenderFlights = cache::SingleFlight<Produced>;
+
 // What remains to do for a request that begin() could not answer.
 struct Job {
   transform::ThumbnailSpec spec;
@@ -115,6 +125,9 @@ struct Job {
   std::chrono::steady_clock::time_point deadline;
   Route route = Route::kThumbnail;
   std::shared_ptr<const ServiceSettings> settings;  // those the request began with
+  // Set by coalesce() when identical requests may park on this one: run() lands it with its
+  // answer (dropping the Job unrun answers them 503).
+  std::shared_ptr<RenderFlights::Lease> lease;
 };
 
 class OriginService {
@@ -129,6 +142,11 @@ class OriginService {
   void reload(OriginOptions options, signing::UrlSigner signer);
 
   std::variant<OriginResponse, Job> begin(const OriginRequest& request) const;
+  // Never blocks. When an identical request is already being made (and will be done by this
+  // one's deadline), parks this one: `answer` is called later with its response, on the thread
+  // that finishes the work, and the result is true. Otherwise returns false and the caller runs
+  // the job; unconditional requests then lead, so the identical ones after them park.
+  bool coalesce(Job& job, std::function<void(OriginResponse)> answer) const;
   OriginResponse run(const Job& job) const;
   OriginResponse handle(const OriginRequest& request) const;
 
@@ -165,8 +183,13 @@ class OriginService {
   std::string signature_header() const { return settings()->options.signature_header; }
 
  private:
-  OriginResponse from_cached(std::shared_ptr<const cache::CachedResult> cached,
-                             bool not_modified) const;
+  // 200, or 304 when the request's If-None-Match (else If-Modified-Since) matches `cached`.
+  OriginResponse answer_from(std::shared_ptr<const cache::CachedResult> cached,
+                             const std::string& if_none_match,
+                             const std::string& if_modified_since) const;
+  // The answer of a request that waited for an identical one's transform.
+  OriginResponse coalesced_answer(const Job& job,
+                                  const std::shared_ptr<const Produced>& produced) const;
   std::shared_ptr<const ServiceSettings> settings() const { return settings_.load(); }
   void add_validators(OriginResponse& response, const std::string& etag,
                       const std::optional<std::chrono::system_clock::time_point>& last_modified,
@@ -217,7 +240,7 @@ class OriginService {
   std::atomic<std::shared_ptr<const ServiceSettings>> settings_;
   mutable FocalMemory focal_memory_;
   mutable cache::LruMap<std::shared_ptr<const Mark>> marks_{256};
-  mutable cache::SingleFlight<Result<std::shared_ptr<const cache::CachedResult>>> renders_;
+  mutable RenderFlights renders_;
   mutable cache::SingleFlight<Result<SourceObject>> downloads_;
   mutable cache::LruMap<std::chrono::steady_clock::time_point> not_found_{10000};
   mutable std::atomic<std::uint64_t> fetches_{0}, renders_count_{0}, coalesced_{0},

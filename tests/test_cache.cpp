@@ -212,6 +212,71 @@ TEST_CASE("single-flight: a failure reaches every waiter as the same value") {
   CHECK(errors == 8);
 }
 
+TEST_CASE("single-flight: parked callers get the leader's value on the thread that lands it") {
+  cache::SingleFlight<int> flights;
+  const auto now = std::chrono::steady_clock::now();
+  const auto abandoned = [] { return -1; };
+  std::vector<int> seen;
+  const auto record = [&](const std::shared_ptr<const int>& value) {
+    seen.push_back(value ? *value : -2);
+  };
+  // The first opens the flight and holds its lease; it is not parked.
+  auto first = flights.join_or_open("k", now + std::chrono::seconds(5), record, abandoned);
+  CHECK_FALSE(first.joined);
+  REQUIRE(first.lease);
+  // Later callers whose deadline is no earlier than the flight's park without blocking.
+  for (int i = 0; i < 3; ++i) {
+    auto next = flights.join_or_open("k", now + std::chrono::seconds(6), record, abandoned);
+    CHECK(next.joined);
+    CHECK_FALSE(next.lease);
+  }
+  CHECK(flights.join("k", now + std::chrono::seconds(5), record));
+  // One that must be answered before the flight promises to land neither parks nor leads.
+  auto hurried = flights.join_or_open("k", now + std::chrono::seconds(1), record, abandoned);
+  CHECK_FALSE(hurried.joined);
+  CHECK_FALSE(hurried.lease);
+  CHECK_FALSE(flights.join("k", now + std::chrono::seconds(1), record));
+  CHECK(flights.in_flight() == 1);
+  CHECK(seen.empty());
+  auto value = first.lease->fly([] { return 7; });
+  CHECK(*value == 7);
+  CHECK(seen == std::vector<int>{7, 7, 7, 7});
+  CHECK(flights.in_flight() == 0);
+  // No flight in the air: join() parks nothing.
+  CHECK_FALSE(flights.join("k", now + std::chrono::seconds(5), record));
+}
+
+TEST_CASE("single-flight: a lease dropped or failed still answers everyone parked on it") {
+  cache::SingleFlight<std::string> flights;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::vector<std::string> seen;
+  const auto record = [&](const std::shared_ptr<const std::string>& value) {
+    seen.push_back(value ? *value : "null");
+  };
+  const auto abandoned = [] { return std::string("abandoned"); };
+  {
+    auto lead = flights.join_or_open("k", deadline, record, abandoned);
+    REQUIRE(lead.lease);
+    CHECK(flights.join_or_open("k", deadline, record, abandoned).joined);
+  }  // the lease is dropped unflown (its job never ran)
+  CHECK(seen == std::vector<std::string>{"abandoned"});
+  CHECK(flights.in_flight() == 0);
+
+  seen.clear();
+  auto lead = flights.join_or_open("k", deadline, record, abandoned);
+  CHECK(flights.join("k", deadline, record));
+  CHECK_THROWS(lead.lease->fly([]() -> std::string { throw std::runtime_error("bug"); }));
+  CHECK(seen == std::vector<std::string>{"null"});
+  CHECK(flights.in_flight() == 0);
+
+  seen.clear();
+  auto landed = flights.join_or_open("k", deadline, record, abandoned);
+  CHECK(flights.join("k", deadline, record));
+  landed.lease->land("found meanwhile");
+  landed.lease.reset();  // landing once is all: dropping it afterwards adds nothing
+  CHECK(seen == std::vector<std::string>{"found meanwhile"});
+}
+
 namespace {}  // namespace
 
 TEST_CASE(

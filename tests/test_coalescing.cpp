@@ -1,5 +1,6 @@
-// Request coalescing through the real HTTP adapter: a storm of identical CDN misses costs one
-// fetch and one transform; a failing source fails every waiter quickly; nobody hangs.
+// Request coalescing, in the service and through the real HTTP adapter: a storm of identical CDN
+// misses costs one fetch and one transform, however large it is; a failing source fails every
+// waiter quickly; nobody hangs.
 #include <curl/curl.h>
 #include <doctest/doctest.h>
 
@@ -65,10 +66,10 @@ struct Stack {
   std::unique_ptr<WorkerPool> pool;
   std::unique_ptr<HttpServer> server;
   Metrics metrics;
-  explicit Stack(Source& source) {
+  explicit Stack(Source& source, std::size_t queue_length = 200) {
     service = std::make_unique<OriginService>(OriginOptions{}, signer, source, results, clock);
     service->use_metrics(&metrics);
-    pool = std::make_unique<WorkerPool>(2, 200);
+    pool = std::make_unique<WorkerPool>(2, queue_length);
     config.access_log = false;
     server = std::make_unique<HttpServer>(config, "127.0.0.1", 0 /* any free port */,
                                           HttpServer::Routes::kAll, *service, *pool, &metrics);
@@ -161,4 +162,108 @@ TEST_CASE("a source's 404 is remembered briefly, so a storm of junk URLs asks on
   }
   CHECK(source.fetches == 1);
   CHECK(stack.service->counters().not_found_hits == 4);
+}
+
+TEST_CASE("a storm larger than the queue is answered whole, and other work still gets a worker") {
+  test::TempDir dir;
+  std::filesystem::copy_file(test::corpus("large/Bridge_by_Sander_Klootwijk.jpg"),
+                             dir.path() / "b.jpg");
+  std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), dir.path() / "c.jpg");
+  FileSource files(dir.path().string(), 64 << 20);
+  SlowSource source(files, 400ms);
+  // Two workers and room for two waiting jobs: 150 identical requests park on the first.
+  Stack stack(source, 2);
+  std::vector<Reply> replies;
+  std::thread storming([&] { replies = storm(stack.url("fit-in/300x200/b.jpg"), 150); });
+  std::this_thread::sleep_for(150ms);
+  // While the storm waits for its one transform, a different thumbnail is made meanwhile.
+  const Reply other = get(stack.url("fit-in/100x100/c.jpg"));
+  storming.join();
+  CHECK(other.status == 200);
+  REQUIRE(replies.size() == 150);
+  for (const Reply& r : replies) {
+    CHECK(r.status == 200);
+    CHECK(r.body == replies.front().body);
+  }
+  CHECK(source.fetches == 2);
+  CHECK(stack.service->counters().renders == 2);
+  CHECK(stack.metrics.requests(Route::kThumbnail, 503) == 0);
+  CHECK(stack.metrics.in_flight() == 0);
+}
+
+TEST_CASE("parked requests get their leader's answer: 200, 304, or 503 when it is dropped") {
+  test::TempDir dir;
+  std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), dir.path() / "b.jpg");
+  FileSource source(dir.path().string(), 64 << 20);
+  SystemClock clock;
+  signing::UrlSigner signer{{"k"}, false};
+  cache::ResultCache nothing_kept{0, 1, clock};  // every request reaches the flights
+  OriginService service(OriginOptions{}, signer, source, nothing_kept, clock);
+  OriginRequest request;
+  request.method = "GET";
+  request.path = signer.sign("fit-in/100x100/b.jpg");
+  const auto job_for = [&](const OriginRequest& r) {
+    auto begun = service.begin(r);
+    REQUIRE(std::holds_alternative<Job>(begun));
+    return std::get<Job>(std::move(begun));
+  };
+  std::vector<OriginResponse> parked;
+  const auto park = [&](Job& job) {
+    return service.coalesce(job, [&](OriginResponse r) { parked.push_back(std::move(r)); });
+  };
+
+  // The first leads; an identical one and a revalidation of another version park on it.
+  Job leader = job_for(request);
+  CHECK_FALSE(park(leader));
+  CHECK(leader.lease);
+  Job same = job_for(request);
+  CHECK(park(same));
+  OriginRequest stale = request;
+  stale.if_none_match = "\"elsewhere-x\"";
+  Job revalidation = job_for(stale);
+  CHECK(park(revalidation));
+  CHECK(parked.empty());
+  const OriginResponse made = service.run(leader);
+  CHECK(made.status == 200);
+  CHECK(made.cache_outcome == "miss");
+  REQUIRE(parked.size() == 2);
+  for (const OriginResponse& r : parked) {
+    CHECK(r.status == 200);
+    CHECK(r.cache_outcome == "coalesced");
+    CHECK(*r.body == *made.body);
+    CHECK(*r.header("ETag") == *made.header("ETag"));
+  }
+
+  // A parked revalidation of the version being made is a 304.
+  parked.clear();
+  Job again = job_for(request);
+  CHECK_FALSE(park(again));
+  OriginRequest current = request;
+  current.if_none_match = *made.header("ETag");
+  Job fresh = job_for(current);
+  CHECK(park(fresh));
+  CHECK(service.run(again).status == 200);
+  REQUIRE(parked.size() == 1);
+  CHECK(parked[0].status == 304);
+  CHECK(parked[0].body == nullptr);
+
+  // A revalidation with nobody to wait for is not parked and opens nothing.
+  Job alone = job_for(current);
+  CHECK_FALSE(park(alone));
+  CHECK_FALSE(alone.lease);
+
+  // A leader dropped unrun (its queue was full) answers the parked ones 503, never leaves them.
+  parked.clear();
+  {
+    Job dropped = job_for(request);
+    CHECK_FALSE(park(dropped));
+    Job waiting = job_for(request);
+    CHECK(park(waiting));
+  }
+  REQUIRE(parked.size() == 1);
+  CHECK(parked[0].status == 503);
+  CHECK(*parked[0].header("Cache-Control") == "no-store");
+  CHECK(parked[0].header("Retry-After") != nullptr);
+  CHECK(service.counters().renders == 2);
+  CHECK(service.counters().coalesced == 4);
 }
