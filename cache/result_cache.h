@@ -1,9 +1,10 @@
 // ByteLru<V>: values kept in memory, a sharded LRU charged by bytes (key + the value's payload +
 // a fixed overhead): each shard has its own lock and an equal share of the capacity, so
 // concurrent lookups rarely contend. Entries expire after their TTL, measured on the injected
-// Clock. Two instances serve Thimble:
-//   ResultCache   finished thumbnails, so the same thumbnail is never transformed twice while
-//   fresh; OriginalCache originals, so the second size of a photo does not fetch it again.
+// Clock. It keeps Thimble's finished thumbnails (ResultCache), so the same thumbnail is never
+// transformed twice while fresh, and its recent originals, so the second size of a photo does not
+// fetch it again. A value type V needs a payload_bytes(const V&) found by argument-dependent
+// lookup.
 //
 // Values are immutable and shared (std::shared_ptr<const V>): a hit hands out the same bytes
 // without copying them, and an evicted entry stays valid for readers still holding it.
@@ -37,16 +38,6 @@ struct CachedResult {
 };
 inline std::uint64_t payload_bytes(const CachedResult& r) {
   return r.body.size() + r.content_type.size() + r.etag.size();
-}
-
-// An original as its source gave it: the bytes and their validators.
-struct CachedOriginal {
-  std::string bytes;
-  std::string token;
-  std::optional<std::chrono::system_clock::time_point> last_modified;
-};
-inline std::uint64_t payload_bytes(const CachedOriginal& o) {
-  return o.bytes.size() + o.token.size();
 }
 
 struct CacheStats {
@@ -166,6 +157,5 @@ class ByteLru {
 };
 
 using ResultCache = ByteLru<CachedResult>;
-using OriginalCache = ByteLru<CachedOriginal>;
 
 }  // namespace thimble::cache

@@ -368,12 +368,12 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
   }
 
   // A revalidation asks the source first: an unchanged original is a 304 with no transform.
-  std::shared_ptr<const Result<SourceObject>> prefetched;
+  std::shared_ptr<const FetchedOriginal> prefetched;
   if (!conditions.if_token_in.empty() || conditions.if_modified_since) {
-    prefetched = std::make_shared<const Result<SourceObject>>(
-        timed_fetch(job.spec.image, conditions, &times));
-    if (!(*prefetched).ok()) return error((*prefetched).status());
-    const SourceObject& checked = **prefetched;
+    prefetched = std::make_shared<const FetchedOriginal>(
+        FetchedOriginal::from(timed_fetch(job.spec.image, conditions, &times)));
+    if (!prefetched->object.ok()) return error(prefetched->object.status());
+    const SourceObject& checked = *prefetched->object;
     if (checked.not_modified) {
       OriginResponse response;
       response.status = 304;
@@ -427,43 +427,47 @@ Result<SourceObject> OriginService::timed_fetch(const std::string& key,
   return fetched;
 }
 
-std::shared_ptr<const Result<SourceObject>> OriginService::fetch_original(const std::string& key,
-                                                                          const Job& job,
-                                                                          WorkTimes& times) const {
+FetchedOriginal FetchedOriginal::from(Result<SourceObject> fetched) {
+  FetchedOriginal original{std::move(fetched), std::nullopt};
+  if (original.object.ok() && !original.object->not_modified) {
+    const std::string& bytes = original.object->bytes;
+    Result<transform::ImageInfo> header = transform::sniff(
+        std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+    if (header.ok()) original.header = *header;
+  }
+  return original;
+}
+
+std::shared_ptr<const FetchedOriginal> OriginService::fetch_original(const std::string& key,
+                                                                     const Job& job,
+                                                                     WorkTimes& times) const {
   const auto now = clock_.steady_now();
   if (std::optional<std::chrono::steady_clock::time_point> until = not_found_.get(key);
       until && *until > now) {
     ++not_found_hits_;
-    return std::make_shared<const Result<SourceObject>>(
-        Status(Code::kNotFound, "source not found"));
+    return std::make_shared<const FetchedOriginal>(
+        FetchedOriginal{Status(Code::kNotFound, "source not found"), std::nullopt});
   }
   // Kept from a recent fetch: the other sizes of a photo do not fetch it again.
-  if (std::shared_ptr<const cache::CachedOriginal> kept = originals_.get(key)) {
+  if (std::shared_ptr<const FetchedOriginal> kept = originals_.get(key)) {
     ++original_hits_;
-    SourceObject object;
-    object.bytes = kept->bytes;
-    object.validators = {kept->token, kept->last_modified};
-    return std::make_shared<const Result<SourceObject>>(std::move(object));
+    return kept;
   }
   // Several sizes of one new photo requested at once share one download.
   auto flight = downloads_.run(key, job.deadline, [&] {
     FetchConditions conditions;
     conditions.deadline = steady_deadline(job);
-    Result<SourceObject> fetched = timed_fetch(key, conditions, &times);
-    if (fetched.ok() && !fetched->not_modified) {
-      originals_.put(
-          key,
-          std::make_shared<const cache::CachedOriginal>(cache::CachedOriginal{
-              fetched->bytes, fetched->validators.token, fetched->validators.last_modified}),
-          job.settings->options.original_ttl);
-    }
-    return fetched;
+    return FetchedOriginal::from(timed_fetch(key, conditions, &times));
   });
   if (!flight.value) {
-    return std::make_shared<const Result<SourceObject>>(
-        Status(Code::kOverloaded, "the request waited too long for the original"));
+    return std::make_shared<const FetchedOriginal>(FetchedOriginal{
+        Status(Code::kOverloaded, "the request waited too long for the original"), std::nullopt});
   }
-  if (!(*flight.value).ok() && (*flight.value).status().code() == Code::kNotFound &&
+  const Result<SourceObject>& fetched = flight.value->object;
+  if (flight.leader && fetched.ok() && !fetched->not_modified) {
+    originals_.put(key, flight.value, job.settings->options.original_ttl);
+  }
+  if (!fetched.ok() && fetched.status().code() == Code::kNotFound &&
       job.settings->options.not_found_ttl.count() > 0) {
     not_found_.put(key, now + job.settings->options.not_found_ttl);
   }
@@ -480,7 +484,7 @@ void OriginService::use_result_store(cache::ResultStore* store,
 
 Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
-    std::shared_ptr<const Result<SourceObject>> original, WorkTimes& times) const {
+    std::shared_ptr<const FetchedOriginal> original, WorkTimes& times) const {
   const bool storable = store_ != nullptr && (!job.unsafe || store_unsafe_);
   // The result's path in result storage: its canonical request path. Made here, on a worker and
   // only with storage configured: ThumbnailSpec::path() parses the URL once more.
@@ -497,27 +501,30 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
     }
   }
   if (!original) original = fetch_original(job.spec.image, job, times);
-  if (!(*original).ok()) return (*original).status();
-  const SourceObject& source = **original;
+  if (!original->object.ok()) return original->object.status();
+  const SourceObject& source = *original->object;
   const std::string etag = make_etag(job.transform, source.validators.token + marks_suffix);
   const auto bytes =
       std::span(reinterpret_cast<const std::uint8_t*>(source.bytes.data()), source.bytes.size());
+  transform::RenderRequest request;
+  request.negotiated = job.negotiated;
   // One version of one original: its key and its validator.
-  const transform::FocalPointCache focal_cache{&focal_memory_,
-                                               job.spec.image + "@" + source.validators.token};
+  request.focal_cache = {&focal_memory_, job.spec.image + "@" + source.validators.token};
+  request.watermarks = marks;
+  request.deadline = steady_deadline(job);
+  request.header = original->header;
   ++renders_count_;
   auto cached = std::make_shared<cache::CachedResult>();
   if (job.spec.meta) {
     // meta/: the JSON description, from the header alone.
-    Result<std::string> json = transform::describe(bytes, job.spec, job.settings->options.render,
-                                                   job.negotiated, focal_cache);
+    Result<std::string> json =
+        transform::describe(bytes, job.spec, job.settings->options.render, request);
     if (!json.ok()) return json.status();
     cached->body = std::move(json).value();
     cached->content_type = "application/json";
   } else {
     Result<transform::Thumbnail> thumbnail =
-        transform::render(bytes, job.spec, job.settings->options.render,
-                          {job.negotiated, focal_cache, marks, steady_deadline(job)});
+        transform::render(bytes, job.spec, job.settings->options.render, request);
     if (!thumbnail.ok()) return thumbnail.status();
     cached->body = std::move(thumbnail->bytes);
     cached->content_type = std::string(transform::mime_type(thumbnail->format));

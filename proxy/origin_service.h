@@ -108,6 +108,21 @@ struct ServiceSettings {
   std::string fingerprint;  // the output settings that change a thumbnail's bytes
 };
 
+// An original as its source gave it, with its header read once per download (none when it is
+// no image Thimble knows), so neither the other sizes of a photo kept in memory nor the
+// requests sharing its download read it again.
+struct FetchedOriginal {
+  Result<SourceObject> object;
+  std::optional<transform::ImageInfo> header;
+
+  static FetchedOriginal from(Result<SourceObject> fetched);
+};
+inline std::uint64_t payload_bytes(const FetchedOriginal& original) {
+  return original.object.ok()
+             ? original.object->bytes.size() + original.object->validators.token.size()
+             : 0;
+}
+
 // What one transform produced: the finished thumbnail, or why there is none.
 using Produced = Result<std::shared_ptr<const cache::CachedResult>>;
 using RenderFlights = cache::SingleFlight<Produced>;
@@ -229,19 +244,19 @@ class OriginService {
                                    WorkTimes* times) const;
   // The original, from one shared download per key at a time; a recent 404 is answered from
   // memory.
-  std::shared_ptr<const Result<SourceObject>> fetch_original(const std::string& key, const Job& job,
-                                                             WorkTimes& times) const;
+  std::shared_ptr<const FetchedOriginal> fetch_original(const std::string& key, const Job& job,
+                                                        WorkTimes& times) const;
   // Fetch (unless `original` is given) + transform + store in the result cache; the time spent
   // goes into `times`.
   Result<std::shared_ptr<const cache::CachedResult>> produce(
       const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
-      std::shared_ptr<const Result<SourceObject>> original, WorkTimes& times) const;
+      std::shared_ptr<const FetchedOriginal> original, WorkTimes& times) const;
 
   std::atomic<std::shared_ptr<const ServiceSettings>> settings_;
   mutable FocalMemory focal_memory_;
   mutable cache::LruMap<std::shared_ptr<const Mark>> marks_{256};
   mutable RenderFlights renders_;
-  mutable cache::SingleFlight<Result<SourceObject>> downloads_;
+  mutable cache::SingleFlight<FetchedOriginal> downloads_;
   mutable cache::LruMap<std::chrono::steady_clock::time_point> not_found_{10000};
   mutable std::atomic<std::uint64_t> fetches_{0}, renders_count_{0}, coalesced_{0},
       not_found_hits_{0}, store_hits_{0};
@@ -253,7 +268,8 @@ class OriginService {
   Source& source_;
   cache::ResultCache& results_;
   const Clock& clock_;
-  mutable cache::OriginalCache originals_;
+  // Recent originals, shared with the renders using them (never copied).
+  mutable cache::ByteLru<FetchedOriginal> originals_;
   std::atomic<bool> draining_{false};
 };
 

@@ -14,6 +14,7 @@
 #include "support.h"
 #include "transform/decode.h"
 #include "transform/jpeg_dc.h"
+#include "transform/meta.h"
 #include "transform/pipeline.h"
 
 using namespace thimble;
@@ -292,6 +293,32 @@ TEST_CASE("over-limit sources are refused from the header, before decoding") {
   auto refused = render_bytes(bomb, "fit-in/300x200");
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == Code::kTooLarge);
+}
+
+TEST_CASE("a header read before is trusted instead of read again, and still held to the limits") {
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  auto spec = parse_spec("fit-in/300x200/image");
+  REQUIRE(spec.ok());
+  Result<ImageInfo> header = sniff(test::as_bytes(storm));
+  REQUIRE(header.ok());
+  RenderRequest known;
+  known.header = *header;
+  // The same thumbnail as reading the header itself.
+  auto read = render(test::as_bytes(storm), *spec, RenderSettings{});
+  auto trusted = render(test::as_bytes(storm), *spec, RenderSettings{}, known);
+  REQUIRE(read.ok());
+  REQUIRE(trusted.ok());
+  CHECK(trusted->bytes == read->bytes);
+  // What the known header says is what counts: a header claiming 40000 pixels a side is refused
+  // before any decode, although the bytes are a small photo.
+  known.header->width = 40000;
+  auto refused = render(test::as_bytes(storm), *spec, RenderSettings{}, known);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kTooLarge);
+  auto described = describe(test::as_bytes(storm), *parse_spec("meta/fit-in/300x200/image"),
+                            RenderSettings{}, known);
+  REQUIRE_FALSE(described.ok());
+  CHECK(described.status().code() == Code::kTooLarge);
 }
 
 TEST_CASE("undecodable inputs are unsupported media, never a crash") {

@@ -20,9 +20,8 @@ std::string crop_operation(int left, int top, int right, int bottom) {
 }  // namespace
 
 Result<std::string> describe(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                             const RenderSettings& settings, std::optional<ImageFormat> negotiated,
-                             const FocalPointCache& focal_cache) {
-  Result<ImageInfo> info = inspect(original, settings);
+                             const RenderSettings& settings, const RenderRequest& request) {
+  Result<ImageInfo> info = inspect(original, settings, request.header);
   if (!info.ok()) return info.status();
   const Size source =
       info->swaps_axes() ? Size{info->height, info->width} : Size{info->width, info->height};
@@ -57,7 +56,7 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
       }
     }
     if (spec.smart) {
-      FocalPointCache cache = focal_cache;
+      FocalPointCache cache = request.focal_cache;
       if (spec.trim) cache.key += "|" + trim_text(*spec.trim);  // points of the trimmed image
       detected = find_focal_points(pixels, orientation, shown, settings, cache);
     }
@@ -92,8 +91,8 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
                      "},\"operations\":[";
   for (std::size_t i = 0; i < operations.size(); ++i) json += (i ? "," : "") + operations[i];
   json += "],\"target\":{\"width\":" + std::to_string(width) +
-          ",\"height\":" + std::to_string(height) +
-          ",\"format\":" + json_string(format_name(output_format(spec, info->format, negotiated))) +
+          ",\"height\":" + std::to_string(height) + ",\"format\":" +
+          json_string(format_name(output_format(spec, info->format, request.negotiated))) +
           "},\"focal_points\":[";
   bool first = true;
   for (const FocalPoint& p : effective_focal_points(planned_spec, base, detected)) {

@@ -25,9 +25,8 @@ namespace thimble::transform {
 
 // With trim or smart/ the pixels are needed: the image is decoded (trim in full, smart/ at the
 // smallest JPEG scale that still gives the detector its copy).
+// Of `request`, the negotiated format, the focal-point cache and a known header count.
 Result<std::string> describe(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                             const RenderSettings& settings,
-                             std::optional<ImageFormat> negotiated = std::nullopt,
-                             const FocalPointCache& focal_cache = {});
+                             const RenderSettings& settings, const RenderRequest& request = {});
 
 }  // namespace thimble::transform

@@ -148,11 +148,12 @@ ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
   return can_encode(source) ? source : ImageFormat::kPng;
 }
 
-Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& s) {
+Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& s,
+                          const std::optional<ImageInfo>& header) {
   if (original.size() > static_cast<std::size_t>(INT_MAX)) {
     return Status(Code::kTooLarge, "the source is too large");
   }
-  Result<ImageInfo> info = sniff(original);
+  Result<ImageInfo> info = header ? Result<ImageInfo>(*header) : sniff(original);
   if (!info.ok()) return info;
   if (info->format == ImageFormat::kGif) {
     return Status(Code::kUnsupportedMedia, "GIF sources are not supported");
@@ -190,10 +191,9 @@ namespace {
 // debug/: like Thumbor, no transform at all: the (trimmed, manually cropped) source with a red
 // box around each focal point that would decide the crop, shrunk to fit the output limit.
 Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                               const RenderSettings& s, std::optional<ImageFormat> negotiated,
-                               const FocalPointCache& focal_cache) {
+                               const RenderSettings& s, const RenderRequest& request) {
   Thumbnail thumb;
-  Result<ImageInfo> info = inspect(original, s);
+  Result<ImageInfo> info = inspect(original, s, request.header);
   if (!info.ok()) return info.status();
   thumb.source = *info;
   Result<cv::Mat> decoded = decode_image(original, *info, 1);
@@ -208,8 +208,9 @@ Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const Thu
       planned_spec = shift_crop(spec, t);
     }
     const Size shown{img.cols, img.rows};
-    std::vector<FocalPoint> points =
-        spec.smart ? find_focal_points(img, 1, shown, s, focal_cache) : std::vector<FocalPoint>{};
+    std::vector<FocalPoint> points = spec.smart
+                                         ? find_focal_points(img, 1, shown, s, request.focal_cache)
+                                         : std::vector<FocalPoint>{};
     for (const FocalPoint& p : explicit_focal_points(spec)) points.push_back(p);
     Result<Plan> plan = make_plan(planned_spec, shown, std::max(shown.width, shown.height), points);
     if (!plan.ok()) return plan.status();
@@ -234,7 +235,7 @@ Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const Thu
     return Status(Code::kInternal, "the image could not be drawn on");
   }
   thumb.region = {0, 0, img.cols, img.rows};
-  thumb.format = output_format(spec, info->format, negotiated);
+  thumb.format = output_format(spec, info->format, request.negotiated);
   Result<std::string> bytes = encode(img, thumb.format, spec, s);
   if (!bytes.ok()) return bytes.status();
   thumb.bytes = std::move(bytes).value();
@@ -246,11 +247,11 @@ Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const Thu
 
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                          const RenderSettings& s, const RenderRequest& request) {
-  if (spec.debug) return render_debug(original, spec, s, request.negotiated, request.focal_cache);
+  if (spec.debug) return render_debug(original, spec, s, request);
   auto late = [&] { return Clock::now() > request.deadline; };
   Thumbnail thumb;
   auto start = Clock::now();
-  Result<ImageInfo> info = inspect(original, s);
+  Result<ImageInfo> info = inspect(original, s, request.header);
   if (!info.ok()) return info.status();
   thumb.source = *info;
   Size shown =

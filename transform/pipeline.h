@@ -81,8 +81,10 @@ struct Thumbnail {
 ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
                           std::optional<ImageFormat> negotiated);
 
-// Sniffs and checks an original against the limits without decoding it.
-Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& settings);
+// Sniffs and checks an original against the limits without decoding it. A `header` read before
+// (an original kept in memory) is trusted instead of reading it again; the limits are checked.
+Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& settings,
+                          const std::optional<ImageInfo>& header = std::nullopt);
 
 // The watermark originals a URL names (source key → bytes), fetched by the caller from the same
 // source; render() decodes each within the same limits as any original.
@@ -97,6 +99,8 @@ struct RenderRequest {
   // (after the header, the decode, smart detection, the resize, each max_bytes() encode) with
   // Code::kOverloaded. One step is never interrupted.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // The original's header when it was read before (see inspect()).
+  std::optional<ImageInfo> header;
 };
 
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
