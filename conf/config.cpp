@@ -182,6 +182,7 @@ std::vector<Field> schema(Config& c) {
       integer("server.workers", c.server.workers, 0, 256),
       integer("server.worker_nice", c.server.worker_nice, 0, 19),
       integer("server.queue_length", c.server.queue_length, 1, 100000),
+      integer("server.listen_backlog", c.server.listen_backlog, 1, 65535),
       bytes("server.max_request_bytes", c.server.max_request_bytes, 1024, 1 << 20),
       integer("server.request_timeout_ms", c.server.request_timeout_ms, 100, 600000),
       integer("server.keepalive_timeout_s", c.server.keepalive_timeout_s, 1, 3600),

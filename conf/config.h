@@ -29,6 +29,9 @@ struct ServerConfig {
   // CPU-bound transforms never slow the reactor's cache hits, 304s and refusals.
   int worker_nice = 10;
   int queue_length = 64;                    // server.queue_length: jobs waiting; beyond → 503
+  // server.listen_backlog: connections the kernel holds before Thimble accepts them (capped by
+  // net.core.somaxconn); a burst beyond it waits for the client's SYN retry, a second or more.
+  int listen_backlog = 1024;
   std::uint64_t max_request_bytes = 16384;  // server.max_request_bytes: request line + headers
   // server.request_timeout_ms: the processing deadline of a request (queue wait, fetch,
   // transform); past it the answer is 503 (504 when the source was the slow part) and the work

@@ -1,6 +1,7 @@
 #include "proxy/http_server.h"
 
 #include <linux/sockios.h>
+#include <netinet/in.h>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
@@ -10,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
+#include <filesystem>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -287,6 +290,32 @@ class Handler final : public Http::Handler {
   PendingAnswers* pending_;
 };
 
+// Pistache 0.0.5 listens with a backlog of 128 whatever Endpoint::Options::backlog() says, so a
+// burst of new connections (a CDN's edges after a purge) overflows it and waits for the clients'
+// SYN retries, a second or more. Calling listen() again on the listening socket resizes its queue.
+void widen_backlog(int port, int backlog) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+    int fd = -1;
+    const std::string name = entry.path().filename().string();
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    sockaddr_storage address{};
+    socklen_t address_size = sizeof address;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_size) != 0) {
+      continue;
+    }
+    const int bound = address.ss_family == AF_INET
+                          ? ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port)
+                      : address.ss_family == AF_INET6
+                          ? ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port)
+                          : -1;
+    if (bound == port) ::listen(fd, backlog);
+  }
+}
+
 bool request_id_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
          c == '/' || c == '+' || c == '=' || c == '-';
@@ -366,6 +395,7 @@ Status HttpServer::start() {
     endpoint_->setHandler(Http::make_handler<Handler>(service_, workers_, config_.access_log,
                                                       routes_, metrics_, pending_.get()));
     endpoint_->serveThreaded();
+    widen_backlog(port(), config_.listen_backlog);
   } catch (const std::exception& e) {
     endpoint_.reset();
     return Status(Code::kInternal,

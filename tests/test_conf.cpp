@@ -27,6 +27,7 @@ TEST_CASE("a minimal configuration gets the documented defaults") {
   CHECK(config->server.host == "127.0.0.1");
   CHECK(config->server.port == 8888);
   CHECK(config->server.queue_length == 64);
+  CHECK(config->server.listen_backlog == 1024);
   CHECK(config->server.max_request_bytes == 16384);
   CHECK_FALSE(config->security.allow_unsafe);
   CHECK(config->limits.max_source_bytes == 64ull << 20);
