@@ -6,8 +6,13 @@
 // statuses and latency percentiles; transport errors by cause; memory before, at peak and after
 // the run; optionally a per-second timeline of statuses (to see a fault come and go).
 //
+// With --storm N it sends miss storms instead: N identical requests at once for a thumbnail never
+// asked before (as a CDN does after a purge), a few times per original, and reports their
+// statuses and latencies and how many fetches and transforms the server did for them.
+//
 // Exit status: 0 when every request got an HTTP answer and no 5xx other than 503 (each of those
-// can be allowed, for fault runs); 1 otherwise; 2 for bad arguments.
+// can be allowed, for fault runs), and in storms every answer was a 200; 1 otherwise; 2 for bad
+// arguments.
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -45,6 +50,7 @@ constexpr const char* kUsage =
     "                    [--timeline] [--settle 10] [--allow-5xx] [--allow-errors]\n"
     "                    [--recovered-from SECONDS] [--max-fd-growth 16]\n"
     "                    [--json FILE]\n"
+    "       thimble-load --server URL [--key-file FILE] --image KEY... --storm N [--rounds 3]\n"
     "The key signs URLs: --key-file or THIMBLE_KEY. Each --image is an original the server can\n"
     "fetch; uncached transforms ask it for sizes never asked before. With --recovered-from,\n"
     "requests sent after that second must all be answered without a 5xx other than 503 (a\n"
@@ -72,6 +78,51 @@ double mib(double bytes) {
   return bytes / (1 << 20);
 }
 
+// Miss storms: per original and round, `size` identical requests at once, one per connection,
+// for a size never asked before. Every answer must be a 200; the server's counters say how much
+// work the storm cost.
+int run_storms(const std::string& server, const thimble::signing::UrlSigner& signer,
+               const std::vector<std::string>& images, int size, int rounds, int threads) {
+  const std::string metrics_url = server + "/metrics";
+  const auto counter = [&](const char* name) {
+    return exposition_value(http_get(metrics_url).body, name);
+  };
+  // Sizes from the clock: a rerun against the same server does not find them cached.
+  int next = static_cast<int>(std::chrono::system_clock::now().time_since_epoch().count() % 9000);
+  std::printf("%-44s %8s %9s %9s %8s %10s  %s\n", "storm", "requests", "p50 ms", "max ms",
+              "fetches", "transforms", "statuses");
+  bool ok = true;
+  for (const std::string& image : images) {
+    for (int round = 0; round < rounds; ++round) {
+      const std::string options = "fit-in/" + std::to_string(100 + next++ % 9000) + "x900/";
+      const double fetches = counter("thimble_source_fetches_total");
+      const double transforms = counter("thimble_transforms_total");
+      LoadOptions storm;
+      storm.total = static_cast<std::size_t>(size);
+      storm.connections = size;
+      storm.threads = threads;
+      const LoadReport report =
+          thimble::bench::run_load({{server + signer.sign(options + image), "", 0}}, storm);
+      std::string text;
+      for (const auto& [status, count] : report.statuses) {
+        text += std::to_string(status) + "×" + std::to_string(count) + " ";
+        if (status != 200) ok = false;
+      }
+      if (report.errors > 0) {
+        text += "no answer×" + std::to_string(report.errors);
+        ok = false;
+      }
+      std::printf("%-44s %8zu %9.2f %9.2f %8.0f %10.0f  %s\n",
+                  (options + image).substr(0, 44).c_str(), report.requests + report.errors,
+                  percentile(report.latencies_ms, 0.5), percentile(report.latencies_ms, 1.0),
+                  counter("thimble_source_fetches_total") - fetches,
+                  counter("thimble_transforms_total") - transforms, text.c_str());
+    }
+  }
+  if (!ok) std::printf("FAIL: a storm got answers other than 200\n");
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +136,7 @@ int main(int argc, char** argv) {
   options.timeout_s = 120;
   options.keep_samples = true;
   double settle_s = 10, recovered_from = -1, max_fd_growth = 16;
+  int storm = 0, rounds = 3;
   bool timeline = false, allow_5xx = false, allow_errors = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -117,6 +169,10 @@ int main(int argc, char** argv) {
       max_fd_growth = std::atof(value().c_str());
     else if (arg == "--json")
       json_path = value();
+    else if (arg == "--storm")
+      storm = std::atoi(value().c_str());
+    else if (arg == "--rounds")
+      rounds = std::atoi(value().c_str());
     else if (arg == "--timeline")
       timeline = true;
     else if (arg == "--allow-5xx")
@@ -154,6 +210,12 @@ int main(int argc, char** argv) {
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const thimble::signing::UrlSigner signer({*key}, false);
+  if (storm > 0) {
+    const int status = run_storms(server, signer, images, storm, std::max(rounds, 1),
+                                  std::max(options.threads, 1));
+    curl_global_cleanup();
+    return status;
+  }
   const std::string metrics_url = server + "/metrics";
 
   // Before anything: the server's own memory at rest.

@@ -6,6 +6,9 @@
 #   bench/load_test.sh faults  [SECONDS]                 S3 stopped and restarted, then an HTTP
 #                                                        origin slow and resetting, under load
 #   bench/load_test.sh drain   [SECONDS]                 SIGTERM in the middle of the load
+#   bench/load_test.sh storm   [SIZE] [ROUNDS]          miss storms: SIZE identical requests at
+#                                                        once (default 1000, 3 rounds per original),
+#                                                        on the default queue of 64: all 200
 #   bench/load_test.sh allocators [SECONDS] [CONNECTIONS]  `mixed` (default 60 s, 64) with each
 #                                                        ALLOCATOR below
 #
@@ -198,6 +201,15 @@ faults() {
   return $status
 }
 
+storm() {
+  local size=${1:-1000} rounds=${2:-3} port
+  port=$(free_port)
+  start_thimble "$port" "{type: file, file: {root: $(cd "$IMAGES" && pwd)}}"
+  mapfile -t images < <(image_args)
+  echo "==> miss storms of $size identical requests, $rounds per original (queue_length 64)"
+  "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --storm "$size" --rounds "$rounds"
+}
+
 drain() {
   local seconds=${1:-10} port status=0 code
   port=$(free_port)
@@ -225,6 +237,6 @@ drain() {
 }
 
 case "${1:-}" in
-  mixed | faults | drain | allocators) "$@" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  mixed | faults | drain | storm | allocators) "$@" ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac
