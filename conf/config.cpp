@@ -170,6 +170,51 @@ Field presets(std::string path, std::map<std::string, Preset>& target) {
           }};
 }
 
+// `source.s3.buckets`: names (URL segments) mapped to a bucket name, or to {bucket, key_prefix,
+// region}.
+Field s3_buckets(std::string path, std::map<std::string, S3BucketConfig>& target) {
+  return {std::move(path), false, [&target](const YAML::Node& node) -> std::string {
+            if (!node.IsMap()) return "expected a mapping of names to buckets";
+            std::map<std::string, S3BucketConfig> parsed;
+            for (const auto& entry : node) {
+              const std::string name = entry.first.as<std::string>();
+              if (name.empty() || name.size() > 63 ||
+                  name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-_") !=
+                      std::string::npos) {
+                return "bucket name '" + name +
+                       "' must be 1-63 characters of a-z, 0-9, '.', "
+                       "'-' and '_'";
+              }
+              if (parsed.count(name)) return "bucket '" + name + "' appears twice";
+              S3BucketConfig bucket;
+              const YAML::Node& value = entry.second;
+              if (value.IsScalar()) {
+                bucket.bucket = value.Scalar();
+              } else if (value.IsMap()) {
+                for (const auto& item : value) {
+                  const std::string key = item.first.as<std::string>();
+                  std::string* member = key == "bucket"       ? &bucket.bucket
+                                        : key == "key_prefix" ? &bucket.key_prefix
+                                        : key == "region"     ? &bucket.region
+                                                              : nullptr;
+                  if (!member || !item.second.IsScalar()) {
+                    return "bucket '" + name +
+                           "': expected bucket, key_prefix and region strings, got '" + key + "'";
+                  }
+                  *member = item.second.Scalar();
+                }
+              } else if (!value.IsNull()) {
+                return "bucket '" + name +
+                       "': expected a bucket name or {bucket, key_prefix, "
+                       "region}";
+              }
+              parsed.emplace(name, std::move(bucket));
+            }
+            target = std::move(parsed);
+            return {};
+          }};
+}
+
 constexpr long long kMaxInt = std::numeric_limits<int>::max();
 
 // The schema: every key Thimble reads, bound to its member of `c`.
@@ -212,6 +257,7 @@ std::vector<Field> schema(Config& c) {
       text("source.s3.bucket", c.source.s3.bucket, true),
       text("source.s3.key_prefix", c.source.s3.key_prefix, true),
       text_list("source.s3.allowed_buckets", c.source.s3.allowed_buckets),
+      s3_buckets("source.s3.buckets", c.source.s3.buckets),
       text_list("source.s3.allowed_key_prefixes", c.source.s3.allowed_key_prefixes),
       choice("source.s3.access_denied_as", c.source.s3.access_denied_as, {"404", "403"}),
       integer("source.s3.connect_timeout_ms", c.source.s3.connect_timeout_ms, 1, 600000),
@@ -352,10 +398,17 @@ Status validate(Config& c, const std::string& base_dir) {
   }
   const S3SourceConfig& s3 = c.source.s3;
   if (c.source.type == "s3") {
-    if (s3.bucket.empty() && s3.allowed_buckets.empty()) {
+    const bool named = !s3.allowed_buckets.empty() || !s3.buckets.empty();
+    if (s3.bucket.empty() == !named) {
       return config_error("source.s3",
-                          "set bucket, or allowed_buckets for keys that start with "
-                          "their bucket");
+                          "set either bucket, or buckets / allowed_buckets for keys that start "
+                          "with a bucket's name");
+    }
+    for (const std::string& name : s3.allowed_buckets) {
+      if (s3.buckets.count(name)) {
+        return config_error("source.s3.buckets",
+                            "'" + name + "' is also in allowed_buckets; name it once");
+      }
     }
     if (!s3.endpoint.empty() &&
         (!is_http_url(s3.endpoint) ||

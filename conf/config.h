@@ -23,12 +23,12 @@ struct ServerConfig {
   // server.admin_port: a second listener for /healthz, /readyz and /metrics, which the main port
   // then stops serving /metrics on; 0 = all routes on the main port.
   int admin_port = 0;
-  int reactor_threads = 1;                  // server.reactor_threads: Pistache I/O threads
-  int workers = 0;                          // server.workers: transform threads; 0 = one per core
+  int reactor_threads = 1;  // server.reactor_threads: Pistache I/O threads
+  int workers = 0;          // server.workers: transform threads; 0 = one per core
   // server.worker_nice: the transform threads' nice value (0-19) above the process's, so that
   // CPU-bound transforms never slow the reactor's cache hits, 304s and refusals.
   int worker_nice = 10;
-  int queue_length = 64;                    // server.queue_length: jobs waiting; beyond → 503
+  int queue_length = 64;  // server.queue_length: jobs waiting; beyond → 503
   // server.listen_backlog: connections the kernel holds before Thimble accepts them (capped by
   // net.core.somaxconn); a burst beyond it waits for the client's SYN retry, a second or more.
   int listen_backlog = 1024;
@@ -88,6 +88,15 @@ struct HttpSourceConfig {
   bool operator==(const HttpSourceConfig&) const = default;
 };
 
+// One entry of source.s3.buckets: what an image key starting with its name reads.
+struct S3BucketConfig {
+  std::string bucket;      // the bucket's real name; empty: the entry's name
+  std::string key_prefix;  // prepended to the rest of the key
+  std::string region;      // the bucket's region when not the source's (signs its requests)
+
+  bool operator==(const S3BucketConfig&) const = default;
+};
+
 struct S3SourceConfig {
   std::string endpoint;                // source.s3.endpoint: S3-compatible store; empty = AWS
   std::string region = "us-east-1";    // source.s3.region
@@ -97,7 +106,10 @@ struct S3SourceConfig {
   std::string access_key_id, secret_access_key, session_token;
   std::string bucket;      // source.s3.bucket: fixed bucket (keys are object keys)
   std::string key_prefix;  // source.s3.key_prefix: prepended to keys in the fixed bucket
-  std::vector<std::string> allowed_buckets;       // source.s3.allowed_buckets: first key segment
+  std::vector<std::string> allowed_buckets;  // source.s3.allowed_buckets: first key segment
+  // source.s3.buckets: named buckets; an image key's first segment picks one (an alias, with
+  // its own bucket, key prefix and region). allowed_buckets: [a] is short for buckets: {a: {}}.
+  std::map<std::string, S3BucketConfig> buckets;
   std::vector<std::string> allowed_key_prefixes;  // source.s3.allowed_key_prefixes: tenancy
   std::string access_denied_as = "404";           // source.s3.access_denied_as: 404 or 403
   int connect_timeout_ms = 2000;                  // source.s3.connect_timeout_ms

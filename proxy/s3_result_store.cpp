@@ -9,7 +9,7 @@ S3ResultStore::S3ResultStore(S3SourceOptions options, std::chrono::seconds ttl, 
     : options_(std::move(options)), objects_(options_), ttl_(ttl), clock_(clock) {}
 
 TransferRequest S3ResultStore::request_for(const std::string& key) const {
-  TransferRequest request = objects_.request_for({options_.bucket, options_.key_prefix + key});
+  TransferRequest request = objects_.request_for({options_.bucket, options_.key_prefix + key, ""});
   request.deadline = std::chrono::steady_clock::now() + options_.timeout;
   return request;
 }

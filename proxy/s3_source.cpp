@@ -47,12 +47,14 @@ Result<S3Source::Location> S3Source::locate(std::string_view key) const {
     if (slash == std::string::npos || slash == 0) {
       return Status(Code::kBadRequest, "the image key must start with a bucket name");
     }
-    location.bucket = path->substr(0, slash);
-    location.object = path->substr(slash + 1);
-    if (std::find(options_.allowed_buckets.begin(), options_.allowed_buckets.end(),
-                  location.bucket) == options_.allowed_buckets.end()) {
+    auto named = options_.buckets.find(path->substr(0, slash));
+    if (named == options_.buckets.end()) {
       return Status(Code::kSourceForbidden, "the bucket is not allowed");
     }
+    if (slash + 1 == path->size()) return Status(Code::kBadRequest, "the image key is empty");
+    location.bucket = named->second.bucket;
+    location.object = named->second.key_prefix + path->substr(slash + 1);
+    location.region = named->second.region;
   }
   if (location.object.empty()) return Status(Code::kBadRequest, "the image key is empty");
   if (!options_.allowed_key_prefixes.empty() &&
@@ -65,9 +67,9 @@ Result<S3Source::Location> S3Source::locate(std::string_view key) const {
 }
 
 TransferRequest S3Source::request_for(const Location& location) const {
-  const std::string endpoint = options_.endpoint.empty()
-                                   ? "https://s3." + options_.region + ".amazonaws.com"
-                                   : options_.endpoint;
+  const std::string& region = location.region.empty() ? options_.region : location.region;
+  const std::string endpoint =
+      options_.endpoint.empty() ? "https://s3." + region + ".amazonaws.com" : options_.endpoint;
   const std::size_t scheme_end = endpoint.find("://");
   const std::string scheme = endpoint.substr(0, scheme_end + 3);
   const std::string host = endpoint.substr(scheme_end + 3);
@@ -81,7 +83,7 @@ TransferRequest S3Source::request_for(const Location& location) const {
     request.headers.push_back("x-amz-security-token: " + options_.session_token);
   }
   if (!options_.access_key_id.empty()) {  // no credentials: a public bucket, unsigned
-    request.aws_sigv4 = "aws:amz:" + options_.region + ":s3";
+    request.aws_sigv4 = "aws:amz:" + region + ":s3";
     request.credentials = options_.access_key_id + ":" + options_.secret_access_key;
   }
   request.connect_timeout = options_.connect_timeout;

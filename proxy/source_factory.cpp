@@ -41,7 +41,11 @@ Result<std::unique_ptr<Source>> make_source(const conf::Config& config) {
     options.session_token = c.session_token;
     options.bucket = c.bucket;
     options.key_prefix = c.key_prefix;
-    options.allowed_buckets = c.allowed_buckets;
+    for (const std::string& name : c.allowed_buckets) options.buckets[name] = {name, "", ""};
+    for (const auto& [name, bucket] : c.buckets) {
+      options.buckets[name] = {bucket.bucket.empty() ? name : bucket.bucket, bucket.key_prefix,
+                               bucket.region};
+    }
     options.allowed_key_prefixes = c.allowed_key_prefixes;
     options.access_denied_as_not_found = c.access_denied_as == "404";
     options.connect_timeout = std::chrono::milliseconds(c.connect_timeout_ms);

@@ -5,11 +5,14 @@
 #include <mutex>
 
 #include "cache/result_cache.h"
+#include "conf/config.h"
+#include "conf/config.h"
 #include "http_origin.h"
 #include "moto_server.h"
 #include "proxy/origin_service.h"
 #include "proxy/s3_result_store.h"
 #include "proxy/s3_source.h"
+#include "proxy/source_factory.h"
 #include "signing/signer.h"
 #include "support.h"
 
@@ -32,7 +35,7 @@ TEST_CASE("the signature reproduces AWS's documented GET Object example byte for
   options.access_key_id = "AKIAIOSFODNN7EXAMPLE";
   options.secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
   S3Source source(options);
-  TransferRequest request = source.request_for({"examplebucket", "test.txt"});
+  TransferRequest request = source.request_for({"examplebucket", "test.txt", ""});
   CHECK(request.url == "http://examplebucket.s3.amazonaws.com/test.txt");
   // The example signs an empty payload's hash, a Range and a fixed date.
   request.headers = {
@@ -68,7 +71,7 @@ TEST_CASE("object keys are percent-encoded the AWS way and mapped to buckets as 
   CHECK(located->object == "originals/company_X/plant_Y/a b.jpg");
   CHECK(one.locate("company_Z/a.jpg").status().http_status() == 403);
   S3SourceOptions by_path;
-  by_path.allowed_buckets = {"tenant-a", "tenant-b"};
+  by_path.buckets = {{"tenant-a", {"tenant-a", "", ""}}, {"tenant-b", {"tenant-b", "", ""}}};
   by_path.path_style = true;
   by_path.endpoint = "http://127.0.0.1:9000";
   S3Source many(by_path);
@@ -80,6 +83,35 @@ TEST_CASE("object keys are percent-encoded the AWS way and mapped to buckets as 
   CHECK(many.locate("tenant-c/x.jpg").status().http_status() == 403);
   CHECK(many.locate("nobucket").status().http_status() == 400);
   CHECK(many.locate("tenant-a/").status().http_status() == 400);
+
+  // Named buckets: the first segment is a name, read as its own bucket, key prefix and region.
+  S3SourceOptions named;
+  named.region = "us-east-1";
+  named.buckets = {{"photos", {"acme-photos-eu", "originals/", "eu-west-1"}},
+                   {"avatars", {"acme-avatars", "", ""}}};
+  named.allowed_key_prefixes = {"originals/company_X/", "company_X/"};
+  named.access_key_id = "AKID";
+  named.secret_access_key = "secret";
+  S3Source aliases(named);
+  auto photo = aliases.locate("photos/company_X/cat.jpg");
+  REQUIRE(photo.ok());
+  CHECK(photo->bucket == "acme-photos-eu");
+  CHECK(photo->object == "originals/company_X/cat.jpg");
+  CHECK(photo->region == "eu-west-1");
+  TransferRequest photo_request = aliases.request_for(*photo);
+  CHECK(photo_request.url ==
+        "https://acme-photos-eu.s3.eu-west-1.amazonaws.com/originals/company_X/cat.jpg");
+  CHECK(photo_request.aws_sigv4 == "aws:amz:eu-west-1:s3");
+  auto avatar = aliases.locate("avatars/company_X/me.png");
+  REQUIRE(avatar.ok());
+  CHECK(avatar->bucket == "acme-avatars");
+  CHECK(aliases.request_for(*avatar).url ==
+        "https://acme-avatars.s3.us-east-1.amazonaws.com/company_X/me.png");
+  CHECK(aliases.request_for(*avatar).aws_sigv4 == "aws:amz:us-east-1:s3");
+  // The real bucket names are not names: only the configured names are.
+  CHECK(aliases.locate("acme-photos-eu/originals/company_X/cat.jpg").status().http_status() == 403);
+  CHECK(aliases.locate("photos/company_Y/cat.jpg").status().http_status() == 403);
+  CHECK(aliases.locate("photos/").status().http_status() == 400);
 }
 
 namespace {
@@ -152,6 +184,48 @@ TEST_CASE("objects come from a real S3 server, whatever characters their keys ho
   auto big = S3Source(small).fetch("plain.jpg", {});
   REQUIRE_FALSE(big.ok());
   CHECK(big.status().http_status() == 413);
+}
+
+TEST_CASE("named buckets from the configuration read their own bucket and key prefix") {
+  test::MotoServer moto;
+  moto.create_bucket("acme-photos");
+  moto.create_bucket("acme-avatars");
+  const std::string photo = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  const std::string avatar = test::read_file(test::corpus("exif/Landscape_1.jpg"));
+  moto.put("acme-photos", "originals/company_X/cat.jpg", photo);
+  moto.put("acme-avatars", "company_X/me.jpg", avatar);
+  test::TempDir dir;
+  auto config = conf::load_config_text(
+      "security: {keys: [k]}\n"
+      "source:\n"
+      "  type: s3\n"
+      "  s3:\n"
+      "    endpoint: '" +
+          moto.endpoint() +
+          "'\n"
+          "    addressing: path\n"
+          "    access_key_id: test\n"
+          "    secret_access_key: test\n"
+          "    allowed_key_prefixes: [originals/company_X/, company_X/]\n"
+          "    buckets:\n"
+          "      photos: {bucket: acme-photos, key_prefix: originals/}\n"
+          "      avatars: acme-avatars\n",
+      dir.path().string(), nullptr);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  auto source = make_source(*config);
+  REQUIRE_MESSAGE(source.ok(), source.status().message());
+  auto cat = (*source)->fetch("photos/company_X/cat.jpg", {});
+  REQUIRE_MESSAGE(cat.ok(), cat.status().message());
+  CHECK(cat->bytes == photo);
+  auto me = (*source)->fetch("avatars/company_X/me.jpg", {});
+  REQUIRE_MESSAGE(me.ok(), me.status().message());
+  CHECK(me->bytes == avatar);
+  // Missing in its bucket → 404; a real bucket name that is no configured name → 403; another
+  // tenant's prefix → 403.
+  CHECK((*source)->fetch("photos/company_X/dog.jpg", {}).status().http_status() == 404);
+  CHECK((*source)->fetch("acme-photos/originals/company_X/cat.jpg", {}).status().http_status() ==
+        403);
+  CHECK((*source)->fetch("avatars/company_Y/me.jpg", {}).status().http_status() == 403);
 }
 
 TEST_CASE("with signatures checked, the right keys fetch and a wrong secret is a 502") {
