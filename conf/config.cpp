@@ -125,94 +125,103 @@ Field text_list(std::string path, std::vector<std::string>& target) {
           }};
 }
 
-// `presets`: a mapping of names to option strings or to {options, public}. Whether the options
-// parse is checked where the URL grammar lives (proxy::PresetTable).
-Field presets(std::string path, std::map<std::string, Preset>& target) {
-  return {std::move(path), false, [&target](const YAML::Node& node) -> std::string {
-            if (!node.IsMap()) return "expected a mapping of preset names to options";
-            std::map<std::string, Preset> parsed;
+// A mapping of names to entries (each a `noun`, named once): `name_error` says what is wrong with
+// a name ("" when it is fine), `read` fills one entry from its node (returning the reason it
+// cannot).
+template <class T>
+Field named_entries(std::string path, std::map<std::string, T>& target, std::string noun,
+                    std::string expected, std::function<std::string(const std::string&)> name_error,
+                    std::function<std::string(const std::string&, const YAML::Node&, T&)> read) {
+  return {std::move(path), false,
+          [&target, noun, expected, name_error, read](const YAML::Node& node) -> std::string {
+            if (!node.IsMap()) return "expected a mapping of " + expected;
+            std::map<std::string, T> parsed;
             for (const auto& entry : node) {
               const std::string name = entry.first.as<std::string>();
-              if (!is_preset_name(name)) {
-                return "preset name '" + name + "' must be 1-64 characters of a-z, 0-9, _ and -";
+              if (std::string wrong = name_error(name); !wrong.empty()) return wrong;
+              if (parsed.count(name)) return noun + " '" + name + "' appears twice";
+              T value;
+              if (std::string wrong = read(name, entry.second, value); !wrong.empty()) {
+                return wrong;
               }
-              if (parsed.count(name)) return "preset '" + name + "' appears twice";
-              Preset preset;
-              const YAML::Node& value = entry.second;
-              if (value.IsScalar()) {
-                preset.options = value.Scalar();
-              } else if (value.IsMap()) {
-                for (const auto& item : value) {
-                  const std::string key = item.first.as<std::string>();
-                  if (key == "options" && item.second.IsScalar()) {
-                    preset.options = item.second.Scalar();
-                  } else if (key == "public" && item.second.IsScalar() &&
-                             (item.second.Scalar() == "true" || item.second.Scalar() == "false")) {
-                    preset.is_public = item.second.Scalar() == "true";
-                  } else {
-                    return "preset '" + name +
-                           "': expected options: <string> and public: " + "true|false, got '" +
-                           key + "'";
-                  }
-                }
-              } else {
-                return "preset '" + name + "': expected an option string or {options, public}";
-              }
-              if (preset.options.empty() || preset.options.front() == '/' ||
-                  preset.options.back() == '/') {
-                return "preset '" + name + "': options must be a non-empty option string " +
-                       "without leading or trailing '/'";
-              }
-              parsed.emplace(name, std::move(preset));
+              parsed.emplace(name, std::move(value));
             }
             target = std::move(parsed);
             return {};
           }};
 }
 
+// `presets`: a mapping of names to option strings or to {options, public}. Whether the options
+// parse is checked where the URL grammar lives (proxy::PresetTable).
+Field presets(std::string path, std::map<std::string, Preset>& target) {
+  return named_entries<Preset>(
+      std::move(path), target, "preset", "preset names to options",
+      [](const std::string& name) -> std::string {
+        if (is_preset_name(name)) return {};
+        return "preset name '" + name + "' must be 1-64 characters of a-z, 0-9, _ and -";
+      },
+      [](const std::string& name, const YAML::Node& value, Preset& preset) -> std::string {
+        if (value.IsScalar()) {
+          preset.options = value.Scalar();
+        } else if (value.IsMap()) {
+          for (const auto& item : value) {
+            const std::string key = item.first.as<std::string>();
+            if (key == "options" && item.second.IsScalar()) {
+              preset.options = item.second.Scalar();
+            } else if (key == "public" && item.second.IsScalar() &&
+                       (item.second.Scalar() == "true" || item.second.Scalar() == "false")) {
+              preset.is_public = item.second.Scalar() == "true";
+            } else {
+              return "preset '" + name +
+                     "': expected options: <string> and public: " + "true|false, got '" + key + "'";
+            }
+          }
+        } else {
+          return "preset '" + name + "': expected an option string or {options, public}";
+        }
+        if (preset.options.empty() || preset.options.front() == '/' ||
+            preset.options.back() == '/') {
+          return "preset '" + name + "': options must be a non-empty option string " +
+                 "without leading or trailing '/'";
+        }
+        return {};
+      });
+}
+
 // `source.s3.buckets`: names (URL segments) mapped to a bucket name, or to {bucket, key_prefix,
 // region}.
 Field s3_buckets(std::string path, std::map<std::string, S3BucketConfig>& target) {
-  return {std::move(path), false, [&target](const YAML::Node& node) -> std::string {
-            if (!node.IsMap()) return "expected a mapping of names to buckets";
-            std::map<std::string, S3BucketConfig> parsed;
-            for (const auto& entry : node) {
-              const std::string name = entry.first.as<std::string>();
-              if (name.empty() || name.size() > 63 ||
-                  name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-_") !=
-                      std::string::npos) {
-                return "bucket name '" + name +
-                       "' must be 1-63 characters of a-z, 0-9, '.', "
-                       "'-' and '_'";
-              }
-              if (parsed.count(name)) return "bucket '" + name + "' appears twice";
-              S3BucketConfig bucket;
-              const YAML::Node& value = entry.second;
-              if (value.IsScalar()) {
-                bucket.bucket = value.Scalar();
-              } else if (value.IsMap()) {
-                for (const auto& item : value) {
-                  const std::string key = item.first.as<std::string>();
-                  std::string* member = key == "bucket"       ? &bucket.bucket
-                                        : key == "key_prefix" ? &bucket.key_prefix
-                                        : key == "region"     ? &bucket.region
-                                                              : nullptr;
-                  if (!member || !item.second.IsScalar()) {
-                    return "bucket '" + name +
-                           "': expected bucket, key_prefix and region strings, got '" + key + "'";
-                  }
-                  *member = item.second.Scalar();
-                }
-              } else if (!value.IsNull()) {
-                return "bucket '" + name +
-                       "': expected a bucket name or {bucket, key_prefix, "
-                       "region}";
-              }
-              parsed.emplace(name, std::move(bucket));
+  return named_entries<S3BucketConfig>(
+      std::move(path), target, "bucket", "names to buckets",
+      [](const std::string& name) -> std::string {
+        if (!name.empty() && name.size() <= 63 &&
+            name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-_") ==
+                std::string::npos) {
+          return {};
+        }
+        return "bucket name '" + name + "' must be 1-63 characters of a-z, 0-9, '.', '-' and '_'";
+      },
+      [](const std::string& name, const YAML::Node& value, S3BucketConfig& bucket) -> std::string {
+        if (value.IsScalar()) {
+          bucket.bucket = value.Scalar();
+        } else if (value.IsMap()) {
+          for (const auto& item : value) {
+            const std::string key = item.first.as<std::string>();
+            std::string* member = key == "bucket"       ? &bucket.bucket
+                                  : key == "key_prefix" ? &bucket.key_prefix
+                                  : key == "region"     ? &bucket.region
+                                                        : nullptr;
+            if (!member || !item.second.IsScalar()) {
+              return "bucket '" + name +
+                     "': expected bucket, key_prefix and region strings, got '" + key + "'";
             }
-            target = std::move(parsed);
-            return {};
-          }};
+            *member = item.second.Scalar();
+          }
+        } else if (!value.IsNull()) {
+          return "bucket '" + name + "': expected a bucket name or {bucket, key_prefix, region}";
+        }
+        return {};
+      });
 }
 
 constexpr long long kMaxInt = std::numeric_limits<int>::max();
