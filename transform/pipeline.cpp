@@ -1,6 +1,7 @@
 #include "transform/pipeline.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -43,6 +44,38 @@ void flatten(cv::Mat& img, cv::Scalar background) {
   img = out;
 }
 
+// Lossy WebP keeps colour at half resolution (4:2:0): a visible edge pixel shares its chroma
+// with its transparent neighbours, whose colour is black once unpremultiplied, so edges came out
+// darker. Transparent pixels near visible ones take their alpha-weighted average colour instead
+// (they stay invisible), so the shared chroma is the edge's own.
+void bleed_into_transparent(cv::Mat& img) {
+  if (img.channels() != 4) return;
+  cv::Mat alpha;
+  cv::extractChannel(img, alpha, 3);
+  if (cv::countNonZero(alpha) == static_cast<int>(alpha.total())) return;
+  cv::Mat weight;
+  alpha.convertTo(weight, CV_32F, 1.0 / 255);
+  std::vector<cv::Mat> planes;
+  cv::split(img, planes);
+  const cv::Size reach(5, 5);  // beyond a 2x2 chroma block and the encoder's filtering
+  std::array<cv::Mat, 3> sums;
+  for (int c = 0; c < 3; ++c) {
+    planes[static_cast<std::size_t>(c)].convertTo(sums[static_cast<std::size_t>(c)], CV_32F);
+    sums[static_cast<std::size_t>(c)] = sums[static_cast<std::size_t>(c)].mul(weight);
+    cv::blur(sums[static_cast<std::size_t>(c)], sums[static_cast<std::size_t>(c)], reach);
+  }
+  cv::Mat weights;
+  cv::blur(weight, weights, reach);
+  img.forEach<cv::Vec4b>([&](cv::Vec4b& p, const int* pos) {
+    const float w = weights.at<float>(pos[0], pos[1]);
+    if (p[3] != 0 || w <= 0) return;
+    for (int c = 0; c < 3; ++c) {
+      p[c] = cv::saturate_cast<std::uint8_t>(
+          sums[static_cast<std::size_t>(c)].at<float>(pos[0], pos[1]) / w);
+    }
+  });
+}
+
 // `quality` overrides the URL's and the configured quality (used by max_bytes()).
 Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
                            const RenderSettings& s, std::optional<int> quality = std::nullopt) {
@@ -60,6 +93,7 @@ Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec
       break;
     case ImageFormat::kWebp:
       extension = ".webp";
+      bleed_into_transparent(img);
       params = {cv::IMWRITE_WEBP_QUALITY,
                 std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality)))};
       break;
