@@ -490,9 +490,12 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   // only with storage configured: ThumbnailSpec::path() parses the URL once more.
   const std::string store_key =
       storable ? job.spec.path() + (job.negotiated ? ".webp" : "") : std::string();
-  // Another replica may have made it already: read it instead of fetching and transforming.
+  // Another replica may have made it already: read it instead of fetching and transforming. Its
+  // ETag names the transform, output settings included: one made with other settings (before a
+  // change of quality, say) is made again and replaced.
   if (storable && !original) {
-    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(store_key)) {
+    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(store_key);
+        stored && stored->etag.starts_with("\"" + job.transform + "-")) {
       ++store_hits_;
       results_.put(
           job.cache_key, stored,

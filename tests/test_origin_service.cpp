@@ -405,6 +405,21 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   CHECK(header(served, "ETag") == header(made, "ETag"));
   CHECK(replica.counters().store_hits == 1);
   CHECK(replica.counters().fetches == 0);
+  // A replica with other output settings does not serve it: it makes its own and replaces it.
+  OriginOptions lower;
+  lower.render.jpeg_quality = 40;
+  cache::ResultCache cold_too(1 << 20, 1, f.clock);
+  OriginService changed(lower, f.signer, *f.source, cold_too, f.clock);
+  changed.use_result_store(&store, {}, false);
+  OriginResponse remade =
+      changed.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
+  CHECK(remade.status == 200);
+  CHECK(changed.counters().store_hits == 0);
+  CHECK(changed.counters().renders == 1);
+  REQUIRE(remade.body);
+  CHECK(remade.body->size() < made.body->size());
+  CHECK(header(remade, "ETag") != header(made, "ETag"));
+  CHECK(test::read_file(shared.path() / "fit-in/100x100/photos/storm.jpg") == *remade.body);
   // Unsigned URLs are not stored unless asked.
   signing::UrlSigner lax({"test-key"}, /*allow_unsafe=*/true);
   OriginService unsafe_service(OriginOptions{}, lax, *f.source, cold, f.clock);
