@@ -290,10 +290,15 @@ class Handler final : public Http::Handler {
   PendingAnswers* pending_;
 };
 
-// Pistache 0.0.5 listens with a backlog of 128 whatever Endpoint::Options::backlog() says, so a
-// burst of new connections (a CDN's edges after a purge) overflows it and waits for the clients'
-// SYN retries, a second or more. Calling listen() again on the listening socket resizes its queue.
-void widen_backlog(int port, int backlog) {
+bool request_id_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+         c == '/' || c == '+' || c == '=' || c == '-';
+}
+
+}  // namespace
+
+int widen_listen_backlog(int port, int backlog) {
+  int widened = 0;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
     int fd = -1;
@@ -312,16 +317,10 @@ void widen_backlog(int port, int backlog) {
                       : address.ss_family == AF_INET6
                           ? ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port)
                           : -1;
-    if (bound == port) ::listen(fd, backlog);
+    if (bound == port && ::listen(fd, backlog) == 0) ++widened;
   }
+  return widened;
 }
-
-bool request_id_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
-         c == '/' || c == '+' || c == '=' || c == '-';
-}
-
-}  // namespace
 
 std::string request_id_for(std::string_view offered) {
   if (!offered.empty() && offered.size() <= 128 &&
@@ -395,7 +394,8 @@ Status HttpServer::start() {
     endpoint_->setHandler(Http::make_handler<Handler>(service_, workers_, config_.access_log,
                                                       routes_, metrics_, pending_.get()));
     endpoint_->serveThreaded();
-    widen_backlog(port(), config_.listen_backlog);
+    // Pistache 0.0.5 listens with a backlog of 128 whatever Endpoint::Options::backlog() says.
+    widen_listen_backlog(port(), config_.listen_backlog);
   } catch (const std::exception& e) {
     endpoint_.reset();
     return Status(Code::kInternal,

@@ -68,6 +68,12 @@ class HttpServer {
 std::string serialize_response(const OriginResponse& response, bool head_only, bool keep_alive,
                                std::string_view date, std::string_view request_id = {});
 
+// Resizes the accept queue of this process's listening sockets on `port` to `backlog` connections
+// (the kernel caps it at net.core.somaxconn) by calling listen() on them again; returns how many
+// it resized. A burst of new connections beyond the queue waits for the clients' SYN retry, a
+// second or more.
+int widen_listen_backlog(int port, int backlog);
+
 // The request id to log and echo: the client's X-Request-Id when it is a sane token (1-128
 // characters of [A-Za-z0-9._:/+=-]), else a new random one (16 hex digits).
 std::string request_id_for(std::string_view offered);

@@ -3,6 +3,10 @@
 // waiter quickly; nobody hangs.
 #include <curl/curl.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -266,4 +270,52 @@ TEST_CASE("parked requests get their leader's answer: 200, 304, or 503 when it i
   CHECK(parked[0].header("Retry-After") != nullptr);
   CHECK(service.counters().renders == 2);
   CHECK(service.counters().coalesced == 4);
+}
+
+namespace {
+
+// How many of `count` new connections to 127.0.0.1:`port` complete their handshake within
+// `wait` while nobody accepts them.
+int handshakes(int port, int count, std::chrono::milliseconds wait) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    fds.push_back(fd);
+  }
+  std::this_thread::sleep_for(wait);
+  int done = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLOUT, 0};
+    int error = 0;
+    socklen_t size = sizeof error;
+    if (poll(&p, 1, 0) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) == 0 &&
+        error == 0) {
+      ++done;
+    }
+  }
+  for (int fd : fds) close(fd);
+  return done;
+}
+
+}  // namespace
+
+TEST_CASE("the accept queue is resized to server.listen_backlog (Pistache keeps it at 128)") {
+  // A listener nobody accepts from, with a queue of one: a burst mostly waits for SYN retries.
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  const int port = test::bind_loopback(listener);
+  REQUIRE(listen(listener, 1) == 0);
+  CHECK(handshakes(port, 8, 300ms) <= 2);
+  CHECK(widen_listen_backlog(port, 64) == 1);
+  CHECK(handshakes(port, 8, 300ms) == 8);
+  close(listener);
+  // The server's own listener is found and resized the same way.
+  test::TempDir empty;
+  FileSource files(empty.path().string(), 1 << 20);
+  Stack stack(files);
+  CHECK(widen_listen_backlog(stack.server->port(), 1024) == 1);
 }
