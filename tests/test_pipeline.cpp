@@ -323,6 +323,28 @@ TEST_CASE("a header read before is trusted instead of read again, and still held
   CHECK(described.status().code() == Code::kTooLarge);
 }
 
+TEST_CASE("a WebP that libwebp refuses is 415, never handed to another of OpenCV's decoders") {
+  // Found by fuzz_render: RIFF/WEBP that sniff() reads but libwebp's own check refuses, with
+  // "DICM" at byte 128, which made cv::imdecode hand it to GDCM (a multi-gigabyte allocation).
+  const std::string finding = test::read_file(std::filesystem::path(THIMBLE_SOURCE_DIR) /
+                                              "tests/fuzz/regressions/render/"
+                                              "webp-refused-by-libwebp-read-as-dicom");
+  const std::string original = finding.substr(1);  // the first byte picks the fuzz target's URL
+  REQUIRE(original.substr(128, 4) == "DICM");
+  Result<ImageInfo> info = sniff(test::as_bytes(original));
+  REQUIRE(info.ok());
+  CHECK(info->format == ImageFormat::kWebp);
+  auto refused = render_bytes(original, "fit-in/100x100");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kUnsupportedMedia);
+  // The same with GDAL's "DTED" at byte 140.
+  std::string dted = original;
+  dted.replace(140, 4, "DTED");
+  auto also_refused = render_bytes(dted, "fit-in/100x100");
+  REQUIRE_FALSE(also_refused.ok());
+  CHECK(also_refused.status().code() == Code::kUnsupportedMedia);
+}
+
 TEST_CASE("undecodable inputs are unsupported media, never a crash") {
   const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
   const std::string png = test::read_file(test::corpus("png/mate_Gulp_alpha.png"));

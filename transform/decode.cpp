@@ -1,5 +1,7 @@
 #include "transform/decode.h"
 
+#include <webp/decode.h>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -42,8 +44,41 @@ void apply_orientation(cv::Mat& img, int orientation) {
   img = out;
 }
 
+namespace {
+
+// WebP straight through libwebp. cv::imdecode picks a decoder by signature, and a RIFF/WEBP file
+// that libwebp's own check refuses falls through OpenCV's list to a decoder that never should
+// see it: GDCM (DICOM) claims any file with "DICM" at byte 128 and GDAL any with "DTED" at byte
+// 140, and a hostile file steered GDCM into a multi-gigabyte allocation. JPEG and PNG cannot fall
+// through: sniff() demands the very signature OpenCV's JPEG and PNG decoders claim.
+Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo& info) {
+  WebPDecoderConfig config;
+  if (!WebPInitDecoderConfig(&config) ||
+      WebPGetFeatures(data.data(), data.size(), &config.input) != VP8_STATUS_OK) {
+    return Status(Code::kUnsupportedMedia, "the image data is corrupt");
+  }
+  // The limits were checked on the sniffed size: libwebp must agree before any pixel is allocated.
+  if (config.input.width != info.width || config.input.height != info.height ||
+      config.input.has_animation) {
+    return Status(Code::kUnsupportedMedia, "the WebP headers disagree about the image");
+  }
+  cv::Mat img(info.height, info.width, config.input.has_alpha ? CV_8UC4 : CV_8UC3);
+  config.output.colorspace = config.input.has_alpha ? MODE_BGRA : MODE_BGR;
+  config.output.is_external_memory = 1;
+  config.output.u.RGBA.rgba = img.data;
+  config.output.u.RGBA.stride = static_cast<int>(img.step);
+  config.output.u.RGBA.size = img.step * static_cast<std::size_t>(img.rows);
+  const VP8StatusCode decoded = WebPDecode(data.data(), data.size(), &config);
+  WebPFreeDecBuffer(&config.output);  // external memory: frees nothing but libwebp's bookkeeping
+  if (decoded != VP8_STATUS_OK) return Status(Code::kUnsupportedMedia, "the image data is corrupt");
+  return img;
+}
+
+}  // namespace
+
 Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info,
                              int shrink) {
+  if (info.format == ImageFormat::kWebp) return decode_webp(data, info);
   // A progressive JPEG at 1/8 scale needs only its first scans (jpeg_dc.h).
   if (info.format == ImageFormat::kJpeg && info.dc_eighth && shrink == 8) {
     if (std::optional<cv::Mat> dc = decode_progressive_dc(data, info.width, info.height)) {
