@@ -495,7 +495,7 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   // change of quality, say) is made again and replaced.
   if (storable && !original) {
     if (std::shared_ptr<const cache::CachedResult> stored = store_->read(store_key);
-        stored && stored->etag.starts_with("\"" + job.transform + "-")) {
+        stored && !source_tokens_for(stored->etag, job.transform).empty()) {
       ++store_hits_;
       results_.put(
           job.cache_key, stored,
