@@ -84,8 +84,11 @@ double mib(double bytes) {
 int run_storms(const std::string& server, const thimble::signing::UrlSigner& signer,
                const std::vector<std::string>& images, int size, int rounds, int threads) {
   const std::string metrics_url = server + "/metrics";
-  const auto counter = [&](const char* name) {
-    return exposition_value(http_get(metrics_url).body, name);
+  // The server's fetches and transforms so far, from one scrape.
+  const auto work_done = [&] {
+    const std::string metrics = http_get(metrics_url).body;
+    return std::pair(exposition_value(metrics, "thimble_source_fetches_total"),
+                     exposition_value(metrics, "thimble_transforms_total"));
   };
   // Sizes from the clock: a rerun against the same server does not find them cached.
   int next = static_cast<int>(std::chrono::system_clock::now().time_since_epoch().count() % 9000);
@@ -95,8 +98,7 @@ int run_storms(const std::string& server, const thimble::signing::UrlSigner& sig
   for (const std::string& image : images) {
     for (int round = 0; round < rounds; ++round) {
       const std::string options = "fit-in/" + std::to_string(100 + next++ % 9000) + "x900/";
-      const double fetches = counter("thimble_source_fetches_total");
-      const double transforms = counter("thimble_transforms_total");
+      const auto [fetches, transforms] = work_done();
       LoadOptions storm;
       storm.total = static_cast<std::size_t>(size);
       storm.connections = size;
@@ -112,11 +114,11 @@ int run_storms(const std::string& server, const thimble::signing::UrlSigner& sig
         text += "no answer×" + std::to_string(report.errors);
         ok = false;
       }
+      const auto [after_fetches, after_transforms] = work_done();
       std::printf("%-44s %8zu %9.2f %9.2f %8.0f %10.0f  %s\n",
                   (options + image).substr(0, 44).c_str(), report.requests + report.errors,
                   percentile(report.latencies_ms, 0.5), percentile(report.latencies_ms, 1.0),
-                  counter("thimble_source_fetches_total") - fetches,
-                  counter("thimble_transforms_total") - transforms, text.c_str());
+                  after_fetches - fetches, after_transforms - transforms, text.c_str());
     }
   }
   if (!ok) std::printf("FAIL: a storm got answers other than 200\n");
