@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <thread>
@@ -64,6 +65,10 @@ std::optional<std::string> unbase64url(std::string_view text) {
   return out;
 }
 
+bool safe_header_value(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
 struct State {
   const TransferRequest* request;
   TransferResult* result;
@@ -121,6 +126,14 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
 TransferResult perform(const TransferRequest& request) {
   CURL* curl = thread_handle();
   TransferResult result;
+  // No byte of a request Thimble sends may end a header line or the request line.
+  bool safe = safe_header_value(request.url) && safe_header_value(request.user_agent);
+  for (const std::string& h : request.headers) safe = safe && safe_header_value(h);
+  if (!safe) {
+    result.code = CURLE_BAD_FUNCTION_ARGUMENT;
+    result.unsafe_request = true;
+    return result;
+  }
   for (int attempt = 0;; ++attempt) {
     result = TransferResult{};
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -193,6 +206,9 @@ std::optional<Status> transport_failure(const TransferResult& result, std::uint6
     return Status(Code::kTooLarge,
                   "the source is larger than the limit of " + std::to_string(max_bytes) + " bytes");
   }
+  if (result.unsafe_request) {
+    return Status(Code::kBadRequest, "the image key makes a request with a line break in it");
+  }
   switch (result.code) {
     case CURLE_OK: return std::nullopt;
     case CURLE_OPERATION_TIMEDOUT:
@@ -216,11 +232,24 @@ std::string token_from_time(std::chrono::system_clock::time_point t) {
                    std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
 
+bool is_entity_tag(std::string_view text) {
+  if (text.starts_with("W/")) text.remove_prefix(2);
+  if (text.size() < 2 || text.front() != '"' || text.back() != '"') return false;
+  // etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3)
+  return std::all_of(text.begin() + 1, text.end() - 1, [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte == 0x21 || (byte >= 0x23 && byte != 0x7f);
+  });
+}
+
 std::vector<std::string> conditional_headers(const FetchConditions& conditions) {
   std::vector<std::string> headers;
   for (const std::string& token : conditions.if_token_in) {
     if (token.starts_with("e")) {
-      if (auto etag = unbase64url(std::string_view(token).substr(1))) {
+      // Only a well-formed entity-tag is sent back; the token came from an ETag Thimble issued
+      // (EntityTags), and is checked once more here because its bytes become a request header.
+      if (auto etag = unbase64url(std::string_view(token).substr(1));
+          etag && is_entity_tag(*etag)) {
         headers.push_back("If-None-Match: " + *etag);
         return headers;
       }
@@ -240,7 +269,8 @@ std::vector<std::string> conditional_headers(const FetchConditions& conditions) 
 
 SourceObject object_from(TransferResult&& result, const FetchConditions& conditions) {
   SourceObject object;
-  if (!result.etag.empty()) object.validators.token = token_from_etag(result.etag);
+  // An origin's ETag that is no entity-tag is not kept: it could never be sent back.
+  if (is_entity_tag(result.etag)) object.validators.token = token_from_etag(result.etag);
   if (auto modified = parse_http_date(result.last_modified)) {
     object.validators.last_modified = *modified;
     if (object.validators.token.empty()) object.validators.token = token_from_time(*modified);

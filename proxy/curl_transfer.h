@@ -48,6 +48,7 @@ struct TransferResult {
   bool blocked_address = false;  // the address policy refused every address
   bool too_large = false;        // the body went over max_bytes
   bool timed_out = false;        // the deadline passed
+  bool unsafe_request = false;   // a header or the URL held CR, LF or NUL: nothing was sent
 };
 
 TransferResult perform(const TransferRequest& request);
@@ -57,7 +58,12 @@ TransferResult perform(const TransferRequest& request);
 // 413 too large, 504 timeout, 502 otherwise); nullopt when an HTTP answer arrived.
 std::optional<Status> transport_failure(const TransferResult& result, std::uint64_t max_bytes);
 
-// Request headers that turn validator tokens we issued (or a date) into a conditional request.
+// Whether `text` is an entity-tag as RFC 9110 §8.8.3 writes it (`"…"` or `W/"…"`, no control
+// characters): only such validators are kept from an origin and sent back to it.
+bool is_entity_tag(std::string_view text);
+
+// Request headers that turn validator tokens we issued (or a date) into a conditional request;
+// a token that does not decode to a valid entity-tag or time is skipped.
 std::vector<std::string> conditional_headers(const FetchConditions& conditions);
 
 // A 200 or 304 answer as a SourceObject: the origin's ETag, else its Last-Modified, else the

@@ -79,13 +79,6 @@ std::string transform_hash(std::string_view canonical_key) {
   return out;
 }
 
-std::string make_etag(std::string_view transform, std::string_view source_token) {
-  std::string etag;
-  etag.reserve(transform.size() + source_token.size() + 3);
-  etag.append("\"").append(transform).append("-").append(source_token).append("\"");
-  return etag;
-}
-
 std::vector<std::string> parse_if_none_match(std::string_view header) {
   std::vector<std::string> tags;
   std::size_t i = 0;
@@ -114,17 +107,6 @@ bool if_none_match_matches(std::string_view header, std::string_view etag) {
     if (tag == "*" || tag == bare) return true;
   }
   return false;
-}
-
-std::vector<std::string> source_tokens_for(std::string_view header, std::string_view transform) {
-  std::vector<std::string> tokens;
-  for (const auto& tag : parse_if_none_match(header)) {
-    if (tag.size() > transform.size() + 1 && tag.compare(0, transform.size(), transform) == 0 &&
-        tag[transform.size()] == '-') {
-      tokens.push_back(tag.substr(transform.size() + 1));
-    }
-  }
-  return tokens;
 }
 
 bool accepts_webp(std::string_view accept) {

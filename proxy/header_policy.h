@@ -1,12 +1,8 @@
 // Header policy: the pure functions that decide what a CDN sees in the response headers:
 // Cache-Control, HTTP dates, ETags and how If-None-Match / If-Modified-Since / Accept are read.
 //
-// ETag format: `"<transform>-<source>"` where <transform> is 16 hex digits of SHA-256 over the
-// canonical transform, the image key, the negotiated output format and the output settings, and
-// <source> is the source's own validator token (file mtime+size, S3/HTTP ETag). It is strong and
-// does not depend on how the request was spelled. Because the source token can be read back out
-// of an ETag a CDN revalidates with, Thimble can ask the source "changed since?" and answer 304
-// without fetching or transforming anything.
+// The ETag format itself is EntityTags' (proxy/entity_tag.h); here are the pieces it is made of:
+// the transform hash and the reading of If-None-Match.
 //
 // Pure functions; thread-safe.
 #pragma once
@@ -39,17 +35,12 @@ std::string cache_control_for_success(const conf::CacheControlConfig& config,
 // 16 lowercase hex digits naming one transform of one image in one output format.
 std::string transform_hash(std::string_view canonical_key);
 
-std::string make_etag(std::string_view transform, std::string_view source_token);
-
 // The entity tags listed in an If-None-Match header, without quotes or W/ prefixes (weak
 // comparison, as RFC 9110 prescribes for If-None-Match). `*` is returned as "*".
 std::vector<std::string> parse_if_none_match(std::string_view header);
 
 // Whether If-None-Match `header` matches `etag` (quoted, as sent).
 bool if_none_match_matches(std::string_view header, std::string_view etag);
-
-// Source tokens carried by If-None-Match entries that were made for `transform`.
-std::vector<std::string> source_tokens_for(std::string_view header, std::string_view transform);
 
 // Whether an Accept header admits image/webp (explicitly, not through */*).
 bool accepts_webp(std::string_view accept);

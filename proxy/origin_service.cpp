@@ -73,8 +73,9 @@ std::shared_ptr<const ServiceSettings> make_settings(OriginOptions options,
       "q" + std::to_string(r.jpeg_quality) + "p" + std::to_string(r.jpeg_progressive) + "w" +
       std::to_string(r.webp_quality) + "z" + std::to_string(r.png_compression) + "o" +
       std::to_string(r.respect_orientation);
-  return std::make_shared<const ServiceSettings>(
-      ServiceSettings{std::move(options), std::move(signer), std::move(fingerprint)});
+  EntityTags etags(signer.keys());
+  return std::make_shared<const ServiceSettings>(ServiceSettings{
+      std::move(options), std::move(signer), std::move(etags), std::move(fingerprint)});
 }
 
 }  // namespace
@@ -354,7 +355,8 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
 
   FetchConditions conditions;
   conditions.deadline = steady_deadline(job);
-  for (const std::string& token : source_tokens_for(job.if_none_match, job.transform)) {
+  for (const std::string& token :
+       job.settings->etags.source_tokens(job.if_none_match, job.transform)) {
     const std::size_t tilde = token.find('~');
     if (marks_suffix.empty() && tilde == std::string::npos) {
       conditions.if_token_in.push_back(token);
@@ -378,8 +380,10 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
       OriginResponse response;
       response.status = 304;
       response.cache_outcome = "miss";
-      add_validators(response, make_etag(job.transform, checked.validators.token + marks_suffix),
-                     checked.validators.last_modified, job.vary_accept, job.spec.max_age);
+      add_validators(
+          response,
+          job.settings->etags.make(job.transform, checked.validators.token + marks_suffix),
+          checked.validators.last_modified, job.vary_accept, job.spec.max_age);
       return response;
     }
   }
@@ -495,7 +499,7 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   // change of quality, say) is made again and replaced.
   if (storable && !original) {
     if (std::shared_ptr<const cache::CachedResult> stored = store_->read(store_key);
-        stored && !source_tokens_for(stored->etag, job.transform).empty()) {
+        stored && !job.settings->etags.source_tokens(stored->etag, job.transform).empty()) {
       ++store_hits_;
       results_.put(
           job.cache_key, stored,
@@ -506,7 +510,8 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   if (!original) original = fetch_original(job.spec.image, job, times);
   if (!original->object.ok()) return original->object.status();
   const SourceObject& source = *original->object;
-  const std::string etag = make_etag(job.transform, source.validators.token + marks_suffix);
+  const std::string etag =
+      job.settings->etags.make(job.transform, source.validators.token + marks_suffix);
   const auto bytes =
       std::span(reinterpret_cast<const std::uint8_t*>(source.bytes.data()), source.bytes.size());
   transform::RenderRequest request;

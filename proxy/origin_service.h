@@ -35,6 +35,7 @@
 #include "conf/clock.h"
 #include "conf/config.h"
 #include "conf/status.h"
+#include "proxy/entity_tag.h"
 #include "proxy/metrics.h"
 #include "proxy/presets.h"
 #include "proxy/source.h"
@@ -105,6 +106,7 @@ struct OriginOptions {
 struct ServiceSettings {
   OriginOptions options;
   signing::UrlSigner signer;
+  EntityTags etags;         // made from the signer's keys
   std::string fingerprint;  // the output settings that change a thumbnail's bytes
 };
 

@@ -50,6 +50,7 @@ class UrlSigner {
   Result<std::string_view> verify(std::string_view request_path) const;
 
   bool has_keys() const { return !keys_.empty(); }
+  const std::vector<std::string>& keys() const { return keys_; }
 
  private:
   std::vector<std::string> keys_;

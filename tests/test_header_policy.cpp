@@ -1,6 +1,7 @@
 // proxy/header_policy: HTTP dates, Cache-Control, ETags, If-None-Match and Accept, as tables.
 #include <doctest/doctest.h>
 
+#include "proxy/entity_tag.h"
 #include "proxy/header_policy.h"
 
 using namespace thimble;
@@ -38,12 +39,36 @@ TEST_CASE("ETags join the transform hash and the source token, and can be read b
   CHECK(transform.size() == 16);
   CHECK(transform_hash("fit-in/300x200|a.jpg|source|q80") == transform);
   CHECK(transform_hash("fit-in/300x201|a.jpg|source|q80") != transform);
-  std::string etag = make_etag(transform, "17a-2f");
-  CHECK(etag == "\"" + transform + "-17a-2f\"");
-  CHECK(source_tokens_for(etag, transform) == std::vector<std::string>{"17a-2f"});
-  CHECK(source_tokens_for("W/" + etag + ", \"other-1\"", transform) ==
+  const EntityTags tags({"MY_SECURE_KEY"});
+  std::string etag = tags.make(transform, "17a-2f");
+  CHECK(etag.starts_with("\"" + transform + "-17a-2f."));
+  CHECK(etag.size() == 1 + 16 + 1 + 6 + 1 + 16 + 1);
+  CHECK(tags.source_tokens(etag, transform) == std::vector<std::string>{"17a-2f"});
+  CHECK(tags.source_tokens("W/" + etag + ", \"other-1\"", transform) ==
         std::vector<std::string>{"17a-2f"});
-  CHECK(source_tokens_for(etag, transform_hash("else")).empty());
+  CHECK(tags.source_tokens(etag, transform_hash("else")).empty());
+  // The same keys make the same ETags (replicas agree); other keys do not read them.
+  CHECK(EntityTags({"MY_SECURE_KEY"}).make(transform, "17a-2f") == etag);
+  CHECK(EntityTags({"other"}).source_tokens(etag, transform).empty());
+}
+
+TEST_CASE("Only ETags Thimble issued give back a source token: forged or altered ones give none") {
+  const std::string transform = transform_hash("300x200|a.jpg");
+  const EntityTags tags({"new-key", "old-key"});
+  const std::string issued = EntityTags({"old-key"}).make(transform, "eIjEi");
+  // A rotated-out first key still verifies while it is configured.
+  CHECK(tags.source_tokens(issued, transform) == std::vector<std::string>{"eIjEi"});
+  const std::string mac = issued.substr(issued.size() - 17, 16);
+  for (const std::string& forged : {
+           "\"" + transform + "-eIjEi\"",                               // no MAC (the old format)
+           "\"" + transform + "-eIjEj." + mac + "\"",                   // another token, same MAC
+           "\"" + transform + "-eIjEi." + std::string(16, '0') + "\"",  // a guessed MAC
+           "\"" + transform + "-." + mac + "\"",                        // an empty token
+           "\"" + transform + "-eDQoNCkRFTEVURSAv." + mac + "\"",       // CR LF DELETE /
+       }) {
+    CAPTURE(forged);
+    CHECK(tags.source_tokens(forged, transform).empty());
+  }
 }
 
 TEST_CASE("If-None-Match uses weak comparison and understands lists and *") {

@@ -101,11 +101,13 @@ class Client {
 class ThimbleProcess {
  public:
   // `server_yaml` is the `server:` mapping, `cache_control` the `cache_control:` one; `extra_yaml`
-  // adds other sections; `security_yaml` adds keys to the `security:` mapping (`, key: value`).
+  // adds other sections; `security_yaml` adds keys to the `security:` mapping (`, key: value`);
+  // `source_yaml` is the `source:` mapping.
   explicit ThimbleProcess(const std::string& server_yaml = "{host: 127.0.0.1, workers: 2}",
                           const std::string& extra_yaml = "",
                           const std::string& cache_control = "{max_age: 600}",
-                          const std::string& security_yaml = "")
+                          const std::string& security_yaml = "",
+                          const std::string& source_yaml = "{file: {root: originals}}")
       : port_(free_port()) {
     root_ = dir_.path() / "originals";
     std::filesystem::create_directories(root_ / "photos");
@@ -118,7 +120,8 @@ class ThimbleProcess {
                                                  "security: {keys: [" +
                                                  std::string(kKey) + "]" + security_yaml +
                                                  "}\n"
-                                                 "source: {file: {root: originals}}\n"
+                                                 "source: " + source_yaml +
+                                                 "\n"
                                                  "cache_control: " +
                                                  cache_control + "\n" + extra_yaml);
     log_ = dir_.path() / "server.log";
