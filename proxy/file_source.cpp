@@ -36,7 +36,9 @@ class Fd {
 // Opens `relative` below `root_fd`; the kernel refuses any resolution that leaves the root.
 int open_beneath(int root_fd, const std::string& relative) {
   open_how how{};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
+  // O_NONBLOCK: a FIFO (or a device) under the root must never hold a worker; fetch() then
+  // accepts regular files only. Reads of regular files ignore the flag.
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   return static_cast<int>(::syscall(SYS_openat2, root_fd, relative.c_str(), &how, sizeof how));
 }

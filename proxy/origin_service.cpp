@@ -199,31 +199,33 @@ std::variant<OriginResponse, Job> OriginService::begin(const OriginRequest& requ
       !current->options.signature_header.empty() && !request.signature.empty();
   const std::string path = header_signed ? "/" + request.signature + request.path : request.path;
   // The options and image the URL asks for: after its signature, or a preset's expansion.
-  std::string expanded;
+  std::optional<PresetTable::Expansion> expanded;
   std::string_view wanted;
-  bool preset = false;
   if (path.starts_with("/") && std::string_view(path).substr(1).starts_with(PresetTable::kPrefix)) {
     // `/preset:NAME/<image>`: no signature, public presets only.
-    Result<std::string> options = current->options.presets.expand(path.substr(1), false);
-    if (!options.ok()) return error(options.status(), Route::kPreset);
-    expanded = std::move(options).value();
-    preset = true;
+    auto expansion = current->options.presets.expand(path.substr(1), false);
+    if (!expansion.ok()) return error(expansion.status(), Route::kPreset);
+    expanded = std::move(expansion).value();
   } else {
     Result<std::string_view> signed_part = current->signer.verify(path);
     if (!signed_part.ok()) return error(signed_part.status());
     if (signed_part->starts_with(PresetTable::kPrefix)) {
-      Result<std::string> options = current->options.presets.expand(*signed_part, true);
-      if (!options.ok()) return error(options.status(), Route::kPreset);
-      expanded = std::move(options).value();
-      preset = true;
+      auto expansion = current->options.presets.expand(*signed_part, true);
+      if (!expansion.ok()) return error(expansion.status(), Route::kPreset);
+      expanded = std::move(expansion).value();
     } else if (current->options.only_presets) {
       return error({Code::kBadSignature, "this server only serves presets (preset:NAME/<image>)"});
     } else {
       wanted = *signed_part;
     }
   }
-  if (preset) wanted = expanded;
+  const bool preset = expanded.has_value();
+  if (preset) wanted = expanded->path;
   Result<transform::ThumbnailSpec> spec = transform::parse_spec(wanted);
+  if (spec.ok() && preset) {
+    if (Status only = PresetTable::check_image_only(*expanded, spec->image); !only.ok())
+      spec = only;
+  }
   if (spec.ok()) {
     if (Status within = transform::check_limits(*spec, current->options.spec_limits); !within.ok())
       spec = within;

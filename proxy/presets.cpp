@@ -23,7 +23,8 @@ Result<PresetTable> PresetTable::from(const std::map<std::string, conf::Preset>&
   return table;
 }
 
-Result<std::string> PresetTable::expand(std::string_view preset_and_image, bool signed_url) const {
+Result<PresetTable::Expansion> PresetTable::expand(std::string_view preset_and_image,
+                                                   bool signed_url) const {
   std::string_view rest = preset_and_image.substr(kPrefix.size());
   const std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos || slash + 1 == rest.size()) {
@@ -41,7 +42,14 @@ Result<std::string> PresetTable::expand(std::string_view preset_and_image, bool 
     return Status(Code::kBadSignature,
                   "preset '" + found->first + "' is not public: the URL must be signed");
   }
-  return found->second.options + "/" + std::string(rest.substr(slash + 1));
+  return Expansion{found->second.options + "/" + std::string(rest.substr(slash + 1)),
+                   found->second.options.size() + 1};
+}
+
+Status PresetTable::check_image_only(const Expansion& expansion, std::string_view parsed_image) {
+  if (parsed_image == expansion.image()) return Status::Ok();
+  return Status(Code::kBadRequest,
+                "only the image may follow a preset (preset:NAME/<image>), not more options");
 }
 
 }  // namespace thimble::proxy

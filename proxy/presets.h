@@ -28,7 +28,17 @@ class PresetTable {
   // `preset:NAME/<image>` → `<options>/<image>`. `signed_url` tells whether the URL carried a
   // valid signature (or allowed `unsafe`); without one only public presets answer.
   // Unknown preset → 400; a signed-only preset without signature → 403.
-  Result<std::string> expand(std::string_view preset_and_image, bool signed_url) const;
+  struct Expansion {
+    std::string path;      // `<options>/<image>`
+    std::size_t image_at;  // where <image> starts in `path`
+    std::string_view image() const { return std::string_view(path).substr(image_at); }
+  };
+  Result<Expansion> expand(std::string_view preset_and_image, bool signed_url) const;
+
+  // After a preset only the image may follow: a spec parsed from an expansion whose image is not
+  // all that followed the preset took more options from the URL (a format, a quality, a
+  // watermark), which would make sizes and answers the configuration never named. 400.
+  static Status check_image_only(const Expansion& expansion, std::string_view parsed_image);
 
   bool empty() const { return presets_.empty(); }
 

@@ -2,12 +2,14 @@
 // through (cache poisoning through forged validators, a reader that never reads, lax framing),
 // with a good request answered meanwhile.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "http_origin.h"
+#include "raw_socket.h"
 #include "thimble_process.h"
 
 using namespace thimble;
@@ -113,4 +115,39 @@ TEST_CASE("a forged If-None-Match never reaches the origin: only ETags Thimble i
   CHECK(first.stop() == 0);
   CHECK(second.stop() == 0);
   CHECK(third.stop() == 0);
+}
+
+TEST_CASE("the access log stays valid UTF-8 whatever bytes a path holds") {
+  test::ThimbleProcess server("{host: 127.0.0.1, workers: 2}");
+  // Raw bytes no URL encoder writes: a lone 0xff, a truncated sequence, an overlong '/', and a
+  // valid é that is kept as it is.
+  const std::string path = "/unsafe/x\xff\xfe\xc3/\xc0\xaf\xed\xa0\x80/caf\xc3\xa9.jpg";
+  const std::string answer = test::raw_exchange(
+      server.port(), "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  REQUIRE(answer.size() > 12);
+  const std::string log = server.log_with("caf");
+  const std::size_t at = log.find("\"path\":\"/unsafe/x");
+  REQUIRE(at != std::string::npos);
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  CAPTURE(line);
+  CHECK(line.find("x\\u00ff\\u00fe\\u00c3/\\u00c0\\u00af\\u00ed\\u00a0\\u0080/caf\xc3\xa9.jpg") !=
+        std::string::npos);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("a FIFO, a folder or a device under the file source's root is 404 at once") {
+  test::ThimbleProcess server("{host: 127.0.0.1, workers: 1, access_log: false}");
+  REQUIRE(::mkfifo((server.originals() / "fifo.jpg").c_str(), 0600) == 0);
+  std::filesystem::create_directories(server.originals() / "folder.jpg");
+  test::Client client;
+  for (int round = 0; round < 3; ++round) {  // more rounds than workers: none is held
+    for (const char* name : {"fifo.jpg", "folder.jpg"}) {
+      CAPTURE(name);
+      const auto start = std::chrono::steady_clock::now();
+      CHECK(client.request(server.url("fit-in/50x50/" + std::string(name))).status == 404);
+      CHECK(std::chrono::steady_clock::now() - start < 5s);  // a hang guard
+    }
+  }
+  CHECK(client.request(server.url("fit-in/50x50/photos/storm.jpg")).status == 200);
+  CHECK(server.stop() == 0);
 }

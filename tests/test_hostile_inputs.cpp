@@ -2,16 +2,13 @@
 // "What Thimble answers") without a crash, a hang or a leaked descriptor, and the server keeps
 // serving. The time each took is printed for the report; only a hang guard is asserted.
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "image_writer.h"
+#include "raw_socket.h"
 #include "thimble_process.h"
 
 using namespace thimble;
@@ -55,29 +52,6 @@ std::string png_claiming(int width, int height) {
                        test::be32(static_cast<std::uint32_t>(height)) + std::string{8, 2, 0, 0, 0};
   return std::string("\x89PNG\r\n\x1a\n", 8) + test::png_chunk("IHDR", header) +
          std::string(3000, '\0');
-}
-
-// Sends `request` as raw bytes on a new connection and returns all that comes back until the
-// server closes it (or 10 s pass without a byte).
-std::string raw_exchange(int port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string answer;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(request.size())) {
-    pollfd wait{fd, POLLIN, 0};
-    char buffer[4096];
-    ssize_t n = 0;
-    while (::poll(&wait, 1, 10000) == 1 && (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) {
-      answer.append(buffer, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  return answer;
 }
 
 }  // namespace
@@ -183,18 +157,13 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       "GET / HTTP/1.1\r\nHost: " + std::string(20000, 'h') + "\r\n\r\n" + valid_after,
   };
   for (const std::string& request : raw) {
-    const std::string answer = raw_exchange(server.port(), request);
+    const std::string answer = test::raw_exchange(server.port(), request);
     CAPTURE(answer.substr(0, 80));
     REQUIRE(answer.size() > 12);
     const int status = std::atoi(answer.c_str() + 9);
     MESSAGE("raw request of " << request.size() << " bytes: " << status);
     CHECK(status / 100 == 4);
-    std::size_t answers = 0;
-    for (std::size_t at = answer.find("HTTP/1.1 "); at != std::string::npos;
-         at = answer.find("HTTP/1.1 ", at + 1)) {
-      ++answers;
-    }
-    CHECK(answers == 1);
+    CHECK(test::count_answers(answer) == 1);
   }
   // Still serving, still healthy.
   expect("a good URL after all that", server.url("fit-in/100x100/photos/storm.jpg"), 200);

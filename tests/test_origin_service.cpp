@@ -543,6 +543,29 @@ TEST_CASE(
   CHECK(p.get("/preset:avatar/photos/missing.jpg").status == 404);
 }
 
+TEST_CASE("after a preset only the image may follow: appended options are 400, signed or not") {
+  PresetFixture p(/*only_presets=*/true);
+  const char* appended[] = {
+      "filters:format(png)/photos/storm.jpg",
+      "filters:max_age(1)/photos/storm.jpg",
+      "filters:quality(10)/photos/storm.jpg",
+      "filters:watermark(photos/storm.jpg,0,0,0):watermark(photos/storm.jpg,0,0,0)/photos/"
+      "storm.jpg",
+  };
+  for (const char* rest : appended) {
+    CAPTURE(rest);
+    OriginResponse open = p.get("/preset:avatar/" + std::string(rest));
+    CHECK(open.status == 400);
+    CHECK(open.error ==
+          "only the image may follow a preset (preset:NAME/<image>), not more options");
+    CHECK(p.get(p.f.signer.sign("preset:avatar/" + std::string(rest))).status == 400);
+    // A second filters: segment after the preset's own is refused too.
+    CHECK(p.get(p.f.signer.sign("preset:small/" + std::string(rest))).status == 400);
+  }
+  CHECK(p.get("/preset:avatar/photos/storm.jpg").status == 200);
+  CHECK(p.get("/preset:avatar/300x300/photos/storm.jpg").status == 404);  // a key, not a size
+}
+
 TEST_CASE("only_presets refuses every URL that does not name a preset") {
   PresetFixture p(/*only_presets=*/true);
   OriginResponse options = p.get(p.f.signer.sign("fit-in/300x300/photos/storm.jpg"));

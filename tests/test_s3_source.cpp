@@ -6,7 +6,6 @@
 
 #include "cache/result_cache.h"
 #include "conf/config.h"
-#include "conf/config.h"
 #include "http_origin.h"
 #include "moto_server.h"
 #include "proxy/origin_service.h"

@@ -120,7 +120,8 @@ class ThimbleProcess {
                                                  "security: {keys: [" +
                                                  std::string(kKey) + "]" + security_yaml +
                                                  "}\n"
-                                                 "source: " + source_yaml +
+                                                 "source: " +
+                                                 source_yaml +
                                                  "\n"
                                                  "cache_control: " +
                                                  cache_control + "\n" + extra_yaml);
