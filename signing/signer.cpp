@@ -62,8 +62,34 @@ std::optional<SignedPath> split_signed_path(std::string_view request_path) {
   return split;
 }
 
+std::optional<std::string> latin1_form(std::string_view utf8_key) {
+  std::string out;
+  bool beyond_ascii = false;
+  for (std::size_t i = 0; i < utf8_key.size(); ++i) {
+    const auto c = static_cast<unsigned char>(utf8_key[i]);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    // U+0080–U+00FF is C2 80 – C3 BF in UTF-8; anything else has no Latin-1 byte.
+    if ((c != 0xc2 && c != 0xc3) || i + 1 >= utf8_key.size()) return std::nullopt;
+    const auto next = static_cast<unsigned char>(utf8_key[i + 1]);
+    if (next < 0x80 || next > 0xbf) return std::nullopt;
+    out += static_cast<char>(((c & 0x03) << 6) | (next & 0x3f));
+    beyond_ascii = true;
+    ++i;
+  }
+  if (!beyond_ascii) return std::nullopt;
+  return out;
+}
+
 UrlSigner::UrlSigner(std::vector<std::string> keys, bool allow_unsafe)
-    : keys_(std::move(keys)), allow_unsafe_(allow_unsafe) {}
+    : keys_(std::move(keys)), allow_unsafe_(allow_unsafe) {
+  for (const std::string& key : keys_) {
+    verifying_.push_back(key);
+    if (std::optional<std::string> latin1 = latin1_form(key)) verifying_.push_back(*latin1);
+  }
+}
 
 std::string UrlSigner::sign(std::string_view path) const {
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
@@ -101,7 +127,7 @@ Result<std::string_view> UrlSigner::verify(std::string_view request_path) const 
   }
   // Every key is tried, and each comparison takes the same time whatever the bytes.
   bool match = false;
-  for (const auto& key : keys_) {
+  for (const auto& key : verifying_) {
     std::string expected = signature_of(key, split->rest);
     match |= CRYPTO_memcmp(expected.data(), split->signature.data(), expected.size()) == 0;
   }

@@ -4,7 +4,9 @@
 // the query string and without a leading slash (`meta/` included). The MAC is HMAC-SHA1 with the
 // security key, encoded as URL-safe base64 with `=` padding: always 28 characters. Several keys
 // may be configured: the first signs, every one verifies, so keys can be rotated without breaking
-// URLs a CDN already caches. Verification compares in constant time.
+// URLs a CDN already caches. Verification compares in constant time. A non-ASCII key verifies in
+// both of its encodings (see latin1_form), so URLs that apps signed with libthumbor's CryptoURL
+// and URLs signed as Thumbor's server does both pass.
 //
 // Thread-safety: an UrlSigner is immutable after construction; share it freely.
 #pragma once
@@ -17,6 +19,11 @@
 #include "conf/status.h"
 
 namespace thimble::signing {
+
+// The Latin-1 bytes of a UTF-8 key whose characters all lie in U+0000–U+00FF and that has at
+// least one outside ASCII; nullopt otherwise. libthumbor's CryptoURL signs with a key's Latin-1
+// bytes, while Thumbor's server verifies with its UTF-8 bytes: the same secret, two encodings.
+std::optional<std::string> latin1_form(std::string_view utf8_key);
 
 // URL-safe base64 (RFC 4648 §5) with `=` padding, as Python's urlsafe_b64encode.
 std::string base64url_encode(std::string_view bytes);
@@ -50,10 +57,13 @@ class UrlSigner {
   Result<std::string_view> verify(std::string_view request_path) const;
 
   bool has_keys() const { return !keys_.empty(); }
+  // The configured keys (the first signs).
   const std::vector<std::string>& keys() const { return keys_; }
 
  private:
   std::vector<std::string> keys_;
+  // What verifies: each key's UTF-8 bytes and, for a non-ASCII key, its Latin-1 bytes.
+  std::vector<std::string> verifying_;
   bool allow_unsafe_;
 };
 

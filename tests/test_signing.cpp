@@ -154,6 +154,41 @@ TEST_CASE("URLs signed by Debian's libthumbor verify, including encoded keys") {
   CHECK(count == 3);
 }
 
+TEST_CASE("a non-ASCII key verifies as libthumbor signs it (Latin-1) and as Thumbor does (UTF-8)") {
+  // CryptoURL encodes the key as Latin-1; Thumbor's server (and thimble-sign) as UTF-8.
+  const std::string key = "cl\xc3\xa9-s\xc3\xbbre";  // "clé-sûre"
+  const std::string script =
+      "from libthumbor import CryptoURL\n"
+      "c = CryptoURL(key='cl\\u00e9-s\\u00fbre')\n"
+      "for w in range(1, 41):\n"
+      "    print(c.generate(width=w, height=40, smart=(w % 2 == 0), image_url='p/%d.jpg' % w))\n";
+  test::TempDir dir;
+  test::write_file(dir.path() / "sign.py", script);
+  Run generated = run("/usr/bin/python3 " + (dir.path() / "sign.py").string());
+  REQUIRE(generated.status == 0);
+  UrlSigner signer({key}, false);
+  std::istringstream lines(generated.out);
+  int count = 0;
+  for (std::string url; std::getline(lines, url); ++count) {
+    CAPTURE(url);
+    CHECK(signer.verify(url).ok());
+  }
+  CHECK(count == 40);
+  CHECK(signer.verify(signer.sign("10x40/p/10.jpg")).ok());  // the UTF-8 form, as Thumbor signs
+  CHECK(*signing::latin1_form(key) == "cl\xe9-s\xfbre");
+  CHECK_FALSE(signing::latin1_form("ascii-only").has_value());
+  CHECK_FALSE(signing::latin1_form("\xe2\x82\xac").has_value());  // U+20AC has no Latin-1 byte
+  CHECK_FALSE(signing::latin1_form("\xc3").has_value());          // truncated UTF-8
+
+  // thimble-sign --libthumbor-latin1 writes CryptoURL's URLs byte for byte.
+  test::write_file(dir.path() / "key", key + "\n");
+  const std::string sign =
+      std::string(THIMBLE_SIGN_BINARY) + " --key-file " + (dir.path() / "key").string();
+  const std::string first = generated.out.substr(0, generated.out.find('\n') + 1);
+  CHECK(run(sign + " --libthumbor-latin1 " + first.substr(30)).out == first);
+  CHECK(run(sign + " " + first.substr(30)).out != first);
+}
+
 TEST_CASE("thimble-sign signs like libthumbor and verifies with exit status 0 or 1") {
   test::TempDir dir;
   test::write_file(dir.path() / "key", "MY_SECURE_KEY\n");
