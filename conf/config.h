@@ -132,6 +132,11 @@ struct LimitsConfig {
   std::uint64_t max_source_bytes = 64ull << 20;   // limits.max_source_bytes
   std::uint64_t max_source_pixels = 100'000'000;  // limits.max_source_pixels: from the header
   int max_source_dimension = 30000;               // limits.max_source_dimension: either side
+  // limits.max_decoder_memory_bytes: a decoder's working memory beyond the pixels (a progressive
+  // JPEG keeps 2 bytes x 64 coefficients per block and component: 6 bytes a pixel at 4:4:4,
+  // 3 at 4:2:0); more gets 413.
+  std::uint64_t max_decoder_memory_bytes = 512ull << 20;
+  int max_jpeg_scans = 100;  // limits.max_jpeg_scans: scans of a progressive JPEG; more gets 415
   int max_output_dimension = 6000;                // limits.max_output_dimension: either side
   int max_url_bytes =
       8192;  // limits.max_url_bytes: request path (CloudFront's limit); longer → 414

@@ -54,6 +54,8 @@ Result<OriginOptions> OriginOptions::from(const conf::Config& config) {
   transform::RenderSettings& r = options.render;
   r.max_source_pixels = config.limits.max_source_pixels;
   r.max_source_dimension = config.limits.max_source_dimension;
+  r.max_decoder_memory_bytes = config.limits.max_decoder_memory_bytes;
+  r.max_jpeg_scans = config.limits.max_jpeg_scans;
   r.max_output_dimension = config.limits.max_output_dimension;
   r.respect_orientation = config.output.respect_orientation;
   r.jpeg_quality = config.output.jpeg_quality;

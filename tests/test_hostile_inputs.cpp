@@ -4,9 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <thread>
+#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "hostile_images.h"
 #include "image_writer.h"
 #include "raw_socket.h"
 #include "thimble_process.h"
@@ -57,7 +60,8 @@ std::string png_claiming(int width, int height) {
 }  // namespace
 
 TEST_CASE("hostile originals and URLs get their documented status, and the server keeps serving") {
-  test::ThimbleProcess server("{host: 127.0.0.1, workers: 2, access_log: false}");
+  test::ThimbleProcess server("{host: 127.0.0.1, workers: 2, access_log: false}",
+                              "limits: {max_decoder_memory_bytes: 268435456}");
   const std::filesystem::path& root = server.originals();
   const std::string photo = test::read_file(root / "photos/storm.jpg");
   const cv::Mat small =
@@ -97,6 +101,19 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       {"taller.png", grey_png(1, 65000), 413},                // over limits.max_source_dimension
       {"claims-30000.png", png_claiming(30000, 30000), 413},  // 3 KB claiming 900 MP
       {"claims-9000.png", png_claiming(9000, 9000), 415},     // in the limits, but no pixels
+      // A real 32767x32767 frame behind `FF 00 <len>`, a fake 16x16 one where a sniffer that
+      // reads FF 00 as a segment lands: the sniffer reads markers as libjpeg does.
+      {"hidden-frame.jpg", test::jpeg_with_hidden_frame(32767, 32767, false), 413},
+      {"hidden-frame-progressive.jpg", test::jpeg_with_hidden_frame(32767, 32767, true), 413},
+      {"hidden-frame-small.jpg", test::jpeg_with_hidden_frame(640, 480, false), 200},
+      // 8000x8000 grey, one DC scan and 20,000 empty AC scans: over limits.max_jpeg_scans.
+      {"empty-scans.jpg", test::jpeg_with_empty_scans(8000, 8000, 20000), 415},
+      // 100x100 rows and then 256 MB of zeros in the same zlib stream: never inflated.
+      {"inflates-past-rows.png", test::png_inflating_past_rows(100, 100, 256u << 20), 200},
+      // 4:4:4 progressive at 9000x9000: 486 MB of coefficients, over a 256 MB decoder budget.
+      {"coefficients-444.jpg",
+       test::write_jpeg(cv::Mat(9000, 9000, CV_8UC3, cv::Scalar(90, 140, 200)), 50, true, true),
+       413},
   };
   for (const Original& o : originals) test::write_file(root / o.name, o.bytes);
 
@@ -167,5 +184,46 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   }
   // Still serving, still healthy.
   expect("a good URL after all that", server.url("fit-in/100x100/photos/storm.jpg"), 200);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("the processing deadline stops a decode: Thimble's 503 at the deadline, good requests meanwhile") {
+  // Scans are allowed here, so only the deadline can stop the decode (about 6 ms a scan).
+  test::ThimbleProcess server("{host: 127.0.0.1, workers: 2, access_log: false, "
+                              "request_timeout_ms: 1500}",
+                              "limits: {max_jpeg_scans: 10000}");
+  test::write_file(server.originals() / "scans.jpg",
+                   test::jpeg_with_empty_scans(8000, 8000, 20000));
+  std::vector<std::thread> attackers;
+  std::vector<long> statuses(2);
+  std::vector<double> took(2);
+  for (int i = 0; i < 2; ++i) {  // both workers
+    attackers.emplace_back([&, i] {
+      test::Client client;
+      const auto start = std::chrono::steady_clock::now();
+      statuses[static_cast<std::size_t>(i)] =
+          client.request(server.url("fit-in/" + std::to_string(100 + i) + "x100/scans.jpg")).status;
+      took[static_cast<std::size_t>(i)] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    });
+  }
+  std::this_thread::sleep_for(200ms);
+  test::Client good;
+  const auto start = std::chrono::steady_clock::now();
+  const long healthy = good.request(server.base() + "/healthz").status;
+  const double health_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  for (auto& t : attackers) t.join();
+  CHECK(healthy == 200);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(statuses[static_cast<std::size_t>(i)] == 503);
+    CHECK(took[static_cast<std::size_t>(i)] < 4.0);  // the deadline, not 2 x timeout + 5 s
+    MESSAGE("20,000-scan JPEG with a 1.5 s deadline: " << statuses[static_cast<std::size_t>(i)]
+                                                       << " in " << took[static_cast<std::size_t>(i)]
+                                                       << " s");
+  }
+  MESSAGE("/healthz meanwhile: " << health_ms << " ms");
+  // Once they are stopped, a thumbnail is made at once.
+  CHECK(good.request(server.url("fit-in/100x100/photos/storm.jpg")).status == 200);
   CHECK(server.stop() == 0);
 }

@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 #include <random>
 
+#include "hostile_images.h"
 #include "image_writer.h"
 #include "support.h"
 #include "transform/decode.h"
@@ -697,4 +698,57 @@ TEST_CASE("past the request's deadline render() stops at its next step with 503"
   CHECK(during.status().code() == Code::kOverloaded);
   // Without a deadline the same work completes.
   CHECK(render(test::as_bytes(photo), *spec, RenderSettings{}).ok());
+}
+
+TEST_CASE("decoders read the frame that was sniffed, or refuse: the limits hold for what is decoded") {
+  const cv::Mat photo(480, 640, CV_8UC3, cv::Scalar(30, 90, 160));
+  for (const bool progressive : {false, true}) {
+    const std::string jpeg = test::write_jpeg(photo, 80, progressive);
+    Result<ImageInfo> info = sniff(test::as_bytes(jpeg));
+    REQUIRE(info.ok());
+    CHECK(decode_image(test::as_bytes(jpeg), *info, 1).ok());
+    ImageInfo claimed = *info;  // what a sniffer that was fooled would say
+    claimed.width = 16;
+    claimed.height = 16;
+    for (const int shrink : {1, 8}) {
+      Result<cv::Mat> refused = decode_image(test::as_bytes(jpeg), claimed, shrink);
+      REQUIRE_FALSE(refused.ok());
+      CHECK(refused.status().code() == Code::kUnsupportedMedia);
+    }
+  }
+  std::vector<std::uint8_t> png;
+  cv::imencode(".png", photo, png);
+  Result<ImageInfo> info = sniff(png);
+  REQUIRE(info.ok());
+  ImageInfo claimed = *info;
+  claimed.height = 48;
+  CHECK(decode_image(png, claimed, 1).status().code() == Code::kUnsupportedMedia);
+}
+
+TEST_CASE("a decode stops at its deadline, after too many scans, or over its memory budget") {
+  const std::string scans = test::jpeg_with_empty_scans(2000, 2000, 300);
+  Result<ImageInfo> info = sniff(test::as_bytes(scans));
+  REQUIRE(info.ok());
+  DecodeBudget budget;
+  CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).status().message() ==
+        "the JPEG has more than 100 scans");
+  budget.max_scans = 1000;
+  CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).ok());
+  budget.deadline = std::chrono::steady_clock::now();  // already past
+  CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).status().code() ==
+        Code::kOverloaded);
+  // 2000x2000 grey: 62,500 blocks of 128 bytes of coefficients = 8 MB.
+  DecodeBudget tight;
+  tight.max_memory_bytes = 4 << 20;
+  CHECK(decode_image(test::as_bytes(scans), *info, 1, tight).status().code() == Code::kTooLarge);
+  // A baseline JPEG keeps no whole-image coefficients: the same budget decodes it.
+  const std::string baseline = test::write_jpeg(cv::Mat(2000, 2000, CV_8UC1, cv::Scalar(99)));
+  CHECK(decode_image(test::as_bytes(baseline), *sniff(test::as_bytes(baseline)), 1, tight).ok());
+  // A PNG past its deadline.
+  const std::string png = test::png_inflating_past_rows(64, 48, 1 << 20);
+  DecodeBudget late;
+  late.deadline = std::chrono::steady_clock::now();
+  CHECK(decode_image(test::as_bytes(png), *sniff(test::as_bytes(png)), 1, late).status().code() ==
+        Code::kOverloaded);
+  CHECK(decode_image(test::as_bytes(png), *sniff(test::as_bytes(png)), 1).ok());
 }

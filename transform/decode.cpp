@@ -2,10 +2,10 @@
 
 #include <webp/decode.h>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "transform/jpeg_dc.h"
+#include "transform/png_decode.h"
 
 namespace thimble::transform {
 
@@ -76,43 +76,29 @@ Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo&
 
 }  // namespace
 
-Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info,
-                             int shrink) {
-  if (info.format == ImageFormat::kWebp) return decode_webp(data, info);
-  // A progressive JPEG at 1/8 scale needs only its first scans (jpeg_dc.h).
-  if (info.format == ImageFormat::kJpeg && info.dc_eighth && shrink == 8) {
-    if (std::optional<cv::Mat> dc = decode_progressive_dc(data, info.width, info.height)) {
-      return std::move(*dc);
-    }
+DecodeBudget decode_budget(const RenderSettings& settings,
+                           std::chrono::steady_clock::time_point deadline) {
+  return {deadline, settings.max_decoder_memory_bytes, settings.max_jpeg_scans};
+}
+
+Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,
+                             const DecodeBudget& budget) {
+  if (std::chrono::steady_clock::now() > budget.deadline) return deadline_passed();
+  switch (info.format) {
+    case ImageFormat::kWebp: return decode_webp(data, info);
+    case ImageFormat::kPng: return decode_png(data, info, budget);
+    case ImageFormat::kJpeg:
+      // A progressive JPEG at 1/8 scale needs only its first scans (jpeg_dc.h).
+      if (info.dc_eighth && shrink == 8) {
+        if (std::optional<cv::Mat> dc =
+                decode_progressive_dc(data, info.width, info.height, budget)) {
+          return std::move(*dc);
+        }
+      }
+      return decode_jpeg(data, info, shrink, budget);
+    case ImageFormat::kGif: break;
   }
-  int flags = cv::IMREAD_UNCHANGED;  // keeps alpha; never applies EXIF orientation
-  if (info.format == ImageFormat::kJpeg) {
-    flags = cv::IMREAD_IGNORE_ORIENTATION | (shrink == 8   ? cv::IMREAD_REDUCED_COLOR_8
-                                             : shrink == 4 ? cv::IMREAD_REDUCED_COLOR_4
-                                             : shrink == 2 ? cv::IMREAD_REDUCED_COLOR_2
-                                                           : cv::IMREAD_COLOR);
-  }
-  cv::Mat img;
-  try {
-    const cv::Mat buffer(1, static_cast<int>(data.size()), CV_8U,
-                         const_cast<std::uint8_t*>(data.data()));
-    img = cv::imdecode(buffer, flags);
-  } catch (const cv::Exception&) {
-    return Status(Code::kUnsupportedMedia, "the image cannot be decoded");
-  }
-  if (img.empty()) return Status(Code::kUnsupportedMedia, "the image data is corrupt");
-  // Normalise to 8-bit BGR or BGRA.
-  if (img.depth() == CV_16U) {
-    img.convertTo(img, CV_8U, 1.0 / 257.0);
-  } else if (img.depth() != CV_8U) {
-    return Status(Code::kUnsupportedMedia, "unsupported sample format");
-  }
-  if (img.channels() == 1) {
-    cv::cvtColor(img, img, cv::COLOR_GRAY2BGR);
-  } else if (img.channels() == 2) {
-    return Status(Code::kUnsupportedMedia, "unsupported channel layout");
-  }
-  return img;
+  return Status(Code::kUnsupportedMedia, "this image format cannot be decoded");
 }
 
 }  // namespace thimble::transform

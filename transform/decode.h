@@ -8,14 +8,23 @@
 #include <span>
 
 #include "conf/status.h"
+#include "transform/jpeg_decode.h"
+#include "transform/pipeline.h"
 #include "transform/plan.h"
 #include "transform/sniff.h"
 
 namespace thimble::transform {
 
 // Decodes `data` (already sniffed as `info`) to 8-bit BGR or BGRA in stored orientation. JPEGs are
-// decoded at 1/`shrink` scale (1, 2, 4 or 8) in the DCT domain. Failures are 415s.
-Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink);
+// decoded at 1/`shrink` scale (1, 2, 4 or 8) in the DCT domain. Each format is decoded by its own
+// library, which must read the size that was sniffed; the decode stops when `budget` runs out.
+// Failures are 415s, past the deadline 503, over the memory budget 413.
+Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,
+                             const DecodeBudget& budget = {});
+
+// What a decode may spend under `settings` until `deadline`.
+DecodeBudget decode_budget(const RenderSettings& settings,
+                           std::chrono::steady_clock::time_point deadline);
 
 // Turns a stored image into the displayed one for an EXIF orientation (1-8).
 void apply_orientation(cv::Mat& image, int orientation);

@@ -1,26 +1,11 @@
 #include "transform/jpeg_dc.h"
 
 #include <algorithm>
-#include <csetjmp>
-#include <cstdio>
 
-// libjpeg's header needs FILE and size_t declared first.
-#include <jpeglib.h>
+#include "transform/jpeg_guard.h"
 
 namespace thimble::transform {
 namespace {
-
-// libjpeg reports fatal errors through error_exit, which must not return: jump back to the decode.
-struct ErrorManager {
-  jpeg_error_mgr manager;
-  std::jmp_buf jump;
-};
-
-[[noreturn]] void jump_out(j_common_ptr cinfo) {
-  std::longjmp(reinterpret_cast<ErrorManager*>(cinfo->err)->jump, 1);
-}
-
-void stay_quiet(j_common_ptr) {}
 
 // Whether every component's DC coefficient is known well enough for the 1/8-scale image: fully,
 // or with successive-approximation bits still outstanding whose worth is at most
@@ -50,21 +35,24 @@ int scaled_size(const jpeg_component_info& component) {
 
 // The libjpeg part, kept free of objects with destructors: longjmp skips destructors. Fills
 // `out` (allocated by the caller at the 1/8-scale size) and returns true, or returns false.
-bool decode_dc_into(const std::uint8_t* data, std::size_t size, cv::Mat& out) {
+bool decode_dc_into(const std::uint8_t* data, std::size_t size, int width, int height,
+                    std::uint64_t max_memory_bytes, JpegGuard& guard, cv::Mat& out) {
   jpeg_decompress_struct cinfo;
-  ErrorManager errors;
-  cinfo.err = jpeg_std_error(&errors.manager);
-  errors.manager.error_exit = jump_out;
-  errors.manager.output_message = stay_quiet;
-  if (setjmp(errors.jump)) {
+  if (setjmp(guard.jump)) {
     jpeg_destroy_decompress(&cinfo);
     return false;
   }
-  jpeg_create_decompress(&cinfo);
+  guard.create(cinfo);
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  // The frame libjpeg reads must be the sniffed one, and its coefficients within the budget,
+  // before anything is allocated for it (the ordinary decode then says what is wrong).
   bool ok = jpeg_read_header(&cinfo, TRUE) == JPEG_HEADER_OK && cinfo.progressive_mode &&
+            static_cast<int>(cinfo.image_width) == width &&
+            static_cast<int>(cinfo.image_height) == height &&
+            (max_memory_bytes == 0 || jpeg_coefficient_bytes(cinfo) <= max_memory_bytes) &&
             (cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_RGB ||
              cinfo.jpeg_color_space == JCS_GRAYSCALE);
+  if (ok && max_memory_bytes > 0) cinfo.mem->max_memory_to_use = static_cast<long>(max_memory_bytes);
   if (ok) {
     cinfo.scale_num = 1;
     cinfo.scale_denom = 8;
@@ -93,7 +81,7 @@ bool decode_dc_into(const std::uint8_t* data, std::size_t size, cv::Mat& out) {
       const int status = jpeg_consume_input(&cinfo);
       // A warning means damaged or missing data, which libjpeg replaces with zeros: the
       // ordinary decode must handle (and report) such a file.
-      if (errors.manager.num_warnings > 0) break;
+      if (guard.errors.num_warnings > 0) break;
       if (status == JPEG_SCAN_COMPLETED && dc_known(cinfo)) {
         ok = true;
         break;
@@ -116,11 +104,17 @@ bool decode_dc_into(const std::uint8_t* data, std::size_t size, cv::Mat& out) {
 }  // namespace
 
 std::optional<cv::Mat> decode_progressive_dc(std::span<const std::uint8_t> data, int width,
-                                             int height) {
+                                             int height, const DecodeBudget& budget) {
   if (width <= 0 || height <= 0) return std::nullopt;
   // libjpeg's 1/8-scale size: each dimension divided by 8, rounded up.
   cv::Mat out((height + 7) / 8, (width + 7) / 8, CV_8UC3);
-  if (!decode_dc_into(data.data(), data.size(), out)) return std::nullopt;
+  JpegGuard guard;
+  guard.deadline = budget.deadline;
+  guard.max_scans = budget.max_scans;
+  if (!decode_dc_into(data.data(), data.size(), width, height, budget.max_memory_bytes, guard,
+                      out)) {
+    return std::nullopt;
+  }
   return out;
 }
 

@@ -23,13 +23,16 @@
 #include <optional>
 #include <span>
 
+#include "transform/jpeg_decode.h"
+
 namespace thimble::transform {
 
 // `data` (`width` x `height` as stored, from its header) decoded at 1/8 scale to 8-bit BGR in
 // stored orientation, when it is a progressive JPEG in YCbCr, RGB or grayscale, not 4:2:0, whose
 // DC scans are all present. Nothing otherwise (the caller then decodes it the ordinary way, which
-// also reports what is wrong with a damaged file).
+// also reports what is wrong with a damaged file, a frame that is not the sniffed one, or a
+// budget that ran out).
 std::optional<cv::Mat> decode_progressive_dc(std::span<const std::uint8_t> data, int width,
-                                             int height);
+                                             int height, const DecodeBudget& budget = {});
 
 }  // namespace thimble::transform

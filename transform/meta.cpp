@@ -38,7 +38,8 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
       const int longest = std::max(info->width, info->height);
       while (shrink < 8 && longest / (shrink * 2) >= kDetectionSide) shrink *= 2;
     }
-    Result<cv::Mat> image = decode_image(original, *info, shrink);
+    Result<cv::Mat> image =
+        decode_image(original, *info, shrink, decode_budget(settings, request.deadline));
     if (!image.ok()) return image.status();
     int orientation = info->orientation;
     cv::Mat pixels = *image;

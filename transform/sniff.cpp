@@ -57,13 +57,35 @@ Result<ImageInfo> sniff_jpeg(Bytes d) {
   info.format = ImageFormat::kJpeg;
   std::size_t i = 2;  // after SOI
   while (true) {
-    // Markers may be preceded by any number of 0xFF fill bytes.
-    if (i >= d.size() || d[i] != 0xFF) return unsupported("corrupt JPEG header");
-    while (i < d.size() && d[i] == 0xFF) ++i;
-    if (i >= d.size()) return unsupported("truncated JPEG header");
-    std::uint8_t marker = d[i++];
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length
-    if (marker == 0xD9 || marker == 0xDA) return unsupported("JPEG without a frame header");
+    // The next marker, found the way libjpeg's next_marker() finds it, so that both read the same
+    // frame: bytes other than 0xFF are skipped as junk, then any 0xFF fill bytes; 0xFF 0x00 is
+    // junk too (a stuffed zero), never a marker with a length.
+    std::uint8_t marker = 0;
+    do {
+      while (i < d.size() && d[i] != 0xFF) ++i;
+      while (i < d.size() && d[i] == 0xFF) ++i;
+      if (i >= d.size()) return unsupported("truncated JPEG header");
+      marker = d[i++];
+    } while (marker == 0x00);
+    switch (marker) {
+      case 0x01:                                                   // TEM
+      case 0xD0: case 0xD1: case 0xD2: case 0xD3:                  // RSTn
+      case 0xD4: case 0xD5: case 0xD6: case 0xD7: continue;        // no length
+      case 0xD8: return unsupported("JPEG with a second start of image");
+      case 0xD9:
+      case 0xDA: return unsupported("JPEG without a frame header");
+      case 0xC3: case 0xC5: case 0xC6: case 0xC7:
+      case 0xCB: case 0xCD: case 0xCE: case 0xCF:
+        return unsupported("lossless or hierarchical JPEG is not supported");
+      default: break;
+    }
+    // SOF0/1/2 (Huffman) and SOF9/10 (arithmetic) are frames libjpeg decodes. DHT, DAC, DQT, DNL,
+    // DRI, APPn and COM have a length and are skipped; libjpeg refuses any other marker.
+    const bool is_sof =
+        marker == 0xC0 || marker == 0xC1 || marker == 0xC2 || marker == 0xC9 || marker == 0xCA;
+    const bool skipped = marker == 0xC4 || marker == 0xCC || (marker >= 0xDB && marker <= 0xDD) ||
+                         (marker >= 0xE0 && marker <= 0xEF) || marker == 0xFE;
+    if (!is_sof && !skipped) return unsupported("JPEG with an unknown marker");
     if (i + 2 > d.size()) return unsupported("truncated JPEG header");
     std::size_t length = be16(d, i);
     if (length < 2 || i + length > d.size()) return unsupported("truncated JPEG header");
@@ -73,13 +95,11 @@ Result<ImageInfo> sniff_jpeg(Bytes d) {
         segment[5] == 0) {
       info.orientation = exif_orientation(segment.subspan(6));
     }
-    bool is_sof =
-        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (is_sof) {
       if (segment.size() < 6) return unsupported("truncated JPEG frame header");
       info.height = static_cast<int>(be16(segment, 1));
       info.width = static_cast<int>(be16(segment, 3));
-      info.progressive = marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE;
+      info.progressive = marker == 0xC2 || marker == 0xCA;
       if (info.width == 0 || info.height == 0) {
         return unsupported("JPEG with zero or deferred (DNL) dimensions");
       }

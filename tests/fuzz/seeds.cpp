@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 
+#include "../hostile_images.h"
 #include "../image_writer.h"
 #include "targets.h"
 
@@ -68,6 +69,13 @@ std::vector<std::string> images(const std::filesystem::path& samples) {
       encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 60}),
       encode(small_alpha, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}),  // lossless, with alpha
       std::string(kGif, sizeof kGif - 1),
+      // Hostile layouts that once got past the limits: a real frame hidden behind `FF 00 <len>`
+      // (in the limits here, so the render target decodes it), a progressive JPEG of empty
+      // scans, and a PNG whose zlib stream goes on past its last row.
+      test::jpeg_with_hidden_frame(640, 480, false),
+      test::jpeg_with_hidden_frame(640, 480, true),
+      test::jpeg_with_empty_scans(2000, 2000, 150),
+      test::png_inflating_past_rows(64, 48, 8u << 20),
   };
 }
 
