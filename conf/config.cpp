@@ -240,6 +240,8 @@ std::vector<Field> schema(Config& c) {
       bytes("server.max_request_bytes", c.server.max_request_bytes, 1024, 1 << 20),
       integer("server.request_timeout_ms", c.server.request_timeout_ms, 100, 600000),
       integer("server.keepalive_timeout_s", c.server.keepalive_timeout_s, 1, 3600),
+      integer("server.header_timeout_ms", c.server.header_timeout_ms, 100, 600000),
+      integer("server.write_timeout_ms", c.server.write_timeout_ms, 100, 3600000),
       integer("server.drain_timeout_ms", c.server.drain_timeout_ms, 0, 600000),
       boolean("server.access_log", c.server.access_log),
       text_list("security.keys", c.security.keys),

@@ -38,6 +38,12 @@ struct ServerConfig {
   // stops at the next step.
   int request_timeout_ms = 30000;
   int keepalive_timeout_s = 75;  // server.keepalive_timeout_s: idle keep-alive connections
+  // server.header_timeout_ms: a request head must be complete this long after its first byte
+  // (and a new connection must send one); else 408 and the connection ends.
+  int header_timeout_ms = 15000;
+  // server.write_timeout_ms: an answer whose client takes none of it for this long is abandoned
+  // and its connection closed.
+  int write_timeout_ms = 30000;
   int drain_timeout_ms = 20000;  // server.drain_timeout_ms: SIGTERM grace for in-flight work
   bool access_log = true;        // server.access_log: one JSON line per request on stdout
 

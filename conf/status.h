@@ -26,6 +26,10 @@ enum class Code : std::uint8_t {
   kMethodNotAllowed,  // only GET and HEAD exist
   kUriTooLong,        // the request path is over limits.max_url_bytes
   kHeadersTooLarge,   // request line and headers over server.max_request_bytes
+  kMalformedHttp,     // the request is not strict HTTP/1.1 (framing, headers): the connection ends
+  kRequestTooLarge,   // a request body over what a GET or HEAD may carry
+  kRequestTimeout,    // the request head did not arrive within server.header_timeout_ms
+  kHttpVersion,       // an HTTP version other than 1.0 and 1.1
   kSourceForbidden,   // host/bucket not allowed, path escape, private address
   kTooLarge,          // source over the byte or pixel limit
   kUnsupportedMedia,  // not a decodable image, or a format Thimble cannot read
@@ -58,6 +62,10 @@ constexpr CodeInfo code_info(Code code) {
     case Code::kUriTooLong: return {414, "URI Too Long", ErrorCaching::kShort};
     case Code::kHeadersTooLarge:
       return {431, "Request Header Fields Too Large", ErrorCaching::kNoStore};
+    case Code::kMalformedHttp: return {400, "Bad Request", ErrorCaching::kNoStore};
+    case Code::kRequestTooLarge: return {413, "Payload Too Large", ErrorCaching::kNoStore};
+    case Code::kRequestTimeout: return {408, "Request Timeout", ErrorCaching::kNoStore};
+    case Code::kHttpVersion: return {505, "HTTP Version Not Supported", ErrorCaching::kNoStore};
     case Code::kSourceForbidden: return {403, "Forbidden", ErrorCaching::kShort};
     case Code::kTooLarge: return {413, "Payload Too Large", ErrorCaching::kShort};
     case Code::kUnsupportedMedia: return {415, "Unsupported Media Type", ErrorCaching::kShort};

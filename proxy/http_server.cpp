@@ -20,6 +20,7 @@
 
 #include "proxy/access_log.h"
 #include "proxy/header_policy.h"
+#include "proxy/http/connections.h"
 
 namespace thimble::proxy {
 namespace {
@@ -35,6 +36,7 @@ std::string_view reason_phrase(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
@@ -43,91 +45,53 @@ std::string_view reason_phrase(int status) {
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
 }
 
 }  // namespace
 
-// Answers handed to Pistache's reactor but perhaps not written yet: Pistache drops whatever its
-// reactor has not written when it stops, so shutdown() waits for them (bounded). The hot path
-// costs one relaxed store per answer; connections are noted only while draining.
-class PendingAnswers {
- public:
-  void sent(int fd) {
-    last_.store(SteadyClock::now().time_since_epoch().count(), std::memory_order_relaxed);
-    if (!watching_.load(std::memory_order_relaxed)) return;
-    std::lock_guard lock(mutex_);
-    fds_.push_back(fd);
-  }
-  void watch() { watching_.store(true); }
-
-  // Until no answer was handed over for a while and the kernel holds nothing unsent for the
-  // connections answered while draining, or until `deadline`.
-  void wait_written(SteadyClock::time_point deadline) const {
-    constexpr auto kQuiet = std::chrono::milliseconds(200);  // ample for the reactor to write
-    while (SteadyClock::now() < deadline) {
-      const SteadyClock::time_point last{
-          SteadyClock::duration(last_.load(std::memory_order_relaxed))};
-      bool unsent = false;
-      {
-        std::lock_guard lock(mutex_);
-        for (int fd : fds_) {
-          int queued = 0;
-          if (::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0) unsent = true;
-        }
-      }
-      if (!unsent && SteadyClock::now() - last >= kQuiet) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-
- private:
-  std::atomic<SteadyClock::rep> last_{0};
-  std::atomic<bool> watching_{false};
-  mutable std::mutex mutex_;
-  std::vector<int> fds_;
+// Everything the Pistache handler and the connection table's dispatch share; owned by the
+// HttpServer, outliving both.
+struct Adapter {
+  OriginService* service = nullptr;
+  WorkerPool* workers = nullptr;
+  bool access_log = true;
+  HttpServer::Routes routes = HttpServer::Routes::kAll;
+  Metrics* metrics = nullptr;
+  std::atomic<bool> draining{false};
+  std::unique_ptr<http::ConnectionTable> table;
 };
 
 namespace {
 
 // What the adapter keeps of a request to finish it later, on whichever thread.
 struct Exchange {
-  std::weak_ptr<Pistache::Tcp::Peer> peer;
+  std::weak_ptr<http::Connection> connection;
   std::string method;
   std::string path;
   std::string request_id;
   bool head_only = false;
   bool keep_alive = true;
-  bool close_after = false;  // end the connection once the answer is written
   bool access_log = true;
   Metrics* metrics = nullptr;
-  PendingAnswers* pending = nullptr;
   SteadyClock::time_point started;
 };
 
 void finish(const Exchange& exchange, const OriginResponse& response) {
-  std::string bytes =
-      serialize_response(response, exchange.head_only, exchange.keep_alive,
-                         http_date(std::chrono::system_clock::now()), exchange.request_id);
+  std::string head =
+      serialize_head(response, exchange.head_only, exchange.keep_alive,
+                     http_date(std::chrono::system_clock::now()), exchange.request_id);
   // Counted before the bytes leave, so a client that has its answer also finds it in /metrics.
   const std::chrono::duration<double> took = SteadyClock::now() - exchange.started;
   if (exchange.metrics) {
     exchange.metrics->request_finished(response.route, response.status, response.cache_outcome,
                                        took.count());
   }
-  if (auto peer = exchange.peer.lock()) {
-    // What ResponseWriter::send() would do: mark the connection idle again (so Pistache's
-    // request timer leaves it alone) and queue the bytes on the reactor.
-    peer->setIdle(true);
-    const std::size_t size = bytes.size();
-    auto written = peer->send(Pistache::RawBuffer(std::move(bytes), size));
-    if (exchange.close_after) {
-      const int fd = peer->fd();
-      written.then([fd](ssize_t) { ::shutdown(fd, SHUT_RDWR); },
-                   [fd](std::exception_ptr) { ::shutdown(fd, SHUT_RDWR); });
-    }
-    exchange.pending->sent(peer->fd());
+  if (auto connection = exchange.connection.lock()) {
+    const bool body = !exchange.head_only && response.status != 304;
+    connection->answer(std::move(head), body ? response.body : nullptr, !exchange.keep_alive);
   }
   if (exchange.access_log) {
     const transform::StageTimes& stages = response.times.stages;
@@ -139,155 +103,125 @@ void finish(const Exchange& exchange, const OriginResponse& response) {
   }
 }
 
-// Pistache parses Accept into media types and cannot write it back; rebuild it from them.
-std::string accept_value(const Http::Request& request) {
-  auto accept = request.headers().tryGet<Http::Header::Accept>();
-  if (!accept) return {};
-  std::string out;
-  for (const auto& media : accept->media()) {
-    if (!out.empty()) out += ", ";
-    out += media.toString();
-    if (media.q() && media.q()->value() == 0) out += ";q=0";
-  }
-  return out;
+// A request starts now: counted, with what finish() needs.
+Exchange begin_exchange(Adapter& adapter, const std::shared_ptr<http::Connection>& connection) {
+  if (adapter.metrics) adapter.metrics->request_started();
+  Exchange exchange;
+  exchange.started = SteadyClock::now();
+  exchange.connection = connection;
+  exchange.access_log = adapter.access_log;
+  exchange.metrics = adapter.metrics;
+  return exchange;
 }
 
-std::string header_value(const Http::Request& request, const char* name) {
-  if (auto typed = request.headers().tryGet(name)) {
-    std::ostringstream out;
-    typed->write(out);
-    return out.str();
+Code code_for_refusal(int status) {
+  switch (status) {
+    case 408: return Code::kRequestTimeout;
+    case 413: return Code::kRequestTooLarge;
+    case 431: return Code::kHeadersTooLarge;
+    case 505: return Code::kHttpVersion;
+    default: return Code::kMalformedHttp;
   }
-  if (auto raw = request.headers().tryGetRaw(name)) return raw->value();
-  return {};
 }
 
-bool wants_keep_alive(const Http::Request& request) {
-  auto connection = request.headers().tryGet<Http::Header::Connection>();
-  if (request.version() == Http::Version::Http11) {
-    return !connection || connection->control() != Http::ConnectionControl::Close;
-  }
-  return connection && connection->control() == Http::ConnectionControl::KeepAlive;
+// A request the parser refused (or one whose head never came): one answer, then the end.
+void refuse(Adapter& adapter, const std::shared_ptr<http::Connection>& connection,
+            const http::ParseOutcome& outcome) {
+  Exchange exchange = begin_exchange(adapter, connection);
+  exchange.method = "-";
+  exchange.path = "-";
+  exchange.request_id = request_id_for("");
+  exchange.keep_alive = false;
+  const std::string message =
+      outcome.status == 400 ? "the request is not valid HTTP: " + outcome.reason : outcome.reason;
+  finish(exchange,
+         adapter.service->error({code_for_refusal(outcome.status), message}, Route::kOther));
 }
 
+void serve(Adapter& adapter, const std::shared_ptr<http::Connection>& connection,
+           const http::RequestHead& request) {
+  Exchange exchange = begin_exchange(adapter, connection);
+  exchange.method = request.method;
+  exchange.path = request.target.substr(0, request.target.find('?'));
+  exchange.request_id = request_id_for(request.header("x-request-id"));
+  exchange.head_only = request.method == "HEAD";
+  // While draining, answers end their connections: clients move to the other replicas.
+  exchange.keep_alive = request.keep_alive && !adapter.draining.load(std::memory_order_relaxed);
+
+  OriginService* service = adapter.service;
+  OriginRequest origin;
+  origin.method = exchange.method;
+  origin.path = exchange.path;
+  origin.accept = request.header("accept");
+  origin.if_none_match = request.header("if-none-match");
+  origin.if_modified_since = request.header("if-modified-since");
+  origin.listener = adapter.routes;
+  if (std::string name = service->signature_header(); !name.empty()) {
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    origin.signature = request.header(name);
+  }
+
+  auto first = service->begin(origin);
+  if (auto* response = std::get_if<OriginResponse>(&first)) {
+    finish(exchange, *response);
+    return;
+  }
+  Job job = std::get<Job>(std::move(first));
+  // A storm of identical requests parks on the first: no worker, no place in the queue.
+  if (service->coalesce(
+          job, [exchange](const OriginResponse& response) { finish(exchange, response); })) {
+    return;
+  }
+  const Route route = job.route;
+  // When the queue is full the job is dropped, and the requests parked on it get 503 too.
+  bool queued = adapter.workers->try_submit(
+      [service, exchange, job = std::move(job)] { finish(exchange, service->run(job)); });
+  if (!queued) {
+    finish(exchange, service->error({Code::kOverloaded, "too many requests in progress"}, route));
+  }
+}
+
+// Pistache's side: it accepts connections and reads them; the bytes go to the connection table,
+// which parses, dispatches, writes and times them (proxy/http/connections.h). Pistache's own
+// parser and writer are never used: its peers are kept idle, so its header timer never answers
+// for Thimble, and its parser is only reset on each read, which tells Pistache's keep-alive
+// timer the connection is in use.
 class Handler final : public Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
 
-  Handler(OriginService& service, WorkerPool& workers, bool access_log, HttpServer::Routes routes,
-          Metrics* metrics, PendingAnswers* pending)
-      : service_(&service),
-        workers_(&workers),
-        access_log_(access_log),
-        routes_(routes),
-        metrics_(metrics),
-        pending_(pending) {}
+  explicit Handler(Adapter* adapter) : adapter_(adapter) {}
 
-  // Pistache's own onInput would call this; Thimble's (below) calls serve() directly.
-  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
-    serve(request, writer.getPeer());
+  void onRequest(const Http::Request&, Http::ResponseWriter) override {}
+
+  void onInput(const char* buffer, std::size_t len,
+               const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    std::shared_ptr<http::Connection> connection = connection_of(peer);
+    if (!connection) {
+      connection = adapter_->table->open(peer->fd());
+      if (!connection) return;
+      peer->putData(kConnection, connection);
+      peer->setIdle(true);
+    }
+    getParser(peer)->reset();  // Pistache's keep-alive clock: this connection is in use
+    adapter_->table->received(connection, buffer, len);
+  }
+
+  void onDisconnection(const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    if (std::shared_ptr<http::Connection> connection = connection_of(peer)) {
+      adapter_->table->disconnected(connection);
+    }
   }
 
  private:
-  // Replaces Pistache 0.0.5's Http::Handler::onInput, which answers a request over
-  // maxRequestSize (413) or one that does not parse (400) and then keeps the connection: the
-  // rest of the refused request is read as the next requests, and every later answer on that
-  // connection is one behind (a CDN's pooled connection would hand users each other's answers).
-  // Here any such request is refused once, with `Connection: close`, and the connection ends.
-  void onInput(const char* buffer, std::size_t len,
-               const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
-    if (peer->tryGetData(kRefused)) return;  // closing: the refused request's rest is dropped
-    auto parser = getParser(peer);
-    try {
-      if (!parser->feed(buffer, len)) {
-        return refuse(peer, {Code::kHeadersTooLarge,
-                             "the request line and headers are over server.max_request_bytes"});
-      }
-      if (parser->parse() != Http::Private::State::Done) return;  // more bytes to come
-    } catch (const Http::HttpError& error) {
-      return refuse(peer, {Code::kBadRequest, "the request is not valid HTTP: " + error.reason()});
-    } catch (const std::exception&) {
-      return refuse(peer, {Code::kBadRequest, "the request is not valid HTTP"});
-    }
-    peer->setIdle(false);
-    serve(parser->request, peer);
-    parser->reset();
+  static constexpr const char* kConnection = "thimble.connection";
+
+  static std::shared_ptr<http::Connection> connection_of(
+      const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+    return std::static_pointer_cast<http::Connection>(peer->tryGetData(kConnection));
   }
 
-  static constexpr const char* kRefused = "thimble.refused";
-
-  // Answers once, with Connection: close, and closes the connection when the answer is out.
-  void refuse(const std::shared_ptr<Pistache::Tcp::Peer>& peer, const Status& status) {
-    peer->putData(kRefused, std::make_shared<bool>(true));
-    Exchange exchange = begin_exchange(peer);
-    exchange.method = "-";
-    exchange.path = "-";
-    exchange.request_id = request_id_for("");
-    exchange.keep_alive = false;
-    exchange.close_after = true;  // the client reads the answer, then sees the end
-    finish(exchange, service_->error(status, Route::kOther));
-  }
-
-  // A request from `peer` starts now: counted, with what finish() needs from this handler.
-  Exchange begin_exchange(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
-    if (metrics_) metrics_->request_started();
-    Exchange exchange;
-    exchange.started = SteadyClock::now();
-    exchange.peer = peer;
-    exchange.access_log = access_log_;
-    exchange.metrics = metrics_;
-    exchange.pending = pending_;
-    return exchange;
-  }
-
-  void serve(const Http::Request& request, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
-    // Copy out everything needed: Pistache resets `request` when this returns.
-    Exchange exchange = begin_exchange(peer);
-    exchange.method = Http::methodString(request.method());
-    exchange.path = request.resource();
-    exchange.request_id = request_id_for(header_value(request, "X-Request-Id"));
-    exchange.head_only = request.method() == Http::Method::Head;
-    exchange.keep_alive = wants_keep_alive(request);
-
-    OriginRequest origin;
-    origin.method = exchange.method;
-    origin.path = exchange.path;
-    origin.accept = accept_value(request);
-    origin.if_none_match = header_value(request, "If-None-Match");
-    origin.if_modified_since = header_value(request, "If-Modified-Since");
-    origin.listener = routes_;
-    if (const std::string name = service_->signature_header(); !name.empty()) {
-      origin.signature = header_value(request, name.c_str());
-    }
-
-    auto first = service_->begin(origin);
-    if (auto* response = std::get_if<OriginResponse>(&first)) {
-      finish(exchange, *response);
-      return;
-    }
-    Job job = std::get<Job>(std::move(first));
-    // A storm of identical requests parks on the first: no worker, no place in the queue.
-    if (service_->coalesce(
-            job, [exchange](const OriginResponse& response) { finish(exchange, response); })) {
-      return;
-    }
-    OriginService* service = service_;
-    const Route route = job.route;
-    // When the queue is full the job is dropped, and the requests parked on it get 503 too.
-    bool queued = workers_->try_submit(
-        [service, exchange, job = std::move(job)] { finish(exchange, service->run(job)); });
-    if (!queued) {
-      finish(exchange,
-             service_->error({Code::kOverloaded, "too many requests in progress"}, route));
-    }
-  }
-
-  OriginService* service_;
-  WorkerPool* workers_;
-  bool access_log_;
-  HttpServer::Routes routes_;
-  Metrics* metrics_;
-  PendingAnswers* pending_;
+  Adapter* adapter_;
 };
 
 bool request_id_char(char c) {
@@ -333,17 +267,19 @@ std::string request_id_for(std::string_view offered) {
   return id;
 }
 
-std::string serialize_response(const OriginResponse& response, bool head_only, bool keep_alive,
-                               std::string_view date, std::string_view request_id) {
+std::string serialize_head(const OriginResponse& response, bool head_only, bool keep_alive,
+                           std::string_view date, std::string_view request_id) {
+  (void)head_only;  // HEAD carries the real Content-Length; the body is simply not sent
   std::string out;
-  const std::size_t body_size = response.body_size();
-  out.reserve(512 + (head_only ? 0 : body_size));
+  out.reserve(512);
   out += "HTTP/1.1 " + std::to_string(response.status) + " ";
   out += reason_phrase(response.status);
   out += "\r\nDate: ";
   out += date;
   out += "\r\nServer: thimble\r\n";
   for (const auto& [name, value] : response.headers) {
+    // No value Thimble writes may end a header line: such a header is dropped, never sent.
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) continue;
     out += name;
     out += ": ";
     out += value;
@@ -354,22 +290,21 @@ std::string serialize_response(const OriginResponse& response, bool head_only, b
     out += request_id;
     out += "\r\n";
   }
-  if (response.status != 304) out += "Content-Length: " + std::to_string(body_size) + "\r\n";
+  if (response.status != 304)
+    out += "Content-Length: " + std::to_string(response.body_size()) + "\r\n";
   out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  if (!head_only && response.body && response.status != 304) out += *response.body;
   return out;
 }
 
 HttpServer::HttpServer(const conf::ServerConfig& config, std::string host, int port, Routes routes,
                        OriginService& service, WorkerPool& workers, Metrics* metrics)
-    : config_(config),
-      host_(std::move(host)),
-      port_(port),
-      routes_(routes),
-      metrics_(metrics),
-      service_(service),
-      workers_(workers),
-      pending_(std::make_unique<PendingAnswers>()) {}
+    : config_(config), host_(std::move(host)), port_(port), adapter_(std::make_unique<Adapter>()) {
+  adapter_->service = &service;
+  adapter_->workers = &workers;
+  adapter_->access_log = config.access_log;
+  adapter_->routes = routes;
+  adapter_->metrics = metrics;
+}
 
 HttpServer::~HttpServer() {
   shutdown();
@@ -377,27 +312,45 @@ HttpServer::~HttpServer() {
 
 Status HttpServer::start() {
   try {
+    http::ConnectionTimeouts timeouts;
+    timeouts.header = std::chrono::milliseconds(config_.header_timeout_ms);
+    timeouts.write = std::chrono::milliseconds(config_.write_timeout_ms);
+    timeouts.keepalive = std::chrono::seconds(config_.keepalive_timeout_s);
+    timeouts.max_buffered_input = 4 * config_.max_request_bytes;
+    http::ParseLimits limits;
+    limits.max_head_bytes = config_.max_request_bytes;
+    limits.max_body_bytes = config_.max_request_bytes;
+    Adapter* adapter = adapter_.get();
+    adapter_->table = std::make_unique<http::ConnectionTable>(
+        timeouts, limits,
+        [adapter](const std::shared_ptr<http::Connection>& connection, http::ParseOutcome outcome) {
+          if (outcome.state == http::ParseOutcome::State::kComplete) {
+            serve(*adapter, connection, outcome.head);
+          } else {
+            refuse(*adapter, connection, outcome);
+          }
+        });
+
     Pistache::Address address(host_, Pistache::Port(static_cast<std::uint16_t>(port_)));
     endpoint_ = std::make_unique<Http::Endpoint>(address);
     auto options =
         Http::Endpoint::options()
             .threads(config_.reactor_threads)
             .flags(Pistache::Tcp::Options::ReuseAddr | Pistache::Tcp::Options::NoDelay)
-            .maxRequestSize(config_.max_request_bytes)
-            // Pistache's header timer also bounds how long a request may stay unanswered. A job
-            // may wait up to request_timeout for a worker and then run; the timer must outlast
-            // both, or Pistache would answer 408 and drop the connection mid-transform.
-            .headerTimeout(std::chrono::milliseconds(2 * config_.request_timeout_ms + 5000))
-            .bodyTimeout(std::chrono::milliseconds(2 * config_.request_timeout_ms + 5000))
+            // Pistache's timers only see connections before their first byte (after it they
+            // are idle to Pistache): one that never sends is answered 408 and closed after the
+            // header timeout; an idle one is closed after the keep-alive timeout.
+            .headerTimeout(std::chrono::milliseconds(config_.header_timeout_ms))
+            .bodyTimeout(std::chrono::milliseconds(config_.header_timeout_ms))
             .keepaliveTimeout(std::chrono::seconds(config_.keepalive_timeout_s));
     endpoint_->init(options);
-    endpoint_->setHandler(Http::make_handler<Handler>(service_, workers_, config_.access_log,
-                                                      routes_, metrics_, pending_.get()));
+    endpoint_->setHandler(Http::make_handler<Handler>(adapter));
     endpoint_->serveThreaded();
     // Pistache 0.0.5 listens with a backlog of 128 whatever Endpoint::Options::backlog() says.
     widen_listen_backlog(port(), config_.listen_backlog);
   } catch (const std::exception& e) {
     endpoint_.reset();
+    adapter_->table.reset();
     return Status(Code::kInternal,
                   "cannot listen on " + host_ + ":" + std::to_string(port_) + ": " + e.what());
   }
@@ -409,15 +362,26 @@ int HttpServer::port() const {
 }
 
 void HttpServer::begin_drain() {
-  pending_->watch();
+  adapter_->draining.store(true);
 }
 
 void HttpServer::shutdown(std::chrono::milliseconds flush_timeout) {
-  if (endpoint_) {
-    pending_->wait_written(SteadyClock::now() + flush_timeout);
-    endpoint_->shutdown();
-    endpoint_.reset();
+  if (!endpoint_) return;
+  // Every answer handed over is written before the listener and its connections go: until no
+  // answer is waiting for the socket and the kernel has sent what it took (bounded).
+  const auto deadline = SteadyClock::now() + flush_timeout;
+  while (SteadyClock::now() < deadline) {
+    bool unsent = adapter_->table->writing() > 0;
+    for (int fd : adapter_->table->descriptors()) {
+      int queued = 0;
+      if (!unsent && ::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0) unsent = true;
+    }
+    if (!unsent) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  endpoint_->shutdown();
+  endpoint_.reset();
+  adapter_->table.reset();
 }
 
 }  // namespace thimble::proxy

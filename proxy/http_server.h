@@ -1,11 +1,12 @@
-// HttpServer: the Pistache adapter. It turns each HTTP request into an OriginRequest, asks the
-// OriginService for the answer (on the reactor thread when that is cheap, on the WorkerPool when
-// it is not) and writes the OriginResponse back. It holds no image or storage logic.
+// HttpServer: the HTTP adapter. Pistache listens, accepts and reads; Thimble's connection table
+// (proxy/http/) parses each request strictly, writes each answer without blocking anyone, and
+// keeps the timers. Each request becomes an OriginRequest, the OriginService answers it (on the
+// reactor thread when that is cheap, on the WorkerPool when it is not) and the OriginResponse is
+// written back. It holds no image or storage logic.
 //
-// Responses are serialised here rather than through Pistache's ResponseWriter::send(), which
-// always writes its own Content-Length: that makes HEAD carry the real length with no body, and
-// lets every response carry exactly the headers the OriginService chose, plus an explicit
-// Connection header (Pistache 0.0.5 otherwise says `Connection: Close` on keep-alive sockets).
+// Answers are serialised here, never by Pistache's ResponseWriter: every response carries exactly
+// the headers the OriginService chose, the real Content-Length (HEAD included) and an explicit
+// Connection header, and a `Connection: close` (or HTTP/1.0) answer ends its connection.
 //
 // Thread-safety: start() and shutdown() from the owning thread; requests arrive on Pistache's
 // reactor threads and complete on worker threads.
@@ -25,7 +26,7 @@ class Endpoint;
 
 namespace thimble::proxy {
 
-class PendingAnswers;
+struct Adapter;
 
 class HttpServer {
  public:
@@ -43,30 +44,26 @@ class HttpServer {
   Status start();
   // The port actually bound (useful when the configuration asked for a specific one).
   int port() const;
-  // From now on, notes the connections it answers so that shutdown() can wait for their bytes.
+  // From now on every answer ends its connection (clients go to the other replicas).
   void begin_drain();
-  // Stops the listener and the reactor, first waiting up to `flush_timeout` until the answers
-  // already handed to the reactor have been written (Pistache drops unwritten ones). In-flight
-  // work should be finished before.
+  // Stops the listener and the reactor and closes every connection, first waiting up to
+  // `flush_timeout` until the answers already given have been written and sent. In-flight work
+  // should be finished before.
   void shutdown(std::chrono::milliseconds flush_timeout = std::chrono::milliseconds(0));
 
  private:
   const conf::ServerConfig& config_;
   std::string host_;
   int port_;
-  Routes routes_;
-  Metrics* metrics_;
-  OriginService& service_;
-  WorkerPool& workers_;
+  std::unique_ptr<Adapter> adapter_;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
-  std::unique_ptr<PendingAnswers> pending_;
 };
 
-// The bytes of an HTTP/1.1 response: status line, Date, the response's headers, X-Request-Id
-// (unless `request_id` is empty), Content-Length (except for 304), Connection, then the body
-// unless `head_only`.
-std::string serialize_response(const OriginResponse& response, bool head_only, bool keep_alive,
-                               std::string_view date, std::string_view request_id = {});
+// The head of an HTTP/1.1 response: status line, Date, the response's headers (any whose value
+// holds CR, LF or NUL is dropped), X-Request-Id (unless `request_id` is empty), Content-Length
+// (the body's, also for HEAD; none for 304) and Connection. The body follows unless `head_only`.
+std::string serialize_head(const OriginResponse& response, bool head_only, bool keep_alive,
+                           std::string_view date, std::string_view request_id = {});
 
 // Resizes the accept queue of this process's listening sockets on `port` to `backlog` connections
 // (the kernel caps it at net.core.somaxconn) by calling listen() on them again; returns how many

@@ -35,8 +35,8 @@ inline std::string be16_bytes(int v) {
 // `FF 00` and its two length bytes as junk, reads the real frame, and skips the fake one inside
 // the APP1. The tables and scan of a real 16x16 JPEG follow.
 inline std::string jpeg_with_hidden_frame(int width, int height, bool progressive) {
-  const std::string small = write_jpeg(cv::Mat(16, 16, CV_8UC3, cv::Scalar(40, 120, 200)), 90,
-                                       progressive);
+  const std::string small =
+      write_jpeg(cv::Mat(16, 16, CV_8UC3, cv::Scalar(40, 120, 200)), 90, progressive);
   const std::uint8_t sof = progressive ? 0xC2 : 0xC0;
   const std::string fake = jpeg_segment(small, sof);
   std::string real = fake;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <string>
 
 namespace thimble::test {
@@ -51,12 +52,17 @@ inline std::string raw_exchange(int port, const std::string& request, int quiet_
   return answer;
 }
 
-// How many HTTP/1.1 status lines `bytes` holds.
+// How many HTTP/1.1 status lines (`HTTP/1.1 NNN `) `bytes` holds.
 inline std::size_t count_answers(const std::string& bytes) {
   std::size_t answers = 0;
   for (std::size_t at = bytes.find("HTTP/1.1 "); at != std::string::npos;
        at = bytes.find("HTTP/1.1 ", at + 1)) {
-    ++answers;
+    const std::string status = bytes.substr(at + 9, 4);
+    if (status.size() == 4 && std::isdigit(static_cast<unsigned char>(status[0])) &&
+        std::isdigit(static_cast<unsigned char>(status[1])) &&
+        std::isdigit(static_cast<unsigned char>(status[2])) && status[3] == ' ') {
+      ++answers;
+    }
   }
   return answers;
 }

@@ -4,10 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <thread>
-#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <thread>
+#include <vector>
 
 #include "hostile_images.h"
 #include "image_writer.h"
@@ -120,6 +120,7 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   test::Client client;
   auto expect = [&](const std::string& what, const std::string& url, int status) {
     CAPTURE(what);
+    test::reset_peak_rss(server.pid());
     const auto start = std::chrono::steady_clock::now();
     test::Reply r = client.request(url);
     const auto took =
@@ -130,7 +131,8 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       CHECK_FALSE(r.body.empty());  // a short message naming the problem
       CHECK(r.body.size() < 300);   // that does not echo a hostile URL back at length
     }
-    MESSAGE(what << ": " << r.status << " in " << took.count() << " ms"
+    MESSAGE(what << ": " << r.status << " in " << took.count() << " ms, peak RSS "
+                 << test::peak_rss_mib(server.pid()) << " MiB"
                  << (r.status >= 400 ? ": " + r.body : std::string()));
   };
   for (const Original& o : originals) {
@@ -179,7 +181,7 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
     REQUIRE(answer.size() > 12);
     const int status = std::atoi(answer.c_str() + 9);
     MESSAGE("raw request of " << request.size() << " bytes: " << status);
-    CHECK(status / 100 == 4);
+    CHECK((status / 100 == 4 || status == 505));
     CHECK(test::count_answers(answer) == 1);
   }
   // Still serving, still healthy.
@@ -187,11 +189,14 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("the processing deadline stops a decode: Thimble's 503 at the deadline, good requests meanwhile") {
+TEST_CASE(
+    "the processing deadline stops a decode: Thimble's 503 at the deadline, good requests "
+    "meanwhile") {
   // Scans are allowed here, so only the deadline can stop the decode (about 6 ms a scan).
-  test::ThimbleProcess server("{host: 127.0.0.1, workers: 2, access_log: false, "
-                              "request_timeout_ms: 1500}",
-                              "limits: {max_jpeg_scans: 10000}");
+  test::ThimbleProcess server(
+      "{host: 127.0.0.1, workers: 2, access_log: false, "
+      "request_timeout_ms: 1500}",
+      "limits: {max_jpeg_scans: 10000}");
   test::write_file(server.originals() / "scans.jpg",
                    test::jpeg_with_empty_scans(8000, 8000, 20000));
   std::vector<std::thread> attackers;
@@ -218,9 +223,9 @@ TEST_CASE("the processing deadline stops a decode: Thimble's 503 at the deadline
   for (int i = 0; i < 2; ++i) {
     CHECK(statuses[static_cast<std::size_t>(i)] == 503);
     CHECK(took[static_cast<std::size_t>(i)] < 4.0);  // the deadline, not 2 x timeout + 5 s
-    MESSAGE("20,000-scan JPEG with a 1.5 s deadline: " << statuses[static_cast<std::size_t>(i)]
-                                                       << " in " << took[static_cast<std::size_t>(i)]
-                                                       << " s");
+    MESSAGE("20,000-scan JPEG with a 1.5 s deadline: "
+            << statuses[static_cast<std::size_t>(i)] << " in " << took[static_cast<std::size_t>(i)]
+            << " s");
   }
   MESSAGE("/healthz meanwhile: " << health_ms << " ms");
   // Once they are stopped, a thumbnail is made at once.

@@ -12,6 +12,7 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -96,6 +97,19 @@ class Client {
   }
   CURL* curl_;
 };
+
+// A process's peak resident memory (VmHWM), in MiB; reset_peak_rss() starts a new peak (Linux
+// 4.0+, writing 5 to clear_refs), so the peak of one request can be read.
+inline double peak_rss_mib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stod(line.substr(6)) / 1024;
+  }
+  return 0;
+}
+inline void reset_peak_rss(pid_t pid) {
+  std::ofstream("/proc/" + std::to_string(pid) + "/clear_refs") << "5";
+}
 
 // `thimble` started on a free port with originals in a temporary folder; stopped with SIGTERM.
 class ThimbleProcess {
@@ -187,6 +201,7 @@ class ThimbleProcess {
   // The folder of thimble.yaml: relative paths in `extra_yaml` are relative to it.
   const std::filesystem::path& directory() const { return dir_.path(); }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
 
  private:
   TempDir dir_;

@@ -52,7 +52,8 @@ bool decode_dc_into(const std::uint8_t* data, std::size_t size, int width, int h
             (max_memory_bytes == 0 || jpeg_coefficient_bytes(cinfo) <= max_memory_bytes) &&
             (cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_RGB ||
              cinfo.jpeg_color_space == JCS_GRAYSCALE);
-  if (ok && max_memory_bytes > 0) cinfo.mem->max_memory_to_use = static_cast<long>(max_memory_bytes);
+  if (ok && max_memory_bytes > 0)
+    cinfo.mem->max_memory_to_use = static_cast<long>(max_memory_bytes);
   if (ok) {
     cinfo.scale_num = 1;
     cinfo.scale_denom = 8;

@@ -63,8 +63,8 @@ Outcome run(const Decode& d, JpegGuard& guard) {
   cinfo.scale_num = 1;
   cinfo.scale_denom = static_cast<unsigned>(d.shrink);
   jpeg_calc_output_dimensions(&cinfo);
-  *d.out = cv::Mat(static_cast<int>(cinfo.output_height), static_cast<int>(cinfo.output_width),
-                   CV_8UC3);
+  *d.out =
+      cv::Mat(static_cast<int>(cinfo.output_height), static_cast<int>(cinfo.output_width), CV_8UC3);
   if (cmyk) d.cmyk_row->resize(static_cast<std::size_t>(cinfo.output_width) * 4);
   jpeg_start_decompress(&cinfo);
   while (cinfo.output_scanline < cinfo.output_height) {
@@ -93,8 +93,9 @@ Result<cv::Mat> decode_jpeg(std::span<const std::uint8_t> data, const ImageInfo&
   JpegGuard guard;
   guard.deadline = budget.deadline;
   guard.max_scans = budget.max_scans;
-  const Decode decode{data.data(), data.size(), info.width, info.height, shrink,
-                      budget.max_memory_bytes, &out, &cmyk_row};
+  const Decode decode{data.data(), data.size(), info.width,
+                      info.height, shrink,      budget.max_memory_bytes,
+                      &out,        &cmyk_row};
   switch (run(decode, guard)) {
     case Outcome::kOk: return out;
     case Outcome::kMismatch:

@@ -65,12 +65,10 @@ inline unsigned long long jpeg_coefficient_bytes(const jpeg_decompress_struct& c
   for (int c = 0; c < cinfo.num_components; ++c) {
     const jpeg_component_info& component = cinfo.comp_info[c];
     // Rounded up to whole iMCU rows and columns, as libjpeg allocates them.
-    const unsigned long long columns =
-        (component.width_in_blocks + component.h_samp_factor - 1) / component.h_samp_factor *
-        component.h_samp_factor;
-    const unsigned long long rows =
-        (component.height_in_blocks + component.v_samp_factor - 1) / component.v_samp_factor *
-        component.v_samp_factor;
+    const unsigned long long columns = (component.width_in_blocks + component.h_samp_factor - 1) /
+                                       component.h_samp_factor * component.h_samp_factor;
+    const unsigned long long rows = (component.height_in_blocks + component.v_samp_factor - 1) /
+                                    component.v_samp_factor * component.v_samp_factor;
     blocks += columns * rows;
   }
   return blocks * 64 * sizeof(JCOEF);

@@ -128,9 +128,8 @@ Result<WatermarkImages> decode_watermarks(const ThumbnailSpec& spec,
     const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(found->second.data()),
                                  found->second.size());
     Result<ImageInfo> info = inspect(bytes, s);
-    Result<cv::Mat> mark =
-        info.ok() ? decode_image(bytes, *info, 1, decode_budget(s, deadline))
-                  : Result<cv::Mat>(info.status());
+    Result<cv::Mat> mark = info.ok() ? decode_image(bytes, *info, 1, decode_budget(s, deadline))
+                                     : Result<cv::Mat>(info.status());
     if (!mark.ok()) {
       return Status(Code::kBadRequest, "watermark image '" + key + "': " + mark.status().message());
     }
@@ -232,8 +231,7 @@ Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const Thu
   Result<ImageInfo> info = inspect(original, s, request.header);
   if (!info.ok()) return info.status();
   thumb.source = *info;
-  Result<cv::Mat> decoded =
-      decode_image(original, *info, 1, decode_budget(s, request.deadline));
+  Result<cv::Mat> decoded = decode_image(original, *info, 1, decode_budget(s, request.deadline));
   if (!decoded.ok()) return decoded.status();
   cv::Mat img = *decoded;
   try {
@@ -311,8 +309,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
   thumb.shrink_on_load = plan && info->format == ImageFormat::kJpeg
                              ? shrink_on_load(plan->region.size(), plan->target, info->dc_eighth)
                              : 1;
-  Result<cv::Mat> decoded = decode_image(original, *info, thumb.shrink_on_load,
-                                         decode_budget(s, request.deadline));
+  Result<cv::Mat> decoded =
+      decode_image(original, *info, thumb.shrink_on_load, decode_budget(s, request.deadline));
   if (!decoded.ok()) return decoded.status();
   thumb.times.decode_ms = ms_since(start);
   if (late()) return past_deadline();
@@ -374,7 +372,8 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
       cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
     }
     if (late()) return past_deadline();
-    Result<WatermarkImages> marks = decode_watermarks(spec, request.watermarks, s, request.deadline);
+    Result<WatermarkImages> marks =
+        decode_watermarks(spec, request.watermarks, s, request.deadline);
     if (!marks.ok()) return marks.status();
     apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height, &*marks);
     if (!img.isContinuous()) img = img.clone();

@@ -37,9 +37,9 @@ struct RenderSettings {
   int max_output_dimension = 6000;                // either side; 400 when above
   // A decoder's working memory (a progressive JPEG's coefficients); 413 when above; 0 = none.
   std::uint64_t max_decoder_memory_bytes = 512ull << 20;
-  int max_jpeg_scans = 100;  // progressive JPEG scans; 415 when above
-  bool respect_orientation = true;                // apply EXIF orientation
-  int jpeg_quality = 80;                          // when the URL has no quality()
+  int max_jpeg_scans = 100;         // progressive JPEG scans; 415 when above
+  bool respect_orientation = true;  // apply EXIF orientation
+  int jpeg_quality = 80;            // when the URL has no quality()
   bool jpeg_progressive = true;
   int webp_quality = 80;    // when the URL has no quality()
   int png_compression = 6;  // zlib level 0-9

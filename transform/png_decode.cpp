@@ -19,8 +19,9 @@ constexpr std::size_t kFeed = 4096;
 void ignore(png_structp, png_const_charp) {}
 
 // Chunks read as unknown and dropped: never inflated, never kept.
-constexpr png_byte kSkipped[] = "iCCP\0zTXt\0iTXt\0tEXt\0eXIf\0sPLT\0hIST\0pCAL\0sCAL\0sBIT\0"
-                                "tIME\0pHYs\0oFFs\0sRGB\0cHRM\0gAMA\0bKGD";
+constexpr png_byte kSkipped[] =
+    "iCCP\0zTXt\0iTXt\0tEXt\0eXIf\0sPLT\0hIST\0pCAL\0sCAL\0sBIT\0"
+    "tIME\0pHYs\0oFFs\0sRGB\0cHRM\0gAMA\0bKGD";
 
 // What libpng's progressive reader fills, through its callbacks. Owned by the caller: the
 // libpng part below jumps out with longjmp, which skips destructors.

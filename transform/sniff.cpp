@@ -68,15 +68,26 @@ Result<ImageInfo> sniff_jpeg(Bytes d) {
       marker = d[i++];
     } while (marker == 0x00);
     switch (marker) {
-      case 0x01:                                                   // TEM
-      case 0xD0: case 0xD1: case 0xD2: case 0xD3:                  // RSTn
-      case 0xD4: case 0xD5: case 0xD6: case 0xD7: continue;        // no length
+      case 0x01:  // TEM
+      case 0xD0:
+      case 0xD1:
+      case 0xD2:
+      case 0xD3:  // RSTn
+      case 0xD4:
+      case 0xD5:
+      case 0xD6:
+      case 0xD7: continue;  // no length
       case 0xD8: return unsupported("JPEG with a second start of image");
       case 0xD9:
       case 0xDA: return unsupported("JPEG without a frame header");
-      case 0xC3: case 0xC5: case 0xC6: case 0xC7:
-      case 0xCB: case 0xCD: case 0xCE: case 0xCF:
-        return unsupported("lossless or hierarchical JPEG is not supported");
+      case 0xC3:
+      case 0xC5:
+      case 0xC6:
+      case 0xC7:
+      case 0xCB:
+      case 0xCD:
+      case 0xCE:
+      case 0xCF: return unsupported("lossless or hierarchical JPEG is not supported");
       default: break;
     }
     // SOF0/1/2 (Huffman) and SOF9/10 (arithmetic) are frames libjpeg decodes. DHT, DAC, DQT, DNL,
