@@ -3,7 +3,10 @@
 // serving. The time each took is printed for the report; only a hang guard is asserted.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <thread>
@@ -118,9 +121,33 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   for (const Original& o : originals) test::write_file(root / o.name, o.bytes);
 
   test::Client client;
+  // A good request, every 20 ms on its own connection, all along: the slowest answer it got
+  // during each hostile request is reported with it.
+  std::mutex probe_mutex;
+  double slowest_probe_ms = 0;
+  std::atomic<bool> probing{true};
+  std::thread prober([&] {
+    test::Client probe;
+    while (probing) {
+      const auto sent = std::chrono::steady_clock::now();
+      const long status = probe.request(server.base() + "/healthz").status;
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent)
+              .count();
+      {
+        std::lock_guard lock(probe_mutex);
+        slowest_probe_ms = std::max(slowest_probe_ms, status == 200 ? ms : 1e9);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
   auto expect = [&](const std::string& what, const std::string& url, int status) {
     CAPTURE(what);
     test::reset_peak_rss(server.pid());
+    {
+      std::lock_guard lock(probe_mutex);
+      slowest_probe_ms = 0;
+    }
     const auto start = std::chrono::steady_clock::now();
     test::Reply r = client.request(url);
     const auto took =
@@ -131,9 +158,15 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       CHECK_FALSE(r.body.empty());  // a short message naming the problem
       CHECK(r.body.size() < 300);   // that does not echo a hostile URL back at length
     }
+    double probe_ms = 0;
+    {
+      std::lock_guard lock(probe_mutex);
+      probe_ms = slowest_probe_ms;
+    }
+    CHECK(probe_ms < 1000);  // a good request is never held up (a hang guard)
     MESSAGE(what << ": " << r.status << " in " << took.count() << " ms, peak RSS "
-                 << test::peak_rss_mib(server.pid()) << " MiB"
-                 << (r.status >= 400 ? ": " + r.body : std::string()));
+                 << test::peak_rss_mib(server.pid()) << " MiB, /healthz meanwhile at most "
+                 << probe_ms << " ms" << (r.status >= 400 ? ": " + r.body : std::string()));
   };
   for (const Original& o : originals) {
     expect(o.name, server.url("fit-in/100x100/" + std::string(o.name)), o.status);
@@ -186,6 +219,8 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   }
   // Still serving, still healthy.
   expect("a good URL after all that", server.url("fit-in/100x100/photos/storm.jpg"), 200);
+  probing = false;
+  prober.join();
   CHECK(server.stop() == 0);
 }
 
