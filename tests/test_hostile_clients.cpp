@@ -24,21 +24,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// The unpadded base64url Thimble's validator tokens use.
 std::string base64url(const std::string& bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (unsigned char c : bytes) {
-    buffer = buffer << 8 | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(buffer >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
+  std::string out = signing::base64url_encode(bytes);
+  while (!out.empty() && out.back() == '=') out.pop_back();
   return out;
 }
 
