@@ -53,16 +53,40 @@ std::string EntityTags::mac(const Key& key, std::string_view transform,
   return out;
 }
 
-std::string EntityTags::make(std::string_view transform, std::string_view source_token) const {
+std::string EntityTags::marks_digest(std::string_view mark_versions) {
+  return mark_versions.empty() ? std::string() : transform_hash(mark_versions);
+}
+
+std::string EntityTags::make(std::string_view transform, std::string_view source_token,
+                             std::string_view marks) const {
+  std::string token(source_token);
+  if (!marks.empty()) token.append("~").append(marks);
   std::string etag;
-  etag.reserve(transform.size() + source_token.size() + kMacDigits + 4);
-  etag.append("\"").append(transform).append("-").append(source_token).append(".");
-  etag.append(mac(keys_.front(), transform, source_token)).append("\"");
+  etag.reserve(transform.size() + token.size() + kMacDigits + 4);
+  etag.append("\"").append(transform).append("-").append(token).append(".");
+  etag.append(mac(keys_.front(), transform, token)).append("\"");
   return etag;
 }
 
 std::vector<std::string> EntityTags::source_tokens(std::string_view if_none_match,
-                                                   std::string_view transform) const {
+                                                   std::string_view transform,
+                                                   std::string_view marks) const {
+  std::vector<std::string> tokens;
+  for (const std::string& token : verified(if_none_match, transform)) {
+    const std::size_t tilde = token.find('~');
+    const std::string_view made_with =
+        tilde == std::string::npos ? std::string_view() : std::string_view(token).substr(tilde + 1);
+    if (made_with == marks) tokens.push_back(token.substr(0, tilde));
+  }
+  return tokens;
+}
+
+bool EntityTags::issued_for(std::string_view etag, std::string_view transform) const {
+  return !verified(etag, transform).empty();
+}
+
+std::vector<std::string> EntityTags::verified(std::string_view if_none_match,
+                                              std::string_view transform) const {
   std::vector<std::string> tokens;
   for (const std::string& tag : parse_if_none_match(if_none_match)) {
     const std::size_t dot = tag.rfind('.');

@@ -30,17 +30,31 @@ class EntityTags {
   // of this process issues: its ETags hold until a restart and differ between replicas.
   explicit EntityTags(const std::vector<std::string>& keys);
 
-  // The quoted ETag of `transform` made from a source with `source_token`.
-  std::string make(std::string_view transform, std::string_view source_token) const;
+  // The digest naming the versions of a thumbnail's watermark images, from `key=token;` per
+  // mark in the URL's order; "" when there are none.
+  static std::string marks_digest(std::string_view mark_versions);
 
-  // The source tokens (marks digest included) of the If-None-Match entries that Thimble issued
-  // for `transform`; forged, altered or foreign entries are left out.
-  std::vector<std::string> source_tokens(std::string_view if_none_match,
-                                         std::string_view transform) const;
+  // The quoted ETag of `transform` made from a source with `source_token` and watermarks whose
+  // versions `marks` names (marks_digest(); "" for none).
+  std::string make(std::string_view transform, std::string_view source_token,
+                   std::string_view marks = {}) const;
+
+  // The source tokens of the If-None-Match entries that Thimble issued for `transform` with the
+  // same `marks`: what a conditional fetch may ask the source about. Forged, altered or foreign
+  // entries, and entries made with other watermark versions, are left out.
+  std::vector<std::string> source_tokens(std::string_view if_none_match, std::string_view transform,
+                                         std::string_view marks = {}) const;
+
+  // Whether `etag` is one Thimble issued for `transform`, whatever its source and marks (a
+  // stored result made with other output settings names another transform).
+  bool issued_for(std::string_view etag, std::string_view transform) const;
 
  private:
   using Key = std::array<unsigned char, 32>;
   std::string mac(const Key& key, std::string_view transform, std::string_view token) const;
+  // The verified `<source token>[~marks]` of each issued entry for `transform`.
+  std::vector<std::string> verified(std::string_view if_none_match,
+                                    std::string_view transform) const;
   std::vector<Key> keys_;
 };
 

@@ -354,21 +354,13 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
     marks.emplace(key, (*mark)->bytes);
     mark_versions += key + "=" + (*mark)->token + ";";
   }
-  // The thumbnail's source token: the original's, plus a digest of the marks' when there are.
-  const std::string marks_suffix = mark_versions.empty() ? "" : "~" + transform_hash(mark_versions);
+  // The thumbnail's validator: the original's, and the marks' versions when there are marks.
+  const std::string marks_digest = EntityTags::marks_digest(mark_versions);
 
   FetchConditions conditions;
   conditions.deadline = steady_deadline(job);
-  for (const std::string& token :
-       job.settings->etags.source_tokens(job.if_none_match, job.transform)) {
-    const std::size_t tilde = token.find('~');
-    if (marks_suffix.empty() && tilde == std::string::npos) {
-      conditions.if_token_in.push_back(token);
-    } else if (!marks_suffix.empty() && tilde != std::string::npos &&
-               token.substr(tilde) == marks_suffix) {
-      conditions.if_token_in.push_back(token.substr(0, tilde));
-    }
-  }
+  conditions.if_token_in =
+      job.settings->etags.source_tokens(job.if_none_match, job.transform, marks_digest);
   if (job.if_none_match.empty()) {
     conditions.if_modified_since = parse_http_date(job.if_modified_since);
   }
@@ -385,8 +377,7 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
       response.status = 304;
       response.cache_outcome = "miss";
       add_validators(
-          response,
-          job.settings->etags.make(job.transform, checked.validators.token + marks_suffix),
+          response, job.settings->etags.make(job.transform, checked.validators.token, marks_digest),
           checked.validators.last_modified, job.vary_accept, job.spec.max_age);
       return response;
     }
@@ -402,7 +393,7 @@ OriginResponse OriginService::produce_answer(const Job& job, WorkTimes& times) c
   }
   // Identical requests share one fetch and one transform: those parked on this one's flight
   // (coalesce()), and those that reached a worker while it was in the air.
-  const auto work = [&] { return produce(job, marks, marks_suffix, prefetched, times); };
+  const auto work = [&] { return produce(job, marks, marks_digest, prefetched, times); };
   std::shared_ptr<const Produced> produced;
   if (job.lease) {
     produced = job.lease->fly(work);
@@ -491,7 +482,7 @@ void OriginService::use_result_store(cache::ResultStore* store,
 }
 
 Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
-    const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
+    const Job& job, const transform::WatermarkSources& marks, const std::string& marks_digest,
     std::shared_ptr<const FetchedOriginal> original, WorkTimes& times) const {
   const bool storable = store_ != nullptr && (!job.unsafe || store_unsafe_);
   // The result's path in result storage: its canonical request path. Made here, on a worker and
@@ -503,7 +494,7 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   // change of quality, say) is made again and replaced.
   if (storable && !original) {
     if (std::shared_ptr<const cache::CachedResult> stored = store_->read(store_key);
-        stored && !job.settings->etags.source_tokens(stored->etag, job.transform).empty()) {
+        stored && job.settings->etags.issued_for(stored->etag, job.transform)) {
       ++store_hits_;
       results_.put(
           job.cache_key, stored,
@@ -515,7 +506,7 @@ Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(
   if (!original->object.ok()) return original->object.status();
   const SourceObject& source = *original->object;
   const std::string etag =
-      job.settings->etags.make(job.transform, source.validators.token + marks_suffix);
+      job.settings->etags.make(job.transform, source.validators.token, marks_digest);
   const auto bytes =
       std::span(reinterpret_cast<const std::uint8_t*>(source.bytes.data()), source.bytes.size());
   transform::RenderRequest request;

@@ -251,7 +251,7 @@ class OriginService {
   // Fetch (unless `original` is given) + transform + store in the result cache; the time spent
   // goes into `times`.
   Result<std::shared_ptr<const cache::CachedResult>> produce(
-      const Job& job, const transform::WatermarkSources& marks, const std::string& marks_suffix,
+      const Job& job, const transform::WatermarkSources& marks, const std::string& marks_digest,
       std::shared_ptr<const FetchedOriginal> original, WorkTimes& times) const;
 
   std::atomic<std::shared_ptr<const ServiceSettings>> settings_;

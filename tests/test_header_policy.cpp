@@ -52,6 +52,24 @@ TEST_CASE("ETags join the transform hash and the source token, and can be read b
   CHECK(EntityTags({"other"}).source_tokens(etag, transform).empty());
 }
 
+TEST_CASE("watermark versions are part of an ETag: a revalidation with other marks is no match") {
+  const std::string transform = transform_hash("300x200/filters:watermark(m.png,0,0,0)|a.jpg");
+  const EntityTags tags({"k"});
+  const std::string marks = EntityTags::marks_digest("m.png=e123;");
+  CHECK(marks.size() == 16);
+  CHECK(EntityTags::marks_digest("").empty());
+  const std::string etag = tags.make(transform, "17a-2f", marks);
+  CHECK(etag.find("-17a-2f~" + marks + ".") != std::string::npos);
+  CHECK(etag == tags.make(transform, "17a-2f~" + marks));  // one spelling of the format
+  CHECK(tags.source_tokens(etag, transform, marks) == std::vector<std::string>{"17a-2f"});
+  CHECK(tags.source_tokens(etag, transform, EntityTags::marks_digest("m.png=e124;")).empty());
+  CHECK(tags.source_tokens(etag, transform).empty());  // made with marks, asked without
+  CHECK(tags.source_tokens(tags.make(transform, "17a-2f"), transform, marks).empty());
+  CHECK(tags.issued_for(etag, transform));
+  CHECK_FALSE(tags.issued_for(etag, transform_hash("other")));
+  CHECK_FALSE(EntityTags({"other-key"}).issued_for(etag, transform));
+}
+
 TEST_CASE("Only ETags Thimble issued give back a source token: forged or altered ones give none") {
   const std::string transform = transform_hash("300x200|a.jpg");
   const EntityTags tags({"new-key", "old-key"});
