@@ -1,16 +1,14 @@
 // Status and Result<T>: the error vocabulary every Thimble module shares.
 //
 // Errors are values. A Status is either OK or carries a Code and a short public message
-// ("signature does not match", "source not found"). Each Code maps, in ONE table below, to the
-// HTTP status the origin answers, the reason phrase, and how long a CDN may keep that answer:
-// client errors are cacheable for a short, configurable time; origin and server failures are
-// never cached, so a passing fault can never become a long-lived cached answer.
-// Messages are shown to clients: they name the problem, never internals or stack traces.
+// ("signature does not match", "source not found"). What a Code means on the wire (the HTTP
+// status and how long a CDN may keep the answer) is the HTTP side's business:
+// proxy/status_table.h holds that one table. Messages are shown to clients: they name the
+// problem, never internals or stack traces.
 //
 // Thread-safety: Status and Result are plain values; const use from many threads is safe.
 #pragma once
 
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,44 +37,6 @@ enum class Code : std::uint8_t {
   kInternal,          // a bug or an unexpected library failure
 };
 
-// How an error answer may be cached by a CDN.
-enum class ErrorCaching : std::uint8_t {
-  kShort,    // `public, max-age=<error_max_age>`: the same URL will fail the same way
-  kNoStore,  // `no-store`: the failure is transient and must not stick
-};
-
-struct CodeInfo {
-  int http_status;
-  std::string_view reason;  // HTTP reason phrase
-  ErrorCaching caching;
-};
-
-// The single table mapping every Code to its HTTP answer (SPEC.md §3). Tested row by row.
-constexpr CodeInfo code_info(Code code) {
-  switch (code) {
-    case Code::kOk: return {200, "OK", ErrorCaching::kShort};
-    case Code::kBadSignature: return {403, "Forbidden", ErrorCaching::kShort};
-    case Code::kBadRequest: return {400, "Bad Request", ErrorCaching::kShort};
-    case Code::kNotFound: return {404, "Not Found", ErrorCaching::kShort};
-    case Code::kMethodNotAllowed: return {405, "Method Not Allowed", ErrorCaching::kShort};
-    case Code::kUriTooLong: return {414, "URI Too Long", ErrorCaching::kShort};
-    case Code::kHeadersTooLarge:
-      return {431, "Request Header Fields Too Large", ErrorCaching::kNoStore};
-    case Code::kMalformedHttp: return {400, "Bad Request", ErrorCaching::kNoStore};
-    case Code::kRequestTooLarge: return {413, "Payload Too Large", ErrorCaching::kNoStore};
-    case Code::kRequestTimeout: return {408, "Request Timeout", ErrorCaching::kNoStore};
-    case Code::kHttpVersion: return {505, "HTTP Version Not Supported", ErrorCaching::kNoStore};
-    case Code::kSourceForbidden: return {403, "Forbidden", ErrorCaching::kShort};
-    case Code::kTooLarge: return {413, "Payload Too Large", ErrorCaching::kShort};
-    case Code::kUnsupportedMedia: return {415, "Unsupported Media Type", ErrorCaching::kShort};
-    case Code::kUpstreamError: return {502, "Bad Gateway", ErrorCaching::kNoStore};
-    case Code::kUpstreamTimeout: return {504, "Gateway Timeout", ErrorCaching::kNoStore};
-    case Code::kOverloaded: return {503, "Service Unavailable", ErrorCaching::kNoStore};
-    case Code::kInternal: return {500, "Internal Server Error", ErrorCaching::kNoStore};
-  }
-  return {500, "Internal Server Error", ErrorCaching::kNoStore};
-}
-
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
@@ -87,7 +47,6 @@ class [[nodiscard]] Status {
   Code code() const { return code_; }
   // Short public description of the problem, e.g. "source not found".
   const std::string& message() const { return message_; }
-  int http_status() const { return code_info(code_).http_status; }
 
  private:
   Code code_ = Code::kOk;

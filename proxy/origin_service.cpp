@@ -1,6 +1,7 @@
 #include "proxy/origin_service.h"
 
 #include "proxy/header_policy.h"
+#include "proxy/status_table.h"
 #include "transform/meta.h"
 
 namespace thimble::proxy {

@@ -11,6 +11,7 @@
 #include "proxy/file_source.h"
 #include "proxy/header_policy.h"
 #include "proxy/origin_service.h"
+#include "proxy/status_table.h"
 #include "signing/signer.h"
 #include "support.h"
 

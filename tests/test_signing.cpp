@@ -95,7 +95,6 @@ TEST_CASE("tampered paths, wrong keys and malformed signatures are refused as ba
     auto verdict = signer.verify(row.url);
     REQUIRE_FALSE(verdict.ok());
     CHECK(verdict.status().code() == Code::kBadSignature);
-    CHECK(verdict.status().http_status() == 403);
     CHECK(verdict.status().message() == row.reason);
   }
   UrlSigner other({"ANOTHER_KEY"}, false);
