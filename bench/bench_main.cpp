@@ -30,13 +30,13 @@
 #include <thread>
 #include <vector>
 
-#include "bench/server_load.h"
+#include "server_load.h"
 #include "conf/json.h"
 #include "signing/signer.h"
 #include "transform/pipeline.h"
 #include "transform/spec.h"
 #ifdef THIMBLE_HAVE_VIPS
-#include "bench/vips_baseline.h"
+#include "vips_baseline.h"
 #endif
 
 namespace {

@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench/server_load.h"
+#include "server_load.h"
 #include "proxy/metrics.h"
 #include "signing/signer.h"
 

@@ -1,4 +1,4 @@
-#include "bench/server_load.h"
+#include "server_load.h"
 
 #include <curl/curl.h>
 

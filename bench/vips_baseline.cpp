@@ -1,4 +1,4 @@
-#include "bench/vips_baseline.h"
+#include "vips_baseline.h"
 
 #include <vips/vips.h>
 
