@@ -136,7 +136,7 @@ TEST_CASE("brightness, contrast and rgb follow Thumbor's integer arithmetic") {
   CHECK(rgb_at(filtered(solid(100, 100, 100), "rgb(20,-20,40)")) == cv::Vec3b(151, 49, 202));
 }
 
-TEST_CASE("saturation 0 turns a colour into its perceived grey; grayscale keeps alpha") {
+TEST_CASE("saturation 0 turns a colour into its perceived grey, and grayscale keeps alpha") {
   // sqrt(200²·0.299 + 100²·0.587 + 50²·0.114) = 134.59
   CHECK(rgb_at(filtered(solid(200, 100, 50), "saturation(0)")) == cv::Vec3b(134, 134, 134));
   CHECK(rgb_at(filtered(solid(200, 100, 50), "saturation(1)")) == cv::Vec3b(200, 100, 50));

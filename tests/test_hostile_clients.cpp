@@ -310,7 +310,7 @@ TEST_CASE("HTTP/1.1 framing the RFC 9112 way: pipelining in order, 400 and close
 }
 
 TEST_CASE(
-    "Connection: close and HTTP/1.0 end the connection after the answer; keep-alive keeps it") {
+    "Connection: close and HTTP/1.0 end the connection after the answer, keep-alive keeps it") {
   test::ThimbleProcess server("{host: 127.0.0.1, workers: 2, access_log: false}");
   const struct {
     const char* request;

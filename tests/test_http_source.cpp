@@ -159,7 +159,7 @@ TEST_CASE("internal addresses are refused in every form unless allowed") {
   CHECK_FALSE(Network::parse("not-an-ip").has_value());
 }
 
-TEST_CASE("image URLs must name an allowed host; tricks that hide the host are refused") {
+TEST_CASE("image URLs must name an allowed host, and tricks that hide the host are refused") {
   HttpSourceOptions o;
   o.allowed_hosts = {"images.example.com", "*.cdn.example.com", "localhost:8080"};
   HttpSource source(o);

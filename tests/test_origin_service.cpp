@@ -615,7 +615,7 @@ TEST_CASE("security.signature_header: a signature moved out of the path into a h
   CHECK(f.service->handle(request).status == 403);
 }
 
-TEST_CASE("limits: long URLs are 414, costly filters 400, both short-cached; others still serve") {
+TEST_CASE("limits: long URLs are 414, costly filters 400, both short-cached, and others still serve") {
   Fixture f(false, true, [](OriginOptions& o) {
     o.max_url_bytes = 200;
     o.spec_limits.max_blur_radius = 10;

@@ -446,7 +446,7 @@ TEST_CASE("--check-config exits 0 for a valid file and 1 naming the key for a ba
   CHECK(env_output.find("usage:") != std::string::npos);
 }
 
-TEST_CASE("signed URLs up to 8 KB are served; Pistache's default 4 KB request limit is raised") {
+TEST_CASE("signed URLs up to 8 KB are served: Pistache's default 4 KB request limit is raised") {
   Server server;
   Client client;
   const std::string long_key = "photos/" + std::string(6000, 'a') + ".jpg";
