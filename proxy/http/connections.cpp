@@ -30,11 +30,6 @@ void Connection::answer(std::string head, std::shared_ptr<const std::string> bod
   table->advance(me);
 }
 
-bool Connection::open() const {
-  std::lock_guard lock(mutex);
-  return !closed;
-}
-
 ConnectionTable::ConnectionTable(ConnectionTimeouts timeouts, ParseLimits limits, Dispatch dispatch)
     : timeouts_(timeouts), limits_(limits), dispatch_(std::move(dispatch)) {
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -279,11 +274,6 @@ void ConnectionTable::check_timers() {
       dispatch_(connection, std::move(outcome));
     }
   }
-}
-
-std::size_t ConnectionTable::open_connections() const {
-  std::lock_guard lock(mutex_);
-  return connections_.size();
 }
 
 std::size_t ConnectionTable::writing() const {

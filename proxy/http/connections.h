@@ -52,9 +52,6 @@ class Connection {
   // (null for none), written in that order; `close` ends the connection once it is written.
   void answer(std::string head, std::shared_ptr<const std::string> body, bool close);
 
-  // Whether the connection is still open (for callers that would rather not do the work).
-  bool open() const;
-
  private:
   friend class ConnectionTable;
   using Clock = std::chrono::steady_clock;
@@ -100,9 +97,7 @@ class ConnectionTable {
   // Pistache has seen the connection end (or ended it): once nothing is left to write, close it.
   void disconnected(const std::shared_ptr<Connection>& connection);
 
-  // How many connections are open, and how many of them have an answer not yet fully handed to
-  // the kernel.
-  std::size_t open_connections() const;
+  // How many connections have an answer not yet fully handed to the kernel.
   std::size_t writing() const;
   // Descriptors of the open connections, for a drain that waits on the kernel's send queues.
   std::vector<int> descriptors() const;
