@@ -49,12 +49,14 @@ constexpr const char* kUsage =
     "malformed:5,missing:5]\n"
     "                    [--timeline] [--settle 10] [--allow-5xx] [--allow-errors]\n"
     "                    [--recovered-from SECONDS] [--max-fd-growth 16]\n"
-    "                    [--json FILE]\n"
+    "                    [--json FILE] [--ready-file FILE]\n"
     "       thimble-load --server URL [--key-file FILE] --image KEY... --storm N [--rounds 3]\n"
     "The key signs URLs: --key-file or THIMBLE_KEY. Each --image is an original the server can\n"
     "fetch; uncached transforms ask it for sizes never asked before. With --recovered-from,\n"
     "requests sent after that second must all be answered without a 5xx other than 503 (a\n"
-    "fault is over by then); --max-fd-growth bounds the server's extra descriptors afterwards.\n";
+    "fault is over by then); --max-fd-growth bounds the server's extra descriptors afterwards.\n"
+    "--ready-file FILE is written when the warm-up is done and the timed load begins, for\n"
+    "scripts that time faults from that moment.\n";
 
 enum Kind { kCached, kTransform, kRevalidate, kBadSignature, kMalformed, kMissing, kKinds };
 constexpr const char* kKindNames[kKinds] = {"cached",        "transform", "revalidate",
@@ -140,6 +142,7 @@ int main(int argc, char** argv) {
   double settle_s = 10, recovered_from = -1, max_fd_growth = 16;
   int storm = 0, rounds = 3;
   bool timeline = false, allow_5xx = false, allow_errors = false;
+  std::string ready_file;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -171,6 +174,8 @@ int main(int argc, char** argv) {
       max_fd_growth = std::atof(value().c_str());
     else if (arg == "--json")
       json_path = value();
+    else if (arg == "--ready-file")
+      ready_file = value();
     else if (arg == "--storm")
       storm = std::atoi(value().c_str());
     else if (arg == "--rounds")
@@ -235,6 +240,8 @@ int main(int argc, char** argv) {
       cached.emplace_back(url, f.etag);
     }
   }
+  // The timed load begins: a script timing faults starts its clock now, not while warming.
+  if (!ready_file.empty()) std::ofstream(ready_file) << "ready\n";
 
   // The request list: kinds drawn in the mix's proportions (fixed seed: runs are comparable);
   // every transform a size not asked before.

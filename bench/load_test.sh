@@ -42,6 +42,13 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+wait_ready() {  # until thimble-load has warmed up and begun its timed load, at most 120 s
+  for _ in $(seq 1200); do
+    [ -e "$WORK/ready" ] && return 0
+    sleep 0.1
+  done
+}
+
 wait_http() {  # URL: until it answers, at most 10 s
   for _ in $(seq 100); do
     curl -s -o /dev/null "$1" && return 0
@@ -171,12 +178,16 @@ faults() {
     connect_timeout_ms: 500}}" arena2 "$NO_ORIGINALS"
   mapfile -t images < <(image_args)
   echo "==> S3 faults: moto stopped at ${quarter} s, started again at $((2 * quarter)) s"
-  (sleep "$quarter"; kill -TERM "$MOTO_PID"; echo "    [$(date +%T)] S3 stopped"
+  # The fault clock starts when thimble-load's timed load does (after its warm-up, which needs
+  # the source), so a slow warm-up never meets the fault.
+  rm -f "$WORK/ready"
+  (wait_ready; sleep "$quarter"; kill -TERM "$MOTO_PID"; echo "    [$(date +%T)] S3 stopped"
    sleep "$quarter"; start_moto "$moto_port"; echo "    [$(date +%T)] S3 back") &
   local chaos=$!
   "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
     --connections 64 --mix cached:50,transform:40,missing:10 --timeline --allow-5xx \
-    --allow-errors --settle 3 --recovered-from $((3 * quarter)) || status=$?
+    --allow-errors --settle 3 --recovered-from $((3 * quarter)) --ready-file "$WORK/ready" ||
+    status=$?
   wait "$chaos"
   kill -TERM "$THIMBLE_PID"; wait "$THIMBLE_PID" || status=1
 
@@ -189,13 +200,16 @@ faults() {
     arena2 "$NO_ORIGINALS"
   echo "==> HTTP origin faults: slow from ${quarter} s, resetting from $((2 * quarter)) s," \
     "well from $((3 * quarter)) s"
-  (sleep "$quarter"; echo slow > "$WORK/origin.mode"; echo "    [$(date +%T)] origin slow"
+  rm -f "$WORK/ready"
+  (wait_ready; sleep "$quarter"; echo slow > "$WORK/origin.mode"
+   echo "    [$(date +%T)] origin slow"
    sleep "$quarter"; echo reset > "$WORK/origin.mode"; echo "    [$(date +%T)] origin resetting"
    sleep "$quarter"; echo ok > "$WORK/origin.mode"; echo "    [$(date +%T)] origin well") &
   chaos=$!
   "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
     --connections 64 --mix cached:50,transform:40,missing:10 --timeline --allow-5xx \
-    --allow-errors --settle 3 --recovered-from $((3 * quarter + 3)) || status=$?
+    --allow-errors --settle 3 --recovered-from $((3 * quarter + 3)) --ready-file "$WORK/ready" ||
+    status=$?
   wait "$chaos"
   kill -TERM "$THIMBLE_PID"; wait "$THIMBLE_PID" || status=1
   return $status
@@ -216,12 +230,14 @@ drain() {
   start_thimble "$port" "{type: file, file: {root: $(cd "$IMAGES" && pwd)}}"
   mapfile -t images < <(image_args)
   echo "==> SIGTERM after $((seconds / 2)) s of load (80% uncached transforms) on 128 connections"
-  (sleep "$((seconds / 2))"; date -u +%T.%3N > "$WORK/term.at"; kill -TERM "$THIMBLE_PID") &
+  rm -f "$WORK/ready"
+  (wait_ready; sleep "$((seconds / 2))"; date -u +%T.%3N > "$WORK/term.at"
+   kill -TERM "$THIMBLE_PID") &
   # Once the listener is closed, new connections are refused: expected. An accepted request left
   # unanswered would show as "Server returned nothing" or a receive error.
   "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
     --connections 128 --mix transform:80,cached:20 --allow-errors --settle 0 --timeline \
-    > "$WORK/drain.txt" 2>&1 || true
+    --ready-file "$WORK/ready" > "$WORK/drain.txt" 2>&1 || true
   wait "$THIMBLE_PID" 2>/dev/null && code=0 || code=$?
   grep -vE "^ +[0-9]+:" "$WORK/drain.txt"
   echo "SIGTERM sent at $(cat "$WORK/term.at") (UTC); thimble said:"
