@@ -164,8 +164,6 @@ int serve(const std::string& config_path, const conf::Config& config) {
     proxy::log_line("error", "configuration error: " + options.status().message());
     return 1;
   }
-  proxy::OriginService service(std::move(options).value(), signer, source, results, clock);
-
   int workers = config.server.workers > 0
                     ? config.server.workers
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -181,14 +179,15 @@ int serve(const std::string& config_path, const conf::Config& config) {
         }
       });
   std::unique_ptr<cache::ResultStore> store = proxy::make_result_store(config, clock);
-  if (store) {
-    // Writes run on a worker after the answer is sent; with the queue full they are skipped.
-    service.use_result_store(
-        store.get(), [&pool](std::function<void()> write) { pool.try_submit(std::move(write)); },
-        config.result_storage.store_unsafe);
-  }
   proxy::Metrics metrics;
-  service.use_metrics(&metrics);
+  proxy::ServiceDependencies with(source, results, clock);
+  with.store = store.get();
+  // Result-storage writes run on a worker after the answer is sent; with the queue full they are
+  // skipped.
+  with.defer = [&pool](std::function<void()> write) { pool.try_submit(std::move(write)); };
+  with.store_unsafe = config.result_storage.store_unsafe;
+  with.metrics = &metrics;
+  proxy::OriginService service(std::move(options).value(), signer, std::move(with));
   add_readings(metrics, service, pool, results);
 
   const bool separate_admin = config.server.admin_port != 0;

@@ -83,13 +83,17 @@ std::shared_ptr<const ServiceSettings> make_settings(OriginOptions options,
 
 }  // namespace
 
-OriginService::OriginService(OriginOptions options, signing::UrlSigner signer, Source& source,
-                             cache::ResultCache& results, const Clock& clock)
+OriginService::OriginService(OriginOptions options, signing::UrlSigner signer,
+                             ServiceDependencies with)
     : focal_memory_(options.remembered_originals),
-      source_(source),
-      results_(results),
-      clock_(clock),
-      originals_(options.original_cache_bytes, 8, clock) {
+      store_(with.store),
+      defer_(std::move(with.defer)),
+      store_unsafe_(with.store_unsafe),
+      metrics_(with.metrics),
+      source_(*with.source),
+      results_(*with.results),
+      clock_(*with.clock),
+      originals_(options.original_cache_bytes, 8, *with.clock) {
   settings_.store(make_settings(std::move(options), std::move(signer)));
 }
 
@@ -472,14 +476,6 @@ std::shared_ptr<const FetchedOriginal> OriginService::fetch_original(const std::
     not_found_.put(key, now + job.settings->options.not_found_ttl);
   }
   return flight.value;
-}
-
-void OriginService::use_result_store(cache::ResultStore* store,
-                                     std::function<void(std::function<void()>)> defer,
-                                     bool store_unsafe) {
-  store_ = store;
-  defer_ = std::move(defer);
-  store_unsafe_ = store_unsafe;
 }
 
 Result<std::shared_ptr<const cache::CachedResult>> OriginService::produce(

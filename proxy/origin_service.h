@@ -147,12 +147,31 @@ struct Job {
   std::shared_ptr<RenderFlights::Lease> lease;
 };
 
+// What an OriginService works with, handed over once at construction. Every pointer must outlive
+// the service.
+struct ServiceDependencies {
+  ServiceDependencies(Source& from, cache::ResultCache& results_in, const Clock& time)
+      : source(&from), results(&results_in), clock(&time) {}
+
+  Source* source;               // where originals come from
+  cache::ResultCache* results;  // finished thumbnails in memory
+  const Clock* clock;           // TTLs and deadlines
+  // Result storage shared by replicas: read before fetching an original, written after the
+  // answer. Null: none.
+  cache::ResultStore* store = nullptr;
+  // Runs a task later, off an answer's path (the result-storage writes). Empty: at once.
+  std::function<void(std::function<void()>)> defer;
+  bool store_unsafe = false;  // results of unsigned /unsafe/ URLs are stored too
+  // Fetch and stage durations and source errors are recorded here, and it is served at
+  // /metrics. Null: no metrics.
+  Metrics* metrics = nullptr;
+};
+
 class OriginService {
  public:
-  // All references must outlive the service. The sizes of the service's own memories (focal
-  // points, originals) are taken from `options` once.
-  OriginService(OriginOptions options, signing::UrlSigner signer, Source& source,
-                cache::ResultCache& results, const Clock& clock);
+  // The sizes of the service's own memories (focal points, originals) are taken from `options`
+  // once.
+  OriginService(OriginOptions options, signing::UrlSigner signer, ServiceDependencies with);
 
   // New keys, presets, lifetimes, output settings and limits for the requests that begin after
   // it; requests in flight finish with the settings they began with. Memory sizes stay.
@@ -172,14 +191,6 @@ class OriginService {
 
   // While draining (shutting down), new thumbnail work gets 503 and /readyz says not ready.
   void set_draining() { draining_.store(true); }
-  // Shares finished thumbnails through `store` (read before fetching an original; written after
-  // the answer, through `defer`, which runs a task later, off the answer's path). Unsigned URLs
-  // are stored only with `store_unsafe`. Call before serving.
-  void use_result_store(cache::ResultStore* store, std::function<void(std::function<void()>)> defer,
-                        bool store_unsafe);
-  // Records fetch and stage durations and source errors in `metrics`, and serves it at /metrics.
-  // Call before serving.
-  void use_metrics(Metrics* metrics) { metrics_ = metrics; }
 
   // What the service has done since it started (for tests, logs and metrics).
   struct Counters {
@@ -263,10 +274,10 @@ class OriginService {
   mutable std::atomic<std::uint64_t> fetches_{0}, renders_count_{0}, coalesced_{0},
       not_found_hits_{0}, store_hits_{0};
   mutable std::atomic<std::uint64_t> original_hits_{0};
-  cache::ResultStore* store_ = nullptr;
-  std::function<void(std::function<void()>)> defer_;
-  bool store_unsafe_ = false;
-  Metrics* metrics_ = nullptr;
+  cache::ResultStore* const store_;
+  const std::function<void(std::function<void()>)> defer_;
+  const bool store_unsafe_;
+  Metrics* const metrics_;
   Source& source_;
   cache::ResultCache& results_;
   const Clock& clock_;

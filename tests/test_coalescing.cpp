@@ -71,8 +71,9 @@ struct Stack {
   std::unique_ptr<HttpServer> server;
   Metrics metrics;
   explicit Stack(Source& source, std::size_t queue_length = 200) {
-    service = std::make_unique<OriginService>(OriginOptions{}, signer, source, results, clock);
-    service->use_metrics(&metrics);
+    ServiceDependencies with(source, results, clock);
+    with.metrics = &metrics;
+    service = std::make_unique<OriginService>(OriginOptions{}, signer, with);
     pool = std::make_unique<WorkerPool>(2, queue_length);
     config.access_log = false;
     server = std::make_unique<HttpServer>(config, "127.0.0.1", 0 /* any free port */,
@@ -202,7 +203,7 @@ TEST_CASE("parked requests get their leader's answer: 200, 304, or 503 when it i
   SystemClock clock;
   signing::UrlSigner signer{{"k"}, false};
   cache::ResultCache nothing_kept{0, 1, clock};  // every request reaches the flights
-  OriginService service(OriginOptions{}, signer, source, nothing_kept, clock);
+  OriginService service(OriginOptions{}, signer, {source, nothing_kept, clock});
   OriginRequest request;
   request.method = "GET";
   request.path = signer.sign("fit-in/100x100/b.jpg");

@@ -197,7 +197,6 @@ TEST_CASE("every key maps to an environment variable name") {
   CHECK(keys.size() >= 25);
 }
 
-
 TEST_CASE("README.md documents every configuration key") {
   const std::string readme = test::read_file(THIMBLE_SOURCE_DIR "/README.md");
   for (const auto& key : conf::known_keys()) {

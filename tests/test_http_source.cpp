@@ -293,7 +293,7 @@ TEST_CASE("revalidation becomes a conditional GET: 304 without a download or a t
   SystemClock clock;
   signing::UrlSigner signer({"k"}, false);
   cache::ResultCache first_cache(1 << 20, 1, clock);
-  OriginService first(OriginOptions{}, signer, source, first_cache, clock);
+  OriginService first(OriginOptions{}, signer, {source, first_cache, clock});
   const std::string url = signer.sign("fit-in/100x100/photo.jpg");
   OriginResponse full = first.handle({"GET", url, "", "", ""});
   REQUIRE(full.status == 200);
@@ -301,7 +301,7 @@ TEST_CASE("revalidation becomes a conditional GET: 304 without a download or a t
   CHECK(*full.header("Last-Modified") == kLastModified);
   // Another replica, empty cache: the CDN revalidates with the ETag it holds.
   cache::ResultCache second_cache(1 << 20, 1, clock);
-  OriginService second(OriginOptions{}, signer, source, second_cache, clock);
+  OriginService second(OriginOptions{}, signer, {source, second_cache, clock});
   OriginResponse revalidated = second.handle({"GET", url, "", etag, ""});
   CHECK(revalidated.status == 304);
   CHECK(*revalidated.header("ETag") == etag);
@@ -352,7 +352,7 @@ TEST_CASE("the request's deadline bounds the fetch: a slow origin is 504 at the 
   cache::ResultCache results(1 << 20, 1, clock);
   OriginOptions options;
   options.request_timeout = 300ms;
-  OriginService service(options, signer, source, results, clock);
+  OriginService service(options, signer, {source, results, clock});
   const auto start = std::chrono::steady_clock::now();
   OriginResponse slow =
       service.handle({"GET", signer.sign("fit-in/100x100/slow-headers"), "", "", ""});

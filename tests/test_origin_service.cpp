@@ -45,7 +45,8 @@ struct Fixture {
     options.cache_control.max_age = 3600;
     if (!keep_originals) options.original_cache_bytes = 0;
     if (tune) tune(options);
-    service = std::make_unique<OriginService>(options, signer, *source, results, clock);
+    service = std::make_unique<OriginService>(options, signer,
+                                              ServiceDependencies(*source, results, clock));
   }
 
   OriginResponse get(const std::string& options_and_image, const std::string& method = "GET",
@@ -115,7 +116,7 @@ TEST_CASE("If-None-Match answers 304 from the cache and, after a restart, from t
   cache::ResultCache empty(64 << 20, 1, f.clock);
   OriginOptions options;
   options.cache_control.max_age = 3600;
-  OriginService fresh(options, f.signer, *f.source, empty, f.clock);
+  OriginService fresh(options, f.signer, {*f.source, empty, f.clock});
   OriginRequest request{"GET", f.signer.sign("fit-in/300x200/photos/storm.jpg"), "",
                         "W/" + etag + ", \"other\"", ""};
   OriginResponse revalidated = fresh.handle(request);
@@ -336,7 +337,7 @@ TEST_CASE("watermarks come from the same source, and a new mark changes the ETag
   CHECK(etag.find('~') != std::string::npos);
   // Revalidation with a fresh cache still answers 304 while neither file changed.
   cache::ResultCache empty(64 << 20, 1, f.clock);
-  OriginService fresh(OriginOptions{}, f.signer, *f.source, empty, f.clock);
+  OriginService fresh(OriginOptions{}, f.signer, {*f.source, empty, f.clock});
   const std::string url =
       f.signer.sign("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
   CHECK(fresh.handle({"GET", url, "", etag, ""}).status == 304);
@@ -373,7 +374,7 @@ TEST_CASE("a failing source answers 5xx with no-store, for originals and waterma
   cache::ResultCache results(1 << 20, 1, clock);
   for (Code code : {Code::kUpstreamError, Code::kUpstreamTimeout}) {
     FailingSource source(Status(code, "the source failed"));
-    OriginService service(OriginOptions{}, signer, source, results, clock);
+    OriginService service(OriginOptions{}, signer, {source, results, clock});
     for (const char* path :
          {"fit-in/10x10/a.jpg", "fit-in/10x10/filters:watermark(m.png,0,0,0)/a.jpg"}) {
       CAPTURE(std::string(path));
@@ -388,16 +389,24 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   Fixture f;
   test::TempDir shared;
   cache::DirectoryStore store(shared.path().string(), std::chrono::hours(1), f.clock);
-  f.service->use_result_store(&store, {}, /*store_unsafe=*/false);
-  OriginResponse made = f.get("fit-in/100x100/photos/storm.jpg");
+  // A service of a replica: its source and memory, the storage every replica shares.
+  auto sharing = [&](Source& source, cache::ResultCache& memory, bool store_unsafe = false) {
+    ServiceDependencies with(source, memory, f.clock);
+    with.store = &store;
+    with.store_unsafe = store_unsafe;
+    return with;
+  };
+  cache::ResultCache warm(1 << 20, 1, f.clock);
+  OriginService first(OriginOptions{}, f.signer, sharing(*f.source, warm));
+  OriginResponse made =
+      first.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
   REQUIRE(made.status == 200);
   CHECK(std::filesystem::exists(shared.path() / "fit-in/100x100/photos/storm.jpg"));
   // Another replica, whose source has nothing at all.
   test::TempDir nothing;
   FileSource empty(nothing.path().string(), 1 << 20);
   cache::ResultCache cold(1 << 20, 1, f.clock);
-  OriginService replica(OriginOptions{}, f.signer, empty, cold, f.clock);
-  replica.use_result_store(&store, {}, false);
+  OriginService replica(OriginOptions{}, f.signer, sharing(empty, cold));
   OriginResponse served =
       replica.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
   CHECK(served.status == 200);
@@ -410,8 +419,7 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   OriginOptions lower;
   lower.render.jpeg_quality = 40;
   cache::ResultCache cold_too(1 << 20, 1, f.clock);
-  OriginService changed(lower, f.signer, *f.source, cold_too, f.clock);
-  changed.use_result_store(&store, {}, false);
+  OriginService changed(lower, f.signer, sharing(*f.source, cold_too));
   OriginResponse remade =
       changed.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
   CHECK(remade.status == 200);
@@ -423,15 +431,16 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   CHECK(test::read_file(shared.path() / "fit-in/100x100/photos/storm.jpg") == *remade.body);
   // Unsigned URLs are not stored unless asked.
   signing::UrlSigner lax({"test-key"}, /*allow_unsafe=*/true);
-  OriginService unsafe_service(OriginOptions{}, lax, *f.source, cold, f.clock);
-  unsafe_service.use_result_store(&store, {}, false);
+  OriginService unsafe_service(OriginOptions{}, lax, sharing(*f.source, cold));
   CHECK(
       unsafe_service.handle({"GET", "/unsafe/fit-in/60x60/photos/storm.jpg", "", "", ""}).status ==
       200);
   CHECK_FALSE(std::filesystem::exists(shared.path() / "fit-in/60x60/photos/storm.jpg"));
-  unsafe_service.use_result_store(&store, {}, true);
+  cache::ResultCache cold_again(1 << 20, 1, f.clock);
+  OriginService storing_unsafe(OriginOptions{}, lax,
+                               sharing(*f.source, cold_again, /*store_unsafe=*/true));
   CHECK(
-      unsafe_service.handle({"GET", "/unsafe/fit-in/61x61/photos/storm.jpg", "", "", ""}).status ==
+      storing_unsafe.handle({"GET", "/unsafe/fit-in/61x61/photos/storm.jpg", "", "", ""}).status ==
       200);
   CHECK(std::filesystem::exists(shared.path() / "fit-in/61x61/photos/storm.jpg"));
 }
@@ -460,7 +469,7 @@ TEST_CASE("a kept original serves the photo's other sizes until its TTL passes")
   cache::ResultCache results(64 << 20, 1, clock);
   OriginOptions options;
   options.original_ttl = std::chrono::seconds(60);
-  OriginService service(options, f.signer, counting, results, clock);
+  OriginService service(options, f.signer, {counting, results, clock});
   for (int size : {100, 120, 140}) {
     CHECK(service
               .handle({"GET",
@@ -492,7 +501,8 @@ struct PresetFixture {
     OriginOptions options;
     options.presets = std::move(table).value();
     options.only_presets = only_presets;
-    service = std::make_unique<OriginService>(options, f.signer, *f.source, results, f.clock);
+    service = std::make_unique<OriginService>(options, f.signer,
+                                              ServiceDependencies(*f.source, results, f.clock));
   }
   OriginResponse get(const std::string& path) { return service->handle({"GET", path, "", "", ""}); }
 };
@@ -593,7 +603,7 @@ TEST_CASE("security.signature_header: a signature moved out of the path into a h
   cache::ResultCache results(64 << 20, 1, f.clock);
   OriginOptions options;
   options.signature_header = "X-Thimble-Signature";
-  OriginService service(options, f.signer, *f.source, results, f.clock);
+  OriginService service(options, f.signer, {*f.source, results, f.clock});
   const std::string signed_url = f.signer.sign("fit-in/100x100/photos/storm.jpg");
   const std::string signature = signed_url.substr(1, signed_url.find('/', 1) - 1);
   OriginRequest request{"GET", "/fit-in/100x100/photos/storm.jpg", "", "", ""};
@@ -615,7 +625,8 @@ TEST_CASE("security.signature_header: a signature moved out of the path into a h
   CHECK(f.service->handle(request).status == 403);
 }
 
-TEST_CASE("limits: long URLs are 414, costly filters 400, both short-cached, and others still serve") {
+TEST_CASE(
+    "limits: long URLs are 414, costly filters 400, both short-cached, and others still serve") {
   Fixture f(false, true, [](OriginOptions& o) {
     o.max_url_bytes = 200;
     o.spec_limits.max_blur_radius = 10;

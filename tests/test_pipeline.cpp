@@ -699,7 +699,8 @@ TEST_CASE("past the request's deadline render() stops at its next step with 503"
   CHECK(render(test::as_bytes(photo), *spec, RenderSettings{}).ok());
 }
 
-TEST_CASE("decoders read the frame that was sniffed, or refuse: the limits hold for what is decoded") {
+TEST_CASE(
+    "decoders read the frame that was sniffed, or refuse: the limits hold for what is decoded") {
   const cv::Mat photo(480, 640, CV_8UC3, cv::Scalar(30, 90, 160));
   for (const bool progressive : {false, true}) {
     const std::string jpeg = test::write_jpeg(photo, 80, progressive);
@@ -734,8 +735,7 @@ TEST_CASE("a decode stops at its deadline, after too many scans, or over its mem
   budget.max_scans = 1000;
   CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).ok());
   budget.deadline = std::chrono::steady_clock::now();  // already past
-  CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).status().code() ==
-        Code::kOverloaded);
+  CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).status().code() == Code::kOverloaded);
   // 2000x2000 grey: 62,500 blocks of 128 bytes of coefficients = 8 MB.
   DecodeBudget tight;
   tight.max_memory_bytes = 4 << 20;

@@ -170,8 +170,8 @@ TEST_CASE("objects come from a real S3 server, whatever characters their keys ho
   SystemClock clock;
   signing::UrlSigner signer({"k"}, false);
   cache::ResultCache cache_a(1 << 20, 1, clock), cache_b(1 << 20, 1, clock);
-  OriginService a(OriginOptions{}, signer, source, cache_a, clock);
-  OriginService b(OriginOptions{}, signer, source, cache_b, clock);
+  OriginService a(OriginOptions{}, signer, {source, cache_a, clock});
+  OriginService b(OriginOptions{}, signer, {source, cache_b, clock});
   const std::string url = signer.sign("fit-in/100x100/plain.jpg");
   OriginResponse full = a.handle({"GET", url, "", "", ""});
   REQUIRE(full.status == 200);
