@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "server_load.h"
-#include "conf/json.h"
+#include "conf/base/json.h"
 #include "signing/signer.h"
 #include "transform/pipeline.h"
 #include "transform/spec.h"

@@ -23,7 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "conf/clock.h"
+#include "conf/base/clock.h"
 
 namespace thimble::cache {
 

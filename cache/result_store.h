@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "cache/result_cache.h"
-#include "conf/clock.h"
+#include "conf/base/clock.h"
 
 namespace thimble::cache {
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 
 namespace thimble::conf {
 

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <thread>
 
-#include "conf/json.h"
+#include "conf/base/json.h"
 
 namespace thimble::proxy {
 namespace {

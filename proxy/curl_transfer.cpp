@@ -7,7 +7,7 @@
 #include <cstring>
 #include <thread>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "proxy/header_policy.h"
 
 namespace thimble::proxy {

@@ -15,7 +15,7 @@
 
 #include "cache/result_cache.h"
 #include "cache/result_store.h"
-#include "conf/clock.h"
+#include "conf/base/clock.h"
 #include "conf/config.h"
 #include "proxy/access_log.h"
 #include "proxy/http_server.h"

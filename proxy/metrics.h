@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 
 namespace thimble::proxy {
 

@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "conf/config.h"
-#include "conf/status.h"
+#include "conf/base/status.h"
 
 namespace thimble::proxy {
 

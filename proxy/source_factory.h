@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "cache/result_store.h"
-#include "conf/clock.h"
+#include "conf/base/clock.h"
 #include "conf/config.h"
 #include "proxy/source.h"
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 
 namespace thimble::proxy {
 

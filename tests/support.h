@@ -15,7 +15,7 @@
 #include <sstream>
 #include <string>
 
-#include "conf/clock.h"
+#include "conf/base/clock.h"
 
 namespace thimble::test {
 

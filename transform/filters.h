@@ -24,7 +24,7 @@
 #include <variant>
 #include <vector>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/colour.h"
 
 namespace cv {

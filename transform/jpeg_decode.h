@@ -17,7 +17,7 @@
 #include <opencv2/core.hpp>
 #include <span>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/sniff.h"
 
 namespace thimble::transform {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "conf/json.h"
+#include "conf/base/json.h"
 #include "transform/decode.h"
 #include "transform/smart.h"
 #include "transform/trim.h"

@@ -18,7 +18,7 @@
 #include <span>
 #include <string>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/pipeline.h"
 
 namespace thimble::transform {

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/plan.h"
 #include "transform/sniff.h"
 #include "transform/spec.h"

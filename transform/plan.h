@@ -9,7 +9,7 @@
 #include <optional>
 #include <vector>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/spec.h"
 
 namespace thimble::transform {

@@ -16,7 +16,7 @@
 #include <opencv2/core.hpp>
 #include <span>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/jpeg_decode.h"
 #include "transform/sniff.h"
 

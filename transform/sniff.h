@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <span>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/image_format.h"
 
 namespace thimble::transform {

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "conf/status.h"
+#include "conf/base/status.h"
 #include "transform/filters.h"
 #include "transform/image_format.h"
 
