@@ -29,6 +29,10 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # Servers started in a subshell (the S3 restart of `faults`) are not in PIDS: their file is.
+  if [ -f "$WORK/started.pids" ]; then
+    while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done < "$WORK/started.pids"
+  fi
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -152,6 +156,7 @@ start_moto() {  # PORT: moto_server with a bucket `originals` holding IMAGES
   moto_server -H 127.0.0.1 -p "$port" > "$WORK/moto.log" 2>&1 &
   MOTO_PID=$!
   PIDS+=("$MOTO_PID")
+  echo "$MOTO_PID" >> "$WORK/started.pids"
   wait_http "http://127.0.0.1:$port/"
   python3 - "$port" "$(cd "$IMAGES" && pwd)" <<'EOF'
 import boto3, os, sys
