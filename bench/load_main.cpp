@@ -28,8 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/common/metrics.h"
 #include "server_load.h"
-#include "proxy/metrics.h"
 #include "signing/signer.h"
 
 namespace {

@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "conf/base/deadline.h"
+
 namespace thimble::cache {
 
 template <class V>
@@ -34,7 +36,6 @@ class SingleFlight {
   struct Flight;
 
  public:
-  using TimePoint = std::chrono::steady_clock::time_point;
   // Called with the flight's value; null when the work threw.
   using Callback = std::function<void(const std::shared_ptr<const V>&)>;
 
@@ -79,7 +80,7 @@ class SingleFlight {
 
   // Blocks: the first caller for `key` does `work`; the others wait for its value until their own
   // `deadline`. The deadline is also the leader's promise of when its flight lands.
-  Outcome run(const std::string& key, TimePoint deadline, const std::function<V()>& work) {
+  Outcome run(const std::string& key, const Deadline& deadline, const std::function<V()>& work) {
     std::shared_ptr<Flight> flight;
     bool leader = false;
     {
@@ -95,7 +96,10 @@ class SingleFlight {
     }
     if (leader) return {fly(key, flight, work), true};
     std::unique_lock lock(flight->mutex);
-    if (!flight->landed.wait_until(lock, deadline, [&] { return flight->done; })) return {};
+    if (!flight->landed.wait_until(lock, deadline.on_steady_clock(),
+                                   [&] { return flight->done; })) {
+      return {};
+    }
     return {flight->value, false};
   }
 
@@ -107,7 +111,7 @@ class SingleFlight {
   // `key`, one is opened and its Lease returned (landing with `abandoned()` if dropped). When the
   // flight in the air may land later than `deadline`, neither happens: the caller waits its own
   // way.
-  Joining join_or_open(const std::string& key, TimePoint deadline, Callback on_land,
+  Joining join_or_open(const std::string& key, const Deadline& deadline, Callback on_land,
                        std::function<V()> abandoned) {
     std::lock_guard lock(mutex_);
     if (auto found = flights_.find(key); found != flights_.end()) {
@@ -118,7 +122,7 @@ class SingleFlight {
     return {false, std::make_shared<Lease>(*this, key, std::move(flight), std::move(abandoned))};
   }
   // Never blocks: like join_or_open(), but never opens a flight. True when `on_land` was taken.
-  bool join(const std::string& key, TimePoint deadline, Callback on_land) {
+  bool join(const std::string& key, const Deadline& deadline, Callback on_land) {
     std::lock_guard lock(mutex_);
     auto found = flights_.find(key);
     return found != flights_.end() && try_join(*found->second, deadline, on_land);
@@ -132,8 +136,8 @@ class SingleFlight {
 
  private:
   struct Flight {
-    explicit Flight(TimePoint by) : deadline(by) {}
-    const TimePoint deadline;
+    explicit Flight(const Deadline& by) : deadline(by) {}
+    const Deadline deadline;
     std::vector<Callback> joined;  // guarded by SingleFlight::mutex_
     std::mutex mutex;
     std::condition_variable landed;
@@ -142,8 +146,8 @@ class SingleFlight {
   };
 
   // Under mutex_.
-  static bool try_join(Flight& flight, TimePoint deadline, Callback& on_land) {
-    if (flight.deadline > deadline) return false;
+  static bool try_join(Flight& flight, const Deadline& deadline, Callback& on_land) {
+    if (flight.deadline.at() > deadline.at()) return false;
     flight.joined.push_back(std::move(on_land));
     return true;
   }

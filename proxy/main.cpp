@@ -17,12 +17,12 @@
 #include "cache/result_store.h"
 #include "conf/base/clock.h"
 #include "conf/config.h"
-#include "proxy/access_log.h"
-#include "proxy/http_server.h"
-#include "proxy/metrics.h"
-#include "proxy/origin_service.h"
-#include "proxy/source_factory.h"
-#include "proxy/worker_pool.h"
+#include "proxy/common/access_log.h"
+#include "proxy/common/metrics.h"
+#include "proxy/http/http_server.h"
+#include "proxy/service/origin_service.h"
+#include "proxy/service/worker_pool.h"
+#include "proxy/sources/source_factory.h"
 #include "signing/signer.h"
 #include "transform/pipeline.h"
 
@@ -181,6 +181,7 @@ int serve(const std::string& config_path, const conf::Config& config) {
   std::unique_ptr<cache::ResultStore> store = proxy::make_result_store(config, clock);
   proxy::Metrics metrics;
   proxy::ServiceDependencies with(source, results, clock);
+  with.workers = &pool;
   with.store = store.get();
   // Result-storage writes run on a worker after the answer is sent; with the queue full they are
   // skipped.
@@ -194,12 +195,12 @@ int serve(const std::string& config_path, const conf::Config& config) {
   proxy::HttpServer server(
       config.server, config.server.host, config.server.port,
       separate_admin ? proxy::HttpServer::Routes::kPublic : proxy::HttpServer::Routes::kAll,
-      service, pool, &metrics);
+      service, &metrics);
   std::unique_ptr<proxy::HttpServer> admin;
   if (separate_admin) {
     admin = std::make_unique<proxy::HttpServer>(
         config.server, config.server.host, config.server.admin_port,
-        proxy::HttpServer::Routes::kAdmin, service, pool, &metrics);
+        proxy::HttpServer::Routes::kAdmin, service, &metrics);
   }
   for (proxy::HttpServer* listener : {&server, admin.get()}) {
     if (!listener) continue;

@@ -19,6 +19,9 @@ using cache::ResultCache;
 
 namespace {
 
+// The single-flight tests wait on real time.
+const SystemClock real_clock;
+
 class FakeClock final : public Clock {
  public:
   std::chrono::system_clock::time_point wall_now() const override {
@@ -154,7 +157,7 @@ TEST_CASE("single-flight: concurrent callers of one key share one run of the wor
   std::atomic<int> leaders{0};
   std::vector<std::thread> threads;
   std::vector<int> seen(32, 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto deadline = thimble::Deadline::after(real_clock, std::chrono::seconds(10));
   for (int i = 0; i < 32; ++i) {
     threads.emplace_back([&, i] {
       auto outcome = flights.run("key", deadline, [&] {
@@ -180,15 +183,16 @@ TEST_CASE("single-flight: waiters give up at their own deadline, the leader fini
   cache::SingleFlight<int> flights;
   std::atomic<bool> started{false};
   std::thread leader([&] {
-    flights.run("slow", std::chrono::steady_clock::now() + std::chrono::seconds(10), [&] {
+    flights.run("slow", thimble::Deadline::after(real_clock, std::chrono::seconds(10)), [&] {
       started = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       return 1;
     });
   });
   while (!started) std::this_thread::yield();
-  auto impatient = flights.run(
-      "slow", std::chrono::steady_clock::now() + std::chrono::milliseconds(50), [] { return 2; });
+  auto impatient =
+      flights.run("slow", thimble::Deadline::after(real_clock, std::chrono::milliseconds(50)),
+                  [] { return 2; });
   CHECK(impatient.value == nullptr);
   CHECK_FALSE(impatient.leader);
   leader.join();
@@ -201,7 +205,7 @@ TEST_CASE("single-flight: a failure reaches every waiter as the same value") {
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {
       auto outcome =
-          flights.run("bad", std::chrono::steady_clock::now() + std::chrono::seconds(5), [] {
+          flights.run("bad", thimble::Deadline::after(real_clock, std::chrono::seconds(5)), [] {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             return std::string("error: source failed");
           });
@@ -214,28 +218,32 @@ TEST_CASE("single-flight: a failure reaches every waiter as the same value") {
 
 TEST_CASE("single-flight: parked callers get the leader's value on the thread that lands it") {
   cache::SingleFlight<int> flights;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = real_clock.steady_now();
   const auto abandoned = [] { return -1; };
   std::vector<int> seen;
   const auto record = [&](const std::shared_ptr<const int>& value) {
     seen.push_back(value ? *value : -2);
   };
   // The first opens the flight and holds its lease; it is not parked.
-  auto first = flights.join_or_open("k", now + std::chrono::seconds(5), record, abandoned);
+  auto first = flights.join_or_open(
+      "k", thimble::Deadline(real_clock, now + std::chrono::seconds(5)), record, abandoned);
   CHECK_FALSE(first.joined);
   REQUIRE(first.lease);
   // Later callers whose deadline is no earlier than the flight's park without blocking.
   for (int i = 0; i < 3; ++i) {
-    auto next = flights.join_or_open("k", now + std::chrono::seconds(6), record, abandoned);
+    auto next = flights.join_or_open(
+        "k", thimble::Deadline(real_clock, now + std::chrono::seconds(6)), record, abandoned);
     CHECK(next.joined);
     CHECK_FALSE(next.lease);
   }
-  CHECK(flights.join("k", now + std::chrono::seconds(5), record));
+  CHECK(flights.join("k", thimble::Deadline(real_clock, now + std::chrono::seconds(5)), record));
   // One that must be answered before the flight promises to land neither parks nor leads.
-  auto hurried = flights.join_or_open("k", now + std::chrono::seconds(1), record, abandoned);
+  auto hurried = flights.join_or_open(
+      "k", thimble::Deadline(real_clock, now + std::chrono::seconds(1)), record, abandoned);
   CHECK_FALSE(hurried.joined);
   CHECK_FALSE(hurried.lease);
-  CHECK_FALSE(flights.join("k", now + std::chrono::seconds(1), record));
+  CHECK_FALSE(
+      flights.join("k", thimble::Deadline(real_clock, now + std::chrono::seconds(1)), record));
   CHECK(flights.in_flight() == 1);
   CHECK(seen.empty());
   auto value = first.lease->fly([] { return 7; });
@@ -243,12 +251,13 @@ TEST_CASE("single-flight: parked callers get the leader's value on the thread th
   CHECK(seen == std::vector<int>{7, 7, 7, 7});
   CHECK(flights.in_flight() == 0);
   // No flight in the air: join() parks nothing.
-  CHECK_FALSE(flights.join("k", now + std::chrono::seconds(5), record));
+  CHECK_FALSE(
+      flights.join("k", thimble::Deadline(real_clock, now + std::chrono::seconds(5)), record));
 }
 
 TEST_CASE("single-flight: a lease dropped or failed still answers everyone parked on it") {
   cache::SingleFlight<std::string> flights;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const auto deadline = thimble::Deadline::after(real_clock, std::chrono::seconds(5));
   std::vector<std::string> seen;
   const auto record = [&](const std::shared_ptr<const std::string>& value) {
     seen.push_back(value ? *value : "null");

@@ -8,16 +8,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cache/result_cache.h"
 #include "http_client.h"
-#include "proxy/file_source.h"
-#include "proxy/http_server.h"
-#include "proxy/origin_service.h"
-#include "proxy/worker_pool.h"
+#include "proxy/http/http_server.h"
+#include "proxy/service/origin_service.h"
+#include "proxy/service/worker_pool.h"
+#include "proxy/sources/file_source.h"
+#include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
 
@@ -71,13 +77,14 @@ struct Stack {
   std::unique_ptr<HttpServer> server;
   Metrics metrics;
   explicit Stack(Source& source, std::size_t queue_length = 200) {
+    pool = std::make_unique<WorkerPool>(2, queue_length);
     ServiceDependencies with(source, results, clock);
+    with.workers = pool.get();
     with.metrics = &metrics;
     service = std::make_unique<OriginService>(OriginOptions{}, signer, with);
-    pool = std::make_unique<WorkerPool>(2, queue_length);
     config.access_log = false;
     server = std::make_unique<HttpServer>(config, "127.0.0.1", 0 /* any free port */,
-                                          HttpServer::Routes::kAll, *service, *pool, &metrics);
+                                          HttpServer::Routes::kAll, *service, &metrics);
     REQUIRE(server->start().ok());
   }
   ~Stack() {
@@ -196,81 +203,151 @@ TEST_CASE("a storm larger than the queue is answered whole, and other work still
   CHECK(stack.metrics.in_flight() == 0);
 }
 
-TEST_CASE("parked requests get their leader's answer: 200, 304, or 503 when it is dropped") {
+namespace {
+
+// Holds a WorkerPool's only worker until opened, so requests queue and park behind it.
+class Gate {
+ public:
+  explicit Gate(WorkerPool& pool) {
+    auto running = std::make_shared<std::promise<void>>();
+    std::future<void> started = running->get_future();
+    REQUIRE(pool.try_submit([running, opened = opened_] {
+      running->set_value();
+      opened.wait();
+    }));
+    started.wait();
+  }
+  ~Gate() { open(); }
+  void open() {
+    if (!done_) open_.set_value();
+    done_ = true;
+  }
+
+ private:
+  std::promise<void> open_;
+  std::shared_future<void> opened_ = open_.get_future().share();
+  bool done_ = false;
+};
+
+// The answers submit() completes with, in the order they come, from any thread.
+class Answers {
+ public:
+  OriginService::Completion collect() {
+    return [this](OriginResponse response) {
+      std::lock_guard lock(mutex_);
+      answers_.push_back(std::move(response));
+      arrived_.notify_all();
+    };
+  }
+  // Waits (up to 10 s) until `count` answers have come.
+  std::vector<OriginResponse> wait_for(std::size_t count) {
+    std::unique_lock lock(mutex_);
+    arrived_.wait_for(lock, 10s, [&] { return answers_.size() >= count; });
+    return answers_;
+  }
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return answers_.size();
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    answers_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable arrived_;
+  std::vector<OriginResponse> answers_;
+};
+
+}  // namespace
+
+TEST_CASE("parked requests get their leader's answer: 200, 304, or 503 when it is refused") {
   test::TempDir dir;
   std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), dir.path() / "b.jpg");
   FileSource source(dir.path().string(), 64 << 20);
   SystemClock clock;
   signing::UrlSigner signer{{"k"}, false};
   cache::ResultCache nothing_kept{0, 1, clock};  // every request reaches the flights
-  OriginService service(OriginOptions{}, signer, {source, nothing_kept, clock});
-  OriginRequest request;
-  request.method = "GET";
-  request.path = signer.sign("fit-in/100x100/b.jpg");
-  const auto job_for = [&](const OriginRequest& r) {
-    auto begun = service.begin(r);
-    REQUIRE(std::holds_alternative<Job>(begun));
-    return std::get<Job>(std::move(begun));
-  };
-  std::vector<OriginResponse> parked;
-  const auto park = [&](Job& job) {
-    return service.coalesce(job, [&](OriginResponse r) { parked.push_back(std::move(r)); });
-  };
+  WorkerPool workers(1, 1);                      // one worker, one place in the queue
+  ServiceDependencies with(source, nothing_kept, clock);
+  with.workers = &workers;
+  OriginService service(OriginOptions{}, signer, with);
+  const OriginRequest request = test::request("GET", signer.sign("fit-in/100x100/b.jpg"));
+  Answers answers;
 
-  // The first leads; an identical one and a revalidation of another version park on it.
-  Job leader = job_for(request);
-  CHECK_FALSE(park(leader));
-  CHECK(leader.lease);
-  Job same = job_for(request);
-  CHECK(park(same));
-  OriginRequest stale = request;
-  stale.if_none_match = "\"elsewhere-x\"";
-  Job revalidation = job_for(stale);
-  CHECK(park(revalidation));
-  CHECK(parked.empty());
-  const OriginResponse made = service.run(leader);
-  CHECK(made.status == 200);
-  CHECK(made.cache_outcome == "miss");
-  REQUIRE(parked.size() == 2);
-  for (const OriginResponse& r : parked) {
+  // The first leads (it is queued); an identical one and a revalidation of another version park
+  // on it, taking neither the worker nor a place in the queue.
+  std::optional<Gate> gate;
+  gate.emplace(workers);
+  service.submit(request, answers.collect());
+  service.submit(request, answers.collect());
+  service.submit(test::request("GET", request.path, {{"if-none-match", "\"elsewhere-x\""}}),
+                 answers.collect());
+  CHECK(answers.size() == 0);
+  CHECK(workers.queued() == 1);
+  gate->open();
+  std::vector<OriginResponse> made = answers.wait_for(3);
+  REQUIRE(made.size() == 3);
+  const auto leader = std::find_if(
+      made.begin(), made.end(), [](const OriginResponse& r) { return r.cache_outcome == "miss"; });
+  REQUIRE(leader != made.end());
+  CHECK(leader->status == 200);
+  const std::string etag = *leader->header("ETag");
+  for (const OriginResponse& r : made) {
     CHECK(r.status == 200);
-    CHECK(r.cache_outcome == "coalesced");
-    CHECK(*r.body == *made.body);
-    CHECK(*r.header("ETag") == *made.header("ETag"));
+    CHECK(*r.body == *leader->body);
+    CHECK(*r.header("ETag") == etag);
   }
+  CHECK(std::count_if(made.begin(), made.end(),
+                      [](const OriginResponse& r) { return r.cache_outcome == "coalesced"; }) == 2);
 
   // A parked revalidation of the version being made is a 304.
-  parked.clear();
-  Job again = job_for(request);
-  CHECK_FALSE(park(again));
-  OriginRequest current = request;
-  current.if_none_match = *made.header("ETag");
-  Job fresh = job_for(current);
-  CHECK(park(fresh));
-  CHECK(service.run(again).status == 200);
-  REQUIRE(parked.size() == 1);
-  CHECK(parked[0].status == 304);
-  CHECK(parked[0].body == nullptr);
-
-  // A revalidation with nobody to wait for is not parked and opens nothing.
-  Job alone = job_for(current);
-  CHECK_FALSE(park(alone));
-  CHECK_FALSE(alone.lease);
-
-  // A leader dropped unrun (its queue was full) answers the parked ones 503, never leaves them.
-  parked.clear();
-  {
-    Job dropped = job_for(request);
-    CHECK_FALSE(park(dropped));
-    Job waiting = job_for(request);
-    CHECK(park(waiting));
+  answers.clear();
+  gate.emplace(workers);
+  service.submit(request, answers.collect());
+  service.submit(test::request("GET", request.path, {{"if-none-match", etag}}), answers.collect());
+  gate->open();
+  made = answers.wait_for(2);
+  REQUIRE(made.size() == 2);
+  for (const OriginResponse& r : made) {
+    CHECK(r.status == (r.cache_outcome == "coalesced" ? 304 : 200));
+    if (r.status == 304) CHECK(r.body == nullptr);
   }
-  REQUIRE(parked.size() == 1);
-  CHECK(parked[0].status == 503);
-  CHECK(*parked[0].header("Cache-Control") == "no-store");
-  CHECK(parked[0].header("Retry-After") != nullptr);
-  CHECK(service.counters().renders == 2);
-  CHECK(service.counters().coalesced == 4);
+
+  // A revalidation with nobody to wait for is not parked: the source says the original is
+  // unchanged, and nothing is transformed.
+  answers.clear();
+  const auto renders = service.counters().renders;
+  service.submit(test::request("GET", request.path, {{"if-none-match", etag}}), answers.collect());
+  made = answers.wait_for(1);
+  REQUIRE(made.size() == 1);
+  CHECK(made[0].status == 304);
+  CHECK(made[0].cache_outcome == "miss");
+  CHECK(service.counters().renders == renders);
+
+  // A leader the full queue refuses answers 503 at once and leaves no flight behind: the next
+  // identical request leads and is served.
+  answers.clear();
+  gate.emplace(workers);
+  REQUIRE(workers.try_submit([] {}));  // the one place in the queue
+  service.submit(request, answers.collect());
+  made = answers.wait_for(1);
+  REQUIRE(made.size() == 1);
+  CHECK(made[0].status == 503);
+  CHECK(*made[0].header("Cache-Control") == "no-store");
+  CHECK(made[0].header("Retry-After") != nullptr);
+  gate->open();
+  for (int i = 0; i < 1000 && (workers.queued() > 0 || workers.running() > 0); ++i) {
+    std::this_thread::sleep_for(1ms);
+  }
+  answers.clear();
+  service.submit(request, answers.collect());
+  made = answers.wait_for(1);
+  REQUIRE(made.size() == 1);
+  CHECK(made[0].status == 200);
+  CHECK(service.counters().renders == 3);
+  CHECK(service.counters().coalesced == 3);
 }
 
 namespace {

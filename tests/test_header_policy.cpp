@@ -1,8 +1,8 @@
 // proxy/header_policy: HTTP dates, Cache-Control, ETags, If-None-Match and Accept, as tables.
 #include <doctest/doctest.h>
 
-#include "proxy/entity_tag.h"
-#include "proxy/header_policy.h"
+#include "proxy/common/header_policy.h"
+#include "proxy/service/entity_tag.h"
 
 using namespace thimble;
 using namespace thimble::proxy;

@@ -7,11 +7,12 @@
 
 #include "cache/result_cache.h"
 #include "http_origin.h"
-#include "proxy/address_policy.h"
-#include "proxy/curl_transfer.h"
-#include "proxy/http_source.h"
-#include "proxy/origin_service.h"
-#include "proxy/status_table.h"
+#include "proxy/service/origin_service.h"
+#include "proxy/service/status_table.h"
+#include "proxy/sources/address_policy.h"
+#include "proxy/sources/curl_transfer.h"
+#include "proxy/sources/http_source.h"
+#include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
 
@@ -295,28 +296,31 @@ TEST_CASE("revalidation becomes a conditional GET: 304 without a download or a t
   cache::ResultCache first_cache(1 << 20, 1, clock);
   OriginService first(OriginOptions{}, signer, {source, first_cache, clock});
   const std::string url = signer.sign("fit-in/100x100/photo.jpg");
-  OriginResponse full = first.handle({"GET", url, "", "", ""});
+  OriginResponse full = test::serve(first, test::request("GET", url));
   REQUIRE(full.status == 200);
   const std::string etag = *full.header("ETag");
   CHECK(*full.header("Last-Modified") == kLastModified);
   // Another replica, empty cache: the CDN revalidates with the ETag it holds.
   cache::ResultCache second_cache(1 << 20, 1, clock);
   OriginService second(OriginOptions{}, signer, {source, second_cache, clock});
-  OriginResponse revalidated = second.handle({"GET", url, "", etag, ""});
+  OriginResponse revalidated =
+      test::serve(second, test::request("GET", url, {{"if-none-match", etag}}));
   CHECK(revalidated.status == 304);
   CHECK(*revalidated.header("ETag") == etag);
   CHECK(second_cache.stats().insertions == 0);
   // Last-Modified only: If-Modified-Since goes through to the origin.
-  OriginResponse dated = first.handle({"GET", signer.sign("fit-in/100x100/dated.jpg"), "", "", ""});
+  OriginResponse dated =
+      test::serve(first, test::request("GET", signer.sign("fit-in/100x100/dated.jpg")));
   REQUIRE(dated.status == 200);
-  OriginResponse dated_again = second.handle(
-      {"GET", signer.sign("fit-in/100x100/dated.jpg"), "", *dated.header("ETag"), ""});
+  OriginResponse dated_again =
+      test::serve(second, test::request("GET", signer.sign("fit-in/100x100/dated.jpg"),
+                                        {{"if-none-match", *dated.header("ETag")}}));
   CHECK(dated_again.status == 304);
   // No validators at all: the content hash still gives a stable ETag.
   OriginResponse plain1 =
-      first.handle({"GET", signer.sign("fit-in/100x100/plain.jpg"), "", "", ""});
+      test::serve(first, test::request("GET", signer.sign("fit-in/100x100/plain.jpg")));
   OriginResponse plain2 =
-      second.handle({"GET", signer.sign("fit-in/100x100/plain.jpg"), "", "", ""});
+      test::serve(second, test::request("GET", signer.sign("fit-in/100x100/plain.jpg")));
   CHECK(*plain1.header("ETag") == *plain2.header("ETag"));
 }
 
@@ -355,11 +359,13 @@ TEST_CASE("the request's deadline bounds the fetch: a slow origin is 504 at the 
   OriginService service(options, signer, {source, results, clock});
   const auto start = std::chrono::steady_clock::now();
   OriginResponse slow =
-      service.handle({"GET", signer.sign("fit-in/100x100/slow-headers"), "", "", ""});
+      test::serve(service, test::request("GET", signer.sign("fit-in/100x100/slow-headers")));
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(slow.status == 504);
   CHECK(*slow.header("Cache-Control") == "no-store");
   CHECK(took < 1200ms);  // the 300 ms deadline, not the source's 1.5 s, with room for load
   // The worker is free again and the same source still serves.
-  CHECK(service.handle({"GET", signer.sign("fit-in/100x100/photo.jpg"), "", "", ""}).status == 200);
+  CHECK(
+      test::serve(service, test::request("GET", signer.sign("fit-in/100x100/photo.jpg"))).status ==
+      200);
 }

@@ -8,10 +8,11 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "cache/result_cache.h"
-#include "proxy/file_source.h"
-#include "proxy/header_policy.h"
-#include "proxy/origin_service.h"
-#include "proxy/status_table.h"
+#include "proxy/common/header_policy.h"
+#include "proxy/service/origin_service.h"
+#include "proxy/service/status_table.h"
+#include "proxy/sources/file_source.h"
+#include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
 
@@ -29,6 +30,7 @@ struct Fixture {
   std::unique_ptr<FileSource> source;
   cache::ResultCache results{64 << 20, 4, clock};
   std::unique_ptr<OriginService> service;
+  WorkerPool workers{2, 64};  // the work runs on workers, as in the server
 
   explicit Fixture(bool auto_webp = false, bool keep_originals = true,
                    const std::function<void(OriginOptions&)>& tune = nullptr) {
@@ -45,16 +47,19 @@ struct Fixture {
     options.cache_control.max_age = 3600;
     if (!keep_originals) options.original_cache_bytes = 0;
     if (tune) tune(options);
-    service = std::make_unique<OriginService>(options, signer,
-                                              ServiceDependencies(*source, results, clock));
+    ServiceDependencies with(*source, results, clock);
+    with.workers = &workers;
+    service = std::make_unique<OriginService>(options, signer, std::move(with));
   }
 
   OriginResponse get(const std::string& options_and_image, const std::string& method = "GET",
                      const std::string& if_none_match = "", const std::string& accept = "",
                      const std::string& if_modified_since = "") {
-    OriginRequest request{method, signer.sign(options_and_image), accept, if_none_match,
-                          if_modified_since};
-    return service->handle(request);
+    OriginRequest request = test::request(method, signer.sign(options_and_image),
+                                          {{"accept", accept},
+                                           {"if-none-match", if_none_match},
+                                           {"if-modified-since", if_modified_since}});
+    return test::serve(*service, request);
   }
 };
 
@@ -117,9 +122,9 @@ TEST_CASE("If-None-Match answers 304 from the cache and, after a restart, from t
   OriginOptions options;
   options.cache_control.max_age = 3600;
   OriginService fresh(options, f.signer, {*f.source, empty, f.clock});
-  OriginRequest request{"GET", f.signer.sign("fit-in/300x200/photos/storm.jpg"), "",
-                        "W/" + etag + ", \"other\"", ""};
-  OriginResponse revalidated = fresh.handle(request);
+  OriginRequest request = test::request("GET", f.signer.sign("fit-in/300x200/photos/storm.jpg"),
+                                        {{"if-none-match", "W/" + etag + ", \"other\""}});
+  OriginResponse revalidated = test::serve(fresh, request);
   CHECK(revalidated.status == 304);
   CHECK(header(revalidated, "ETag") == etag);
   CHECK(empty.stats().insertions == 0);  // nothing was transformed
@@ -129,7 +134,7 @@ TEST_CASE("If-None-Match answers 304 from the cache and, after a restart, from t
     1000000000, 1000000000
   };
   REQUIRE(utime((f.root / "photos/storm.jpg").c_str(), &times) == 0);
-  OriginResponse changed = fresh.handle(request);
+  OriginResponse changed = test::serve(fresh, request);
   CHECK(changed.status == 200);
   CHECK(header(changed, "ETag") != etag);
 }
@@ -156,59 +161,35 @@ TEST_CASE("errors get the right status, a short message and the right cache life
   };
   const std::string dotdot = "fit-in/100x100/../secret.jpg";
   const Row rows[] = {
-      {{"GET", "/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/fit-in/100x100/photos/storm.jpg", "", "", ""},
-       403,
-       "public, max-age=60",
-       "signature does not match"},
-      {{"GET", "/unsafe/fit-in/100x100/photos/storm.jpg", "", "", ""},
-       403,
-       "public, max-age=60",
+      {test::request("GET", "/AAAAAAAAAAAAAAAAAAAAAAAAAAA=/fit-in/100x100/photos/storm.jpg"), 403,
+       "public, max-age=60", "signature does not match"},
+      {test::request("GET", "/unsafe/fit-in/100x100/photos/storm.jpg"), 403, "public, max-age=60",
        "unsigned (unsafe) URLs are not allowed"},
-      {{"GET", f.signer.sign("filters:sepia()/photos/storm.jpg"), "", "", ""},
-       400,
-       "public, max-age=60",
-       "unknown filter 'sepia'"},
-      {{"GET", f.signer.sign("fit-in/100x100/photos/missing.jpg"), "", "", ""},
-       404,
-       "public, max-age=60",
+      {test::request("GET", f.signer.sign("filters:sepia()/photos/storm.jpg")), 400,
+       "public, max-age=60", "unknown filter 'sepia'"},
+      {test::request("GET", f.signer.sign("fit-in/100x100/photos/missing.jpg")), 404,
+       "public, max-age=60", "source not found"},
+      {test::request("GET", f.signer.sign("fit-in/100x100/photos")), 404, "public, max-age=60",
        "source not found"},
-      {{"GET", f.signer.sign("fit-in/100x100/photos"), "", "", ""},
-       404,
-       "public, max-age=60",
-       "source not found"},
-      {{"GET", f.signer.sign(dotdot), "", "", ""},
-       403,
-       "public, max-age=60",
+      {test::request("GET", f.signer.sign(dotdot)), 403, "public, max-age=60",
        "the image path leaves the source folder"},
-      {{"GET", f.signer.sign("fit-in/100x100/photos/%2e%2e/%2E%2E/secret.jpg"), "", "", ""},
-       403,
-       "public, max-age=60",
+      {test::request("GET", f.signer.sign("fit-in/100x100/photos/%2e%2e/%2E%2E/secret.jpg")), 403,
+       "public, max-age=60", "the image path leaves the source folder"},
+      {test::request("GET", f.signer.sign("fit-in/100x100/escape.jpg")), 403, "public, max-age=60",
        "the image path leaves the source folder"},
-      {{"GET", f.signer.sign("fit-in/100x100/escape.jpg"), "", "", ""},
-       403,
-       "public, max-age=60",
-       "the image path leaves the source folder"},
-      {{"GET", f.signer.sign("fit-in/100x100/%2Fetc%2Fpasswd"), "", "", ""},
-       403,
-       "public, max-age=60",
-       "the image path must be relative"},
-      {{"GET", f.signer.sign("fit-in/100x100/a%00.jpg"), "", "", ""},
-       400,
-       "public, max-age=60",
+      {test::request("GET", f.signer.sign("fit-in/100x100/%2Fetc%2Fpasswd")), 403,
+       "public, max-age=60", "the image path must be relative"},
+      {test::request("GET", f.signer.sign("fit-in/100x100/a%00.jpg")), 400, "public, max-age=60",
        "not validly percent-encoded"},
-      {{"GET", f.signer.sign("fit-in/100x100/notes.jpg"), "", "", ""},
-       415,
-       "public, max-age=60",
+      {test::request("GET", f.signer.sign("fit-in/100x100/notes.jpg")), 415, "public, max-age=60",
        "not a JPEG, PNG or WebP image"},
-      {{"POST", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""},
-       405,
-       "public, max-age=60",
-       "only GET and HEAD are supported"},
-      {{"GET", "/", "", "", ""}, 404, "public, max-age=60", "no such resource"},
+      {test::request("POST", f.signer.sign("fit-in/100x100/photos/storm.jpg")), 405,
+       "public, max-age=60", "only GET and HEAD are supported"},
+      {test::request("GET", "/"), 404, "public, max-age=60", "no such resource"},
   };
   for (const auto& row : rows) {
     CAPTURE(row.request.path);
-    OriginResponse r = f.service->handle(row.request);
+    OriginResponse r = test::serve(*f.service, row.request);
     CHECK(r.status == row.status);
     CHECK(header(r, "Cache-Control") == row.cache_control);
     CHECK(header(r, "Content-Type") == "text/plain; charset=utf-8");
@@ -256,13 +237,13 @@ TEST_CASE("auto-WebP picks the format from Accept and says Vary: Accept, also on
 
 TEST_CASE("health and readiness routes answer without a signature") {
   Fixture f;
-  OriginResponse health = f.service->handle({"GET", "/healthz", "", "", ""});
+  OriginResponse health = test::serve(*f.service, test::request("GET", "/healthz"));
   CHECK(health.status == 200);
   CHECK(header(health, "Cache-Control") == "no-store");
-  CHECK(f.service->handle({"GET", "/readyz", "", "", ""}).status == 200);
+  CHECK(test::serve(*f.service, test::request("GET", "/readyz")).status == 200);
   f.service->set_draining();
-  CHECK(f.service->handle({"GET", "/readyz", "", "", ""}).status == 503);
-  CHECK(f.service->handle({"GET", "/healthz", "", "", ""}).status == 200);
+  CHECK(test::serve(*f.service, test::request("GET", "/readyz")).status == 503);
+  CHECK(test::serve(*f.service, test::request("GET", "/healthz")).status == 200);
   // While draining, new thumbnail work is refused so the CDN retries elsewhere.
   OriginResponse draining = f.get("fit-in/50x50/photos/storm.jpg");
   CHECK(draining.status == 503);
@@ -340,13 +321,14 @@ TEST_CASE("watermarks come from the same source, and a new mark changes the ETag
   OriginService fresh(OriginOptions{}, f.signer, {*f.source, empty, f.clock});
   const std::string url =
       f.signer.sign("fit-in/200x200/filters:watermark(logo.png,0,0,0)/photos/storm.jpg");
-  CHECK(fresh.handle({"GET", url, "", etag, ""}).status == 304);
+  CHECK(test::serve(fresh, test::request("GET", url, {{"if-none-match", etag}})).status == 304);
   // A new version of the mark: a new ETag, and the old one no longer matches.
   struct utimbuf times {
     1000000000, 1000000000
   };
   REQUIRE(utime((f.root / "logo.png").c_str(), &times) == 0);
-  OriginResponse remarked = fresh.handle({"GET", url, "", etag, ""});
+  OriginResponse remarked =
+      test::serve(fresh, test::request("GET", url, {{"if-none-match", etag}}));
   CHECK(remarked.status == 200);
   CHECK(header(remarked, "ETag") != etag);
   // A missing mark is the URL's fault: 400, short-cached like other bad URLs.
@@ -378,7 +360,7 @@ TEST_CASE("a failing source answers 5xx with no-store, for originals and waterma
     for (const char* path :
          {"fit-in/10x10/a.jpg", "fit-in/10x10/filters:watermark(m.png,0,0,0)/a.jpg"}) {
       CAPTURE(std::string(path));
-      OriginResponse r = service.handle({"GET", signer.sign(path), "", "", ""});
+      OriginResponse r = test::serve(service, test::request("GET", signer.sign(path)));
       CHECK(r.status == code_info(code).http_status);
       CHECK(header(r, "Cache-Control") == "no-store");
     }
@@ -399,7 +381,7 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   cache::ResultCache warm(1 << 20, 1, f.clock);
   OriginService first(OriginOptions{}, f.signer, sharing(*f.source, warm));
   OriginResponse made =
-      first.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
+      test::serve(first, test::request("GET", f.signer.sign("fit-in/100x100/photos/storm.jpg")));
   REQUIRE(made.status == 200);
   CHECK(std::filesystem::exists(shared.path() / "fit-in/100x100/photos/storm.jpg"));
   // Another replica, whose source has nothing at all.
@@ -408,7 +390,7 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   cache::ResultCache cold(1 << 20, 1, f.clock);
   OriginService replica(OriginOptions{}, f.signer, sharing(empty, cold));
   OriginResponse served =
-      replica.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
+      test::serve(replica, test::request("GET", f.signer.sign("fit-in/100x100/photos/storm.jpg")));
   CHECK(served.status == 200);
   REQUIRE(served.body);
   CHECK(*served.body == *made.body);
@@ -421,7 +403,7 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   cache::ResultCache cold_too(1 << 20, 1, f.clock);
   OriginService changed(lower, f.signer, sharing(*f.source, cold_too));
   OriginResponse remade =
-      changed.handle({"GET", f.signer.sign("fit-in/100x100/photos/storm.jpg"), "", "", ""});
+      test::serve(changed, test::request("GET", f.signer.sign("fit-in/100x100/photos/storm.jpg")));
   CHECK(remade.status == 200);
   CHECK(changed.counters().store_hits == 0);
   CHECK(changed.counters().renders == 1);
@@ -432,16 +414,14 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   // Unsigned URLs are not stored unless asked.
   signing::UrlSigner lax({"test-key"}, /*allow_unsafe=*/true);
   OriginService unsafe_service(OriginOptions{}, lax, sharing(*f.source, cold));
-  CHECK(
-      unsafe_service.handle({"GET", "/unsafe/fit-in/60x60/photos/storm.jpg", "", "", ""}).status ==
-      200);
+  CHECK(test::serve(unsafe_service, test::request("GET", "/unsafe/fit-in/60x60/photos/storm.jpg"))
+            .status == 200);
   CHECK_FALSE(std::filesystem::exists(shared.path() / "fit-in/60x60/photos/storm.jpg"));
   cache::ResultCache cold_again(1 << 20, 1, f.clock);
   OriginService storing_unsafe(OriginOptions{}, lax,
                                sharing(*f.source, cold_again, /*store_unsafe=*/true));
-  CHECK(
-      storing_unsafe.handle({"GET", "/unsafe/fit-in/61x61/photos/storm.jpg", "", "", ""}).status ==
-      200);
+  CHECK(test::serve(storing_unsafe, test::request("GET", "/unsafe/fit-in/61x61/photos/storm.jpg"))
+            .status == 200);
   CHECK(std::filesystem::exists(shared.path() / "fit-in/61x61/photos/storm.jpg"));
 }
 
@@ -471,16 +451,13 @@ TEST_CASE("a kept original serves the photo's other sizes until its TTL passes")
   options.original_ttl = std::chrono::seconds(60);
   OriginService service(options, f.signer, {counting, results, clock});
   for (int size : {100, 120, 140}) {
-    CHECK(service
-              .handle({"GET",
-                       f.signer.sign("fit-in/" + std::to_string(size) + "x100/photos/storm.jpg"),
-                       "", "", ""})
-              .status == 200);
+    const std::string path = "fit-in/" + std::to_string(size) + "x100/photos/storm.jpg";
+    CHECK(test::serve(service, test::request("GET", f.signer.sign(path))).status == 200);
   }
   CHECK(counting.fetches == 1);
   CHECK(service.counters().original_hits == 2);
   clock.shift = std::chrono::seconds(61);
-  CHECK(service.handle({"GET", f.signer.sign("fit-in/160x100/photos/storm.jpg"), "", "", ""})
+  CHECK(test::serve(service, test::request("GET", f.signer.sign("fit-in/160x100/photos/storm.jpg")))
             .status == 200);
   CHECK(counting.fetches == 2);
 }
@@ -504,7 +481,9 @@ struct PresetFixture {
     service = std::make_unique<OriginService>(options, f.signer,
                                               ServiceDependencies(*f.source, results, f.clock));
   }
-  OriginResponse get(const std::string& path) { return service->handle({"GET", path, "", "", ""}); }
+  OriginResponse get(const std::string& path) {
+    return test::serve(*service, test::request("GET", path));
+  }
 };
 
 }  // namespace
@@ -606,23 +585,23 @@ TEST_CASE("security.signature_header: a signature moved out of the path into a h
   OriginService service(options, f.signer, {*f.source, results, f.clock});
   const std::string signed_url = f.signer.sign("fit-in/100x100/photos/storm.jpg");
   const std::string signature = signed_url.substr(1, signed_url.find('/', 1) - 1);
-  OriginRequest request{"GET", "/fit-in/100x100/photos/storm.jpg", "", "", ""};
-  request.signature = signature;
-  OriginResponse moved = service.handle(request);
+  OriginRequest request = test::request("GET", "/fit-in/100x100/photos/storm.jpg",
+                                        {{"x-thimble-signature", signature}});
+  OriginResponse moved = test::serve(service, request);
   CHECK(moved.status == 200);
   // The same thumbnail as the path-signed URL, from the same cache entry.
-  OriginResponse in_path = service.handle({"GET", signed_url, "", "", ""});
+  OriginResponse in_path = test::serve(service, test::request("GET", signed_url));
   CHECK(in_path.cache_outcome == "hit");
   CHECK(header(in_path, "ETag") == header(moved, "ETag"));
   // A header signature for other options, or none at all, is refused.
   request.path = "/fit-in/200x200/photos/storm.jpg";
-  CHECK(service.handle(request).status == 403);
-  request.signature.clear();
-  CHECK(service.handle(request).status == 403);
+  CHECK(test::serve(service, request).status == 403);
+  request.headers.clear();
+  CHECK(test::serve(service, request).status == 403);
   // Without the option the header means nothing.
   request.path = "/fit-in/100x100/photos/storm.jpg";
-  request.signature = signature;
-  CHECK(f.service->handle(request).status == 403);
+  request.headers = {{"x-thimble-signature", signature}};
+  CHECK(test::serve(*f.service, request).status == 403);
 }
 
 TEST_CASE(

@@ -23,6 +23,13 @@ using namespace thimble::transform;
 
 namespace {
 
+const SystemClock real_clock;
+
+// A deadline that is over before the work starts.
+Deadline already_passed() {
+  return Deadline(real_clock, real_clock.steady_now() - std::chrono::nanoseconds(1));
+}
+
 Result<Thumbnail> render_bytes(const std::string& bytes, const std::string& options,
                                RenderSettings settings = {}) {
   auto spec = parse_spec(options + "/image");
@@ -686,12 +693,12 @@ TEST_CASE("past the request's deadline render() stops at its next step with 503"
   const std::string photo = test::read_file(test::corpus("png/plasma_Canopee_3840x2160.png"));
   const auto spec = parse_spec("fit-in/300x200/a.png");
   RenderRequest request;
-  request.deadline = std::chrono::steady_clock::now();  // already over: nothing is decoded
+  request.deadline = already_passed();  // nothing is decoded
   auto over = render(test::as_bytes(photo), *spec, RenderSettings{}, request);
   REQUIRE_FALSE(over.ok());
   CHECK(over.status().code() == Code::kOverloaded);
   // A deadline that passes during the 8 MP decode stops right after it.
-  request.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+  request.deadline = Deadline::after(real_clock, std::chrono::milliseconds(1));
   auto during = render(test::as_bytes(photo), *spec, RenderSettings{}, request);
   REQUIRE_FALSE(during.ok());
   CHECK(during.status().code() == Code::kOverloaded);
@@ -734,7 +741,7 @@ TEST_CASE("a decode stops at its deadline, after too many scans, or over its mem
         "the JPEG has more than 100 scans");
   budget.max_scans = 1000;
   CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).ok());
-  budget.deadline = std::chrono::steady_clock::now();  // already past
+  budget.deadline = already_passed();
   CHECK(decode_image(test::as_bytes(scans), *info, 1, budget).status().code() == Code::kOverloaded);
   // 2000x2000 grey: 62,500 blocks of 128 bytes of coefficients = 8 MB.
   DecodeBudget tight;
@@ -746,7 +753,7 @@ TEST_CASE("a decode stops at its deadline, after too many scans, or over its mem
   // A PNG past its deadline.
   const std::string png = test::png_inflating_past_rows(64, 48, 1 << 20);
   DecodeBudget late;
-  late.deadline = std::chrono::steady_clock::now();
+  late.deadline = already_passed();
   CHECK(decode_image(test::as_bytes(png), *sniff(test::as_bytes(png)), 1, late).status().code() ==
         Code::kOverloaded);
   CHECK(decode_image(test::as_bytes(png), *sniff(test::as_bytes(png)), 1).ok());

@@ -8,11 +8,12 @@
 #include "conf/config.h"
 #include "http_origin.h"
 #include "moto_server.h"
-#include "proxy/origin_service.h"
-#include "proxy/s3_result_store.h"
-#include "proxy/s3_source.h"
-#include "proxy/source_factory.h"
-#include "proxy/status_table.h"
+#include "proxy/service/origin_service.h"
+#include "proxy/service/status_table.h"
+#include "proxy/sources/s3_result_store.h"
+#include "proxy/sources/s3_source.h"
+#include "proxy/sources/source_factory.h"
+#include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
 
@@ -43,7 +44,8 @@ TEST_CASE("the signature reproduces AWS's documented GET Object example byte for
       "Range: bytes=0-9", "x-amz-date: 20130524T000000Z"};
   request.connect_to =
       "examplebucket.s3.amazonaws.com:80:127.0.0.1:" + std::to_string(listener.port());
-  request.deadline = std::chrono::steady_clock::now() + 5s;
+  const SystemClock clock;
+  request.deadline = Deadline::after(clock, 5s);
   request.max_bytes = 1024;
   TransferResult result = perform(request);
   REQUIRE(result.code == CURLE_OK);
@@ -173,9 +175,10 @@ TEST_CASE("objects come from a real S3 server, whatever characters their keys ho
   OriginService a(OriginOptions{}, signer, {source, cache_a, clock});
   OriginService b(OriginOptions{}, signer, {source, cache_b, clock});
   const std::string url = signer.sign("fit-in/100x100/plain.jpg");
-  OriginResponse full = a.handle({"GET", url, "", "", ""});
+  OriginResponse full = test::serve(a, test::request("GET", url));
   REQUIRE(full.status == 200);
-  OriginResponse revalidated = b.handle({"GET", url, "", *full.header("ETag"), ""});
+  OriginResponse revalidated =
+      test::serve(b, test::request("GET", url, {{"if-none-match", *full.header("ETag")}}));
   CHECK(revalidated.status == 304);
   CHECK(cache_b.stats().insertions == 0);
   // The byte limit holds while streaming.

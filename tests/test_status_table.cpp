@@ -1,7 +1,7 @@
 // proxy/status_table: every error code's HTTP status and cache policy, row by row.
 #include <doctest/doctest.h>
 
-#include "proxy/status_table.h"
+#include "proxy/service/status_table.h"
 
 using namespace thimble;
 using namespace thimble::proxy;

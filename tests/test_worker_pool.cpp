@@ -5,7 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "proxy/worker_pool.h"
+#include "proxy/service/worker_pool.h"
 
 using thimble::proxy::WorkerPool;
 

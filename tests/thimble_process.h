@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "http_client.h"
-#include "proxy/metrics.h"
+#include "proxy/common/metrics.h"
 #include "signing/signer.h"
 #include "support.h"
 

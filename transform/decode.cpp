@@ -76,14 +76,13 @@ Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo&
 
 }  // namespace
 
-DecodeBudget decode_budget(const RenderSettings& settings,
-                           std::chrono::steady_clock::time_point deadline) {
+DecodeBudget decode_budget(const RenderSettings& settings, const Deadline& deadline) {
   return {deadline, settings.max_decoder_memory_bytes, settings.max_jpeg_scans};
 }
 
 Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,
                              const DecodeBudget& budget) {
-  if (std::chrono::steady_clock::now() > budget.deadline) return deadline_passed();
+  if (budget.deadline.passed()) return deadline_passed();
   switch (info.format) {
     case ImageFormat::kWebp: return decode_webp(data, info);
     case ImageFormat::kPng: return decode_png(data, info, budget);

@@ -23,8 +23,7 @@ Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo
                              const DecodeBudget& budget = {});
 
 // What a decode may spend under `settings` until `deadline`.
-DecodeBudget decode_budget(const RenderSettings& settings,
-                           std::chrono::steady_clock::time_point deadline);
+DecodeBudget decode_budget(const RenderSettings& settings, const Deadline& deadline);
 
 // Turns a stored image into the displayed one for an EXIF orientation (1-8).
 void apply_orientation(cv::Mat& image, int orientation);

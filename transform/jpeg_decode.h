@@ -17,6 +17,7 @@
 #include <opencv2/core.hpp>
 #include <span>
 
+#include "conf/base/deadline.h"
 #include "conf/base/status.h"
 #include "transform/sniff.h"
 
@@ -24,7 +25,7 @@ namespace thimble::transform {
 
 // What one decode may spend; the defaults are unlimited but for the scan count.
 struct DecodeBudget {
-  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  Deadline deadline;
   std::uint64_t max_memory_bytes = 0;  // decoder working memory (coefficients); 0 = no limit
   int max_scans = 100;                 // progressive scans read before 415
 };

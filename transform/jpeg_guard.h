@@ -14,6 +14,8 @@
 // libjpeg's header needs FILE and size_t declared first.
 #include <jpeglib.h>
 
+#include "conf/base/deadline.h"
+
 namespace thimble::transform {
 
 struct JpegGuard {
@@ -22,7 +24,7 @@ struct JpegGuard {
   jpeg_error_mgr errors;
   jpeg_progress_mgr progress;
   std::jmp_buf jump;
-  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  Deadline deadline;
   int max_scans = 100;
   Stop stopped = Stop::kNone;
   j_decompress_ptr cinfo = nullptr;
@@ -50,7 +52,7 @@ struct JpegGuard {
       guard->stopped = Stop::kScans;
       std::longjmp(guard->jump, 1);
     }
-    if (std::chrono::steady_clock::now() > guard->deadline) {
+    if (guard->deadline.passed()) {
       guard->stopped = Stop::kDeadline;
       std::longjmp(guard->jump, 1);
     }

@@ -117,8 +117,7 @@ Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec
 // The watermark images `spec` names, decoded like any original and within the same limits.
 Result<WatermarkImages> decode_watermarks(const ThumbnailSpec& spec,
                                           const WatermarkSources& watermarks,
-                                          const RenderSettings& s,
-                                          std::chrono::steady_clock::time_point deadline) {
+                                          const RenderSettings& s, const Deadline& deadline) {
   WatermarkImages marks;
   for (const std::string& key : watermark_keys(spec.filters)) {
     auto found = watermarks.find(key);
@@ -144,7 +143,7 @@ Result<WatermarkImages> decode_watermarks(const ThumbnailSpec& spec,
 // quarter until it fits (giving up below 10 and keeping the first encode), then raise it by a
 // tenth while it still fits, never above the quality asked for. PNG is left as it is.
 Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
-                     const RenderSettings& s, Clock::time_point deadline, std::string& bytes) {
+                     const RenderSettings& s, const Deadline& deadline, std::string& bytes) {
   const auto limit = static_cast<std::size_t>(*spec.max_bytes);
   if (bytes.size() <= limit || (format != ImageFormat::kJpeg && format != ImageFormat::kWebp)) {
     return Status::Ok();
@@ -156,14 +155,14 @@ Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec
   while (!fitting) {
     quality = static_cast<int>(quality * 0.75);
     if (quality < 10) break;
-    if (Clock::now() > deadline) return past_deadline();
+    if (deadline.passed()) return past_deadline();
     Result<std::string> smaller = encode(img, format, spec, s, quality);
     if (!smaller.ok()) return smaller.status();
     if (smaller->size() <= limit) fitting = std::move(smaller).value();
   }
   while (fitting) {
     const int higher = static_cast<int>(quality * 1.1);
-    if (higher >= start_quality || higher == quality || Clock::now() > deadline) break;
+    if (higher >= start_quality || higher == quality || deadline.passed()) break;
     Result<std::string> larger = encode(img, format, spec, s, higher);
     if (!larger.ok()) return larger.status();
     if (larger->size() > limit) break;
@@ -283,7 +282,7 @@ Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const Thu
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                          const RenderSettings& s, const RenderRequest& request) {
   if (spec.debug) return render_debug(original, spec, s, request);
-  auto late = [&] { return Clock::now() > request.deadline; };
+  auto late = [&] { return request.deadline.passed(); };
   Thumbnail thumb;
   auto start = Clock::now();
   Result<ImageInfo> info = inspect(original, s, request.header);

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "conf/base/deadline.h"
 #include "conf/base/status.h"
 #include "transform/plan.h"
 #include "transform/sniff.h"
@@ -101,7 +102,7 @@ struct RenderRequest {
   // The request's processing deadline: once it has passed, render() stops at its next step
   // (after the header, the decode, smart detection, the resize, each max_bytes() encode) with
   // Code::kOverloaded. One step is never interrupted.
-  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  Deadline deadline;
   // The original's header when it was read before (see inspect()).
   std::optional<ImageInfo> header;
 };

@@ -69,8 +69,8 @@ void on_end(png_structp png, png_infop) {
   static_cast<Progress*>(png_get_progressive_ptr(png))->done = true;
 }
 
-Outcome run(const std::uint8_t* data, std::size_t size,
-            std::chrono::steady_clock::time_point deadline, Progress& progress) {
+Outcome run(const std::uint8_t* data, std::size_t size, const Deadline& deadline,
+            Progress& progress) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, fail, ignore);
   if (png == nullptr) return Outcome::kCorrupt;
   png_infop info = png_create_info_struct(png);
@@ -88,7 +88,7 @@ Outcome run(const std::uint8_t* data, std::size_t size,
   // Fed a little at a time, and never again once the last row is in.
   Outcome outcome = Outcome::kCorrupt;
   for (std::size_t at = 0; at < size && !progress.done;) {
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (deadline.passed()) {
       outcome = Outcome::kDeadline;
       break;
     }

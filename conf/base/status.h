@@ -3,7 +3,7 @@
 // Errors are values. A Status is either OK or carries a Code and a short public message
 // ("signature does not match", "source not found"). What a Code means on the wire (the HTTP
 // status and how long a CDN may keep the answer) is the HTTP side's business:
-// proxy/status_table.h holds that one table. Messages are shown to clients: they name the
+// proxy/service/status_table.h holds that one table. Messages are shown to clients: they name the
 // problem, never internals or stack traces.
 //
 // Thread-safety: Status and Result are plain values; const use from many threads is safe.

@@ -1,0 +1,105 @@
+// Originals: everything the service does to get the bytes a thumbnail is made from. It asks the
+// Source (counted and timed), keeps recent originals in memory for their other sizes, remembers a
+// source's 404 for a while, shares one download per key among the requests that want it at once,
+// and keeps watermark images revalidated by their validator on every use.
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/lru_map.h"
+#include "cache/result_cache.h"
+#include "cache/single_flight.h"
+#include "conf/base/clock.h"
+#include "conf/base/deadline.h"
+#include "proxy/common/metrics.h"
+#include "proxy/service/exchange.h"
+#include "proxy/sources/source.h"
+#include "transform/pipeline.h"
+
+namespace thimble::proxy {
+
+// An original as its source gave it, with its header read once per download (none when it is
+// no image Thimble knows), so neither the other sizes of a photo kept in memory nor the
+// requests sharing its download read it again.
+struct FetchedOriginal {
+  Result<SourceObject> object;
+  std::optional<transform::ImageInfo> header;
+
+  static FetchedOriginal from(Result<SourceObject> fetched);
+};
+inline std::uint64_t payload_bytes(const FetchedOriginal& original) {
+  return original.object.ok()
+             ? original.object->bytes.size() + original.object->validators.token.size()
+             : 0;
+}
+
+// The watermark images one thumbnail needs, held while it is made.
+struct Marks {
+  transform::WatermarkSources sources;  // bytes by source key
+  // Each mark's key and source token, for the thumbnail's validator ("" when there are none).
+  std::string versions;
+  std::vector<std::shared_ptr<const std::string>> held;  // keeps `sources`' bytes alive
+};
+
+class Originals {
+ public:
+  struct Options {
+    std::uint64_t memory_bytes = 64ull << 20;  // originals kept for their other sizes; 0 = none
+    std::size_t remembered_not_found = 10000;  // keys whose 404 is remembered
+  };
+
+  // `source`, `clock` and `metrics` (may be null: no metrics) must outlive this.
+  Originals(Source& source, const Clock& clock, Metrics* metrics, Options options);
+
+  // One request to the source, counted and timed (into `times` when given).
+  Result<SourceObject> fetch(const std::string& key, const FetchConditions& conditions,
+                             WorkTimes* times) const;
+
+  // How long a kept original and a source's 404 are believed.
+  struct Lifetimes {
+    std::chrono::seconds kept{60};
+    std::chrono::seconds not_found{10};  // 0: a 404 is never remembered
+  };
+  // The original: a recent 404 from memory, a kept one, or one download shared by every
+  // request for `key` until `deadline`.
+  std::shared_ptr<const FetchedOriginal> get(const std::string& key, const Deadline& deadline,
+                                             const Lifetimes& lifetimes, WorkTimes& times) const;
+
+  // The watermark images `keys` name, each revalidated against its source. A mark that is
+  // missing or forbidden is the URL's fault (400); a failing source keeps its own status.
+  Result<Marks> watermarks(const std::vector<std::string>& keys, const Deadline& deadline) const;
+
+  struct Counters {
+    std::uint64_t fetches = 0;         // requests to the source
+    std::uint64_t not_found_hits = 0;  // 404s answered from memory without asking the source
+    std::uint64_t kept_hits = 0;       // originals taken from memory instead of the source
+  };
+  Counters counters() const;
+  cache::CacheStats kept_stats() const { return kept_.stats(); }
+
+ private:
+  // A watermark original as last fetched.
+  struct Mark {
+    std::shared_ptr<const std::string> bytes;
+    std::string token;
+  };
+
+  Source& source_;
+  const Clock& clock_;
+  Metrics* const metrics_;
+  mutable cache::ByteLru<FetchedOriginal> kept_;
+  mutable cache::SingleFlight<FetchedOriginal> downloads_;
+  mutable cache::LruMap<std::chrono::steady_clock::time_point> not_found_;
+  mutable cache::LruMap<Mark> marks_{256};
+  mutable std::atomic<std::uint64_t> fetches_{0}, not_found_hits_{0}, kept_hits_{0};
+};
+
+}  // namespace thimble::proxy
