@@ -58,7 +58,7 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
     }
     if (spec.smart) {
       FocalPointCache cache = request.focal_cache;
-      if (spec.trim) cache.key += "|" + trim_text(*spec.trim);  // points of the trimmed image
+      if (spec.trim) cache.key += "|" + spec.trim->text();  // points of the trimmed image
       detected = find_focal_points(pixels, orientation, shown, settings, cache);
     }
   }

@@ -330,7 +330,7 @@ Result<Thumbnail> render(std::span<const std::uint8_t> original, const Thumbnail
     if (spec.smart) {
       const auto smart_start = Clock::now();
       FocalPointCache cache = request.focal_cache;
-      if (spec.trim) cache.key += "|" + trim_text(*spec.trim);  // points of the trimmed image
+      if (spec.trim) cache.key += "|" + spec.trim->text();  // points of the trimmed image
       thumb.focal_points = find_focal_points(img, orientation, shown, s, cache);
       thumb.times.smart_ms = ms_since(smart_start);
       if (late()) return past_deadline();

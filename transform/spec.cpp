@@ -7,8 +7,6 @@
 #include <tuple>
 #include <utility>
 
-#include "transform/trim.h"
-
 namespace thimble::transform {
 namespace {
 
@@ -115,79 +113,122 @@ bool parse_fit(std::string_view seg, ThumbnailSpec& spec) {
   return true;
 }
 
+// Settings filters: they change what is made (quality, format, lifetimes, the size rules, focal
+// points), not pixels. One entry each; pixel filters are in the registry of transform/filters/.
+struct Setting {
+  std::string_view name;
+  Status (*apply)(std::string_view name, std::string_view args, ThumbnailSpec& spec);
+};
+
+std::string call_text(std::string_view name, std::string_view args) {
+  return std::string(name) + "(" + std::string(args) + ")";
+}
+
+Status twice(std::string_view name) {
+  return bad(std::string(name) + "() is given twice");
+}
+
+Status no_arguments(std::string_view name, std::string_view args) {
+  if (!split_arguments(args).empty()) return bad(call_text(name, args) + ": takes no arguments");
+  return Status::Ok();
+}
+
+Status set_quality(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
+  auto q = small_number(args);
+  if (!q || *q > 100) {
+    return bad(call_text(name, args) + ": quality must be a whole number from 0 to 100");
+  }
+  if (spec.quality) return twice(name);
+  spec.quality = *q;
+  return Status::Ok();
+}
+
+Status set_format(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
+  if (spec.format) return twice(name);
+  if (args == "jpeg" || args == "jpg") {
+    spec.format = ImageFormat::kJpeg;
+  } else if (args == "png") {
+    spec.format = ImageFormat::kPng;
+  } else if (args == "webp") {
+    spec.format = ImageFormat::kWebp;
+  } else {
+    return bad(call_text(name, args) + ": output format must be jpeg, png or webp");
+  }
+  return Status::Ok();
+}
+
+// A setting with one whole-number argument of at least `minimum`.
+template <std::optional<int> ThumbnailSpec::*field, int minimum>
+Status set_number(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
+  auto value = split_arguments(args).size() == 1 ? integer_argument(args) : std::nullopt;
+  if (!value || *value < minimum) {
+    return bad(call_text(name, args) + ": expected " +
+               (minimum > 0 ? "a positive whole number of bytes" : "a whole number of seconds"));
+  }
+  if (spec.*field) return twice(name);
+  spec.*field = *value;
+  return Status::Ok();
+}
+
+// A flag without arguments, given at most once.
+template <bool ThumbnailSpec::*flag>
+Status set_flag(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
+  if (Status none = no_arguments(name, args); !none.ok()) return none;
+  if (spec.*flag) return twice(name);
+  spec.*flag = true;
+  return Status::Ok();
+}
+
+Status set_extract_focal(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
+  if (Status none = no_arguments(name, args); !none.ok()) return none;
+  spec.extract_focal = true;
+  return Status::Ok();
+}
+
+Status add_focal(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
+  std::optional<CropBox> box;
+  if (!parse_crop(unquoted(args), box) || !box || box->right <= box->left ||
+      box->bottom <= box->top) {
+    return bad(call_text(name, args) +
+               ": expected a box LEFTxTOP:RIGHTxBOTTOM with right > left, bottom > top");
+  }
+  if (spec.focal_boxes.size() >= 32) return bad("focal(): at most 32 boxes");
+  spec.focal_boxes.push_back(*box);
+  return Status::Ok();
+}
+
+// Thimble never copies metadata (EXIF, ICC, XMP) into thumbnails: strip_icc/strip_exif always
+// hold.
+Status already_so(std::string_view name, std::string_view args, ThumbnailSpec&) {
+  return no_arguments(name, args);
+}
+
+constexpr Setting kSettings[] = {
+    {"quality", set_quality},
+    {"format", set_format},
+    {"max_age", set_number<&ThumbnailSpec::max_age, 0>},
+    {"max_bytes", set_number<&ThumbnailSpec::max_bytes, 1>},
+    {"no_upscale", set_flag<&ThumbnailSpec::no_upscale>},
+    {"upscale", set_flag<&ThumbnailSpec::upscale>},
+    {"stretch", set_flag<&ThumbnailSpec::stretch>},
+    {"extract_focal", set_extract_focal},
+    {"focal", add_focal},
+    {"strip_icc", already_so},
+    {"strip_exif", already_so},
+};
+
 // Thumbor's built-in filters that Thimble does not implement yet: a clear 400, never ignored.
 constexpr std::array<std::string_view, 1> kNotYetSupported = {"frame"};
 
 Status apply_filter(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
-  const std::string call = std::string(name) + "(" + std::string(args) + ")";
-  if (name == "quality") {
-    auto q = small_number(args);
-    if (!q || *q > 100) return bad(call + ": quality must be a whole number from 0 to 100");
-    if (spec.quality) return bad("quality() is given twice");
-    spec.quality = *q;
-    return Status::Ok();
-  }
-  if (name == "format") {
-    if (spec.format) return bad("format() is given twice");
-    if (args == "jpeg" || args == "jpg") {
-      spec.format = ImageFormat::kJpeg;
-    } else if (args == "png") {
-      spec.format = ImageFormat::kPng;
-    } else if (args == "webp") {
-      spec.format = ImageFormat::kWebp;
-    } else {
-      return bad(call + ": output format must be jpeg, png or webp");
-    }
-    return Status::Ok();
-  }
-  // Settings with one whole-number argument of at least `minimum`.
-  for (auto [setting, target, minimum, meaning] :
-       {std::tuple{"max_age", &spec.max_age, 0, "a whole number of seconds"},
-        std::tuple{"max_bytes", &spec.max_bytes, 1, "a positive whole number of bytes"}}) {
-    if (name != setting) continue;
-    auto value = split_arguments(args).size() == 1 ? integer_argument(args) : std::nullopt;
-    if (!value || *value < minimum) return bad(call + ": expected " + meaning);
-    if (*target) return bad(std::string(name) + "() is given twice");
-    *target = *value;
-    return Status::Ok();
-  }
-  for (auto [flag_name, flag] :
-       {std::pair{"no_upscale", &spec.no_upscale}, std::pair{"upscale", &spec.upscale},
-        std::pair{"stretch", &spec.stretch}}) {
-    if (name != flag_name) continue;
-    if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
-    if (*flag) return bad(std::string(name) + "() is given twice");
-    *flag = true;
-    return Status::Ok();
-  }
-  if (name == "extract_focal") {
-    if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
-    spec.extract_focal = true;
-    return Status::Ok();
-  }
-  if (name == "focal") {
-    std::optional<CropBox> box;
-    std::string_view text = args;
-    if (text.size() >= 2 && text.front() == '\'' && text.back() == '\'') {
-      text = text.substr(1, text.size() - 2);
-    }
-    if (!parse_crop(text, box) || !box || box->right <= box->left || box->bottom <= box->top) {
-      return bad(call + ": expected a box LEFTxTOP:RIGHTxBOTTOM with right > left, bottom > top");
-    }
-    if (spec.focal_boxes.size() >= 32) return bad("focal(): at most 32 boxes");
-    spec.focal_boxes.push_back(*box);
-    return Status::Ok();
-  }
-  if (name == "strip_icc" || name == "strip_exif") {
-    // Thimble never copies metadata (EXIF, ICC, XMP) into thumbnails: these always hold.
-    if (!split_arguments(args).empty()) return bad(call + ": takes no arguments");
-    return Status::Ok();
+  for (const Setting& setting : kSettings) {
+    if (setting.name == name) return setting.apply(name, args, spec);
   }
   if (auto pixel = parse_pixel_filter(name, args)) {
     if (!pixel->ok()) return pixel->status();
-    if (std::holds_alternative<Watermark>(pixel->value().op) &&
+    if (pixel->value().effect->image_key() &&
         std::count_if(spec.filters.begin(), spec.filters.end(), [](const PixelFilter& f) {
-          return std::holds_alternative<Watermark>(f.op);
+          return f.effect->image_key() != nullptr;
         }) >= kMaxWatermarks) {
       return bad("watermark(): at most " + std::to_string(kMaxWatermarks) + " per URL");
     }
@@ -256,6 +297,13 @@ bool looks_like_size(std::string_view seg) {
 }
 
 }  // namespace
+
+std::string Trim::text() const {
+  std::string out = "trim";
+  if (corner == Corner::kBottomRight) out += ":bottom-right";
+  if (tolerance > 0) out += ":" + std::to_string(tolerance);
+  return out;
+}
 
 namespace {
 
@@ -390,7 +438,7 @@ std::string ThumbnailSpec::canonical_options(bool spell_defaults) const {
   std::string out;
   if (debug) out += "debug/";
   if (meta) out += "meta/";
-  if (trim) out += trim_text(*trim) + "/";
+  if (trim) out += trim->text() + "/";
   if (crop) {
     out += std::to_string(crop->left) + "x" + std::to_string(crop->top) + ":" +
            std::to_string(crop->right) + "x" + std::to_string(crop->bottom) + "/";
@@ -446,37 +494,14 @@ std::string ThumbnailSpec::path() const {
 }
 
 Status check_limits(const ThumbnailSpec& spec, const SpecLimits& limits) {
-  auto over = [](std::string_view what, int limit) {
-    return bad(std::string(what) + " is limited to " + std::to_string(limit) + " on this server");
-  };
   if (std::cmp_greater(spec.filters.size(), limits.max_filters)) {
-    return over("the number of filters", limits.max_filters);
+    return over_limit("the number of filters", limits.max_filters);
   }
   if (spec.max_bytes && *spec.max_bytes < limits.min_max_bytes) {
     return bad("max_bytes(" + std::to_string(*spec.max_bytes) + "): at least " +
                std::to_string(limits.min_max_bytes) + " bytes on this server");
   }
-  int watermarks = 0;
-  for (const PixelFilter& filter : spec.filters) {
-    if (const auto* blur = std::get_if<Blur>(&filter.op);
-        blur && blur->radius > limits.max_blur_radius) {
-      return over(filter.canonical + ": the blur radius", limits.max_blur_radius);
-    }
-    if (const auto* matrix = std::get_if<Convolution>(&filter.op);
-        matrix &&
-        (matrix->columns > limits.max_convolution_size ||
-         std::cmp_greater(matrix->kernel.size() / matrix->columns, limits.max_convolution_size))) {
-      return over("convolution(): the matrix side", limits.max_convolution_size);
-    }
-    if (const auto* corner = std::get_if<RoundCorner>(&filter.op);
-        corner && std::max(corner->a_radius, corner->b_radius) > limits.max_round_corner_radius) {
-      return over(filter.canonical + ": the corner radius", limits.max_round_corner_radius);
-    }
-    if (std::holds_alternative<Watermark>(filter.op) && ++watermarks > limits.max_watermarks) {
-      return over("the number of watermark() filters", limits.max_watermarks);
-    }
-  }
-  return Status::Ok();
+  return check_filter_limits(spec.filters, limits);
 }
 
 }  // namespace thimble::transform

@@ -21,6 +21,7 @@
 #include "conf/base/status.h"
 #include "transform/filters.h"
 #include "transform/image_format.h"
+#include "transform/spec_limits.h"
 
 namespace thimble::transform {
 
@@ -55,6 +56,8 @@ struct Trim {
   Corner corner = Corner::kTopLeft;
   int tolerance = 0;
   bool operator==(const Trim&) const = default;
+  // As written in a canonical URL: `trim`, `trim:bottom-right:10`, ...
+  std::string text() const;
 };
 
 struct ThumbnailSpec {
@@ -114,18 +117,8 @@ inline constexpr int kMaxUrlDimension = 65535;
 // convolutions, 16 watermarks); the operator's tighter limits are SpecLimits.
 Result<ThumbnailSpec> parse_spec(std::string_view options_and_image);
 
-// What one URL may ask for, beyond what parses: the costly filter arguments. Configuration keys
-// under `limits.` (README, "Configuration").
-struct SpecLimits {
-  int max_filters = 32;                // pixel filters in one URL
-  int max_blur_radius = 150;           // blur(radius)
-  int max_convolution_size = 15;       // convolution(): rows and columns of the matrix
-  int max_round_corner_radius = 1000;  // round_corner(): each radius
-  int max_watermarks = 5;              // watermark() calls
-  int min_max_bytes = 1024;            // max_bytes(): the smallest target accepted
-};
-
-// Code::kBadRequest naming the first filter over a limit; Ok when none is.
+// Code::kBadRequest naming the first filter over a limit (SpecLimits, the configuration keys
+// under `limits.`); Ok when none is.
 Status check_limits(const ThumbnailSpec& spec, const SpecLimits& limits);
 
 }  // namespace thimble::transform

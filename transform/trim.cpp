@@ -30,13 +30,6 @@ std::optional<Rect> trim_box(const cv::Mat& image, const Trim& trim) {
   return Rect{left, top, right - left + 1, bottom - top + 1};
 }
 
-std::string trim_text(const Trim& trim) {
-  std::string out = "trim";
-  if (trim.corner == Trim::Corner::kBottomRight) out += ":bottom-right";
-  if (trim.tolerance > 0) out += ":" + std::to_string(trim.tolerance);
-  return out;
-}
-
 ThumbnailSpec shift_crop(ThumbnailSpec spec, const Rect& trimmed) {
   if (spec.crop) {
     spec.crop->left -= trimmed.x;

@@ -19,9 +19,6 @@ namespace thimble::transform {
 // ignores the trim.
 std::optional<Rect> trim_box(const cv::Mat& image, const Trim& trim);
 
-// The trim segment as written in a canonical URL: `trim`, `trim:bottom-right:10`, ...
-std::string trim_text(const Trim& trim);
-
 // The spec with its manual crop moved into the trimmed image's coordinates (Thumbor subtracts
 // the trim offset from the crop).
 ThumbnailSpec shift_crop(ThumbnailSpec spec, const Rect& trimmed);
