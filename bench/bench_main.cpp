@@ -653,7 +653,8 @@ int main(int argc, char** argv) {
       outputs[i] = std::move(out->bytes);
       sum.sniff_ms += out->times.sniff_ms;
       sum.decode_ms += out->times.decode_ms;
-      sum.transform_ms += out->times.transform_ms;
+      // The "resize" column: everything between the decode and the encode, smart/ included.
+      sum.transform_ms += out->times.smart_ms + out->times.transform_ms;
       sum.encode_ms += out->times.encode_ms;
       ++rendered;
       firsts[i] = std::move(*out);

@@ -5,67 +5,33 @@
 #include <cstdio>
 
 #include "conf/base/json.h"
-#include "transform/decode.h"
-#include "transform/smart.h"
-#include "transform/trim.h"
+#include "transform/render_steps.h"
 
 namespace thimble::transform {
 namespace {
 
-std::string crop_operation(int left, int top, int right, int bottom) {
-  return "{\"type\":\"crop\",\"left\":" + std::to_string(left) + ",\"top\":" + std::to_string(top) +
-         ",\"right\":" + std::to_string(right) + ",\"bottom\":" + std::to_string(bottom) + "}";
-}
+constexpr Step kLeadingSteps[] = {
+    {steps::inspect, &StageTimes::sniff_ms},  {steps::decode_for_detection, &StageTimes::decode_ms},
+    {steps::trim, &StageTimes::transform_ms}, {steps::smart, &StageTimes::smart_ms},
+    {steps::plan, &StageTimes::transform_ms},
+};
 
 }  // namespace
 
 Result<std::string> describe(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                              const RenderSettings& settings, const RenderRequest& request) {
-  Result<ImageInfo> info = inspect(original, settings, request.header);
-  if (!info.ok()) return info.status();
-  const Size source =
-      info->swaps_axes() ? Size{info->height, info->width} : Size{info->width, info->height};
-  // Operations, in the order Thumbor's engine performs them.
-  std::vector<std::string> operations;
-  Size shown = source;
-  ThumbnailSpec planned_spec = spec;
-  std::vector<FocalPoint> detected;
-  if (spec.trim || spec.smart) {
-    // trim and smart/ depend on the pixels: decode (trim needs full size; smart/ only enough
-    // for the detector's copy).
-    int shrink = 1;
-    if (!spec.trim && info->format == ImageFormat::kJpeg) {
-      const int longest = std::max(info->width, info->height);
-      while (shrink < 8 && longest / (shrink * 2) >= kDetectionSide) shrink *= 2;
-    }
-    Result<cv::Mat> image =
-        decode_image(original, *info, shrink, decode_budget(settings, request.deadline));
-    if (!image.ok()) return image.status();
-    int orientation = info->orientation;
-    cv::Mat pixels = *image;
-    if (spec.trim) {
-      apply_orientation(pixels, orientation);
-      orientation = 1;
-      if (std::optional<Rect> trimmed = trim_box(pixels, *spec.trim)) {
-        if (trimmed->size() != source) {
-          operations.push_back(crop_operation(trimmed->x, trimmed->y, trimmed->x + trimmed->width,
-                                              trimmed->y + trimmed->height));
-        }
-        pixels = pixels(cv::Rect(trimmed->x, trimmed->y, trimmed->width, trimmed->height));
-        shown = trimmed->size();
-        planned_spec = shift_crop(spec, *trimmed);
-      }
-    }
-    if (spec.smart) {
-      FocalPointCache cache = request.focal_cache;
-      if (spec.trim) cache.key += "|" + spec.trim->text();  // points of the trimmed image
-      detected = find_focal_points(pixels, orientation, shown, settings, cache);
-    }
-  }
-  for (const FocalPoint& p : explicit_focal_points(spec)) detected.push_back(p);
-  Result<Plan> plan = make_plan(planned_spec, shown, settings.max_output_dimension, detected);
-  if (!plan.ok()) return plan.status();
-
+  // The same leading steps as a render (trim and smart/ decode only what they need), then the
+  // operations, in the order Thumbor's engine performs them.
+  RenderContext c(original, spec, settings, request);
+  if (Status known = run_steps(c, kLeadingSteps, "the image could not be described"); !known.ok())
+    return known;
+  const ImageInfo* info = &c.info;
+  const Size source = c.source;
+  const Size shown = c.shown;
+  const ThumbnailSpec& planned_spec = c.planned_spec;
+  const std::vector<FocalPoint>& detected = c.focal_points;
+  const std::optional<Plan>& plan = c.plan;
+  std::vector<std::string> operations = std::move(c.operations);
   const Rect base = plan->manual_crop.value_or(Rect{0, 0, shown.width, shown.height});
   if (plan->manual_crop) {
     operations.push_back(crop_operation(base.x, base.y, base.x + base.width, base.y + base.height));

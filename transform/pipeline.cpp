@@ -12,22 +12,13 @@
 
 #include "transform/decode.h"
 #include "transform/filters.h"
+#include "transform/render_steps.h"
 #include "transform/resize.h"
 #include "transform/smart.h"
 #include "transform/trim.h"
 
 namespace thimble::transform {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-Status past_deadline() {
-  return {Code::kOverloaded, "the thumbnail took longer than the request deadline"};
-}
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 // Composites BGRA onto an opaque background colour (JPEG has no alpha).
 void flatten(cv::Mat& img, cv::Scalar background) {
@@ -222,178 +213,137 @@ std::vector<FocalPoint> find_focal_points(const cv::Mat& stored, int orientation
 
 namespace {
 
-// debug/: like Thumbor, no transform at all: the (trimmed, manually cropped) source with a red
-// box around each focal point that would decide the crop, shrunk to fit the output limit.
-Result<Thumbnail> render_debug(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
-                               const RenderSettings& s, const RenderRequest& request) {
-  Thumbnail thumb;
-  Result<ImageInfo> info = inspect(original, s, request.header);
-  if (!info.ok()) return info.status();
-  thumb.source = *info;
-  Result<cv::Mat> decoded = decode_image(original, *info, 1, decode_budget(s, request.deadline));
-  if (!decoded.ok()) return decoded.status();
-  cv::Mat img = *decoded;
-  try {
-    apply_orientation(img, info->orientation);
-    ThumbnailSpec planned_spec = spec;
-    if (spec.trim) {
-      const Rect t = trim_box(img, *spec.trim).value_or(Rect{0, 0, img.cols, img.rows});
-      img = img(cv::Rect(t.x, t.y, t.width, t.height));
-      planned_spec = shift_crop(spec, t);
-    }
-    const Size shown{img.cols, img.rows};
-    std::vector<FocalPoint> points = spec.smart
-                                         ? find_focal_points(img, 1, shown, s, request.focal_cache)
-                                         : std::vector<FocalPoint>{};
-    for (const FocalPoint& p : explicit_focal_points(spec)) points.push_back(p);
-    Result<Plan> plan = make_plan(planned_spec, shown, std::max(shown.width, shown.height), points);
-    if (!plan.ok()) return plan.status();
-    const Rect base = plan->manual_crop.value_or(Rect{0, 0, shown.width, shown.height});
-    img = img(cv::Rect(base.x, base.y, base.width, base.height)).clone();
-    thumb.focal_points = effective_focal_points(planned_spec, base, points);
-    for (const FocalPoint& p : thumb.focal_points) {
-      const int w = p.width <= 1 ? 10 : p.width, h = p.height <= 1 ? 10 : p.height;
-      cv::rectangle(img, cv::Rect(p.x - w / 2, p.y - h / 2, w, h), cv::Scalar(0, 0, 255, 255),
-                    std::max(2, std::max(img.cols, img.rows) / 400));
-    }
-    const int longest = std::max(img.cols, img.rows);
-    if (longest > s.max_output_dimension) {
-      const double f = static_cast<double>(s.max_output_dimension) / longest;
-      cv::Mat smaller;
-      resize_image(img, smaller,
-                   cv::Size(std::max(1, static_cast<int>(img.cols * f)),
-                            std::max(1, static_cast<int>(img.rows * f))));
-      img = smaller;
-    }
-  } catch (const cv::Exception&) {
-    return Status(Code::kInternal, "the image could not be drawn on");
+// The steps only render() takes, after the shared ones (render_steps.h).
+
+// Cuts the plan's region out of the decoded image (stored orientation, possibly reduced).
+Status crop(RenderContext& c) {
+  const bool swaps = c.orientation >= 5;
+  const Rect stored = to_stored(c.plan->region, c.shown, c.orientation);
+  cv::Mat& img = c.image;
+  const double fx = static_cast<double>(img.cols) / (swaps ? c.shown.height : c.shown.width);
+  const double fy = static_cast<double>(img.rows) / (swaps ? c.shown.width : c.shown.height);
+  int x0 = std::clamp(static_cast<int>(std::lround(stored.x * fx)), 0, img.cols - 1);
+  int y0 = std::clamp(static_cast<int>(std::lround(stored.y * fy)), 0, img.rows - 1);
+  int x1 =
+      std::clamp(static_cast<int>(std::lround((stored.x + stored.width) * fx)), x0 + 1, img.cols);
+  int y1 =
+      std::clamp(static_cast<int>(std::lround((stored.y + stored.height) * fy)), y0 + 1, img.rows);
+  img = img(cv::Range(y0, y1), cv::Range(x0, x1));
+  return Status::Ok();
+}
+
+// Resizes in stored orientation: the (small) result is oriented after.
+Status resize(RenderContext& c) {
+  cv::Size target(c.plan->target.width, c.plan->target.height);
+  if (c.orientation >= 5) std::swap(target.width, target.height);
+  if (c.image.size() != target) {
+    cv::Mat resized;
+    resize_image(c.image, resized, target);
+    c.image = resized;
   }
-  thumb.region = {0, 0, img.cols, img.rows};
-  thumb.format = output_format(spec, info->format, request.negotiated);
-  Result<std::string> bytes = encode(img, thumb.format, spec, s);
+  return Status::Ok();
+}
+
+Status orient(RenderContext& c) {
+  apply_orientation(c.image, c.orientation);
+  c.orientation = 1;
+  if (c.plan->flip_horizontal && c.plan->flip_vertical) {
+    cv::flip(c.image, c.image, -1);
+  } else if (c.plan->flip_horizontal || c.plan->flip_vertical) {
+    cv::flip(c.image, c.image, c.plan->flip_horizontal ? 1 : 0);
+  }
+  return Status::Ok();
+}
+
+Status filter(RenderContext& c) {
+  Result<WatermarkImages> marks =
+      decode_watermarks(c.spec, c.request.watermarks, c.settings, c.request.deadline);
+  if (!marks.ok()) return marks.status();
+  apply_pixel_filters(c.image, c.spec.filters, c.plan->box.width, c.plan->box.height, &*marks);
+  if (!c.image.isContinuous()) c.image = c.image.clone();
+  return Status::Ok();
+}
+
+// Encodes (within max_bytes() when the URL asks).
+Status encode_output(RenderContext& c) {
+  Thumbnail& thumb = c.thumb;
+  thumb.format = output_format(c.spec, c.info.format, c.request.negotiated);
+  Result<std::string> bytes = encode(c.image, thumb.format, c.spec, c.settings);
   if (!bytes.ok()) return bytes.status();
   thumb.bytes = std::move(bytes).value();
-  thumb.size = {img.cols, img.rows};
-  return thumb;
+  if (c.spec.max_bytes) {
+    Status fitted =
+        fit_max_bytes(c.image, thumb.format, c.spec, c.settings, c.request.deadline, thumb.bytes);
+    if (!fitted.ok()) return fitted;
+  }
+  thumb.size = {c.image.cols, c.image.rows};
+  return Status::Ok();
 }
+
+// debug/: like Thumbor, no transform at all: the (trimmed, manually cropped) source with a red
+// box around each focal point that would decide the crop, shrunk to fit the output limit.
+Status draw_focal_points(RenderContext& c) {
+  const Rect base = c.plan->manual_crop.value_or(Rect{0, 0, c.shown.width, c.shown.height});
+  cv::Mat& img = c.image;
+  img = img(cv::Rect(base.x, base.y, base.width, base.height)).clone();
+  c.thumb.focal_points = effective_focal_points(c.planned_spec, base, c.focal_points);
+  for (const FocalPoint& p : c.thumb.focal_points) {
+    const int w = p.width <= 1 ? 10 : p.width, h = p.height <= 1 ? 10 : p.height;
+    cv::rectangle(img, cv::Rect(p.x - w / 2, p.y - h / 2, w, h), cv::Scalar(0, 0, 255, 255),
+                  std::max(2, std::max(img.cols, img.rows) / 400));
+  }
+  const int longest = std::max(img.cols, img.rows);
+  if (longest > c.settings.max_output_dimension) {
+    const double f = static_cast<double>(c.settings.max_output_dimension) / longest;
+    cv::Mat smaller;
+    resize_image(img, smaller,
+                 cv::Size(std::max(1, static_cast<int>(img.cols * f)),
+                          std::max(1, static_cast<int>(img.rows * f))));
+    img = smaller;
+  }
+  c.thumb.region = {0, 0, img.cols, img.rows};
+  return Status::Ok();
+}
+
+Status encode_plain(RenderContext& c) {
+  c.thumb.format = output_format(c.spec, c.info.format, c.request.negotiated);
+  Result<std::string> bytes = encode(c.image, c.thumb.format, c.spec, c.settings);
+  if (!bytes.ok()) return bytes.status();
+  c.thumb.bytes = std::move(bytes).value();
+  c.thumb.size = {c.image.cols, c.image.rows};
+  return Status::Ok();
+}
+
+constexpr Step kThumbnailSteps[] = {
+    {steps::inspect, &StageTimes::sniff_ms},  {steps::decode_for_plan, &StageTimes::decode_ms},
+    {steps::trim, &StageTimes::transform_ms}, {steps::smart, &StageTimes::smart_ms},
+    {steps::plan, &StageTimes::transform_ms}, {crop, &StageTimes::transform_ms},
+    {resize, &StageTimes::transform_ms},      {orient, &StageTimes::transform_ms},
+    {filter, &StageTimes::transform_ms},      {encode_output, &StageTimes::encode_ms},
+};
+
+constexpr Step kDebugSteps[] = {
+    {steps::inspect, &StageTimes::sniff_ms},  {steps::decode_whole, &StageTimes::decode_ms},
+    {steps::trim, &StageTimes::transform_ms}, {steps::smart, &StageTimes::smart_ms},
+    {steps::plan, &StageTimes::transform_ms}, {draw_focal_points, &StageTimes::transform_ms},
+    {encode_plain, &StageTimes::encode_ms},
+};
 
 }  // namespace
 
 Result<Thumbnail> render(std::span<const std::uint8_t> original, const ThumbnailSpec& spec,
                          const RenderSettings& s, const RenderRequest& request) {
-  if (spec.debug) return render_debug(original, spec, s, request);
-  auto late = [&] { return request.deadline.passed(); };
-  Thumbnail thumb;
-  auto start = Clock::now();
-  Result<ImageInfo> info = inspect(original, s, request.header);
-  if (!info.ok()) return info.status();
-  thumb.source = *info;
-  Size shown =
-      info->swaps_axes() ? Size{info->height, info->width} : Size{info->width, info->height};
-  // Without trim the geometry is known from the header, before decoding (so the decode can be
-  // shrunk). trim() needs the pixels first: it is planned after the decode. smart/ only moves
-  // the crop, never resizes it, so the alignment plan's shrink factor holds for it too.
-  std::optional<Plan> plan;
-  if (!spec.trim) {
-    Result<Plan> planned =
-        make_plan(spec, shown, s.max_output_dimension, explicit_focal_points(spec));
-    if (!planned.ok()) return planned.status();
-    plan = *planned;
+  RenderContext context(original, spec, s, request);
+  if (spec.debug) {
+    context.plan_unbounded = true;
+    Status drawn = run_steps(context, kDebugSteps, "the image could not be drawn on");
+    if (!drawn.ok()) return drawn;
+    return std::move(context.thumb);
   }
-  thumb.times.sniff_ms = ms_since(start);
-  if (late()) return past_deadline();
-
-  // Decode once, at reduced scale when a JPEG is much larger than what survives of it.
-  start = Clock::now();
-  thumb.shrink_on_load = plan && info->format == ImageFormat::kJpeg
-                             ? shrink_on_load(plan->region.size(), plan->target, info->dc_eighth)
-                             : 1;
-  Result<cv::Mat> decoded =
-      decode_image(original, *info, thumb.shrink_on_load, decode_budget(s, request.deadline));
-  if (!decoded.ok()) return decoded.status();
-  thumb.times.decode_ms = ms_since(start);
-  if (late()) return past_deadline();
-
-  start = Clock::now();
-  cv::Mat img = *decoded;
-  int orientation = info->orientation;  // still to apply to `img`
-  try {
-    ThumbnailSpec planned_spec = spec;
-    if (spec.trim) {
-      apply_orientation(img, orientation);
-      orientation = 1;
-      const Rect trimmed = trim_box(img, *spec.trim).value_or(Rect{0, 0, img.cols, img.rows});
-      img = img(cv::Rect(trimmed.x, trimmed.y, trimmed.width, trimmed.height));
-      shown = trimmed.size();
-      planned_spec = shift_crop(spec, trimmed);
-    }
-    if (spec.smart) {
-      const auto smart_start = Clock::now();
-      FocalPointCache cache = request.focal_cache;
-      if (spec.trim) cache.key += "|" + spec.trim->text();  // points of the trimmed image
-      thumb.focal_points = find_focal_points(img, orientation, shown, s, cache);
-      thumb.times.smart_ms = ms_since(smart_start);
-      if (late()) return past_deadline();
-    }
-    for (const FocalPoint& p : explicit_focal_points(spec)) thumb.focal_points.push_back(p);
-    if (spec.trim || spec.smart) {
-      Result<Plan> planned =
-          make_plan(planned_spec, shown, s.max_output_dimension, thumb.focal_points);
-      if (!planned.ok()) return planned.status();
-      plan = *planned;
-    }
-    thumb.region = plan->region;
-    // Region of interest, in the decoded image's (stored, possibly reduced) coordinates.
-    const bool swaps = orientation >= 5;
-    const Rect stored = to_stored(plan->region, shown, orientation);
-    const double fx = static_cast<double>(img.cols) / (swaps ? shown.height : shown.width);
-    const double fy = static_cast<double>(img.rows) / (swaps ? shown.width : shown.height);
-    int x0 = std::clamp(static_cast<int>(std::lround(stored.x * fx)), 0, img.cols - 1);
-    int y0 = std::clamp(static_cast<int>(std::lround(stored.y * fy)), 0, img.rows - 1);
-    int x1 =
-        std::clamp(static_cast<int>(std::lround((stored.x + stored.width) * fx)), x0 + 1, img.cols);
-    int y1 = std::clamp(static_cast<int>(std::lround((stored.y + stored.height) * fy)), y0 + 1,
-                        img.rows);
-    img = img(cv::Range(y0, y1), cv::Range(x0, x1));
-
-    // Resize in stored orientation, then orient the (small) result.
-    cv::Size target(plan->target.width, plan->target.height);
-    if (swaps) std::swap(target.width, target.height);
-    if (img.size() != target) {
-      cv::Mat resized;
-      resize_image(img, resized, target);
-      img = resized;
-    }
-    apply_orientation(img, orientation);
-    if (plan->flip_horizontal && plan->flip_vertical) {
-      cv::flip(img, img, -1);
-    } else if (plan->flip_horizontal || plan->flip_vertical) {
-      cv::flip(img, img, plan->flip_horizontal ? 1 : 0);
-    }
-    if (late()) return past_deadline();
-    Result<WatermarkImages> marks =
-        decode_watermarks(spec, request.watermarks, s, request.deadline);
-    if (!marks.ok()) return marks.status();
-    apply_pixel_filters(img, spec.filters, plan->box.width, plan->box.height, &*marks);
-    if (!img.isContinuous()) img = img.clone();
-  } catch (const cv::Exception&) {
-    return Status(Code::kInternal, "the image could not be transformed");
-  }
-  thumb.times.transform_ms = ms_since(start);
-  if (late()) return past_deadline();
-
-  start = Clock::now();
-  thumb.format = output_format(spec, info->format, request.negotiated);
-  Result<std::string> bytes = encode(img, thumb.format, spec, s);
-  if (!bytes.ok()) return bytes.status();
-  thumb.bytes = std::move(bytes).value();
-  if (spec.max_bytes) {
-    Status fitted = fit_max_bytes(img, thumb.format, spec, s, request.deadline, thumb.bytes);
-    if (!fitted.ok()) return fitted;
-  }
-  thumb.size = {img.cols, img.rows};
-  thumb.times.encode_ms = ms_since(start);
-  return thumb;
+  Status made = run_steps(context, kThumbnailSteps, "the image could not be transformed");
+  if (!made.ok()) return made;
+  context.thumb.focal_points = std::move(context.focal_points);
+  return std::move(context.thumb);
 }
 
 void use_one_thread_per_render() {

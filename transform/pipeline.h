@@ -6,6 +6,8 @@
 //   → crop the region of interest (a view, no copy) → resize (premultiplied when there is alpha)
 //   → apply EXIF orientation and flips to the small result → encode.
 // Each step returns early when it has nothing to do. The source is decoded exactly once.
+// The steps are a list over one context (render_steps.h): the deadline check and the stage
+// timing are in the loop that runs them, and debug/ and meta/ share the leading steps.
 //
 // OpenCV exceptions never escape: they become Status values (415 for undecodable input, 500 for
 // encoder failures). Thread-safe: render() shares no state between calls; call
@@ -64,7 +66,8 @@ struct FocalPointCache {
   std::string key;
 };
 
-// Wall time spent in each stage, in milliseconds.
+// Wall time spent in each stage, in milliseconds; each step counts in one stage, so they add up
+// (smart_ms is face detection alone, transform_ms the rest between decode and encode).
 struct StageTimes {
   double sniff_ms = 0, decode_ms = 0, smart_ms = 0, transform_ms = 0, encode_ms = 0;
 };
@@ -99,9 +102,9 @@ struct RenderRequest {
   std::optional<ImageFormat> negotiated;  // the format chosen from Accept (auto-WebP)
   FocalPointCache focal_cache;
   WatermarkSources watermarks;
-  // The request's processing deadline: once it has passed, render() stops at its next step
-  // (after the header, the decode, smart detection, the resize, each max_bytes() encode) with
-  // Code::kOverloaded. One step is never interrupted.
+  // The request's processing deadline: once it has passed, render() stops before its next step
+  // (and between max_bytes() encodes) with Code::kOverloaded. JPEG and PNG decodes also stop
+  // inside, between scans and rows.
   Deadline deadline;
   // The original's header when it was read before (see inspect()).
   std::optional<ImageInfo> header;
