@@ -355,7 +355,7 @@ TEST_CASE("the request's deadline bounds the fetch: a slow origin is 504 at the 
   signing::UrlSigner signer({"k"}, false);
   cache::ResultCache results(1 << 20, 1, clock);
   OriginOptions options;
-  options.request_timeout = 300ms;
+  options.server.request_timeout_ms = 300;
   OriginService service(options, signer, {source, results, clock});
   const auto start = std::chrono::steady_clock::now();
   OriginResponse slow =

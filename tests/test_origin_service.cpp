@@ -43,9 +43,9 @@ struct Fixture {
     std::filesystem::create_symlink("photos/storm.jpg", root / "inside-link.jpg");
     source = std::make_unique<FileSource>(root.string(), 8 << 20);
     OriginOptions options;
-    options.auto_webp = auto_webp;
+    options.output.auto_webp = auto_webp;
     options.cache_control.max_age = 3600;
-    if (!keep_originals) options.original_cache_bytes = 0;
+    if (!keep_originals) options.original_cache.memory_bytes = 0;
     if (tune) tune(options);
     ServiceDependencies with(*source, results, clock);
     with.workers = &workers;
@@ -399,7 +399,7 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   CHECK(replica.counters().fetches == 0);
   // A replica with other output settings does not serve it: it makes its own and replaces it.
   OriginOptions lower;
-  lower.render.jpeg_quality = 40;
+  lower.output.jpeg_quality = 40;
   cache::ResultCache cold_too(1 << 20, 1, f.clock);
   OriginService changed(lower, f.signer, sharing(*f.source, cold_too));
   OriginResponse remade =
@@ -448,7 +448,7 @@ TEST_CASE("a kept original serves the photo's other sizes until its TTL passes")
   test::ShiftedClock clock;
   cache::ResultCache results(64 << 20, 1, clock);
   OriginOptions options;
-  options.original_ttl = std::chrono::seconds(60);
+  options.original_cache.ttl_s = 60;
   OriginService service(options, f.signer, {counting, results, clock});
   for (int size : {100, 120, 140}) {
     const std::string path = "fit-in/" + std::to_string(size) + "x100/photos/storm.jpg";
@@ -477,7 +477,7 @@ struct PresetFixture {
     REQUIRE(table.ok());
     OriginOptions options;
     options.presets = std::move(table).value();
-    options.only_presets = only_presets;
+    options.security.only_presets = only_presets;
     service = std::make_unique<OriginService>(options, f.signer,
                                               ServiceDependencies(*f.source, results, f.clock));
   }
@@ -581,7 +581,7 @@ TEST_CASE("security.signature_header: a signature moved out of the path into a h
   Fixture f;
   cache::ResultCache results(64 << 20, 1, f.clock);
   OriginOptions options;
-  options.signature_header = "X-Thimble-Signature";
+  options.security.signature_header = "X-Thimble-Signature";
   OriginService service(options, f.signer, {*f.source, results, f.clock});
   const std::string signed_url = f.signer.sign("fit-in/100x100/photos/storm.jpg");
   const std::string signature = signed_url.substr(1, signed_url.find('/', 1) - 1);
@@ -607,8 +607,8 @@ TEST_CASE("security.signature_header: a signature moved out of the path into a h
 TEST_CASE(
     "limits: long URLs are 414, costly filters 400, both short-cached, and others still serve") {
   Fixture f(false, true, [](OriginOptions& o) {
-    o.max_url_bytes = 200;
-    o.spec_limits.max_blur_radius = 10;
+    o.limits.max_url_bytes = 200;
+    o.limits.max_blur_radius = 10;
   });
   const std::string image = "photos/storm.jpg";
   OriginResponse fits = f.get("fit-in/100x100/" + image);
@@ -627,7 +627,7 @@ TEST_CASE(
 
 TEST_CASE("a request past its processing deadline is 503 with Retry-After, never cached") {
   Fixture f(false, true,
-            [](OriginOptions& o) { o.request_timeout = std::chrono::milliseconds(1); });
+            [](OriginOptions& o) { o.server.request_timeout_ms = 1; });
   // Fetching and decoding a 2.3 MP PNG outlasts a 1 ms deadline.
   OriginResponse r = f.get("fit-in/300x200/gulp.png");
   CHECK(r.status == 503);

@@ -24,6 +24,7 @@
 
 #include "conf/base/deadline.h"
 #include "conf/base/status.h"
+#include "conf/config.h"
 #include "transform/plan.h"
 #include "transform/sniff.h"
 #include "transform/spec.h"
@@ -34,20 +35,14 @@ class Mat;
 
 namespace thimble::transform {
 
-struct RenderSettings {
-  std::uint64_t max_source_pixels = 100'000'000;  // refused (413) from the header when above
-  int max_source_dimension = 30000;               // either side; 413 when above
-  int max_output_dimension = 6000;                // either side; 400 when above
-  // A decoder's working memory (a progressive JPEG's coefficients); 413 when above; 0 = none.
-  std::uint64_t max_decoder_memory_bytes = 512ull << 20;
-  int max_jpeg_scans = 100;         // progressive JPEG scans; 415 when above
-  bool respect_orientation = true;  // apply EXIF orientation
-  int jpeg_quality = 80;            // when the URL has no quality()
-  bool jpeg_progressive = true;
-  int webp_quality = 80;    // when the URL has no quality()
-  int png_compression = 6;  // zlib level 0-9
-  // Haar cascade for smart/ face detection; empty or unreadable = corner features only.
-  std::string face_cascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt.xml";
+// What render() reads from the configuration: the `limits`, `output` and `smart` sections as
+// they are (conf/config.h writes their defaults, once). render() reads the source and output
+// limits, the output settings and the face cascade; the rest is for the service.
+struct RenderSettings : conf::LimitsConfig, conf::OutputConfig, conf::SmartConfig {
+  RenderSettings() = default;
+  RenderSettings(const conf::LimitsConfig& limits, const conf::OutputConfig& output,
+                 const conf::SmartConfig& smart)
+      : conf::LimitsConfig(limits), conf::OutputConfig(output), conf::SmartConfig(smart) {}
 };
 
 // Remembers smart-detection results per original, so the second size of one photo does not

@@ -6,17 +6,14 @@
 #include <string_view>
 
 #include "conf/base/status.h"
+#include "conf/config.h"
 
 namespace thimble::transform {
 
-struct SpecLimits {
-  int max_filters = 32;                // pixel filters in one URL
-  int max_blur_radius = 150;           // blur(radius)
-  int max_convolution_size = 15;       // convolution(): rows and columns of the matrix
-  int max_round_corner_radius = 1000;  // round_corner(): each radius
-  int max_watermarks = 5;              // watermark() calls
-  int min_max_bytes = 1024;            // max_bytes(): the smallest target accepted
-};
+// The `limits` section as it is (conf/config.h writes its defaults): a URL is held to
+// max_filters, max_blur_radius, max_convolution_size, max_round_corner_radius, max_watermarks and
+// min_max_bytes.
+using SpecLimits = conf::LimitsConfig;
 
 // The 400 for `what` over `limit`: "<what> is limited to <limit> on this server".
 inline Status over_limit(std::string_view what, int limit) {

@@ -7,16 +7,16 @@ OriginService::OriginService(OriginOptions options, signing::UrlSigner signer,
     : clock_(*with.clock),
       workers_(with.workers),
       resolver_(with.metrics),
-      originals_(*with.source, *with.clock, with.metrics,
-                 {.memory_bytes = options.original_cache_bytes, .remembered_not_found = 10000}),
-      thumbnails_({.originals = &originals_,
-                   .results = with.results,
-                   .clock = with.clock,
-                   .store = with.store,
-                   .defer = std::move(with.defer),
-                   .store_unsafe = with.store_unsafe,
-                   .metrics = with.metrics,
-                   .remembered_originals = options.remembered_originals}) {
+      originals_(*with.source, *with.clock, with.metrics, options.original_cache),
+      thumbnails_(
+          {.originals = &originals_,
+           .results = with.results,
+           .clock = with.clock,
+           .store = with.store,
+           .defer = std::move(with.defer),
+           .store_unsafe = with.store_unsafe,
+           .metrics = with.metrics,
+           .remembered_originals = static_cast<std::size_t>(options.smart.remembered_originals)}) {
   settings_.store(ServiceSettings::make(std::move(options), std::move(signer)));
 }
 
@@ -47,7 +47,8 @@ void OriginService::submit(const OriginRequest& request, Completion done) const 
                       job.settings->options.cache_control));
     return;
   }
-  job.deadline = Deadline::after(clock_, job.settings->options.request_timeout);
+  job.deadline = Deadline::after(
+      clock_, std::chrono::milliseconds(job.settings->options.server.request_timeout_ms));
   // A storm of identical requests parks on the first: no worker, no place in the queue.
   auto label = [route = job.route, key = job.spec.image](OriginResponse response) {
     response.route = route;

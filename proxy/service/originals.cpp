@@ -15,12 +15,13 @@ FetchedOriginal FetchedOriginal::from(Result<SourceObject> fetched) {
   return original;
 }
 
-Originals::Originals(Source& source, const Clock& clock, Metrics* metrics, Options options)
+Originals::Originals(Source& source, const Clock& clock, Metrics* metrics,
+                     const conf::OriginalCacheConfig& kept)
     : source_(source),
       clock_(clock),
       metrics_(metrics),
-      kept_(options.memory_bytes, 8, clock),
-      not_found_(options.remembered_not_found) {}
+      kept_(kept.memory_bytes, 8, clock),
+      not_found_(kRememberedNotFound) {}
 
 Result<SourceObject> Originals::fetch(const std::string& key, const FetchConditions& conditions,
                                       WorkTimes* times) const {

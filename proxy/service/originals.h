@@ -19,6 +19,7 @@
 #include "cache/single_flight.h"
 #include "conf/base/clock.h"
 #include "conf/base/deadline.h"
+#include "conf/config.h"
 #include "proxy/common/metrics.h"
 #include "proxy/service/exchange.h"
 #include "proxy/sources/source.h"
@@ -51,13 +52,13 @@ struct Marks {
 
 class Originals {
  public:
-  struct Options {
-    std::uint64_t memory_bytes = 64ull << 20;  // originals kept for their other sizes; 0 = none
-    std::size_t remembered_not_found = 10000;  // keys whose 404 is remembered
-  };
+  // Keys whose 404 is remembered at most.
+  static constexpr std::size_t kRememberedNotFound = 10000;
 
-  // `source`, `clock` and `metrics` (may be null: no metrics) must outlive this.
-  Originals(Source& source, const Clock& clock, Metrics* metrics, Options options);
+  // `source`, `clock` and `metrics` (may be null: no metrics) must outlive this. `kept` sizes the
+  // memory of originals (original_cache.memory_bytes; 0 = none).
+  Originals(Source& source, const Clock& clock, Metrics* metrics,
+            const conf::OriginalCacheConfig& kept);
 
   // One request to the source, counted and timed (into `times` when given).
   Result<SourceObject> fetch(const std::string& key, const FetchConditions& conditions,

@@ -57,7 +57,7 @@ Resolver::Wanted Resolver::wanted(const OriginRequest& request,
       auto expansion = options.presets.expand(*signed_part, true);
       if (!expansion.ok()) return out.spec = expansion.status(), out;
       expanded = std::move(expansion).value();
-    } else if (options.only_presets) {
+    } else if (options.security.only_presets) {
       out.spec =
           Status(Code::kBadSignature, "this server only serves presets (preset:NAME/<image>)");
       return out;
@@ -72,7 +72,7 @@ Resolver::Wanted Resolver::wanted(const OriginRequest& request,
       out.spec = only;
   }
   if (out.spec.ok()) {
-    if (Status within = transform::check_limits(*out.spec, options.spec_limits); !within.ok())
+    if (Status within = transform::check_limits(*out.spec, options.limits); !within.ok())
       out.spec = within;
   }
   return out;
@@ -89,10 +89,10 @@ std::variant<OriginResponse, Job> Resolver::resolve(const OriginRequest& request
   if (std::optional<OriginResponse> fixed = fixed_route(request, draining, *settings)) {
     return std::move(*fixed);
   }
-  if (request.path.size() > settings->options.max_url_bytes) {
+  if (request.path.size() > static_cast<std::size_t>(settings->options.limits.max_url_bytes)) {
     return error_answer(
-        {Code::kUriTooLong,
-         "the URL is longer than " + std::to_string(settings->options.max_url_bytes) + " bytes"},
+        {Code::kUriTooLong, "the URL is longer than " +
+                                std::to_string(settings->options.limits.max_url_bytes) + " bytes"},
         Route::kThumbnail, cache_control);
   }
   Wanted asked = wanted(request, *settings);
@@ -104,7 +104,7 @@ std::variant<OriginResponse, Job> Resolver::resolve(const OriginRequest& request
 
   Job job;
   job.route = asked.preset ? Route::kPreset : spec.meta ? Route::kMeta : Route::kThumbnail;
-  job.vary_accept = settings->options.auto_webp && !spec.format;
+  job.vary_accept = settings->options.output.auto_webp && !spec.format;
   if (job.vary_accept && accepts_webp(request.header("accept")))
     job.negotiated = transform::ImageFormat::kWebp;
   job.cache_key = spec.canonical() + "|" + spec.image + "|" +

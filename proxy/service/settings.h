@@ -18,24 +18,26 @@
 
 namespace thimble::proxy {
 
+// The sections of the configuration the service reads, as they are: conf/config.h writes every
+// default, once.
 struct OriginOptions {
-  conf::CacheControlConfig cache_control;
-  transform::RenderSettings render;
-  bool auto_webp = false;
-  std::chrono::milliseconds request_timeout{30000};  // the processing deadline
-  std::size_t max_url_bytes = 8192;                  // longer request paths → 414
-  transform::SpecLimits spec_limits;
-  std::size_t remembered_originals = 10000;  // smart/ focal points kept per original version
-  std::chrono::seconds not_found_ttl{10};    // how long a source's 404 is believed; 0 = never
-  std::uint64_t original_cache_bytes = 64ull << 20;  // originals kept for their other sizes
-  std::chrono::seconds original_ttl{60};             // how long a kept original is used
-  PresetTable presets;
-  bool only_presets = false;  // refuse URLs that do not name a preset
-  // A request header that may carry the signature of a path that has none; "" = never.
-  std::string signature_header;
+  conf::ServerConfig server;                 // request_timeout_ms: the processing deadline
+  conf::SecurityConfig security;             // only_presets, signature_header (keys: the signer)
+  conf::LimitsConfig limits;                 // URL, source and output limits
+  conf::OutputConfig output;                 // encoder settings, auto_webp
+  conf::CacheControlConfig cache_control;    // lifetimes told to the CDN
+  conf::ResultCacheConfig result_cache;      // not_found_ttl_s
+  conf::OriginalCacheConfig original_cache;  // kept originals: memory_bytes, ttl_s
+  conf::SmartConfig smart;                   // face cascade, remembered_originals
+  PresetTable presets;                       // the `presets` section, parsed
 
   // Fails when a preset's options do not parse.
   static Result<OriginOptions> from(const conf::Config& config);
+
+  // How long a source's 404 is believed: result_cache.not_found_ttl_s, never longer than the CDN
+  // is told to keep it (once its error_max_age is over, the CDN's next request must see an
+  // original uploaded since).
+  std::chrono::seconds not_found_ttl() const;
 };
 
 struct ServiceSettings {
@@ -43,8 +45,9 @@ struct ServiceSettings {
   signing::UrlSigner signer;
   EntityTags etags;         // made from the signer's keys
   std::string fingerprint;  // the output settings that change a thumbnail's bytes
-  // options.signature_header lower-cased, as OriginRequest::header() looks it up.
+  // security.signature_header lower-cased, as OriginRequest::header() looks it up.
   std::string signature_field;
+  transform::RenderSettings render;  // the limits, output and smart sections, for render()
 
   static std::shared_ptr<const ServiceSettings> make(OriginOptions options,
                                                      signing::UrlSigner signer);

@@ -158,9 +158,10 @@ Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
   }
   if (!original) {
     const OriginOptions& options = job.settings->options;
-    original =
-        originals_.get(job.spec.image, job.deadline,
-                       {.kept = options.original_ttl, .not_found = options.not_found_ttl}, times);
+    original = originals_.get(job.spec.image, job.deadline,
+                              {.kept = std::chrono::seconds(options.original_cache.ttl_s),
+                               .not_found = options.not_found_ttl()},
+                              times);
   }
   if (!original->object.ok()) return original->object.status();
   const std::string etag =
@@ -195,7 +196,7 @@ Thumbnails::Produced Thumbnails::render(const Job& job, const Marks& marks,
   request.header = original.header;
   ++renders_count_;
   auto result = std::make_shared<cache::CachedResult>();
-  const transform::RenderSettings& settings = job.settings->options.render;
+  const transform::RenderSettings& settings = job.settings->render;
   if (job.spec.meta) {
     // meta/: the JSON description, from the header alone.
     Result<std::string> json = transform::describe(bytes, job.spec, settings, request);

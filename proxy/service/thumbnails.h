@@ -41,9 +41,10 @@ class Thumbnails {
     cache::ResultStore* store = nullptr;
     // Runs a task later, off an answer's path (the result-storage writes). Empty: at once.
     std::function<void(std::function<void()>)> defer;
-    bool store_unsafe = false;                 // results of unsigned /unsafe/ URLs are stored too
-    Metrics* metrics = nullptr;                // stage durations; null: none
-    std::size_t remembered_originals = 10000;  // original versions whose focal points are kept
+    bool store_unsafe = false;   // results of unsigned /unsafe/ URLs are stored too
+    Metrics* metrics = nullptr;  // stage durations; null: none
+    // Original versions whose focal points are kept (smart.remembered_originals).
+    std::size_t remembered_originals = 0;
   };
   explicit Thumbnails(Dependencies with);
 
