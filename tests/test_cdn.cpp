@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "http_client.h"
+#include "nginx_server.h"
 #include "support.h"
 #include "thimble_process.h"
 
@@ -26,77 +27,6 @@ using thimble::test::Reply;
 using thimble::test::ThimbleProcess;
 
 namespace {
-
-constexpr const char* kNginx = "/usr/sbin/nginx";
-
-// nginx started in the foreground with one recipe from conf/nginx, in its own temporary folder.
-class Nginx {
- public:
-  // `replacements`: exact strings of the recipe → their values for this test; each must occur.
-  Nginx(const std::string& recipe, const std::map<std::string, std::string>& replacements)
-      : port_(test::free_port()) {
-    REQUIRE_MESSAGE(std::filesystem::exists(kNginx),
-                    "nginx is not installed (Debian: nginx-light)");
-    std::string text = test::read_file(std::string(THIMBLE_SOURCE_DIR "/conf/nginx/") + recipe);
-    std::map<std::string, std::string> all = replacements;
-    all[listen_address(recipe)] = "127.0.0.1:" + std::to_string(port_);
-    for (const auto& [from, to] : all) {
-      const std::size_t at = text.find(from);
-      REQUIRE_MESSAGE(at != std::string::npos, recipe << " no longer contains " << from);
-      text.replace(at, from.size(), to);
-    }
-    const std::filesystem::path dir = dir_.path();
-    test::write_file(dir / "recipe.conf", text);
-    std::string temp_paths;
-    for (const char* kind : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
-      temp_paths += std::string("    ") + kind + "_temp_path " + (dir / kind).string() + ";\n";
-    }
-    test::write_file(dir / "nginx.conf", std::string(geteuid() == 0 ? "user root;\n" : "") +
-                                             "daemon off;\nworker_processes 1;\n"
-                                             "pid " +
-                                             (dir / "nginx.pid").string() +
-                                             ";\n"
-                                             "error_log " +
-                                             (dir / "error.log").string() +
-                                             " warn;\n"
-                                             "events { worker_connections 256; }\n"
-                                             "http {\n"
-                                             "    include /etc/nginx/mime.types;\n"
-                                             "    access_log " +
-                                             (dir / "access.log").string() + ";\n" + temp_paths +
-                                             "    include " + (dir / "recipe.conf").string() +
-                                             ";\n}\n");
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      const std::string prefix = dir.string() + "/";
-      const std::string config = (dir / "nginx.conf").string();
-      execl(kNginx, "nginx", "-p", prefix.c_str(), "-c", config.c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {
-      std::this_thread::sleep_for(20ms);
-      if (test::http_call("GET", base() + "/healthz").status != 0) return;
-    }
-    FAIL("nginx did not start: " << test::read_file(dir / "error.log"));
-  }
-  ~Nginx() {
-    kill(pid_, SIGQUIT);  // graceful
-    waitpid(pid_, nullptr, 0);
-  }
-  Nginx(const Nginx&) = delete;
-  Nginx& operator=(const Nginx&) = delete;
-
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  static std::string listen_address(const std::string& recipe) {
-    return recipe == "thimble-cache.conf" ? "127.0.0.1:8080" : "127.0.0.1:8081";
-  }
-  test::TempDir dir_;
-  int port_;
-  pid_t pid_ = -1;
-};
 
 // What Thimble itself answered so far on the thumbnail route with `status`.
 double thimble_answers(const ThimbleProcess& thimble, int status) {
@@ -116,9 +46,9 @@ struct CacheStack {
   ThimbleProcess thimble{"{host: 127.0.0.1, workers: 2}", "output: {auto_webp: true}\n",
                          "{max_age: 600, error_max_age: 2}"};
   test::TempDir cache_dir;
-  Nginx nginx{"thimble-cache.conf",
-              {{"/var/cache/nginx/thimble", (cache_dir.path() / "cache").string()},
-               {"127.0.0.1:8888", "127.0.0.1:" + std::to_string(thimble.port())}}};
+  test::Nginx nginx{test::nginx_recipe(
+      "thimble-cache.conf", {{"/var/cache/nginx/thimble", (cache_dir.path() / "cache").string()},
+                             {"127.0.0.1:8888", "127.0.0.1:" + std::to_string(thimble.port())}})};
 };
 
 }  // namespace
@@ -229,9 +159,10 @@ TEST_CASE(
                          "output: {auto_webp: true}\n"
                          "result_storage: {type: directory, directory: results}\n");
   const std::filesystem::path results = thimble.directory() / "results";
-  Nginx nginx("thimble-result-storage.conf",
-              {{"/var/lib/thimble/results", results.string()},
-               {"127.0.0.1:8888", "127.0.0.1:" + std::to_string(thimble.port())}});
+  test::Nginx nginx(
+      test::nginx_recipe("thimble-result-storage.conf",
+                         {{"/var/lib/thimble/results", results.string()},
+                          {"127.0.0.1:8888", "127.0.0.1:" + std::to_string(thimble.port())}}));
   Client client;
   const std::string path = path_of(thimble, "fit-in/300x200/photos/storm.jpg");
   auto wait_for = [](const std::filesystem::path& file) {
