@@ -80,8 +80,8 @@ struct Exchange {
 
 void finish(const Exchange& exchange, const OriginResponse& response) {
   std::string head =
-      serialize_head(response, exchange.head_only, exchange.keep_alive,
-                     http_date(std::chrono::system_clock::now()), exchange.request_id);
+      serialize_head(response, exchange.keep_alive, http_date(std::chrono::system_clock::now()),
+                     exchange.request_id);
   // Counted before the bytes leave, so a client that has its answer also finds it in /metrics.
   const std::chrono::duration<double> took = SteadyClock::now() - exchange.started;
   if (exchange.metrics) {
@@ -242,9 +242,8 @@ std::string request_id_for(std::string_view offered) {
   return id;
 }
 
-std::string serialize_head(const OriginResponse& response, bool head_only, bool keep_alive,
-                           std::string_view date, std::string_view request_id) {
-  (void)head_only;  // HEAD carries the real Content-Length; the body is simply not sent
+std::string serialize_head(const OriginResponse& response, bool keep_alive, std::string_view date,
+                           std::string_view request_id) {
   std::string out;
   out.reserve(512);
   out += "HTTP/1.1 " + std::to_string(response.status) + " ";

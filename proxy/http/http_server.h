@@ -60,9 +60,9 @@ class HttpServer {
 
 // The head of an HTTP/1.1 response: status line, Date, the response's headers (any whose value
 // holds CR, LF or NUL is dropped), X-Request-Id (unless `request_id` is empty), Content-Length
-// (the body's, also for HEAD; none for 304) and Connection. The body follows unless `head_only`.
-std::string serialize_head(const OriginResponse& response, bool head_only, bool keep_alive,
-                           std::string_view date, std::string_view request_id = {});
+// (the body's, also for HEAD, whose body is then not sent; none for 304) and Connection.
+std::string serialize_head(const OriginResponse& response, bool keep_alive, std::string_view date,
+                           std::string_view request_id = {});
 
 // Resizes the accept queue of this process's listening sockets on `port` to `backlog` connections
 // (the kernel caps it at net.core.somaxconn) by calling listen() on them again; returns how many
