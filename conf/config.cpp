@@ -294,6 +294,7 @@ std::vector<Field> schema(Config& c) {
       integer("output.png_compression", c.output.png_compression, 0, 9),
       boolean("output.auto_webp", c.output.auto_webp),
       boolean("output.respect_orientation", c.output.respect_orientation),
+      choice("output.color_management", c.output.color_management, {"srgb", "ignore"}),
       integer("cache_control.max_age", c.cache_control.max_age, 0, kMaxInt),
       integer("cache_control.s_maxage", c.cache_control.s_maxage, -1, kMaxInt),
       integer("cache_control.stale_while_revalidate", c.cache_control.stale_while_revalidate, -1,

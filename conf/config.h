@@ -162,6 +162,9 @@ struct OutputConfig {
   int png_compression = 6;          // output.png_compression: 0-9
   bool auto_webp = false;           // output.auto_webp: WebP when Accept allows, with Vary: Accept
   bool respect_orientation = true;  // output.respect_orientation: apply EXIF orientation
+  // output.color_management: `srgb` converts an embedded ICC profile's colours to sRGB (what
+  // browsers assume); `ignore` leaves the decoded values as they are.
+  std::string color_management = "srgb";
 };
 
 struct CacheControlConfig {

@@ -14,9 +14,10 @@
 namespace thimble::test {
 
 // `image` is 8-bit BGR, grey, or 4-channel values stored as CMYK (written with an Adobe marker,
-// as Photoshop does). `full_chroma`: 4:4:4 instead of libjpeg's default 4:2:0.
+// as Photoshop does). `full_chroma`: 4:4:4 instead of libjpeg's default 4:2:0. `icc`: an ICC
+// profile to embed (APP2 segments), none when empty.
 inline std::string write_jpeg(const cv::Mat& image, int quality = 90, bool progressive = false,
-                              bool full_chroma = false) {
+                              bool full_chroma = false, const std::string& icc = {}) {
   jpeg_compress_struct info{};
   jpeg_error_mgr errors{};
   info.err = jpeg_std_error(&errors);
@@ -40,6 +41,10 @@ inline std::string write_jpeg(const cv::Mat& image, int quality = 90, bool progr
   }
   if (progressive) jpeg_simple_progression(&info);
   jpeg_start_compress(&info, TRUE);
+  if (!icc.empty()) {
+    jpeg_write_icc_profile(&info, reinterpret_cast<const JOCTET*>(icc.data()),
+                           static_cast<unsigned int>(icc.size()));
+  }
   while (info.next_scanline < info.image_height) {
     JSAMPROW rows[1] = {
         const_cast<JSAMPROW>(image.ptr<std::uint8_t>(static_cast<int>(info.next_scanline)))};

@@ -1,5 +1,6 @@
 // transform/pipeline: real photographs in, thumbnails out; properties measured on the pixels.
 #include <doctest/doctest.h>
+#include <lcms2.h>
 #include <zlib.h>
 
 #include <array>
@@ -757,4 +758,147 @@ TEST_CASE("a decode stops at its deadline, after too many scans, or over its mem
   CHECK(decode_image(test::as_bytes(png), *sniff(test::as_bytes(png)), 1, late).status().code() ==
         Code::kOverloaded);
   CHECK(decode_image(test::as_bytes(png), *sniff(test::as_bytes(png)), 1).ok());
+}
+
+namespace {
+
+// A Display P3 profile made with LittleCMS: P3 primaries, D65 white, the sRGB tone curve.
+std::string display_p3_profile() {
+  const cmsCIExyY d65 = {0.3127, 0.3290, 1.0};
+  const cmsCIExyYTRIPLE p3 = {{0.680, 0.320, 1.0}, {0.265, 0.690, 1.0}, {0.150, 0.060, 1.0}};
+  const double srgb_curve[5] = {2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045};
+  cmsToneCurve* curve = cmsBuildParametricToneCurve(nullptr, 4, srgb_curve);
+  cmsToneCurve* curves[3] = {curve, curve, curve};
+  cmsHPROFILE profile = cmsCreateRGBProfile(&d65, &p3, curves);
+  cmsUInt32Number size = 0;
+  cmsSaveProfileToMem(profile, nullptr, &size);
+  std::string bytes(size, '\0');
+  cmsSaveProfileToMem(profile, bytes.data(), &size);
+  cmsCloseProfile(profile);
+  cmsFreeToneCurve(curve);
+  return bytes;
+}
+
+// `bgr` (sRGB) expressed in `profile`: what a P3 camera stores for the same colours.
+cv::Mat in_profile(const cv::Mat& bgr, const std::string& profile) {
+  cmsHPROFILE srgb = cmsCreate_sRGBProfile();
+  cmsHPROFILE target =
+      cmsOpenProfileFromMem(profile.data(), static_cast<cmsUInt32Number>(profile.size()));
+  cmsHTRANSFORM t = cmsCreateTransform(srgb, TYPE_BGR_8, target, TYPE_BGR_8, INTENT_PERCEPTUAL, 0);
+  cv::Mat out = bgr.clone();
+  cmsDoTransform(t, out.data, out.data, static_cast<cmsUInt32Number>(out.total()));
+  cmsDeleteTransform(t);
+  cmsCloseProfile(target);
+  cmsCloseProfile(srgb);
+  return out;
+}
+
+double mean_difference(const std::string& a, const std::string& b) {
+  cv::Mat x = cv::imdecode(std::vector<uchar>(a.begin(), a.end()), cv::IMREAD_COLOR);
+  cv::Mat y = cv::imdecode(std::vector<uchar>(b.begin(), b.end()), cv::IMREAD_COLOR);
+  REQUIRE(x.size() == y.size());
+  const cv::Scalar m =
+      cv::mean(cv::abs(cv::Mat(x) - cv::Mat(y)) + cv::abs(cv::Mat(y) - cv::Mat(x)));
+  return (m[0] + m[1] + m[2]) / 3;
+}
+
+// The PNG rows (filter byte 0, then RGB) of a BGR image.
+std::string png_rows(const cv::Mat& bgr) {
+  std::string rows;
+  for (int y = 0; y < bgr.rows; ++y) {
+    rows += '\0';
+    for (int x = 0; x < bgr.cols; ++x) {
+      const cv::Vec3b p = bgr.at<cv::Vec3b>(y, x);
+      rows += static_cast<char>(p[2]);
+      rows += static_cast<char>(p[1]);
+      rows += static_cast<char>(p[0]);
+    }
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "an embedded Display P3 profile is converted to sRGB: the thumbnail matches the sRGB one") {
+  cv::Mat photo =
+      cv::imread(test::corpus("large/sunset_by_Aitzol_Berasategi.jpg"), cv::IMREAD_COLOR);
+  REQUIRE_FALSE(photo.empty());
+  cv::resize(photo, photo, cv::Size(800, 800 * photo.rows / photo.cols), 0, 0, cv::INTER_AREA);
+  const std::string p3 = display_p3_profile();
+  const cv::Mat stored = in_profile(photo, p3);
+  RenderSettings managed;
+  RenderSettings ignored;
+  ignored.color_management = "ignore";
+  const auto thumb = [](const std::string& bytes, const RenderSettings& s) {
+    Result<Thumbnail> t = render_bytes(bytes, "fit-in/300x300/filters:format(png)", s);
+    REQUIRE(t.ok());
+    return t->bytes;
+  };
+  const std::string reference = thumb(test::write_jpeg(photo, 95), managed);
+
+  // JPEG with APP2 ICC segments.
+  const std::string jpeg = test::write_jpeg(stored, 95, false, false, p3);
+  const double converted = mean_difference(thumb(jpeg, managed), reference);
+  const double left_alone = mean_difference(thumb(jpeg, ignored), reference);
+  MESSAGE("P3 JPEG, mean difference from the sRGB thumbnail: " << converted << " converted, "
+                                                               << left_alone << " ignored");
+  CHECK(converted < 2.5);
+  CHECK(left_alone > 2 * converted);
+
+  // PNG with an iCCP chunk.
+  const std::string iccp =
+      test::png_chunk("iCCP", std::string("P3\0\0", 4) + test::zlib_compress(p3));
+  const std::string png = test::png_file(stored.cols, stored.rows, 2, 8, png_rows(stored), iccp);
+  const std::string png_reference =
+      thumb(test::png_file(photo.cols, photo.rows, 2, 8, png_rows(photo)), managed);
+  CHECK(mean_difference(thumb(png, managed), png_reference) < 2.5);
+  CHECK(mean_difference(thumb(png, ignored), png_reference) >
+        2 * mean_difference(thumb(png, managed), png_reference));
+}
+
+TEST_CASE(
+    "a malformed, truncated or non-RGB colour profile is ignored with a note, never an error") {
+  const cv::Mat photo = cv::imread(test::corpus("medium/mate_Storm.jpg"), cv::IMREAD_COLOR);
+  REQUIRE_FALSE(photo.empty());
+  cv::Mat small;
+  cv::resize(photo, small, cv::Size(400, 300));
+  cmsHPROFILE grey = cmsCreateGrayProfile(cmsD50_xyY(), cmsBuildGamma(nullptr, 2.2));
+  cmsUInt32Number size = 0;
+  cmsSaveProfileToMem(grey, nullptr, &size);
+  std::string grey_bytes(size, '\0');
+  cmsSaveProfileToMem(grey, grey_bytes.data(), &size);
+  cmsCloseProfile(grey);
+  const std::string p3 = display_p3_profile();
+  for (const std::string& profile :
+       {std::string("not a profile at all"), p3.substr(0, p3.size() / 2), grey_bytes,
+        std::string(200000, '\xff')}) {
+    Result<Thumbnail> t =
+        render_bytes(test::write_jpeg(small, 90, false, false, profile), "fit-in/100x100");
+    REQUIRE(t.ok());
+    CHECK(t->size.width == 100);
+    REQUIRE(t->notes.size() == 1);
+    CHECK(t->notes[0].find("profile") != std::string::npos);
+  }
+  // A PNG whose iCCP chunk inflates far beyond any profile is read no further than the limit.
+  cv::Mat rgb_rows(4, 4, CV_8UC3, cv::Scalar(10, 20, 30));
+  const std::string bomb = test::png_chunk(
+      "iCCP", std::string("x\0\0", 3) + test::zlib_compress(std::string(64 << 20, '\0')));
+  Result<Thumbnail> bombed =
+      render_bytes(test::png_file(4, 4, 2, 8, png_rows(rgb_rows), bomb), "fit-in/2x2");
+  REQUIRE(bombed.ok());
+  CHECK(bombed->notes.empty());  // no profile at all: nothing was converted
+  // An sRGB profile, as most web images carry, changes nothing and costs nothing.
+  cmsHPROFILE srgb = cmsCreate_sRGBProfile();
+  size = 0;
+  cmsSaveProfileToMem(srgb, nullptr, &size);
+  std::string srgb_bytes(size, '\0');
+  cmsSaveProfileToMem(srgb, srgb_bytes.data(), &size);
+  cmsCloseProfile(srgb);
+  CHECK(render_bytes(test::write_jpeg(small, 90, false, false, srgb_bytes), "fit-in/100x100")
+            ->bytes == render_bytes(test::write_jpeg(small, 90), "fit-in/100x100")->bytes);
+  // Without a profile, or with a usable one, nothing to say.
+  CHECK(render_bytes(test::write_jpeg(small, 90), "fit-in/100x100")->notes.empty());
+  CHECK(
+      render_bytes(test::write_jpeg(small, 90, false, false, p3), "fit-in/100x100")->notes.empty());
 }

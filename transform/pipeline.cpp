@@ -12,6 +12,7 @@
 
 #include "transform/decode.h"
 #include "transform/filters.h"
+#include "transform/icc.h"
 #include "transform/render_steps.h"
 #include "transform/resize.h"
 #include "transform/smart.h"
@@ -255,6 +256,17 @@ Status orient(RenderContext& c) {
   return Status::Ok();
 }
 
+// The thumbnail's colours in sRGB, from the original's embedded profile (on the small image).
+Status manage_colour(RenderContext& c) {
+  if (c.settings.color_management != "srgb") return Status::Ok();
+  std::optional<std::string> profile = embedded_icc_profile(c.original, c.info.format);
+  if (!profile) return Status::Ok();
+  if (std::string ignored = convert_to_srgb(c.image, *profile); !ignored.empty()) {
+    c.thumb.notes.push_back(ignored + "; its colours are left as decoded");
+  }
+  return Status::Ok();
+}
+
 Status filter(RenderContext& c) {
   Result<WatermarkImages> marks =
       decode_watermarks(c.spec, c.request.watermarks, c.settings, c.request.deadline);
@@ -315,11 +327,12 @@ Status encode_plain(RenderContext& c) {
 }
 
 constexpr Step kThumbnailSteps[] = {
-    {steps::inspect, &StageTimes::sniff_ms},  {steps::decode_for_plan, &StageTimes::decode_ms},
-    {steps::trim, &StageTimes::transform_ms}, {steps::smart, &StageTimes::smart_ms},
-    {steps::plan, &StageTimes::transform_ms}, {crop, &StageTimes::transform_ms},
-    {resize, &StageTimes::transform_ms},      {orient, &StageTimes::transform_ms},
-    {filter, &StageTimes::transform_ms},      {encode_output, &StageTimes::encode_ms},
+    {steps::inspect, &StageTimes::sniff_ms},    {steps::decode_for_plan, &StageTimes::decode_ms},
+    {steps::trim, &StageTimes::transform_ms},   {steps::smart, &StageTimes::smart_ms},
+    {steps::plan, &StageTimes::transform_ms},   {crop, &StageTimes::transform_ms},
+    {resize, &StageTimes::transform_ms},        {orient, &StageTimes::transform_ms},
+    {manage_colour, &StageTimes::transform_ms}, {filter, &StageTimes::transform_ms},
+    {encode_output, &StageTimes::encode_ms},
 };
 
 constexpr Step kDebugSteps[] = {

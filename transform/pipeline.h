@@ -76,6 +76,9 @@ struct Thumbnail {
   std::vector<FocalPoint> focal_points;  // those that decided a smart crop
   Rect region;                           // the part of the (shown) source that was kept
   StageTimes times;
+  // What the render chose to ignore and the operator may want to know (a malformed colour
+  // profile, say), for the log; never an error.
+  std::vector<std::string> notes;
 };
 
 // The output format: format() in the URL, else the one negotiated from Accept (auto-WebP), else

@@ -1,5 +1,6 @@
 #include "proxy/service/thumbnails.h"
 
+#include "proxy/common/access_log.h"
 #include "proxy/common/header_policy.h"
 #include "transform/meta.h"
 
@@ -209,6 +210,9 @@ Thumbnails::Produced Thumbnails::render(const Job& job, const Marks& marks,
     result->body = std::move(thumbnail->bytes);
     result->content_type = std::string(transform::mime_type(thumbnail->format));
     times.stages = thumbnail->times;
+    for (const std::string& note : thumbnail->notes) {
+      log_line("warning", "original '" + job.spec.image + "': " + note);
+    }
     if (metrics_) {
       const transform::StageTimes& t = thumbnail->times;
       metrics_->observe_stage(Stage::kSniff, t.sniff_ms / 1000);

@@ -1,0 +1,234 @@
+#include "transform/icc.h"
+
+#include <lcms2.h>
+#include <zlib.h>
+
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace thimble::transform {
+namespace {
+
+std::uint32_t be16(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) << 8 | p[1];
+}
+std::uint32_t be32(const std::uint8_t* p) {
+  return be16(p) << 16 | be16(p + 2);
+}
+std::uint32_t le32(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+
+// JPEG: APP2 segments "ICC_PROFILE\0" + sequence number (1-based) + count + data, before SOS.
+std::optional<std::string> jpeg_profile(std::span<const std::uint8_t> d) {
+  static constexpr char kTag[] = "ICC_PROFILE";  // 12 bytes with its NUL
+  std::array<std::string, 256> parts;
+  int count = 0, seen = 0;
+  std::size_t total = 0;
+  std::size_t at = 2;  // after SOI
+  while (at + 4 <= d.size()) {
+    if (d[at] != 0xFF) return std::nullopt;
+    const std::uint8_t marker = d[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) break;  // SOS or EOI: no more header
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      at += 2;
+      continue;
+    }
+    const std::size_t length = be16(&d[at + 2]);
+    if (length < 2 || at + 2 + length > d.size()) return std::nullopt;
+    const std::uint8_t* body = &d[at + 4];
+    const std::size_t size = length - 2;
+    if (marker == 0xE2 && size > 14 && std::memcmp(body, kTag, sizeof kTag) == 0) {
+      const int sequence = body[12], of = body[13];
+      if (sequence == 0 || of == 0 || sequence > of || (count && of != count)) return std::nullopt;
+      count = of;
+      std::string& part = parts[static_cast<std::size_t>(sequence - 1)];
+      if (!part.empty()) return std::nullopt;  // the same part twice
+      part.assign(reinterpret_cast<const char*>(body + 14), size - 14);
+      total += part.size();
+      if (total > kMaxIccProfileBytes) return std::nullopt;
+      ++seen;
+    }
+    at += 2 + length;
+  }
+  if (count == 0 || seen != count) return std::nullopt;
+  std::string profile;
+  profile.reserve(total);
+  for (int i = 0; i < count; ++i) profile += parts[static_cast<std::size_t>(i)];
+  return profile;
+}
+
+// PNG: an iCCP chunk before IDAT: name, NUL, compression method 0, zlib data.
+std::optional<std::string> png_profile(std::span<const std::uint8_t> d) {
+  std::size_t at = 8;
+  while (at + 12 <= d.size()) {
+    const std::size_t length = be32(&d[at]);
+    const char* type = reinterpret_cast<const char*>(&d[at + 4]);
+    if (length > d.size() - at - 12) return std::nullopt;
+    if (std::memcmp(type, "IDAT", 4) == 0 || std::memcmp(type, "IEND", 4) == 0) break;
+    if (std::memcmp(type, "iCCP", 4) == 0) {
+      const std::uint8_t* body = &d[at + 8];
+      const void* nul = std::memchr(body, 0, std::min<std::size_t>(length, 80));
+      if (!nul) return std::nullopt;
+      const std::size_t name =
+          static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - body);
+      if (name + 2 > length || body[name + 1] != 0) return std::nullopt;
+      // Inflate at most kMaxIccProfileBytes: a small chunk may claim a huge profile.
+      std::string out(kMaxIccProfileBytes, '\0');
+      z_stream z{};
+      if (inflateInit(&z) != Z_OK) return std::nullopt;
+      z.next_in = const_cast<Bytef*>(body + name + 2);
+      z.avail_in = static_cast<uInt>(length - name - 2);
+      z.next_out = reinterpret_cast<Bytef*>(out.data());
+      z.avail_out = static_cast<uInt>(out.size());
+      const int result = inflate(&z, Z_FINISH);
+      const std::size_t produced = out.size() - z.avail_out;
+      inflateEnd(&z);
+      if (result != Z_STREAM_END) return std::nullopt;
+      out.resize(produced);
+      return out;
+    }
+    at += 12 + length;
+  }
+  return std::nullopt;
+}
+
+// WebP: an extended file (VP8X) with an ICCP chunk.
+std::optional<std::string> webp_profile(std::span<const std::uint8_t> d) {
+  std::size_t at = 12;
+  while (at + 8 <= d.size()) {
+    const std::size_t size = le32(&d[at + 4]);
+    if (size > d.size() - at - 8) return std::nullopt;
+    if (std::memcmp(&d[at], "ICCP", 4) == 0) {
+      if (size > kMaxIccProfileBytes) return std::nullopt;
+      return std::string(reinterpret_cast<const char*>(&d[at + 8]), size);
+    }
+    if (std::memcmp(&d[at], "VP8 ", 4) == 0 || std::memcmp(&d[at], "VP8L", 4) == 0) break;
+    at += 8 + size + (size & 1);
+  }
+  return std::nullopt;
+}
+
+// One profile → sRGB transform per (profile, channel count), made once and shared.
+class Transforms {
+ public:
+  struct Entry {
+    std::shared_ptr<void> transform;  // a cmsHTRANSFORM; null when there is nothing to do
+    std::string why;                  // why the profile is ignored; "" when it is used
+  };
+
+  Entry get(const std::string& profile, int channels) {
+    // Large profiles (camera LUTs) are converted without being kept: the set stays small.
+    if (profile.size() > kLargestKept) return make(profile, channels);
+    const std::string key = std::to_string(channels) + ":" + profile;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto found = made_.find(key); found != made_.end()) return found->second;
+    }
+    Entry entry = make(profile, channels);
+    std::lock_guard lock(mutex_);
+    if (made_.size() >= kKept) made_.clear();  // a bounded set: real sites use a handful
+    made_.emplace(key, entry);
+    return entry;
+  }
+
+ private:
+  static constexpr std::size_t kKept = 64;  // at most 64 x 256 KiB of keys
+  static constexpr std::size_t kLargestKept = 256u << 10;
+
+  // Whether `transform` moves no 8-bit value by more than one level (an sRGB profile, as most
+  // web images carry): then there is nothing to convert, and the request pays nothing.
+  static bool changes_nothing(cmsHTRANSFORM transform, int channels) {
+    std::vector<std::uint8_t> samples;
+    for (int b = 0; b < 256; b += 15) {
+      for (int g = 0; g < 256; g += 15) {
+        for (int r = 0; r < 256; r += 15) {
+          samples.push_back(static_cast<std::uint8_t>(b));
+          samples.push_back(static_cast<std::uint8_t>(g));
+          samples.push_back(static_cast<std::uint8_t>(r));
+          if (channels == 4) samples.push_back(255);
+        }
+      }
+    }
+    std::vector<std::uint8_t> out(samples.size());
+    cmsDoTransform(
+        transform, samples.data(), out.data(),
+        static_cast<cmsUInt32Number>(samples.size() / static_cast<std::size_t>(channels)));
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      if (std::abs(static_cast<int>(samples[i]) - static_cast<int>(out[i])) > 1) return false;
+    }
+    return true;
+  }
+
+  static Entry make(const std::string& profile, int channels) {
+    cmsHPROFILE source =
+        cmsOpenProfileFromMem(profile.data(), static_cast<cmsUInt32Number>(profile.size()));
+    if (!source) return {nullptr, "the embedded ICC profile is malformed"};
+    if (cmsGetColorSpace(source) != cmsSigRgbData) {
+      cmsCloseProfile(source);
+      return {nullptr, "the embedded ICC profile is not an RGB profile"};
+    }
+    cmsHPROFILE srgb = cmsCreate_sRGBProfile();
+    const cmsUInt32Number format = channels == 4 ? TYPE_BGRA_8 : TYPE_BGR_8;
+    // NOCACHE: no per-transform pixel cache, so one transform serves several threads at once.
+    cmsHTRANSFORM transform =
+        cmsCreateTransform(source, format, srgb, format, INTENT_PERCEPTUAL,
+                           cmsFLAGS_NOCACHE | (channels == 4 ? cmsFLAGS_COPY_ALPHA : 0));
+    cmsCloseProfile(source);
+    cmsCloseProfile(srgb);
+    if (!transform) return {nullptr, "the embedded ICC profile cannot be converted to sRGB"};
+    std::shared_ptr<void> handle(
+        transform, [](void* t) { cmsDeleteTransform(static_cast<cmsHTRANSFORM>(t)); });
+    if (changes_nothing(transform, channels)) return {nullptr, ""};
+    return {std::move(handle), ""};
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<std::string, Entry> made_;
+};
+
+Transforms& transforms() {
+  static Transforms* all = [] {
+    cmsSetLogErrorHandler(nullptr);  // failures are values here, never stderr
+    return new Transforms();
+  }();
+  return *all;
+}
+
+}  // namespace
+
+std::optional<std::string> embedded_icc_profile(std::span<const std::uint8_t> data,
+                                                ImageFormat format) {
+  switch (format) {
+    case ImageFormat::kJpeg: return data.size() > 4 ? jpeg_profile(data) : std::nullopt;
+    case ImageFormat::kPng: return data.size() > 8 ? png_profile(data) : std::nullopt;
+    case ImageFormat::kWebp: return data.size() > 12 ? webp_profile(data) : std::nullopt;
+    case ImageFormat::kGif: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string convert_to_srgb(cv::Mat& image, const std::string& profile) {
+  if (image.depth() != CV_8U || (image.channels() != 3 && image.channels() != 4)) {
+    return "the image is not 8-bit colour";
+  }
+  const Transforms::Entry entry = transforms().get(profile, image.channels());
+  if (!entry.transform) return entry.why;  // ignored, or already sRGB
+  if (!image.isContinuous()) image = image.clone();
+  cmsDoTransform(static_cast<cmsHTRANSFORM>(entry.transform.get()), image.data, image.data,
+                 static_cast<cmsUInt32Number>(image.total()));
+  return "";
+}
+
+}  // namespace thimble::transform
