@@ -863,7 +863,9 @@ TEST_CASE(
   REQUIRE_FALSE(photo.empty());
   cv::Mat small;
   cv::resize(photo, small, cv::Size(400, 300));
-  cmsHPROFILE grey = cmsCreateGrayProfile(cmsD50_xyY(), cmsBuildGamma(nullptr, 2.2));
+  cmsToneCurve* gamma = cmsBuildGamma(nullptr, 2.2);
+  cmsHPROFILE grey = cmsCreateGrayProfile(cmsD50_xyY(), gamma);
+  cmsFreeToneCurve(gamma);
   cmsUInt32Number size = 0;
   cmsSaveProfileToMem(grey, nullptr, &size);
   std::string grey_bytes(size, '\0');
