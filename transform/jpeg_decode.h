@@ -34,7 +34,7 @@ struct DecodeBudget {
 Result<cv::Mat> decode_jpeg(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,
                             const DecodeBudget& budget);
 
-// The status for a decode the budget stopped: past the deadline (503) or too many scans (415).
+// The status of a decode or a render stopped at the request's deadline (503).
 Status deadline_passed();
 
 }  // namespace thimble::transform

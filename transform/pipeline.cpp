@@ -147,7 +147,7 @@ Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec
   while (!fitting) {
     quality = static_cast<int>(quality * 0.75);
     if (quality < 10) break;
-    if (deadline.passed()) return past_deadline();
+    if (deadline.passed()) return deadline_passed();
     Result<std::string> smaller = encode(img, format, spec, s, quality);
     if (!smaller.ok()) return smaller.status();
     if (smaller->size() <= limit) fitting = std::move(smaller).value();

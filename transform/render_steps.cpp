@@ -25,14 +25,10 @@ Status decode_at(RenderContext& c, int shrink) {
 
 }  // namespace
 
-Status past_deadline() {
-  return {Code::kOverloaded, "the thumbnail took longer than the request deadline"};
-}
-
 Status run_steps(RenderContext& context, std::span<const Step> steps, std::string_view failure) {
   using Clock = std::chrono::steady_clock;
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (i > 0 && context.request.deadline.passed()) return past_deadline();
+    if (i > 0 && context.request.deadline.passed()) return deadline_passed();
     const auto start = Clock::now();
     Status done = Status::Ok();
     try {

@@ -60,9 +60,6 @@ struct Step {
 // Code::kInternal `failure`.
 Status run_steps(RenderContext& context, std::span<const Step> steps, std::string_view failure);
 
-// The status of a render stopped at its deadline (503).
-Status past_deadline();
-
 // A crop as meta/ reports it: {"type":"crop","left":…,"top":…,"right":…,"bottom":…}.
 std::string crop_operation(int left, int top, int right, int bottom);
 
