@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hostile_images.h"
+#include "icc_profiles.h"
 #include "image_writer.h"
 #include "raw_socket.h"
 #include "thimble_process.h"
@@ -33,6 +34,15 @@ std::string u16be(int v) {
 }
 
 // `jpeg` with an APP1 Exif segment holding `tiff` right after its SOI marker.
+// `jpeg` with an APP2 ICC_PROFILE segment: part `sequence` of `count`, holding `data`.
+std::string with_icc_part(const std::string& jpeg, int sequence, int count,
+                          const std::string& data) {
+  const std::string payload = std::string("ICC_PROFILE\0", 12) + static_cast<char>(sequence) +
+                              static_cast<char>(count) + data;
+  return jpeg.substr(0, 2) + "\xFF\xE2" + u16be(static_cast<int>(payload.size()) + 2) + payload +
+         jpeg.substr(2);
+}
+
 std::string with_exif(const std::string& jpeg, const std::string& tiff) {
   const std::string payload = std::string("Exif\0\0", 6) + tiff;
   return jpeg.substr(0, 2) + "\xFF\xE1" + u16be(static_cast<int>(payload.size()) + 2) + payload +
@@ -93,6 +103,13 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       {"ztxt-bomb.png",
        grey_png(64, 48, test::png_chunk("zTXt", std::string("Comment\0\0", 9) + bomb)), 200},
       {"broken-exif.jpg", with_exif(small_jpeg, std::string("MM\0*\xff\xff\xff\xf0", 8)), 200},
+      // Colour profiles: converted, or ignored (and logged) when they cannot be used.
+      {"icc-p3.jpg", with_icc_part(small_jpeg, 1, 1, test::display_p3_profile()), 200},
+      {"icc-garbage.jpg", with_icc_part(small_jpeg, 1, 1, std::string(60000, '\xa5')), 200},
+      {"icc-part-missing.jpg", with_icc_part(small_jpeg, 1, 3, test::display_p3_profile()), 200},
+      {"icc-part-twice.jpg", with_icc_part(with_icc_part(small_jpeg, 1, 2, "abc"), 1, 2, "abc"),
+       200},
+      {"icc-grey.jpg", with_icc_part(small_jpeg, 1, 1, test::grey_profile()), 200},
       {"exif-loop.jpg", with_exif(small_jpeg, std::string("MM\0*\0\0\0\x08", 8) + u16be(60000)),
        200},
       {"orientation-9.jpg", with_exif(small_jpeg, orientation_tiff(9)), 200},

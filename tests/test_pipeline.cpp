@@ -12,6 +12,7 @@
 #include <random>
 
 #include "hostile_images.h"
+#include "icc_profiles.h"
 #include "image_writer.h"
 #include "support.h"
 #include "transform/decode.h"
@@ -762,23 +763,6 @@ TEST_CASE("a decode stops at its deadline, after too many scans, or over its mem
 
 namespace {
 
-// A Display P3 profile made with LittleCMS: P3 primaries, D65 white, the sRGB tone curve.
-std::string display_p3_profile() {
-  const cmsCIExyY d65 = {0.3127, 0.3290, 1.0};
-  const cmsCIExyYTRIPLE p3 = {{0.680, 0.320, 1.0}, {0.265, 0.690, 1.0}, {0.150, 0.060, 1.0}};
-  const double srgb_curve[5] = {2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045};
-  cmsToneCurve* curve = cmsBuildParametricToneCurve(nullptr, 4, srgb_curve);
-  cmsToneCurve* curves[3] = {curve, curve, curve};
-  cmsHPROFILE profile = cmsCreateRGBProfile(&d65, &p3, curves);
-  cmsUInt32Number size = 0;
-  cmsSaveProfileToMem(profile, nullptr, &size);
-  std::string bytes(size, '\0');
-  cmsSaveProfileToMem(profile, bytes.data(), &size);
-  cmsCloseProfile(profile);
-  cmsFreeToneCurve(curve);
-  return bytes;
-}
-
 // `bgr` (sRGB) expressed in `profile`: what a P3 camera stores for the same colours.
 cv::Mat in_profile(const cv::Mat& bgr, const std::string& profile) {
   cmsHPROFILE srgb = cmsCreate_sRGBProfile();
@@ -825,7 +809,7 @@ TEST_CASE(
       cv::imread(test::corpus("large/sunset_by_Aitzol_Berasategi.jpg"), cv::IMREAD_COLOR);
   REQUIRE_FALSE(photo.empty());
   cv::resize(photo, photo, cv::Size(800, 800 * photo.rows / photo.cols), 0, 0, cv::INTER_AREA);
-  const std::string p3 = display_p3_profile();
+  const std::string p3 = test::display_p3_profile();
   const cv::Mat stored = in_profile(photo, p3);
   RenderSettings managed;
   RenderSettings ignored;
@@ -863,15 +847,8 @@ TEST_CASE(
   REQUIRE_FALSE(photo.empty());
   cv::Mat small;
   cv::resize(photo, small, cv::Size(400, 300));
-  cmsToneCurve* gamma = cmsBuildGamma(nullptr, 2.2);
-  cmsHPROFILE grey = cmsCreateGrayProfile(cmsD50_xyY(), gamma);
-  cmsFreeToneCurve(gamma);
-  cmsUInt32Number size = 0;
-  cmsSaveProfileToMem(grey, nullptr, &size);
-  std::string grey_bytes(size, '\0');
-  cmsSaveProfileToMem(grey, grey_bytes.data(), &size);
-  cmsCloseProfile(grey);
-  const std::string p3 = display_p3_profile();
+  const std::string grey_bytes = test::grey_profile();
+  const std::string p3 = test::display_p3_profile();
   for (const std::string& profile :
        {std::string("not a profile at all"), p3.substr(0, p3.size() / 2), grey_bytes,
         std::string(200000, '\xff')}) {
@@ -891,12 +868,7 @@ TEST_CASE(
   REQUIRE(bombed.ok());
   CHECK(bombed->notes.empty());  // no profile at all: nothing was converted
   // An sRGB profile, as most web images carry, changes nothing and costs nothing.
-  cmsHPROFILE srgb = cmsCreate_sRGBProfile();
-  size = 0;
-  cmsSaveProfileToMem(srgb, nullptr, &size);
-  std::string srgb_bytes(size, '\0');
-  cmsSaveProfileToMem(srgb, srgb_bytes.data(), &size);
-  cmsCloseProfile(srgb);
+  const std::string srgb_bytes = test::srgb_profile();
   CHECK(render_bytes(test::write_jpeg(small, 90, false, false, srgb_bytes), "fit-in/100x100")
             ->bytes == render_bytes(test::write_jpeg(small, 90), "fit-in/100x100")->bytes);
   // Without a profile, or with a usable one, nothing to say.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "../hostile_images.h"
+#include "../icc_profiles.h"
 #include "../image_writer.h"
 #include "targets.h"
 
@@ -76,6 +77,11 @@ std::vector<std::string> images(const std::filesystem::path& samples) {
       test::jpeg_with_hidden_frame(640, 480, true),
       test::jpeg_with_empty_scans(2000, 2000, 150),
       test::png_inflating_past_rows(64, 48, 8u << 20),
+      // Embedded colour profiles: a Display P3 JPEG (APP2 segments) and PNG (iCCP), converted.
+      test::write_jpeg(small, 80, false, false, test::display_p3_profile()),
+      test::png_file(2, 1, 2, 8, std::string("\0\xff\0\0\0\xff\0", 7),
+                     test::png_chunk("iCCP", std::string("P3\0\0", 4) +
+                                                 test::zlib_compress(test::display_p3_profile()))),
   };
 }
 
