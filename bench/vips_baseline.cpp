@@ -37,8 +37,18 @@ std::string vips_thumbnail(std::span<const std::uint8_t> source, const VipsTarge
       rc = vips_webpsave_buffer(image, &buffer, &length, "Q", target.quality, nullptr);
       break;
     case transform::ImageFormat::kPng:
-    case transform::ImageFormat::kGif:
       rc = vips_pngsave_buffer(image, &buffer, &length, "compression", 6, nullptr);
+      break;
+    case transform::ImageFormat::kGif:
+      rc = vips_gifsave_buffer(image, &buffer, &length, nullptr);
+      break;
+    case transform::ImageFormat::kAvif:
+      rc =
+          vips_heifsave_buffer(image, &buffer, &length, "Q", target.quality, "compression",
+                               VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "effort", target.effort, nullptr);
+      break;
+    case transform::ImageFormat::kHeic:
+      rc = vips_heifsave_buffer(image, &buffer, &length, "Q", target.quality, nullptr);
       break;
     case transform::ImageFormat::kJpeg:
       rc = vips_jpegsave_buffer(image, &buffer, &length, "Q", target.quality, nullptr);

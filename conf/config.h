@@ -143,7 +143,10 @@ struct LimitsConfig {
   // 3 at 4:2:0); more gets 413.
   std::uint64_t max_decoder_memory_bytes = 512ull << 20;
   int max_jpeg_scans = 100;  // limits.max_jpeg_scans: scans of a progressive JPEG; more gets 415
-  int max_output_dimension = 6000;                // limits.max_output_dimension: either side
+  int max_output_dimension = 6000;  // limits.max_output_dimension: either side
+  // Animated GIF and WebP, from the header before decoding: frames, and pixels summed over frames.
+  int max_frames = 1000;                             // limits.max_frames
+  std::uint64_t max_animation_pixels = 200'000'000;  // limits.max_animation_pixels
   int max_url_bytes =
       8192;  // limits.max_url_bytes: request path (CloudFront's limit); longer → 414
   // What one URL's filters may ask for; over a limit → 400 naming the filter.
@@ -161,6 +164,9 @@ struct OutputConfig {
   int webp_quality = 80;            // output.webp_quality: 1-100, `quality()` overrides
   int png_compression = 6;          // output.png_compression: 0-9
   bool auto_webp = false;           // output.auto_webp: WebP when Accept allows, with Vary: Accept
+  int avif_quality = 60;            // output.avif_quality: 1-100, `quality()` overrides
+  int avif_speed = 8;               // output.avif_speed: libaom speed 0 (slowest) to 10
+  bool auto_avif = false;           // output.auto_avif: AVIF when Accept allows, before WebP
   bool respect_orientation = true;  // output.respect_orientation: apply EXIF orientation
   // output.color_management: `srgb` converts an embedded ICC profile's colours to sRGB (what
   // browsers assume); `ignore` leaves the decoded values as they are.

@@ -3,6 +3,7 @@
 
 #include <lcms2.h>
 
+#include <opencv2/core.hpp>
 #include <string>
 
 namespace thimble::test {
@@ -39,6 +40,20 @@ inline std::string grey_profile() {
   std::string bytes = saved_profile(cmsCreateGrayProfile(cmsD50_xyY(), gamma));
   cmsFreeToneCurve(gamma);
   return bytes;
+}
+
+// `bgr` (sRGB) expressed in `profile`: what a P3 camera stores for the same colours.
+inline cv::Mat in_profile(const cv::Mat& bgr, const std::string& profile) {
+  cmsHPROFILE srgb = cmsCreate_sRGBProfile();
+  cmsHPROFILE target =
+      cmsOpenProfileFromMem(profile.data(), static_cast<cmsUInt32Number>(profile.size()));
+  cmsHTRANSFORM t = cmsCreateTransform(srgb, TYPE_BGR_8, target, TYPE_BGR_8, INTENT_PERCEPTUAL, 0);
+  cv::Mat out = bgr.clone();
+  cmsDoTransform(t, out.data, out.data, static_cast<cmsUInt32Number>(out.total()));
+  cmsDeleteTransform(t);
+  cmsCloseProfile(target);
+  cmsCloseProfile(srgb);
+  return out;
 }
 
 }  // namespace thimble::test

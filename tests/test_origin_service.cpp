@@ -182,7 +182,7 @@ TEST_CASE("errors get the right status, a short message and the right cache life
       {test::request("GET", f.signer.sign("fit-in/100x100/a%00.jpg")), 400, "public, max-age=60",
        "not validly percent-encoded"},
       {test::request("GET", f.signer.sign("fit-in/100x100/notes.jpg")), 415, "public, max-age=60",
-       "not a JPEG, PNG or WebP image"},
+       "not a JPEG, PNG, WebP, GIF, HEIC or AVIF image"},
       {test::request("POST", f.signer.sign("fit-in/100x100/photos/storm.jpg")), 405,
        "public, max-age=60", "only GET and HEAD are supported"},
       {test::request("GET", "/"), 404, "public, max-age=60", "no such resource"},

@@ -14,6 +14,7 @@
 #include "hostile_images.h"
 #include "icc_profiles.h"
 #include "image_writer.h"
+#include "render_support.h"
 #include "support.h"
 #include "transform/decode.h"
 #include "transform/jpeg_dc.h"
@@ -22,50 +23,9 @@
 
 using namespace thimble;
 using namespace thimble::transform;
+using namespace thimble::test::rendering;
 
 namespace {
-
-const SystemClock real_clock;
-
-// A deadline that is over before the work starts.
-Deadline already_passed() {
-  return Deadline(real_clock, real_clock.steady_now() - std::chrono::nanoseconds(1));
-}
-
-Result<Thumbnail> render_bytes(const std::string& bytes, const std::string& options,
-                               RenderSettings settings = {}) {
-  auto spec = parse_spec(options + "/image");
-  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
-  return render(test::as_bytes(bytes), *spec, settings);
-}
-
-Thumbnail render_ok(const std::string& bytes, const std::string& options,
-                    RenderSettings settings = {}) {
-  auto out = render_bytes(bytes, options, settings);
-  REQUIRE_MESSAGE(out.ok(), out.status().message());
-  return std::move(out).value();
-}
-
-cv::Mat decoded(const Thumbnail& t) {
-  cv::Mat buffer(1, static_cast<int>(t.bytes.size()), CV_8U, const_cast<char*>(t.bytes.data()));
-  cv::Mat img = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
-  REQUIRE_FALSE(img.empty());
-  return img;
-}
-
-double mean_abs_diff(const cv::Mat& a, const cv::Mat& b) {
-  REQUIRE(a.size() == b.size());
-  cv::Mat diff;
-  cv::absdiff(a, b, diff);
-  cv::Scalar m = cv::mean(diff);
-  return (m[0] + m[1] + m[2]) / 3.0;
-}
-
-std::string encode(const cv::Mat& img, const char* ext) {
-  std::vector<std::uint8_t> out;
-  REQUIRE(cv::imencode(ext, img, out));
-  return {out.begin(), out.end()};
-}
 
 using test::png_chunk;
 using test::png_file;
@@ -241,9 +201,26 @@ TEST_CASE("output formats follow format() and otherwise the source format") {
   CHECK(render_ok(test::read_file(test::corpus("webp/sunset_by_Aitzol_Berasategi.q80.webp")),
                   "fit-in/200x200")
             .format == ImageFormat::kWebp);
-  CHECK(output_format(ThumbnailSpec{}, ImageFormat::kGif, std::nullopt) == ImageFormat::kPng);
-  CHECK(output_format(ThumbnailSpec{}, ImageFormat::kJpeg, ImageFormat::kWebp) ==
+  const auto source = [](ImageFormat format, bool alpha = false, bool animated = false) {
+    ImageInfo info;
+    info.format = format;
+    info.has_alpha = alpha;
+    info.animated = animated;
+    return info;
+  };
+  CHECK(output_format(ThumbnailSpec{}, source(ImageFormat::kGif), std::nullopt) ==
+        ImageFormat::kGif);
+  CHECK(output_format(ThumbnailSpec{}, source(ImageFormat::kHeic), std::nullopt) ==
+        ImageFormat::kJpeg);
+  CHECK(output_format(ThumbnailSpec{}, source(ImageFormat::kHeic, true), std::nullopt) ==
+        ImageFormat::kPng);
+  CHECK(output_format(ThumbnailSpec{}, source(ImageFormat::kAvif), std::nullopt) ==
+        ImageFormat::kJpeg);
+  CHECK(output_format(ThumbnailSpec{}, source(ImageFormat::kJpeg), ImageFormat::kWebp) ==
         ImageFormat::kWebp);
+  // AVIF negotiated for an animation: animated WebP, never a still first frame.
+  CHECK(output_format(ThumbnailSpec{}, source(ImageFormat::kGif, false, true),
+                      ImageFormat::kAvif) == ImageFormat::kWebp);
 }
 
 TEST_CASE("quality() changes the encoded size, and progressive JPEG is the default") {
@@ -360,7 +337,7 @@ TEST_CASE("undecodable inputs are unsupported media, never a crash") {
   const std::string png = test::read_file(test::corpus("png/mate_Gulp_alpha.png"));
   auto gif = render_bytes(std::string("GIF89a\x10\x00\x10\x00\x00\x00\x00", 13), "fit-in/10x10");
   REQUIRE_FALSE(gif.ok());
-  CHECK(gif.status().message() == "GIF sources are not supported");
+  CHECK(gif.status().message() == "truncated GIF: no whole frame");
   auto text = render_bytes("not an image at all", "fit-in/10x10");
   REQUIRE_FALSE(text.ok());
   CHECK(text.status().code() == Code::kUnsupportedMedia);
@@ -763,20 +740,6 @@ TEST_CASE("a decode stops at its deadline, after too many scans, or over its mem
 
 namespace {
 
-// `bgr` (sRGB) expressed in `profile`: what a P3 camera stores for the same colours.
-cv::Mat in_profile(const cv::Mat& bgr, const std::string& profile) {
-  cmsHPROFILE srgb = cmsCreate_sRGBProfile();
-  cmsHPROFILE target =
-      cmsOpenProfileFromMem(profile.data(), static_cast<cmsUInt32Number>(profile.size()));
-  cmsHTRANSFORM t = cmsCreateTransform(srgb, TYPE_BGR_8, target, TYPE_BGR_8, INTENT_PERCEPTUAL, 0);
-  cv::Mat out = bgr.clone();
-  cmsDoTransform(t, out.data, out.data, static_cast<cmsUInt32Number>(out.total()));
-  cmsDeleteTransform(t);
-  cmsCloseProfile(target);
-  cmsCloseProfile(srgb);
-  return out;
-}
-
 double mean_difference(const std::string& a, const std::string& b) {
   cv::Mat x = cv::imdecode(std::vector<uchar>(a.begin(), a.end()), cv::IMREAD_COLOR);
   cv::Mat y = cv::imdecode(std::vector<uchar>(b.begin(), b.end()), cv::IMREAD_COLOR);
@@ -810,7 +773,7 @@ TEST_CASE(
   REQUIRE_FALSE(photo.empty());
   cv::resize(photo, photo, cv::Size(800, 800 * photo.rows / photo.cols), 0, 0, cv::INTER_AREA);
   const std::string p3 = test::display_p3_profile();
-  const cv::Mat stored = in_profile(photo, p3);
+  const cv::Mat stored = test::in_profile(photo, p3);
   RenderSettings managed;
   RenderSettings ignored;
   ignored.color_management = "ignore";

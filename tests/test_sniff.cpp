@@ -135,10 +135,29 @@ TEST_CASE("empty, truncated and non-image inputs are unsupported media") {
   }
 }
 
-TEST_CASE("GIF headers are recognised so they can be refused clearly") {
-  auto info = sniff_string(std::string("GIF89a\x40\x01\xf0\x00\x00\x00\x00", 13));
-  REQUIRE(info.ok());
-  CHECK(info->format == ImageFormat::kGif);
-  CHECK(info->width == 320);
-  CHECK(info->height == 240);
+TEST_CASE("GIF headers: size, frames, loop count and transparency, without decoding") {
+  // A 320x240 screen with a two-colour table and one 1x1 frame with a transparent colour.
+  const std::string screen("GIF89a\x40\x01\xf0\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00", 19);
+  const std::string control("\x21\xf9\x04\x01\x0a\x00\x00\x00", 8);
+  const std::string frame("\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00", 15);
+  const std::string loops("\x21\xff\x0bNETSCAPE2.0\x03\x01\x05\x00\x00", 19);
+  auto still = sniff_string(screen + control + frame + ";");
+  REQUIRE(still.ok());
+  CHECK(still->format == ImageFormat::kGif);
+  CHECK(still->width == 320);
+  CHECK(still->height == 240);
+  CHECK(still->frames == 1);
+  CHECK_FALSE(still->animated);
+  CHECK(still->has_alpha);
+  auto animated = sniff_string(screen + loops + frame + control + frame + frame + ";");
+  REQUIRE(animated.ok());
+  CHECK(animated->frames == 3);
+  CHECK(animated->animated);
+  CHECK(animated->loop_count == 5);
+  // Cut inside the third frame: the two whole ones count.
+  auto cut = sniff_string(screen + frame + frame + frame.substr(0, 12));
+  REQUIRE(cut.ok());
+  CHECK(cut->frames == 2);
+  CHECK_FALSE(sniff_string(screen).ok());
+  CHECK_FALSE(sniff_string(screen + "\x99").ok());
 }

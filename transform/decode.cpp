@@ -4,6 +4,8 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "transform/animated.h"
+#include "transform/heif_decode.h"
 #include "transform/jpeg_dc.h"
 #include "transform/png_decode.h"
 
@@ -83,6 +85,12 @@ DecodeBudget decode_budget(const RenderSettings& settings, const Deadline& deadl
 Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,
                              const DecodeBudget& budget) {
   if (budget.deadline.passed()) return deadline_passed();
+  if (has_frames(info)) {  // GIF and animated WebP: the first frame
+    Result<std::unique_ptr<FrameReader>> reader = open_frames(data, info, budget);
+    if (!reader.ok()) return reader.status();
+    int duration_ms = 0;
+    return first_frame(**reader, duration_ms);
+  }
   switch (info.format) {
     case ImageFormat::kWebp: return decode_webp(data, info);
     case ImageFormat::kPng: return decode_png(data, info, budget);
@@ -95,7 +103,9 @@ Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo
         }
       }
       return decode_jpeg(data, info, shrink, budget);
-    case ImageFormat::kGif: break;
+    case ImageFormat::kHeic:
+    case ImageFormat::kAvif: return decode_heif(data, info, shrink > 1, budget);
+    case ImageFormat::kGif: break;  // read as frames, above
   }
   return Status(Code::kUnsupportedMedia, "this image format cannot be decoded");
 }

@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "transform/heif_header.h"
+
 namespace thimble::transform {
 namespace {
 
@@ -120,6 +122,59 @@ std::optional<std::string> webp_profile(std::span<const std::uint8_t> d) {
   return std::nullopt;
 }
 
+// An RGB profile for nclx code points (H.273) that are not sRGB's: Display P3 and BT.2020
+// primaries, with the sRGB or the BT.709 tone curve. Others (PQ and HLG, which need tone mapping)
+// are left alone. Made once per kind.
+std::optional<std::string> nclx_profile(const NclxColour& nclx) {
+  struct Primaries {
+    cmsCIExyYTRIPLE xy;
+  };
+  static const Primaries kP3 = {{{0.680, 0.320, 1}, {0.265, 0.690, 1}, {0.150, 0.060, 1}}};
+  static const Primaries kBt2020 = {{{0.708, 0.292, 1}, {0.170, 0.797, 1}, {0.131, 0.046, 1}}};
+  const Primaries* primaries = nclx.primaries == 12  ? &kP3
+                               : nclx.primaries == 9 ? &kBt2020
+                                                     : nullptr;
+  const bool srgb_curve = nclx.transfer == 13 || nclx.transfer == 2;
+  const bool bt709_curve =
+      nclx.transfer == 1 || nclx.transfer == 6 || nclx.transfer == 14 || nclx.transfer == 15;
+  if (!primaries || (!srgb_curve && !bt709_curve)) return std::nullopt;
+  static std::mutex made_mutex;
+  static std::unordered_map<int, std::string> made;
+  const int key = nclx.primaries * 2 + (srgb_curve ? 1 : 0);
+  std::lock_guard lock(made_mutex);
+  if (auto found = made.find(key); found != made.end()) return found->second;
+  // sRGB: 2.4 with a linear toe; BT.709: 1/0.45 with its own.
+  const cmsFloat64Number srgb[5] = {2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045};
+  const cmsFloat64Number bt709[5] = {1 / 0.45, 1 / 1.099, 0.099 / 1.099, 1 / 4.5, 0.081};
+  cmsToneCurve* curve = cmsBuildParametricToneCurve(nullptr, 4, srgb_curve ? srgb : bt709);
+  cmsToneCurve* curves[3] = {curve, curve, curve};
+  cmsCIExyY d65 = {0.3127, 0.3290, 1};
+  cmsHPROFILE profile = cmsCreateRGBProfile(&d65, &primaries->xy, curves);
+  cmsFreeToneCurve(curve);
+  if (!profile) return std::nullopt;
+  cmsUInt32Number size = 0;
+  std::string bytes;
+  if (cmsSaveProfileToMem(profile, nullptr, &size) && size > 0) {
+    bytes.resize(size);
+    if (!cmsSaveProfileToMem(profile, bytes.data(), &size)) bytes.clear();
+  }
+  cmsCloseProfile(profile);
+  if (bytes.empty()) return std::nullopt;
+  return made.emplace(key, std::move(bytes)).first->second;
+}
+
+// HEIC and AVIF: the primary image's `colr` ICC profile, else its nclx description.
+std::optional<std::string> heif_profile(std::span<const std::uint8_t> d) {
+  Result<HeifHeader> header = read_heif_header(d);
+  if (!header.ok()) return std::nullopt;
+  if (!header->icc.empty()) {
+    if (header->icc.size() > kMaxIccProfileBytes) return std::nullopt;
+    return std::string(reinterpret_cast<const char*>(header->icc.data()), header->icc.size());
+  }
+  if (header->nclx) return nclx_profile(*header->nclx);
+  return std::nullopt;
+}
+
 // One profile → sRGB transform per (profile, channel count), made once and shared.
 class Transforms {
  public:
@@ -214,6 +269,8 @@ std::optional<std::string> embedded_icc_profile(std::span<const std::uint8_t> da
     case ImageFormat::kJpeg: return data.size() > 4 ? jpeg_profile(data) : std::nullopt;
     case ImageFormat::kPng: return data.size() > 8 ? png_profile(data) : std::nullopt;
     case ImageFormat::kWebp: return data.size() > 12 ? webp_profile(data) : std::nullopt;
+    case ImageFormat::kHeic:
+    case ImageFormat::kAvif: return heif_profile(data);
     case ImageFormat::kGif: return std::nullopt;
   }
   return std::nullopt;

@@ -7,7 +7,7 @@
 
 namespace thimble::transform {
 
-enum class ImageFormat : std::uint8_t { kJpeg, kPng, kWebp, kGif };
+enum class ImageFormat : std::uint8_t { kJpeg, kPng, kWebp, kGif, kHeic, kAvif };
 
 constexpr std::string_view format_name(ImageFormat f) {
   switch (f) {
@@ -15,6 +15,8 @@ constexpr std::string_view format_name(ImageFormat f) {
     case ImageFormat::kPng: return "png";
     case ImageFormat::kWebp: return "webp";
     case ImageFormat::kGif: return "gif";
+    case ImageFormat::kHeic: return "heic";
+    case ImageFormat::kAvif: return "avif";
   }
   return "jpeg";
 }
@@ -25,13 +27,20 @@ constexpr std::string_view mime_type(ImageFormat f) {
     case ImageFormat::kPng: return "image/png";
     case ImageFormat::kWebp: return "image/webp";
     case ImageFormat::kGif: return "image/gif";
+    case ImageFormat::kHeic: return "image/heic";
+    case ImageFormat::kAvif: return "image/avif";
   }
   return "application/octet-stream";
 }
 
-// Formats Thimble can write. GIF is read-only (and not decodable with this OpenCV build).
+// Whether `format` can carry an animation.
+constexpr bool animates(ImageFormat f) {
+  return f == ImageFormat::kGif || f == ImageFormat::kWebp;
+}
+
+// Formats Thimble can write. HEIC is read-only: no browser but Safari shows it.
 constexpr bool can_encode(ImageFormat f) {
-  return f != ImageFormat::kGif;
+  return f != ImageFormat::kHeic;
 }
 
 }  // namespace thimble::transform

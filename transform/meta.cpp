@@ -54,13 +54,13 @@ Result<std::string> describe(std::span<const std::uint8_t> original, const Thumb
   std::string json = "{\"thumbor\":{\"source\":{\"url\":" + json_string(spec.image) +
                      ",\"width\":" + std::to_string(source.width) +
                      ",\"height\":" + std::to_string(source.height) +
-                     ",\"frameCount\":1,\"format\":" + json_string(format_name(info->format)) +
-                     "},\"operations\":[";
+                     ",\"frameCount\":" + std::to_string(info->frames) +
+                     ",\"format\":" + json_string(format_name(info->format)) + "},\"operations\":[";
   for (std::size_t i = 0; i < operations.size(); ++i) json += (i ? "," : "") + operations[i];
-  json += "],\"target\":{\"width\":" + std::to_string(width) +
-          ",\"height\":" + std::to_string(height) + ",\"format\":" +
-          json_string(format_name(output_format(spec, info->format, request.negotiated))) +
-          "},\"focal_points\":[";
+  json +=
+      "],\"target\":{\"width\":" + std::to_string(width) + ",\"height\":" + std::to_string(height) +
+      ",\"format\":" + json_string(format_name(output_format(spec, *info, request.negotiated))) +
+      "},\"focal_points\":[";
   bool first = true;
   for (const FocalPoint& p : effective_focal_points(planned_spec, base, detected)) {
     char weight[32];

@@ -6,11 +6,11 @@
 #include <climits>
 #include <cmath>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <vector>
 
 #include "transform/decode.h"
+#include "transform/encode.h"
 #include "transform/filters.h"
 #include "transform/icc.h"
 #include "transform/render_steps.h"
@@ -20,91 +20,6 @@
 
 namespace thimble::transform {
 namespace {
-
-// Composites BGRA onto an opaque background colour (JPEG has no alpha).
-void flatten(cv::Mat& img, cv::Scalar background) {
-  if (img.channels() != 4) return;
-  cv::Mat out(img.size(), CV_8UC3);
-  img.forEach<cv::Vec4b>([&](const cv::Vec4b& p, const int* pos) {
-    const int a = p[3];
-    cv::Vec3b& o = out.at<cv::Vec3b>(pos[0], pos[1]);
-    for (int c = 0; c < 3; ++c) {
-      o[c] = static_cast<std::uint8_t>(
-          (p[c] * a + static_cast<int>(background[c]) * (255 - a) + 127) / 255);
-    }
-  });
-  img = out;
-}
-
-// Lossy WebP keeps colour at half resolution (4:2:0): a visible edge pixel shares its chroma
-// with its transparent neighbours, whose colour is black once unpremultiplied, so edges came out
-// darker. Transparent pixels near visible ones take their alpha-weighted average colour instead
-// (they stay invisible), so the shared chroma is the edge's own.
-void bleed_into_transparent(cv::Mat& img) {
-  if (img.channels() != 4) return;
-  cv::Mat alpha;
-  cv::extractChannel(img, alpha, 3);
-  if (cv::countNonZero(alpha) == static_cast<int>(alpha.total())) return;
-  cv::Mat weight;
-  alpha.convertTo(weight, CV_32F, 1.0 / 255);
-  std::vector<cv::Mat> planes;
-  cv::split(img, planes);
-  const cv::Size reach(5, 5);  // beyond a 2x2 chroma block and the encoder's filtering
-  std::array<cv::Mat, 3> sums;
-  for (int c = 0; c < 3; ++c) {
-    planes[static_cast<std::size_t>(c)].convertTo(sums[static_cast<std::size_t>(c)], CV_32F);
-    sums[static_cast<std::size_t>(c)] = sums[static_cast<std::size_t>(c)].mul(weight);
-    cv::blur(sums[static_cast<std::size_t>(c)], sums[static_cast<std::size_t>(c)], reach);
-  }
-  cv::Mat weights;
-  cv::blur(weight, weights, reach);
-  img.forEach<cv::Vec4b>([&](cv::Vec4b& p, const int* pos) {
-    const float w = weights.at<float>(pos[0], pos[1]);
-    if (p[3] != 0 || w <= 0) return;
-    for (int c = 0; c < 3; ++c) {
-      p[c] = cv::saturate_cast<std::uint8_t>(
-          sums[static_cast<std::size_t>(c)].at<float>(pos[0], pos[1]) / w);
-    }
-  });
-}
-
-// `quality` overrides the URL's and the configured quality (used by max_bytes()).
-Result<std::string> encode(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
-                           const RenderSettings& s, std::optional<int> quality = std::nullopt) {
-  std::vector<int> params;
-  const char* extension = ".jpg";
-  switch (format) {
-    case ImageFormat::kJpeg:
-      flatten(img, [&] {
-        const Colour c = flatten_colour(spec.filters);
-        return cv::Scalar(c.b, c.g, c.r);
-      }());
-      params = {cv::IMWRITE_JPEG_QUALITY,
-                std::max(1, quality.value_or(spec.quality.value_or(s.jpeg_quality))),
-                cv::IMWRITE_JPEG_PROGRESSIVE, s.jpeg_progressive ? 1 : 0};
-      break;
-    case ImageFormat::kWebp:
-      extension = ".webp";
-      bleed_into_transparent(img);
-      params = {cv::IMWRITE_WEBP_QUALITY,
-                std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality)))};
-      break;
-    case ImageFormat::kPng:
-    case ImageFormat::kGif:
-      extension = ".png";
-      params = {cv::IMWRITE_PNG_COMPRESSION, s.png_compression};
-      break;
-  }
-  std::vector<std::uint8_t> out;
-  try {
-    if (!cv::imencode(extension, img, out, params)) {
-      return Status(Code::kInternal, "the thumbnail could not be encoded");
-    }
-  } catch (const cv::Exception&) {
-    return Status(Code::kInternal, "the thumbnail could not be encoded");
-  }
-  return std::string(out.begin(), out.end());
-}
 
 // The watermark images `spec` names, decoded like any original and within the same limits.
 Result<WatermarkImages> decode_watermarks(const ThumbnailSpec& spec,
@@ -148,14 +63,14 @@ Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec
     quality = static_cast<int>(quality * 0.75);
     if (quality < 10) break;
     if (deadline.passed()) return deadline_passed();
-    Result<std::string> smaller = encode(img, format, spec, s, quality);
+    Result<std::string> smaller = encode_image(img, format, spec, s, quality);
     if (!smaller.ok()) return smaller.status();
     if (smaller->size() <= limit) fitting = std::move(smaller).value();
   }
   while (fitting) {
     const int higher = static_cast<int>(quality * 1.1);
     if (higher >= start_quality || higher == quality || deadline.passed()) break;
-    Result<std::string> larger = encode(img, format, spec, s, higher);
+    Result<std::string> larger = encode_image(img, format, spec, s, higher);
     if (!larger.ok()) return larger.status();
     if (larger->size() > limit) break;
     quality = higher;
@@ -167,11 +82,18 @@ Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec
 
 }  // namespace
 
-ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
+ImageFormat output_format(const ThumbnailSpec& spec, const ImageInfo& source,
                           std::optional<ImageFormat> negotiated) {
   if (spec.format) return *spec.format;
+  // AVIF negotiated for an animation: animated WebP (every browser that reads AVIF reads it).
+  if (negotiated && source.animated && !animates(*negotiated)) return ImageFormat::kWebp;
   if (negotiated) return *negotiated;
-  return can_encode(source) ? source : ImageFormat::kPng;
+  // HEIC and AVIF originals are served as JPEG (PNG with alpha) unless asked: what every browser
+  // shows. The others keep their format.
+  if (source.format != ImageFormat::kHeic && source.format != ImageFormat::kAvif) {
+    return source.format;
+  }
+  return source.has_alpha ? ImageFormat::kPng : ImageFormat::kJpeg;
 }
 
 Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSettings& s,
@@ -181,10 +103,23 @@ Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSe
   }
   Result<ImageInfo> info = header ? Result<ImageInfo>(*header) : sniff(original);
   if (!info.ok()) return info;
-  if (info->format == ImageFormat::kGif) {
-    return Status(Code::kUnsupportedMedia, "GIF sources are not supported");
+  if (info->animated && !has_frames(*info)) {
+    return Status(Code::kUnsupportedMedia, "animated PNG is not supported");
   }
-  if (info->animated) return Status(Code::kUnsupportedMedia, "animated images are not supported");
+  if (info->frames > s.max_frames) {
+    return Status(Code::kTooLarge, "the animation has " + std::to_string(info->frames) +
+                                       " frames, over the limit of " +
+                                       std::to_string(s.max_frames));
+  }
+  if (info->frames > 1 && static_cast<std::uint64_t>(info->width) *
+                                  static_cast<std::uint64_t>(info->height) *
+                                  static_cast<std::uint64_t>(info->frames) >
+                              s.max_animation_pixels) {
+    return Status(Code::kTooLarge,
+                  "the animation has more pixels (over all its frames) than "
+                  "the limit of " +
+                      std::to_string(s.max_animation_pixels));
+  }
   if (info->width > s.max_source_dimension || info->height > s.max_source_dimension) {
     return Status(Code::kTooLarge, "the source is " + std::to_string(info->width) + "x" +
                                        std::to_string(info->height) + ", over the limit of " +
@@ -259,28 +194,92 @@ Status orient(RenderContext& c) {
 // The thumbnail's colours in sRGB, from the original's embedded profile (on the small image).
 Status manage_colour(RenderContext& c) {
   if (c.settings.color_management != "srgb") return Status::Ok();
-  std::optional<std::string> profile = embedded_icc_profile(c.original, c.info.format);
-  if (!profile) return Status::Ok();
-  if (std::string ignored = convert_to_srgb(c.image, *profile); !ignored.empty()) {
+  if (!c.profile) c.profile = embedded_icc_profile(c.original, c.info.format);
+  if (!*c.profile) return Status::Ok();
+  if (std::string ignored = convert_to_srgb(c.image, **c.profile); !ignored.empty()) {
+    // Said once, not for every frame.
     c.thumb.notes.push_back(ignored + "; its colours are left as decoded");
+    c.profile.emplace(std::nullopt);
   }
   return Status::Ok();
 }
 
 Status filter(RenderContext& c) {
-  Result<WatermarkImages> marks =
-      decode_watermarks(c.spec, c.request.watermarks, c.settings, c.request.deadline);
-  if (!marks.ok()) return marks.status();
-  apply_pixel_filters(c.image, c.spec.filters, c.plan->box.width, c.plan->box.height, &*marks);
+  if (!c.marks) {
+    Result<WatermarkImages> marks =
+        decode_watermarks(c.spec, c.request.watermarks, c.settings, c.request.deadline);
+    if (!marks.ok()) return marks.status();
+    c.marks = std::move(marks).value();
+  }
+  apply_pixel_filters(c.image, c.spec.filters, c.plan->box.width, c.plan->box.height, &*c.marks);
   if (!c.image.isContinuous()) c.image = c.image.clone();
+  return Status::Ok();
+}
+
+// What is done to every frame of an animation, as to the first (in kThumbnailSteps).
+constexpr Step kFrameSteps[] = {
+    {crop, &StageTimes::transform_ms},   {resize, &StageTimes::transform_ms},
+    {orient, &StageTimes::transform_ms}, {manage_colour, &StageTimes::transform_ms},
+    {filter, &StageTimes::transform_ms},
+};
+
+// An animated original written as an animation: its other frames, each read, cut, resized and
+// filtered as the first was. Only small frames are kept. An animation written as a still
+// format (format(jpeg), say) is its first frame.
+Status animate(RenderContext& c) {
+  if (!c.frames || c.info.frames < 2 ||
+      !animates(output_format(c.spec, c.info, c.request.negotiated))) {
+    return Status::Ok();
+  }
+  const std::uint64_t frame_pixels = static_cast<std::uint64_t>(c.image.total());
+  if (frame_pixels * static_cast<std::uint64_t>(c.info.frames) > c.settings.max_animation_pixels) {
+    return Status(Code::kTooLarge,
+                  "the animation's thumbnail has more pixels (over all its "
+                  "frames) than the limit of " +
+                      std::to_string(c.settings.max_animation_pixels));
+  }
+  Frames& out = c.animation;
+  out.loop_count = c.info.loop_count;
+  out.images.push_back(c.image);
+  out.durations_ms.push_back(c.first_duration_ms);
+  cv::Mat canvas;
+  int duration_ms = 0;
+  while (true) {
+    Result<bool> read = c.frames->next(canvas, duration_ms);
+    if (!read.ok()) return read.status();
+    if (!*read) break;
+    c.image = canvas;
+    c.orientation = c.info.orientation;
+    if (c.trimmed) {  // as trim() cut the first frame
+      c.image = c.image.clone();
+      apply_orientation(c.image, c.orientation);
+      c.orientation = 1;
+      c.image = c.image(cv::Rect(c.trimmed->x, c.trimmed->y, c.trimmed->width, c.trimmed->height));
+    }
+    for (const Step& step : kFrameSteps) {
+      if (Status done = step.run(c); !done.ok()) return done;
+    }
+    if (c.image.data == canvas.data) c.image = c.image.clone();  // the reader reuses its canvas
+    out.images.push_back(c.image);
+    out.durations_ms.push_back(duration_ms);
+  }
+  c.image = out.images.front();
   return Status::Ok();
 }
 
 // Encodes (within max_bytes() when the URL asks).
 Status encode_output(RenderContext& c) {
   Thumbnail& thumb = c.thumb;
-  thumb.format = output_format(c.spec, c.info.format, c.request.negotiated);
-  Result<std::string> bytes = encode(c.image, thumb.format, c.spec, c.settings);
+  thumb.format = output_format(c.spec, c.info, c.request.negotiated);
+  thumb.size = {c.image.cols, c.image.rows};
+  if (c.animation.images.size() > 1) {
+    Result<std::string> bytes = encode_animation(c.animation, thumb.format, c.spec, c.settings);
+    if (!bytes.ok()) return bytes.status();
+    thumb.bytes = std::move(bytes).value();
+    thumb.frames = static_cast<int>(c.animation.images.size());
+    return Status::Ok();
+  }
+  Result<std::string> bytes = encode_image(c.image, thumb.format, c.spec, c.settings);
   if (!bytes.ok()) return bytes.status();
   thumb.bytes = std::move(bytes).value();
   if (c.spec.max_bytes) {
@@ -288,7 +287,6 @@ Status encode_output(RenderContext& c) {
         fit_max_bytes(c.image, thumb.format, c.spec, c.settings, c.request.deadline, thumb.bytes);
     if (!fitted.ok()) return fitted;
   }
-  thumb.size = {c.image.cols, c.image.rows};
   return Status::Ok();
 }
 
@@ -318,8 +316,8 @@ Status draw_focal_points(RenderContext& c) {
 }
 
 Status encode_plain(RenderContext& c) {
-  c.thumb.format = output_format(c.spec, c.info.format, c.request.negotiated);
-  Result<std::string> bytes = encode(c.image, c.thumb.format, c.spec, c.settings);
+  c.thumb.format = output_format(c.spec, c.info, c.request.negotiated);
+  Result<std::string> bytes = encode_image(c.image, c.thumb.format, c.spec, c.settings);
   if (!bytes.ok()) return bytes.status();
   c.thumb.bytes = std::move(bytes).value();
   c.thumb.size = {c.image.cols, c.image.rows};
@@ -332,7 +330,7 @@ constexpr Step kThumbnailSteps[] = {
     {steps::plan, &StageTimes::transform_ms},   {crop, &StageTimes::transform_ms},
     {resize, &StageTimes::transform_ms},        {orient, &StageTimes::transform_ms},
     {manage_colour, &StageTimes::transform_ms}, {filter, &StageTimes::transform_ms},
-    {encode_output, &StageTimes::encode_ms},
+    {animate, &StageTimes::transform_ms},       {encode_output, &StageTimes::encode_ms},
 };
 
 constexpr Step kDebugSteps[] = {

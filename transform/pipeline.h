@@ -71,6 +71,7 @@ struct Thumbnail {
   std::string bytes;
   ImageFormat format = ImageFormat::kJpeg;
   Size size;
+  int frames = 1;    // frames written (an animation keeps them all)
   ImageInfo source;  // what the header said
   int shrink_on_load = 1;
   std::vector<FocalPoint> focal_points;  // those that decided a smart crop
@@ -82,8 +83,9 @@ struct Thumbnail {
 };
 
 // The output format: format() in the URL, else the one negotiated from Accept (auto-WebP), else
-// the source's own format (PNG for sources Thimble cannot encode, such as GIF).
-ImageFormat output_format(const ThumbnailSpec& spec, ImageFormat source,
+// the source's own format; for HEIC and AVIF sources JPEG, or PNG with alpha. AVIF negotiated for
+// an animated source gives animated WebP.
+ImageFormat output_format(const ThumbnailSpec& spec, const ImageInfo& source,
                           std::optional<ImageFormat> negotiated);
 
 // Sniffs and checks an original against the limits without decoding it. A `header` read before

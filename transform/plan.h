@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "conf/base/status.h"
+#include "transform/sniff.h"
 #include "transform/spec.h"
 
 namespace thimble::transform {
@@ -71,5 +72,11 @@ std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect r
 // than any other scale) 1/8 is taken as soon as it still covers the target: DC pixels are exact
 // 8x8 block averages, the very area filter the resize applies.
 int shrink_on_load(Size region, Size target, bool dc_eighth = false);
+
+// The shrink-on-load of `source`'s format for cutting `region` (of the image as shown) down to
+// `target`: the JPEG decode scale above; for a HEIF file with a thumbnail item that still leaves
+// twice the target on each axis of the region, its rounded-down scale denominator (decode.h
+// decodes the thumbnail for any value above 1); 1 otherwise.
+int shrink_on_load(const ImageInfo& source, Size region, Size target);
 
 }  // namespace thimble::transform

@@ -16,8 +16,17 @@ std::string crop_operation(int left, int top, int right, int bottom) {
 namespace {
 
 Status decode_at(RenderContext& c, int shrink) {
-  Result<cv::Mat> decoded =
-      decode_image(c.original, c.info, shrink, decode_budget(c.settings, c.request.deadline));
+  const DecodeBudget budget = decode_budget(c.settings, c.request.deadline);
+  if (has_frames(c.info)) {  // the first frame now, the others one by one (animate)
+    Result<std::unique_ptr<FrameReader>> reader = open_frames(c.original, c.info, budget);
+    if (!reader.ok()) return reader.status();
+    Result<cv::Mat> first = first_frame(**reader, c.first_duration_ms);
+    if (!first.ok()) return first.status();
+    c.image = std::move(first).value();
+    c.frames = std::move(reader).value();
+    return Status::Ok();
+  }
+  Result<cv::Mat> decoded = decode_image(c.original, c.info, shrink, budget);
   if (!decoded.ok()) return decoded.status();
   c.image = *decoded;
   return Status::Ok();
@@ -67,9 +76,7 @@ Status inspect(RenderContext& c) {
 
 Status decode_for_plan(RenderContext& c) {
   c.thumb.shrink_on_load =
-      c.plan && c.info.format == ImageFormat::kJpeg
-          ? shrink_on_load(c.plan->region.size(), c.plan->target, c.info.dc_eighth)
-          : 1;
+      c.plan ? shrink_on_load(c.info, c.plan->region.size(), c.plan->target) : 1;
   return decode_at(c, c.thumb.shrink_on_load);
 }
 
@@ -86,6 +93,9 @@ Status decode_for_detection(RenderContext& c) {
   if (!c.spec.trim && c.info.format == ImageFormat::kJpeg) {
     const int longest = std::max(c.info.width, c.info.height);
     while (shrink < 8 && longest / (shrink * 2) >= kDetectionSide) shrink *= 2;
+  } else if (!c.spec.trim && c.info.thumbnail_width > 0 &&
+             std::max(c.info.thumbnail_width, c.info.thumbnail_height) >= kDetectionSide) {
+    shrink = std::max(2, c.info.width / c.info.thumbnail_width);  // the thumbnail item
   }
   return decode_at(c, shrink);
 }
@@ -101,6 +111,7 @@ Status trim(RenderContext& c) {
                                           trimmed.y + trimmed.height));
   }
   c.image = c.image(cv::Rect(trimmed.x, trimmed.y, trimmed.width, trimmed.height));
+  c.trimmed = trimmed;
   c.shown = trimmed.size();
   c.planned_spec = shift_crop(c.spec, trimmed);
   return Status::Ok();

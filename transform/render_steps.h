@@ -9,6 +9,7 @@
 // Internal to transform/. Thread-safety: a context belongs to one render.
 #pragma once
 
+#include <memory>
 #include <opencv2/core.hpp>
 #include <optional>
 #include <span>
@@ -17,6 +18,8 @@
 #include <vector>
 
 #include "conf/base/status.h"
+#include "transform/animated.h"
+#include "transform/filters.h"
 #include "transform/pipeline.h"
 #include "transform/plan.h"
 #include "transform/spec.h"
@@ -46,7 +49,16 @@ struct RenderContext {
   int orientation = 1;                   // EXIF orientation still to apply to `image`
   std::vector<FocalPoint> focal_points;  // detected, then the URL's own
   std::vector<std::string> operations;   // what meta/ reports, in Thumbor's JSON
-  Thumbnail thumb;                       // the result; its `times` are filled by run_steps()
+  // An animated original: the reader of its frames after the first (which is `image`), the first
+  // frame's duration, trim's cut (every frame is cut the same), and the transformed frames.
+  std::unique_ptr<FrameReader> frames;
+  int first_duration_ms = 0;
+  std::optional<Rect> trimmed;
+  Frames animation;
+  // Read once per render, used for every frame.
+  std::optional<WatermarkImages> marks;
+  std::optional<std::optional<std::string>> profile;  // the embedded ICC profile, once looked for
+  Thumbnail thumb;  // the result; its `times` are filled by run_steps()
 };
 
 using StepFunction = Status (*)(RenderContext& context);

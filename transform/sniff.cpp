@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "transform/heif_header.h"
+
 namespace thimble::transform {
 namespace {
 
@@ -154,6 +156,7 @@ Result<ImageInfo> sniff_png(Bytes d) {
 Result<ImageInfo> sniff_webp(Bytes d) {
   ImageInfo info;
   info.format = ImageFormat::kWebp;
+  info.frames = 0;  // ANMF chunks counted below
   bool have_size = false;
   // RIFF container: "RIFF" size "WEBP", then chunks: fourcc (4) size (4) payload (padded to even).
   std::size_t i = 12;
@@ -183,6 +186,10 @@ Result<ImageInfo> sniff_webp(Bytes d) {
       info.height = static_cast<int>((bits >> 14 & 0x3fff) + 1);
       info.has_alpha = bits >> 28 & 1;
       have_size = true;
+    } else if (starts_with(fourcc, "ANIM") && payload.size() >= 6) {
+      info.loop_count = static_cast<int>(le16(payload, 4));
+    } else if (starts_with(fourcc, "ANMF")) {
+      ++info.frames;
     } else if (starts_with(fourcc, "EXIF")) {
       Bytes tiff = payload;
       if (starts_with(tiff, "Exif") && tiff.size() > 6) tiff = tiff.subspan(6);
@@ -193,6 +200,67 @@ Result<ImageInfo> sniff_webp(Bytes d) {
   if (!have_size || info.width == 0 || info.height == 0) {
     return unsupported("truncated WebP header");
   }
+  if (info.animated) {
+    if (info.frames == 0) return unsupported("animated WebP without frames");
+  } else {
+    info.frames = 1;
+  }
+  return info;
+}
+
+// GIF: the logical screen, then every block up to the trailer, for the frame count and the loop
+// count (NETSCAPE2.0). Sub-blocks are skipped by their lengths; nothing is decompressed. A file
+// cut short keeps the frames that are whole.
+Result<ImageInfo> sniff_gif(Bytes d) {
+  if (d.size() < 13) return unsupported("truncated GIF header");
+  ImageInfo info;
+  info.format = ImageFormat::kGif;
+  info.width = static_cast<int>(le16(d, 6));
+  info.height = static_cast<int>(le16(d, 8));
+  if (info.width == 0 || info.height == 0) return unsupported("GIF with no size");
+  std::size_t i = 13;
+  if (d[10] & 0x80) i += 3u << ((d[10] & 7) + 1);  // global colour table
+  // Skips data sub-blocks from `i`; false when the file ends first.
+  auto skip_blocks = [&] {
+    while (i < d.size()) {
+      const std::size_t n = d[i++];
+      if (n == 0) return true;
+      i += n;
+    }
+    return false;
+  };
+  int frames = 0;
+  bool transparent = false;
+  while (i < d.size() && d[i] != 0x3B) {
+    if (d[i] == 0x21) {  // extension: label, then sub-blocks
+      if (i + 2 >= d.size()) break;
+      const std::uint8_t label = d[i + 1];
+      if (label == 0xF9 && i + 3 < d.size() && d[i + 2] >= 4 && i + 4 < d.size()) {
+        transparent = transparent || (d[i + 3] & 1);
+      }
+      if (label == 0xFF && i + 18 < d.size() && d[i + 2] == 11 &&
+          std::memcmp(d.data() + i + 3, "NETSCAPE2.0", 11) == 0 && d[i + 14] >= 3 &&
+          d[i + 15] == 1) {
+        info.loop_count = static_cast<int>(le16(d, i + 16));
+      }
+      i += 2;
+      if (!skip_blocks()) break;
+    } else if (d[i] == 0x2C) {  // image: descriptor (10), local colour table, LZW size, data
+      if (i + 10 > d.size()) break;
+      const std::uint8_t packed = d[i + 9];
+      i += 10;
+      if (packed & 0x80) i += 3u << ((packed & 7) + 1);
+      i += 1;  // LZW minimum code size
+      if (i > d.size() || !skip_blocks()) break;
+      ++frames;
+    } else {
+      return unsupported("GIF with an unknown block");
+    }
+  }
+  if (frames == 0) return unsupported("truncated GIF: no whole frame");
+  info.frames = frames;
+  info.animated = frames > 1;
+  info.has_alpha = transparent;
   return info;
 }
 
@@ -225,16 +293,23 @@ Result<ImageInfo> sniff(Bytes d) {
   if (d.size() >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return sniff_jpeg(d);
   if (starts_with(d, "\x89PNG\r\n\x1a\n")) return sniff_png(d);
   if (starts_with(d, "RIFF") && starts_with(d, "WEBP", 8)) return sniff_webp(d);
-  if (starts_with(d, "GIF87a") || starts_with(d, "GIF89a")) {
-    if (d.size() < 10) return unsupported("truncated GIF header");
+  if (starts_with(d, "GIF87a") || starts_with(d, "GIF89a")) return sniff_gif(d);
+  if (looks_like_heif(d)) {
+    Result<HeifHeader> heif = read_heif_header(d);
+    if (!heif.ok()) return heif.status();
     ImageInfo info;
-    info.format = ImageFormat::kGif;
-    info.width = static_cast<int>(le16(d, 6));
-    info.height = static_cast<int>(le16(d, 8));
-    if (info.width == 0 || info.height == 0) return unsupported("GIF with no size");
+    info.format = heif->format;
+    info.width = heif->width;
+    info.height = heif->height;
+    info.orientation = heif->orientation;  // irot and imir; an EXIF orientation never applies
+    info.has_alpha = heif->has_alpha;
+    if (!heif->has_alpha) {  // a thumbnail item's own alpha is not looked for
+      info.thumbnail_width = heif->thumbnail_width;
+      info.thumbnail_height = heif->thumbnail_height;
+    }
     return info;
   }
-  return unsupported("not a JPEG, PNG or WebP image");
+  return unsupported("not a JPEG, PNG, WebP, GIF, HEIC or AVIF image");
 }
 
 }  // namespace thimble::transform

@@ -25,7 +25,13 @@ struct ImageInfo {
   // A progressive JPEG whose 1/8-scale decode needs only its DC coefficients (jpeg_dc.h): every
   // component decoded with a 1x1 transform at 1/8, i.e. chroma not subsampled on both axes.
   bool dc_eighth = false;
-  bool animated = false;  // animated WebP or GIF
+  bool animated = false;  // animated WebP or GIF (more than one frame)
+  int frames = 1;         // frames of a GIF or an animated WebP
+  int loop_count = 0;     // how many times an animation plays; 0: forever
+  // The largest embedded preview decodable instead of the image (a HEIF thumbnail item), with
+  // the image's aspect ratio; 0x0 when there is none.
+  int thumbnail_width = 0;
+  int thumbnail_height = 0;
 
   // Orientations 5-8 swap width and height.
   bool swaps_axes() const { return orientation >= 5 && orientation <= 8; }

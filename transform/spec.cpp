@@ -151,8 +151,14 @@ Status set_format(std::string_view name, std::string_view args, ThumbnailSpec& s
     spec.format = ImageFormat::kPng;
   } else if (args == "webp") {
     spec.format = ImageFormat::kWebp;
+  } else if (args == "avif") {
+    spec.format = ImageFormat::kAvif;
+  } else if (args == "gif") {
+    spec.format = ImageFormat::kGif;
+  } else if (args == "heic" || args == "heif") {
+    return bad(call_text(name, args) + ": HEIC output is not supported (browsers do not show it)");
   } else {
-    return bad(call_text(name, args) + ": output format must be jpeg, png or webp");
+    return bad(call_text(name, args) + ": output format must be jpeg, png, webp, avif or gif");
   }
   return Status::Ok();
 }

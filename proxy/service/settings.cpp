@@ -24,7 +24,8 @@ std::shared_ptr<const ServiceSettings> ServiceSettings::make(OriginOptions optio
   std::string fingerprint =
       "q" + std::to_string(out.jpeg_quality) + "p" + std::to_string(out.jpeg_progressive) + "w" +
       std::to_string(out.webp_quality) + "z" + std::to_string(out.png_compression) + "o" +
-      std::to_string(out.respect_orientation) + "c" + out.color_management;
+      std::to_string(out.respect_orientation) + "c" + out.color_management + "a" +
+      std::to_string(out.avif_quality) + "s" + std::to_string(out.avif_speed);
   EntityTags etags(signer.keys());
   std::string field = options.security.signature_header;
   for (char& c : field) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

@@ -1,0 +1,403 @@
+// HEIC, AVIF, GIF and animated WebP originals, AVIF and GIF thumbnails: test images made by the
+// formats' own tools from corpus photographs, Thimble's output checked by the same tools.
+#include <doctest/doctest.h>
+#include <libheif/heif.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "format_tools.h"
+#include "icc_profiles.h"
+#include "render_support.h"
+#include "support.h"
+#include "transform/animated.h"
+#include "transform/meta.h"
+#include "transform/pipeline.h"
+#include "transform/sniff.h"
+
+using namespace thimble;
+using namespace thimble::transform;
+using namespace thimble::test::rendering;
+
+namespace {
+
+// The corpus storm photograph (1920x1280) at a smaller size, as a PNG in `dir`.
+std::filesystem::path storm_png(const test::TempDir& dir, int width) {
+  cv::Mat storm = cv::imread(test::corpus("medium/mate_Storm.jpg").string());
+  cv::Mat small;
+  cv::resize(storm, small, cv::Size(width, width * storm.rows / storm.cols), 0, 0, cv::INTER_AREA);
+  return test::png_in(dir, "storm" + std::to_string(width), small);
+}
+
+// A thumbnail of `original` and of the reference, decoded, and their mean difference in levels.
+double difference(const std::string& original, const std::string& reference,
+                  const std::string& options) {
+  const cv::Mat a = decoded(render_ok(original, options));
+  const cv::Mat b = decoded(render_ok(reference, options));
+  return mean_abs_diff(a, b);
+}
+
+// What libheif itself shows for `file`: rotations and mirrors applied, 8-bit BGR.
+cv::Mat libheif_view(const std::string& file) {
+  heif_context* context = heif_context_alloc();
+  REQUIRE(
+      heif_context_read_from_memory_without_copy(context, file.data(), file.size(), nullptr).code ==
+      heif_error_Ok);
+  heif_image_handle* handle = nullptr;
+  REQUIRE(heif_context_get_primary_image_handle(context, &handle).code == heif_error_Ok);
+  heif_image* image = nullptr;
+  REQUIRE(
+      heif_decode_image(handle, &image, heif_colorspace_RGB, heif_chroma_interleaved_RGB, nullptr)
+          .code == heif_error_Ok);
+  int stride = 0;
+  const std::uint8_t* plane =
+      heif_image_get_plane_readonly(image, heif_channel_interleaved, &stride);
+  cv::Mat rgb(heif_image_get_height(image, heif_channel_interleaved),
+              heif_image_get_width(image, heif_channel_interleaved), CV_8UC3,
+              const_cast<std::uint8_t*>(plane), static_cast<std::size_t>(stride));
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  heif_image_release(image);
+  heif_image_handle_release(handle);
+  heif_context_free(context);
+  return bgr;
+}
+
+// Every frame of an animated thumbnail, as Thimble's own reader composes it.
+std::vector<cv::Mat> frames_of(const std::string& animation) {
+  auto info = sniff(test::as_bytes(animation));
+  REQUIRE(info.ok());
+  auto reader = open_frames(test::as_bytes(animation), *info, {});
+  REQUIRE(reader.ok());
+  std::vector<cv::Mat> frames;
+  cv::Mat canvas;
+  int duration = 0;
+  while (true) {
+    auto more = (*reader)->next(canvas, duration);
+    REQUIRE(more.ok());
+    if (!*more) break;
+    frames.push_back(canvas.clone());
+  }
+  return frames;
+}
+
+cv::Vec3b colour_at(const cv::Mat& image, int x, int y) {
+  if (image.channels() == 4) {
+    const cv::Vec4b p = image.at<cv::Vec4b>(y, x);
+    return {p[0], p[1], p[2]};
+  }
+  return image.at<cv::Vec3b>(y, x);
+}
+
+bool near(cv::Vec3b a, cv::Vec3b b, int tolerance = 24) {
+  for (int c = 0; c < 3; ++c) {
+    if (std::abs(a[c] - b[c]) > tolerance) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "HEIC from a corpus photograph: sniffed, decoded upright, close to the JPEG's thumbnail") {
+  test::TempDir dir;
+  const auto jpeg = test::corpus("medium/mate_Storm.jpg");
+  test::run("heif-enc -q 90 -t 320 " + jpeg.string() + " -o " + (dir.path() / "s.heic").string());
+  const std::string heic = test::read_file(dir.path() / "s.heic");
+  auto info = sniff(test::as_bytes(heic));
+  REQUIRE(info.ok());
+  CHECK(info->format == ImageFormat::kHeic);
+  CHECK(info->width == 1920);
+  CHECK(info->height == 1280);
+  CHECK(info->orientation == 1);  // the HEIC keeps the JPEG's EXIF, which never applies
+  CHECK(info->thumbnail_width == 320);
+
+  const std::string reference = test::read_file(jpeg);
+  const Thumbnail big = render_ok(heic, "fit-in/300x200");
+  CHECK(big.format == ImageFormat::kJpeg);  // never HEIC to a browser
+  CHECK(big.size == Size{300, 200});
+  CHECK(big.shrink_on_load == 1);  // the 320 px thumbnail is not twice the target
+  CHECK(difference(heic, reference, "fit-in/300x200") < 4.0);
+  // A small target decodes the thumbnail item instead of the 1920 px image.
+  const Thumbnail small = render_ok(heic, "fit-in/120x80");
+  CHECK(small.shrink_on_load == 6);
+  CHECK(small.size == Size{120, 80});
+  CHECK(difference(heic, reference, "fit-in/120x80") < 4.0);
+  CHECK(render_ok(heic, "fit-in/120x80/filters:format(webp)").format == ImageFormat::kWebp);
+}
+
+TEST_CASE("AVIF rotation and mirroring (irot, imir) are shown as libheif shows them") {
+  test::TempDir dir;
+  const auto png = storm_png(dir, 96);
+  for (const std::string rotation : {"", "--irot 1", "--irot 2", "--irot 3"}) {
+    for (const std::string mirror : {"", "--imir 0", "--imir 1"}) {
+      CAPTURE(rotation);
+      CAPTURE(mirror);
+      const auto out = dir.path() / "o.avif";
+      test::run("avifenc -s 10 -l " + rotation + " " + mirror + " " + png.string() + " " +
+                out.string());
+      const std::string avif = test::read_file(out);
+      const cv::Mat expected = libheif_view(avif);
+      const Thumbnail t = render_ok(avif, "filters:format(png)");
+      const cv::Mat got = decoded(t);
+      REQUIRE(got.size() == expected.size());
+      CHECK(mean_abs_diff(got, expected) < 1.0);
+    }
+  }
+}
+
+TEST_CASE("AVIF: alpha kept, 10-bit reduced to 8, grids read whole, nclx Display P3 made sRGB") {
+  test::TempDir dir;
+  const auto png = storm_png(dir, 240);  // tiles of 120x80: even, as 4:2:0 needs
+  const std::string reference = test::read_file(png);
+
+  test::run("avifenc -s 10 -d 10 --min 4 --max 8 " + png.string() + " " +
+            (dir.path() / "d10.avif").string());
+  const std::string deep = test::read_file(dir.path() / "d10.avif");
+  CHECK(difference(deep, reference, "fit-in/128x128/filters:format(png)") < 3.0);
+
+  test::run("avifenc -s 10 --min 4 --max 8 --grid 2x2 " + png.string() + " " +
+            (dir.path() / "g.avif").string());
+  const std::string grid = test::read_file(dir.path() / "g.avif");
+  auto grid_info = sniff(test::as_bytes(grid));
+  REQUIRE(grid_info.ok());
+  CHECK(grid_info->width == 240);
+  CHECK(difference(grid, reference, "fit-in/128x128/filters:format(png)") < 3.0);
+
+  // Alpha: a transparent corner survives into a PNG thumbnail.
+  cv::Mat rgba = cv::imread(png.string());
+  cv::cvtColor(rgba, rgba, cv::COLOR_BGR2BGRA);
+  rgba(cv::Rect(0, 0, 64, 64)).setTo(cv::Scalar(0, 0, 0, 0));
+  const auto alpha_png = test::png_in(dir, "alpha", rgba);
+  test::run("avifenc -s 10 --min 4 --max 8 " + alpha_png.string() + " " +
+            (dir.path() / "a.avif").string());
+  const std::string with_alpha = test::read_file(dir.path() / "a.avif");
+  const Thumbnail t = render_ok(with_alpha, "fit-in/128x128");
+  CHECK(t.format == ImageFormat::kPng);  // the default for an AVIF with alpha
+  const cv::Mat shown = decoded(t);
+  REQUIRE(shown.channels() == 4);
+  CHECK(shown.at<cv::Vec4b>(4, 4)[3] == 0);
+  CHECK(shown.at<cv::Vec4b>(60, 100)[3] == 255);
+
+  // Display P3 code points: the pixels are P3 values; the thumbnail must be sRGB again.
+  const cv::Mat p3 = test::in_profile(cv::imread(png.string()), test::display_p3_profile());
+  const auto p3_png = test::png_in(dir, "p3", p3);
+  test::run("avifenc -s 10 --min 2 --max 4 -y 444 --cicp 12/13/1 " + p3_png.string() + " " +
+            (dir.path() / "p3.avif").string());
+  const std::string p3_avif = test::read_file(dir.path() / "p3.avif");
+  const double managed = difference(p3_avif, reference, "fit-in/128x128/filters:format(png)");
+  RenderSettings ignore;
+  ignore.color_management = "ignore";
+  const double unmanaged =
+      mean_abs_diff(decoded(render_ok(p3_avif, "fit-in/128x128/filters:format(png)", ignore)),
+                    decoded(render_ok(reference, "fit-in/128x128/filters:format(png)")));
+  CHECK(managed < 2.5);
+  CHECK(unmanaged > managed + 1.0);
+}
+
+TEST_CASE("HEIF headers that lie or loop are refused before libheif decodes anything") {
+  test::TempDir dir;
+  const auto png = storm_png(dir, 64);
+  test::run("avifenc -s 10 " + png.string() + " " + (dir.path() / "s.avif").string());
+  const std::string avif = test::read_file(dir.path() / "s.avif");
+  // The primary item points at an item that does not exist.
+  std::string missing = avif;
+  const std::size_t pitm = missing.find("pitm");
+  REQUIRE(pitm != std::string::npos);
+  missing[pitm + 8] = '\x7f';
+  missing[pitm + 9] = '\x7f';
+  auto refused = render_bytes(missing, "fit-in/32x32");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kUnsupportedMedia);
+  // An ispe claiming 30000x30000: 413 from the header.
+  std::string huge = avif;
+  const std::size_t ispe = huge.find("ispe");
+  REQUIRE(ispe != std::string::npos);
+  const std::string side("\x00\x00\x75\x30", 4);
+  huge.replace(ispe + 8, 4, side);
+  huge.replace(ispe + 12, 4, side);
+  auto too_large = render_bytes(huge, "fit-in/32x32");
+  REQUIRE_FALSE(too_large.ok());
+  CHECK(too_large.status().code() == Code::kTooLarge);
+  // Every truncation is refused or rendered, never more.
+  for (std::size_t cut : {std::size_t{12}, std::size_t{40}, avif.size() / 3, avif.size() - 10}) {
+    auto out = render_bytes(avif.substr(0, cut), "fit-in/32x32");
+    if (!out.ok()) CHECK(out.status().code() == Code::kUnsupportedMedia);
+  }
+}
+
+TEST_CASE("a still GIF stays a GIF, with its transparency and colours") {
+  cv::Mat picture =
+      test::frame(60, 40, cv::Scalar(0, 0, 255), cv::Rect(20, 10, 20, 20), cv::Scalar(255, 0, 0));
+  picture(cv::Rect(0, 0, 10, 10)).setTo(cv::Scalar(0, 255, 0));  // drawn transparent
+  const std::string gif =
+      test::write_gif(60, 40, {{picture, {0, 0}, 0, 0, cv::Vec3b(0, 255, 0)}}, std::nullopt);
+  const Thumbnail t = render_ok(gif, "30x20");
+  CHECK(t.format == ImageFormat::kGif);
+  CHECK(t.bytes.substr(0, 6) == "GIF89a");
+  CHECK(t.frames == 1);
+  const std::vector<cv::Mat> frames = frames_of(t.bytes);
+  REQUIRE(frames.size() == 1);
+  CHECK(frames[0].size() == cv::Size(30, 20));
+  CHECK(frames[0].at<cv::Vec4b>(1, 1)[3] == 0);  // transparent corner
+  CHECK(near(colour_at(frames[0], 15, 10), {255, 0, 0}));
+  CHECK(near(colour_at(frames[0], 25, 3), {0, 0, 255}));
+  const Thumbnail jpeg = render_ok(gif, "30x20/filters:format(jpeg)");
+  CHECK(jpeg.format == ImageFormat::kJpeg);
+}
+
+TEST_CASE("an animated GIF keeps every frame, its timing, loop count and disposal") {
+  // 3 frames on an 80x60 canvas: a red background, then a blue square drawn over it (kept), then
+  // the square restored to the background and a green one elsewhere.
+  const cv::Mat red(60, 80, CV_8UC3, cv::Scalar(0, 0, 255));
+  const cv::Mat blue(20, 20, CV_8UC3, cv::Scalar(255, 0, 0));
+  const cv::Mat green(20, 20, CV_8UC3, cv::Scalar(0, 255, 0));
+  const std::string gif = test::write_gif(80, 60,
+                                          {{red, {0, 0}, 20, DISPOSE_DO_NOT, std::nullopt},
+                                           {blue, {10, 10}, 30, DISPOSE_PREVIOUS, std::nullopt},
+                                           {green, {50, 30}, 40, DISPOSE_DO_NOT, std::nullopt}},
+                                          3);
+  auto info = sniff(test::as_bytes(gif));
+  REQUIRE(info.ok());
+  CHECK(info->frames == 3);
+  CHECK(info->loop_count == 3);
+
+  test::TempDir dir;
+  const Thumbnail t = render_ok(gif, "40x30");
+  CHECK(t.format == ImageFormat::kGif);
+  CHECK(t.frames == 3);
+  test::write_file(dir.path() / "t.gif", t.bytes);
+  const std::string report = test::output_of("gifsicle --info " + (dir.path() / "t.gif").string());
+  CAPTURE(report);
+  CHECK(report.find("3 images") != std::string::npos);
+  CHECK(report.find("logical screen 40x30") != std::string::npos);
+  CHECK(report.find("loop count 3") != std::string::npos);
+  CHECK(report.find("delay 0.20s") != std::string::npos);
+  CHECK(report.find("delay 0.30s") != std::string::npos);
+  CHECK(report.find("delay 0.40s") != std::string::npos);
+  const std::vector<cv::Mat> frames = frames_of(t.bytes);
+  REQUIRE(frames.size() == 3);
+  CHECK(near(colour_at(frames[1], 10, 10), {255, 0, 0}));  // the blue square, scaled
+  CHECK(near(colour_at(frames[2], 10, 10), {0, 0, 255}));  // restored to what was before it
+  CHECK(near(colour_at(frames[2], 30, 20), {0, 255, 0}));
+
+  // format(webp): an animated WebP with the same frames and timing.
+  const Thumbnail webp = render_ok(gif, "40x30/filters:format(webp)");
+  CHECK(webp.frames == 3);
+  test::write_file(dir.path() / "t.webp", webp.bytes);
+  const std::string mux = test::output_of("webpmux -info " + (dir.path() / "t.webp").string());
+  CAPTURE(mux);
+  CHECK(mux.find("Number of frames: 3") != std::string::npos);
+  CHECK(mux.find("Loop Count : 3") != std::string::npos);
+  const std::vector<cv::Mat> webp_frames = frames_of(webp.bytes);
+  REQUIRE(webp_frames.size() == 3);
+  CHECK(near(colour_at(webp_frames[2], 30, 20), {0, 255, 0}));
+  // format(png): the first frame, said as such by its size and format.
+  const Thumbnail png = render_ok(gif, "40x30/filters:format(png)");
+  CHECK(png.frames == 1);
+  CHECK(png.format == ImageFormat::kPng);
+  // Flips and filters apply to every frame.
+  const std::vector<cv::Mat> flipped = frames_of(render_ok(gif, "-40x30").bytes);
+  REQUIRE(flipped.size() == 3);
+  CHECK(near(colour_at(flipped[2], 9, 20), {0, 255, 0}));
+  const std::vector<cv::Mat> grey = frames_of(render_ok(gif, "40x30/filters:grayscale()").bytes);
+  REQUIRE(grey.size() == 3);
+  const cv::Vec3b g = colour_at(grey[2], 30, 20);
+  CHECK(std::abs(g[0] - g[2]) < 6);
+}
+
+TEST_CASE("animated WebP in: frames, durations and loop count kept, to WebP and to GIF") {
+  test::TempDir dir;
+  std::vector<std::string> pngs;
+  for (int i = 0; i < 4; ++i) {
+    pngs.push_back(test::png_in(dir, "f" + std::to_string(i),
+                                test::frame(120, 90, cv::Scalar(40 * i, 80, 200),
+                                            cv::Rect(20 * i, 30, 30, 30), cv::Scalar(255, 255, 0)))
+                       .string());
+  }
+  test::run("img2webp -loop 2 -lossless -d 100 " + pngs[0] + " -d 150 " + pngs[1] + " -d 200 " +
+            pngs[2] + " -d 250 " + pngs[3] + " -o " + (dir.path() / "a.webp").string());
+  const std::string webp = test::read_file(dir.path() / "a.webp");
+  auto info = sniff(test::as_bytes(webp));
+  REQUIRE(info.ok());
+  CHECK(info->animated);
+  CHECK(info->frames == 4);
+  CHECK(info->loop_count == 2);
+
+  const Thumbnail t = render_ok(webp, "60x45");
+  CHECK(t.format == ImageFormat::kWebp);
+  CHECK(t.frames == 4);
+  test::write_file(dir.path() / "t.webp", t.bytes);
+  const std::string mux = test::output_of("webpmux -info " + (dir.path() / "t.webp").string());
+  CAPTURE(mux);
+  CHECK(mux.find("Canvas size: 60 x 45") != std::string::npos);
+  CHECK(mux.find("Number of frames: 4") != std::string::npos);
+  CHECK(mux.find("Loop Count : 2") != std::string::npos);
+  for (const char* duration : {"  100 ", "  150 ", "  200 ", "  250 "}) {
+    CHECK(mux.find(duration) != std::string::npos);
+  }
+  const std::vector<cv::Mat> frames = frames_of(t.bytes);
+  REQUIRE(frames.size() == 4);
+  CHECK(near(colour_at(frames[3], 35, 22), {255, 255, 0}));  // the square moved right
+
+  const Thumbnail gif = render_ok(webp, "60x45/filters:format(gif)");
+  test::write_file(dir.path() / "t.gif", gif.bytes);
+  const std::string report = test::output_of("gifsicle --info " + (dir.path() / "t.gif").string());
+  CAPTURE(report);
+  CHECK(report.find("4 images") != std::string::npos);
+  CHECK(report.find("loop count 2") != std::string::npos);
+  CHECK(report.find("delay 0.25s") != std::string::npos);
+
+  auto spec = parse_spec("meta/60x45/image");
+  REQUIRE(spec.ok());
+  auto json = describe(test::as_bytes(webp), *spec, RenderSettings{});
+  REQUIRE(json.ok());
+  CHECK(json->find("\"frameCount\":4") != std::string::npos);
+}
+
+TEST_CASE("animation limits are checked from the header, before any frame is decoded") {
+  std::vector<test::GifFrame> many;
+  const cv::Mat dot(1, 1, CV_8UC3, cv::Scalar(0, 0, 0));
+  for (int i = 0; i < 30; ++i) many.push_back({dot, {0, 0}, 1, DISPOSE_DO_NOT, std::nullopt});
+  const std::string gif = test::write_gif(200, 200, many, 0);
+  RenderSettings few;
+  few.max_frames = 20;
+  auto refused = render_bytes(gif, "10x10", few);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kTooLarge);
+  CHECK(refused.status().message() == "the animation has 30 frames, over the limit of 20");
+  RenderSettings small;
+  small.max_animation_pixels = 29 * 200 * 200;
+  auto over = render_bytes(gif, "10x10", small);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().code() == Code::kTooLarge);
+  CHECK(render_ok(gif, "10x10").frames == 30);
+}
+
+TEST_CASE("AVIF output: format(avif) decodes with avifdec at the asked size") {
+  test::TempDir dir;
+  const std::string storm = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  const Thumbnail t = render_ok(storm, "fit-in/300x200/filters:format(avif)");
+  CHECK(t.format == ImageFormat::kAvif);
+  CHECK(t.size == Size{300, 200});
+  test::write_file(dir.path() / "t.avif", t.bytes);
+  const std::string report = test::output_of("avifdec --info " + (dir.path() / "t.avif").string());
+  CAPTURE(report);
+  CHECK(report.find("Resolution     : 300x200") != std::string::npos);
+  test::run("avifdec " + (dir.path() / "t.avif").string() + " " + (dir.path() / "t.png").string());
+  const cv::Mat back = cv::imread((dir.path() / "t.png").string());
+  const cv::Mat jpeg = decoded(render_ok(storm, "fit-in/300x200/filters:quality(95)"));
+  CHECK(mean_abs_diff(back, jpeg) < 4.0);
+  // quality() changes the bytes, as output.avif_quality does.
+  const Thumbnail low = render_ok(storm, "fit-in/300x200/filters:format(avif):quality(20)");
+  CHECK(low.bytes.size() < t.bytes.size());
+  // With alpha.
+  const std::string png = test::read_file(test::corpus("png/mate_Gulp_alpha.png"));
+  const Thumbnail alpha = render_ok(png, "fit-in/200x200/filters:format(avif)");
+  test::write_file(dir.path() / "a.avif", alpha.bytes);
+  const std::string alpha_report =
+      test::output_of("avifdec --info " + (dir.path() / "a.avif").string());
+  CAPTURE(alpha_report);
+  CHECK(alpha_report.find("Alpha          : Absent") == std::string::npos);
+}

@@ -1,0 +1,373 @@
+#include "transform/encode.h"
+
+#include <avif/avif.h>
+#include <gif_lib.h>
+#include <libimagequant.h>
+#include <webp/encode.h>
+#include <webp/mux.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <vector>
+
+#include "transform/filters.h"
+
+namespace thimble::transform {
+namespace {
+
+Status not_encoded() {
+  return {Code::kInternal, "the thumbnail could not be encoded"};
+}
+
+// Composites BGRA onto an opaque background colour (JPEG has no alpha).
+void flatten(cv::Mat& img, cv::Scalar background) {
+  if (img.channels() != 4) return;
+  cv::Mat out(img.size(), CV_8UC3);
+  img.forEach<cv::Vec4b>([&](const cv::Vec4b& p, const int* pos) {
+    const int a = p[3];
+    cv::Vec3b& o = out.at<cv::Vec3b>(pos[0], pos[1]);
+    for (int c = 0; c < 3; ++c) {
+      o[c] = static_cast<std::uint8_t>(
+          (p[c] * a + static_cast<int>(background[c]) * (255 - a) + 127) / 255);
+    }
+  });
+  img = out;
+}
+
+// Lossy WebP and AVIF keep colour at half resolution (4:2:0): a visible edge pixel shares its
+// chroma with its transparent neighbours, whose colour is black once unpremultiplied, so edges
+// came out darker. Transparent pixels near visible ones take their alpha-weighted average colour
+// instead (they stay invisible), so the shared chroma is the edge's own.
+void bleed_into_transparent(cv::Mat& img) {
+  if (img.channels() != 4) return;
+  cv::Mat alpha;
+  cv::extractChannel(img, alpha, 3);
+  if (cv::countNonZero(alpha) == static_cast<int>(alpha.total())) return;
+  cv::Mat weight;
+  alpha.convertTo(weight, CV_32F, 1.0 / 255);
+  std::vector<cv::Mat> planes;
+  cv::split(img, planes);
+  const cv::Size reach(5, 5);  // beyond a 2x2 chroma block and the encoder's filtering
+  std::array<cv::Mat, 3> sums;
+  for (std::size_t c = 0; c < 3; ++c) {
+    planes[c].convertTo(sums[c], CV_32F);
+    sums[c] = sums[c].mul(weight);
+    cv::blur(sums[c], sums[c], reach);
+  }
+  cv::Mat weights;
+  cv::blur(weight, weights, reach);
+  img.forEach<cv::Vec4b>([&](cv::Vec4b& p, const int* pos) {
+    const float w = weights.at<float>(pos[0], pos[1]);
+    if (p[3] != 0 || w <= 0) return;
+    for (std::size_t c = 0; c < 3; ++c) {
+      p[c] = cv::saturate_cast<std::uint8_t>(sums[c].at<float>(pos[0], pos[1]) / w);
+    }
+  });
+}
+
+Result<std::string> encode_with_opencv(const cv::Mat& img, const char* extension,
+                                       const std::vector<int>& params) {
+  std::vector<std::uint8_t> out;
+  try {
+    if (!cv::imencode(extension, img, out, params)) return not_encoded();
+  } catch (const cv::Exception&) {
+    return not_encoded();
+  }
+  return std::string(out.begin(), out.end());
+}
+
+// --- AVIF (libavif + libaom) ---
+
+struct AvifImageFree {
+  void operator()(avifImage* i) const { avifImageDestroy(i); }
+};
+struct AvifEncoderFree {
+  void operator()(avifEncoder* e) const { avifEncoderDestroy(e); }
+};
+
+// libaom's quantizer (0 best - 63 worst) for a 1-100 quality, as libheif maps it.
+int avif_quantizer(int quality) {
+  return std::clamp(((100 - quality) * 63 + 50) / 100, 0, 63);
+}
+
+Result<std::string> encode_avif(cv::Mat& img, int quality, int speed) {
+  const bool alpha = img.channels() == 4;
+  if (alpha) bleed_into_transparent(img);
+  std::unique_ptr<avifImage, AvifImageFree> image(
+      avifImageCreate(static_cast<std::uint32_t>(img.cols), static_cast<std::uint32_t>(img.rows), 8,
+                      AVIF_PIXEL_FORMAT_YUV420));
+  if (!image) return not_encoded();
+  image->colorPrimaries = AVIF_COLOR_PRIMARIES_BT709;
+  image->transferCharacteristics = AVIF_TRANSFER_CHARACTERISTICS_SRGB;
+  image->matrixCoefficients = AVIF_MATRIX_COEFFICIENTS_BT601;
+  image->yuvRange = AVIF_RANGE_FULL;
+  avifRGBImage rgb;
+  avifRGBImageSetDefaults(&rgb, image.get());
+  rgb.format = alpha ? AVIF_RGB_FORMAT_BGRA : AVIF_RGB_FORMAT_BGR;
+  rgb.depth = 8;
+  rgb.pixels = img.data;
+  rgb.rowBytes = static_cast<std::uint32_t>(img.step);
+  if (avifImageRGBToYUV(image.get(), &rgb) != AVIF_RESULT_OK) return not_encoded();
+  std::unique_ptr<avifEncoder, AvifEncoderFree> encoder(avifEncoderCreate());
+  if (!encoder) return not_encoded();
+  encoder->codecChoice = AVIF_CODEC_CHOICE_AOM;
+  encoder->maxThreads = 1;  // parallelism comes from concurrent requests
+  encoder->speed = speed;
+  encoder->minQuantizer = encoder->maxQuantizer = avif_quantizer(quality);
+  encoder->minQuantizerAlpha = encoder->maxQuantizerAlpha =
+      avif_quantizer(std::min(100, quality + 10));
+  avifRWData output = AVIF_DATA_EMPTY;
+  const avifResult written = avifEncoderWrite(encoder.get(), image.get(), &output);
+  std::string bytes;
+  if (written == AVIF_RESULT_OK)
+    bytes.assign(reinterpret_cast<const char*>(output.data), output.size);
+  avifRWDataFree(&output);
+  if (written != AVIF_RESULT_OK) return not_encoded();
+  return bytes;
+}
+
+// --- GIF (giflib + libimagequant) ---
+
+struct LiqAttrFree {
+  void operator()(liq_attr* a) const { liq_attr_destroy(a); }
+};
+struct LiqImageFree {
+  void operator()(liq_image* i) const { liq_image_destroy(i); }
+};
+struct LiqResultFree {
+  void operator()(liq_result* r) const { liq_result_destroy(r); }
+};
+
+class GifWriter {
+ public:
+  GifWriter() {
+    int error = 0;
+    gif_ = EGifOpen(this, &GifWriter::write, &error);
+  }
+  ~GifWriter() {
+    if (gif_) EGifCloseFile(gif_, nullptr);
+  }
+
+  bool start(int width, int height, std::optional<int> loop_count) {
+    if (!gif_) return false;
+    EGifSetGifVersion(gif_, true);
+    if (EGifPutScreenDesc(gif_, width, height, 8, 0, nullptr) == GIF_ERROR) return false;
+    if (!loop_count) return true;
+    const std::uint8_t loops[3] = {1, static_cast<std::uint8_t>(*loop_count & 0xff),
+                                   static_cast<std::uint8_t>(*loop_count >> 8 & 0xff)};
+    return EGifPutExtensionLeader(gif_, APPLICATION_EXT_FUNC_CODE) != GIF_ERROR &&
+           EGifPutExtensionBlock(gif_, 11, "NETSCAPE2.0") != GIF_ERROR &&
+           EGifPutExtensionBlock(gif_, 3, loops) != GIF_ERROR &&
+           EGifPutExtensionTrailer(gif_) != GIF_ERROR;
+  }
+
+  // One whole frame, quantised to its own palette. `clears` asks for the frame to be disposed
+  // to transparent before the next (which then shows through nothing of this one).
+  bool add(const cv::Mat& bgra, int duration_ms, bool clears, int speed) {
+    cv::Mat rgba;
+    cv::cvtColor(bgra, rgba, bgra.channels() == 4 ? cv::COLOR_BGRA2RGBA : cv::COLOR_BGR2RGBA);
+    bool transparent = false;
+    rgba.forEach<cv::Vec4b>([&](cv::Vec4b& p, const int*) {
+      if (p[3] < 128) {
+        p = cv::Vec4b(0, 0, 0, 0);  // GIF transparency is all or nothing
+      } else {
+        p[3] = 255;
+      }
+    });
+    std::unique_ptr<liq_attr, LiqAttrFree> attr(liq_attr_create());
+    if (!attr) return false;
+    liq_set_speed(attr.get(), speed);
+    std::unique_ptr<liq_image, LiqImageFree> image(
+        liq_image_create_rgba(attr.get(), rgba.data, rgba.cols, rgba.rows, 0));
+    if (!image) return false;
+    liq_result* quantised = nullptr;
+    if (liq_image_quantize(image.get(), attr.get(), &quantised) != LIQ_OK) return false;
+    std::unique_ptr<liq_result, LiqResultFree> result(quantised);
+    liq_set_dithering_level(result.get(), 1.0f);
+    std::vector<std::uint8_t> indexes(rgba.total());
+    if (liq_write_remapped_image(result.get(), image.get(), indexes.data(), indexes.size()) !=
+        LIQ_OK) {
+      return false;
+    }
+    const liq_palette* palette = liq_get_palette(result.get());
+    int colours = 2;  // a GIF colour table has a power-of-two size
+    while (colours < static_cast<int>(palette->count)) colours *= 2;
+    std::unique_ptr<ColorMapObject, void (*)(ColorMapObject*)> map(
+        GifMakeMapObject(colours, nullptr), GifFreeMapObject);
+    if (!map) return false;
+    int transparent_index = NO_TRANSPARENT_COLOR;
+    for (unsigned i = 0; i < palette->count; ++i) {
+      map->Colors[i] = {palette->entries[i].r, palette->entries[i].g, palette->entries[i].b};
+      if (palette->entries[i].a == 0) {
+        transparent_index = static_cast<int>(i);
+        transparent = true;
+      }
+    }
+    GraphicsControlBlock control{};
+    control.DisposalMode = clears ? DISPOSE_BACKGROUND : DISPOSE_DO_NOT;
+    control.DelayTime = (duration_ms + 5) / 10;
+    control.TransparentColor = transparent ? transparent_index : NO_TRANSPARENT_COLOR;
+    GifByteType extension[4];
+    EGifGCBToExtension(&control, extension);
+    if (EGifPutExtension(gif_, GRAPHICS_EXT_FUNC_CODE, 4, extension) == GIF_ERROR ||
+        EGifPutImageDesc(gif_, 0, 0, rgba.cols, rgba.rows, false, map.get()) == GIF_ERROR) {
+      return false;
+    }
+    for (int y = 0; y < rgba.rows; ++y) {
+      if (EGifPutLine(gif_, indexes.data() + static_cast<std::size_t>(y) * rgba.cols, rgba.cols) ==
+          GIF_ERROR) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::optional<std::string> finish() {
+    const int closed = EGifCloseFile(gif_, nullptr);
+    gif_ = nullptr;
+    if (closed == GIF_ERROR) return std::nullopt;
+    return std::move(out_);
+  }
+
+ private:
+  static int write(GifFileType* gif, const GifByteType* bytes, int n) {
+    static_cast<GifWriter*>(gif->UserData)
+        ->out_.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(n));
+    return n;
+  }
+
+  GifFileType* gif_ = nullptr;
+  std::string out_;
+};
+
+bool has_transparency(const cv::Mat& img) {
+  if (img.channels() != 4) return false;
+  cv::Mat alpha;
+  cv::extractChannel(img, alpha, 3);
+  double lowest = 255;
+  cv::minMaxLoc(alpha, &lowest);
+  return lowest < 128;
+}
+
+// libimagequant's speed: 4 (its default) for a still, faster for many frames.
+constexpr int kGifStillSpeed = 4;
+constexpr int kGifFrameSpeed = 8;
+
+Result<std::string> encode_gif(const Frames& frames) {
+  if (frames.images.empty()) return not_encoded();
+  GifWriter writer;
+  const bool animated = frames.images.size() > 1;
+  const cv::Mat& first = frames.images.front();
+  if (!writer.start(first.cols, first.rows,
+                    animated ? std::optional<int>(frames.loop_count) : std::nullopt)) {
+    return not_encoded();
+  }
+  // A frame whose successor has transparent pixels is cleared first, so it does not show through.
+  for (std::size_t i = 0; i < frames.images.size(); ++i) {
+    const bool clears = i + 1 < frames.images.size() && has_transparency(frames.images[i + 1]);
+    if (!writer.add(frames.images[i], frames.durations_ms[i], clears,
+                    animated ? kGifFrameSpeed : kGifStillSpeed)) {
+      return not_encoded();
+    }
+  }
+  std::optional<std::string> bytes = writer.finish();
+  if (!bytes) return not_encoded();
+  return std::move(*bytes);
+}
+
+// --- animated WebP (libwebpmux) ---
+
+Result<std::string> encode_animated_webp(Frames& frames, int quality) {
+  const cv::Mat& first = frames.images.front();
+  WebPAnimEncoderOptions options;
+  if (!WebPAnimEncoderOptionsInit(&options)) return not_encoded();
+  options.anim_params.loop_count = frames.loop_count;
+  std::unique_ptr<WebPAnimEncoder, void (*)(WebPAnimEncoder*)> encoder(
+      WebPAnimEncoderNew(first.cols, first.rows, &options), WebPAnimEncoderDelete);
+  if (!encoder) return not_encoded();
+  WebPConfig config;
+  if (!WebPConfigInit(&config)) return not_encoded();
+  config.quality = static_cast<float>(quality);
+  int timestamp = 0;
+  for (std::size_t i = 0; i < frames.images.size(); ++i) {
+    cv::Mat& frame = frames.images[i];
+    bleed_into_transparent(frame);
+    WebPPicture picture;
+    if (!WebPPictureInit(&picture)) return not_encoded();
+    picture.width = frame.cols;
+    picture.height = frame.rows;
+    picture.use_argb = 1;
+    const bool imported =
+        frame.channels() == 4
+            ? WebPPictureImportBGRA(&picture, frame.data, static_cast<int>(frame.step))
+            : WebPPictureImportBGR(&picture, frame.data, static_cast<int>(frame.step));
+    const bool added = imported && WebPAnimEncoderAdd(encoder.get(), &picture, timestamp, &config);
+    WebPPictureFree(&picture);
+    if (!added) return not_encoded();
+    timestamp += frames.durations_ms[i];
+  }
+  WebPData assembled;
+  WebPDataInit(&assembled);
+  if (!WebPAnimEncoderAdd(encoder.get(), nullptr, timestamp, nullptr) ||
+      !WebPAnimEncoderAssemble(encoder.get(), &assembled)) {
+    WebPDataClear(&assembled);
+    return not_encoded();
+  }
+  std::string bytes(reinterpret_cast<const char*>(assembled.bytes), assembled.size);
+  WebPDataClear(&assembled);
+  return bytes;
+}
+
+}  // namespace
+
+Result<std::string> encode_image(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
+                                 const RenderSettings& s, std::optional<int> quality) {
+  switch (format) {
+    case ImageFormat::kJpeg: {
+      const Colour c = flatten_colour(spec.filters);
+      flatten(img, cv::Scalar(c.b, c.g, c.r));
+      return encode_with_opencv(
+          img, ".jpg",
+          {cv::IMWRITE_JPEG_QUALITY,
+           std::max(1, quality.value_or(spec.quality.value_or(s.jpeg_quality))),
+           cv::IMWRITE_JPEG_PROGRESSIVE, s.jpeg_progressive ? 1 : 0});
+    }
+    case ImageFormat::kWebp:
+      bleed_into_transparent(img);
+      return encode_with_opencv(
+          img, ".webp",
+          {cv::IMWRITE_WEBP_QUALITY,
+           std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality)))});
+    case ImageFormat::kPng:
+      return encode_with_opencv(img, ".png", {cv::IMWRITE_PNG_COMPRESSION, s.png_compression});
+    case ImageFormat::kAvif:
+      return encode_avif(img, std::max(1, quality.value_or(spec.quality.value_or(s.avif_quality))),
+                         s.avif_speed);
+    case ImageFormat::kGif: {
+      Frames still;
+      still.images.push_back(img);
+      still.durations_ms.push_back(0);
+      return encode_gif(still);
+    }
+    case ImageFormat::kHeic: break;
+  }
+  return not_encoded();
+}
+
+Result<std::string> encode_animation(Frames& frames, ImageFormat format, const ThumbnailSpec& spec,
+                                     const RenderSettings& s, std::optional<int> quality) {
+  if (frames.images.empty() || frames.images.size() != frames.durations_ms.size()) {
+    return not_encoded();
+  }
+  if (format == ImageFormat::kGif) return encode_gif(frames);
+  if (format == ImageFormat::kWebp) {
+    return encode_animated_webp(
+        frames, std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality))));
+  }
+  return not_encoded();
+}
+
+}  // namespace thimble::transform

@@ -1,0 +1,35 @@
+// Encoding a thumbnail: each format by its own library.
+// - JPEG, PNG and still WebP through OpenCV (libjpeg-turbo, libpng, libwebp);
+// - AVIF through libavif with libaom, at `output.avif_speed`, 4:2:0, sRGB code points;
+// - GIF through giflib, with a palette chosen by libimagequant (dithered; binary transparency);
+// - animations (animated.h) as animated GIF (giflib) or animated WebP (libwebpmux), keeping each
+//   frame's duration and the loop count; every frame is a whole canvas, so whatever the
+//   original's disposal did is already in its pixels.
+// Alpha is flattened onto the background colour (fill) for JPEG and kept for the others.
+//
+// Internal to transform/. Thread-safe: no shared state.
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <optional>
+#include <string>
+
+#include "conf/base/status.h"
+#include "transform/animated.h"
+#include "transform/pipeline.h"
+
+namespace thimble::transform {
+
+// `image` (8-bit BGR or BGRA; it may be flattened or bled in place) as `format`. `quality`
+// overrides the URL's and the configured quality (max_bytes() searches with it).
+// Failure: Code::kInternal.
+Result<std::string> encode_image(cv::Mat& image, ImageFormat format, const ThumbnailSpec& spec,
+                                 const RenderSettings& settings,
+                                 std::optional<int> quality = std::nullopt);
+
+// `frames` (every frame a whole canvas of one size) as an animated GIF or WebP.
+Result<std::string> encode_animation(Frames& frames, ImageFormat format, const ThumbnailSpec& spec,
+                                     const RenderSettings& settings,
+                                     std::optional<int> quality = std::nullopt);
+
+}  // namespace thimble::transform
