@@ -41,9 +41,10 @@ std::string path_of(const ThimbleProcess& thimble, const std::string& options_an
   return thimble.url(options_and_image).substr(thimble.base().size());
 }
 
-// Thimble with auto-WebP and 2-second error lifetimes, behind the caching recipe.
+// Thimble with auto-AVIF, auto-WebP and 2-second error lifetimes, behind the caching recipe.
 struct CacheStack {
-  ThimbleProcess thimble{"{host: 127.0.0.1, workers: 2}", "output: {auto_webp: true}\n",
+  ThimbleProcess thimble{"{host: 127.0.0.1, workers: 2}",
+                         "output: {auto_webp: true, auto_avif: true}\n",
                          "{max_age: 600, error_max_age: 2}"};
   test::TempDir cache_dir;
   test::Nginx nginx{test::nginx_recipe(
@@ -73,7 +74,7 @@ TEST_CASE("nginx cache recipe: the first request reaches Thimble, the second is 
   CHECK(thimble_answers(s.thimble, 200) == 1);
 }
 
-TEST_CASE("nginx cache recipe: WebP and JPEG clients share one URL, two entries in all") {
+TEST_CASE("nginx cache recipe: AVIF, WebP and JPEG clients share one URL, three entries in all") {
   CacheStack s;
   Client client;
   const std::string url = s.nginx.base() + path_of(s.thimble, "fit-in/300x200/photos/storm.jpg");
@@ -82,10 +83,13 @@ TEST_CASE("nginx cache recipe: WebP and JPEG clients share one URL, two entries 
     const char* cache;
     const char* type;
   };
-  // Browsers' real Accept strings: Chrome, Firefox, Safari 13 (no WebP), curl.
+  // Browsers' real Accept strings: Chrome, Firefox, Safari 14 (WebP, no AVIF), Safari 13 (no
+  // WebP), curl.
   const Case cases[] = {
-      {"image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "MISS", "image/webp"},
-      {"image/avif,image/webp,*/*", "HIT", "image/webp"},
+      {"image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "MISS", "image/avif"},
+      {"image/avif,image/webp,*/*", "HIT", "image/avif"},
+      {"image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5", "MISS",
+       "image/webp"},
       {"image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5", "MISS", "image/jpeg"},
       {"*/*", "HIT", "image/jpeg"},
   };
@@ -97,7 +101,7 @@ TEST_CASE("nginx cache recipe: WebP and JPEG clients share one URL, two entries 
     CHECK(r.header("content-type") == c.type);
     CHECK(r.header("vary") == "Accept");
   }
-  CHECK(thimble_answers(s.thimble, 200) == 2);
+  CHECK(thimble_answers(s.thimble, 200) == 3);
 }
 
 TEST_CASE("nginx cache recipe: a 404 is cached only for Thimble's error lifetime") {
@@ -156,7 +160,7 @@ TEST_CASE(
     "nginx result-storage recipe: stored thumbnails are served from disk, even with Thimble "
     "down") {
   ThimbleProcess thimble("{host: 127.0.0.1, workers: 2}",
-                         "output: {auto_webp: true}\n"
+                         "output: {auto_webp: true, auto_avif: true}\n"
                          "result_storage: {type: directory, directory: results}\n");
   const std::filesystem::path results = thimble.directory() / "results";
   test::Nginx nginx(
@@ -173,7 +177,9 @@ TEST_CASE(
 
   for (const auto& [accept, type, file] :
        {std::tuple{"image/jpeg", "image/jpeg", "fit-in/300x200/photos/storm.jpg"},
-        std::tuple{"image/webp,*/*", "image/webp", "fit-in/300x200/photos/storm.jpg.webp"}}) {
+        std::tuple{"image/webp,*/*", "image/webp", "fit-in/300x200/photos/storm.jpg.webp"},
+        std::tuple{"image/avif,image/webp,*/*", "image/avif",
+                   "fit-in/300x200/photos/storm.jpg.avif"}}) {
     CAPTURE(accept);
     Reply made = client.request(nginx.base() + path, {std::string("Accept: ") + accept});
     CHECK(made.status == 200);
@@ -186,7 +192,7 @@ TEST_CASE(
     CHECK(stored.header("cache-control") == "public, max-age=86400");
     CHECK(stored.body == made.body);
   }
-  CHECK(thimble_answers(thimble, 200) == 2);
+  CHECK(thimble_answers(thimble, 200) == 3);
   // Thimble's sidecar files are never served from the folder.
   CHECK(client.request(nginx.base() + path + ".meta").status != 200);
 

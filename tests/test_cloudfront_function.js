@@ -26,10 +26,12 @@ const signature = 'sig-0123456789abcdef_ABCDEF=';
 assert.strictEqual(signature.length, 28);
 const signed = '/' + signature + '/fit-in/300x200/photos/cat.jpg';
 
-// Accept: two values in all, whatever the browser sends.
+// Accept: a few values in all, whatever the browser sends.
 const only = load(false);
 const accepts = [
-  ['image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8', 'image/webp,*/*'],
+  ['image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8', 'image/avif,image/webp,*/*'],
+  ['image/avif;q=0,image/webp', 'image/webp,*/*'],
+  ['image/avif', 'image/avif,*/*'],
   ['image/webp', 'image/webp,*/*'],
   ['IMAGE/WEBP;q=0.9', 'image/webp,*/*'],
   ['image/webp;q=0, image/png', '*/*'],

@@ -235,6 +235,42 @@ TEST_CASE("auto-WebP picks the format from Accept and says Vary: Accept, also on
   CHECK(header(png, "Vary") == "<absent>");
 }
 
+TEST_CASE("auto-AVIF: AVIF first, then WebP, then the source's format, each with Vary: Accept") {
+  Fixture f(/*auto_webp=*/true, /*keep_originals=*/true,
+            [](OriginOptions& o) { o.output.auto_avif = true; });
+  std::filesystem::copy_file(test::corpus("webp/sunset_by_Aitzol_Berasategi.q80.webp"),
+                             f.root / "sunset.webp");
+  struct Row {
+    const char* accept;
+    const char* type;
+  };
+  for (const Row& row :
+       {Row{"image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "image/avif"},
+        Row{"image/avif;q=0,image/webp,*/*", "image/webp"}, Row{"image/webp,*/*", "image/webp"},
+        Row{"image/png,image/*;q=0.8,*/*;q=0.5", "image/jpeg"}, Row{"", "image/jpeg"}}) {
+    CAPTURE(row.accept);
+    OriginResponse r = f.get("fit-in/200x200/photos/storm.jpg", "GET", "", row.accept);
+    CHECK(r.status == 200);
+    CHECK(header(r, "Content-Type") == row.type);
+    CHECK(header(r, "Vary") == "Accept");
+  }
+  // Each negotiated format is its own thumbnail, with its own ETag.
+  const OriginResponse avif = f.get("fit-in/200x200/photos/storm.jpg", "GET", "", "image/avif");
+  const OriginResponse webp = f.get("fit-in/200x200/photos/storm.jpg", "GET", "", "image/webp");
+  CHECK(header(avif, "ETag") != header(webp, "ETag"));
+  CHECK(
+      f.get("fit-in/200x200/photos/storm.jpg", "GET", header(avif, "ETag"), "image/avif").status ==
+      304);
+  // format() wins over Accept, without Vary.
+  OriginResponse asked =
+      f.get("fit-in/200x200/filters:format(jpeg)/photos/storm.jpg", "GET", "", "image/avif");
+  CHECK(header(asked, "Content-Type") == "image/jpeg");
+  CHECK(header(asked, "Vary") == "<absent>");
+  // Without AVIF or WebP in Accept, an original keeps its own format (here WebP).
+  CHECK(header(f.get("fit-in/200x200/sunset.webp", "GET", "", "*/*"), "Content-Type") ==
+        "image/webp");
+}
+
 TEST_CASE("health and readiness routes answer without a signature") {
   Fixture f;
   OriginResponse health = test::serve(*f.service, test::request("GET", "/healthz"));
@@ -626,8 +662,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a request past its processing deadline is 503 with Retry-After, never cached") {
-  Fixture f(false, true,
-            [](OriginOptions& o) { o.server.request_timeout_ms = 1; });
+  Fixture f(false, true, [](OriginOptions& o) { o.server.request_timeout_ms = 1; });
   // Fetching and decoding a 2.3 MP PNG outlasts a 1 ms deadline.
   OriginResponse r = f.get("fit-in/300x200/gulp.png");
   CHECK(r.status == 503);

@@ -109,13 +109,13 @@ bool if_none_match_matches(std::string_view header, std::string_view etag) {
   return false;
 }
 
-bool accepts_webp(std::string_view accept) {
-  for (std::size_t at = accept.find("image/webp"); at != std::string_view::npos;
-       at = accept.find("image/webp", at + 1)) {
+bool accepts_type(std::string_view accept, std::string_view type) {
+  for (std::size_t at = accept.find(type); at != std::string_view::npos;
+       at = accept.find(type, at + 1)) {
     // A `;q=0` right after the type refuses it.
     std::size_t end = accept.find(',', at);
-    std::string_view params =
-        accept.substr(at + 10, end == std::string_view::npos ? end : end - at - 10);
+    std::string_view params = accept.substr(
+        at + type.size(), end == std::string_view::npos ? end : end - at - type.size());
     std::size_t q = params.find("q=");
     if (q == std::string_view::npos) return true;
     std::string_view value = params.substr(q + 2);

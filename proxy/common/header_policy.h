@@ -42,7 +42,7 @@ std::vector<std::string> parse_if_none_match(std::string_view header);
 // Whether If-None-Match `header` matches `etag` (quoted, as sent).
 bool if_none_match_matches(std::string_view header, std::string_view etag);
 
-// Whether an Accept header admits image/webp (explicitly, not through */*).
-bool accepts_webp(std::string_view accept);
+// Whether an Accept header admits `type` (say "image/avif") explicitly, not through */* or image/*.
+bool accepts_type(std::string_view accept, std::string_view type);
 
 }  // namespace thimble::proxy

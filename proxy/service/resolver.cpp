@@ -104,14 +104,15 @@ std::variant<OriginResponse, Job> Resolver::resolve(const OriginRequest& request
 
   Job job;
   job.route = asked.preset ? Route::kPreset : spec.meta ? Route::kMeta : Route::kThumbnail;
-  job.vary_accept = settings->options.output.auto_webp && !spec.format;
-  if (job.vary_accept && accepts_webp(request.header("accept")))
-    job.negotiated = transform::ImageFormat::kWebp;
-  job.cache_key = spec.canonical() + "|" + spec.image + "|" +
-                  (spec.format      ? std::string(transform::format_name(*spec.format))
-                   : job.negotiated ? "webp-negotiated"
-                                    : "source") +
-                  "|" + settings->fingerprint;
+  job.negotiated = negotiate(request.header("accept"), settings->options.output, spec);
+  job.vary_accept =
+      (settings->options.output.auto_avif || settings->options.output.auto_webp) && !spec.format;
+  job.cache_key =
+      spec.canonical() + "|" + spec.image + "|" +
+      (spec.format      ? std::string(transform::format_name(*spec.format))
+       : job.negotiated ? std::string(transform::format_name(*job.negotiated)) + "-negotiated"
+                        : "source") +
+      "|" + settings->fingerprint;
   job.transform = transform_hash(job.cache_key);
   job.unsafe = asked.unsafe;
   job.spec = std::move(spec);
@@ -119,6 +120,15 @@ std::variant<OriginResponse, Job> Resolver::resolve(const OriginRequest& request
                     std::string(request.header("if-modified-since"))};
   job.settings = std::move(settings);
   return job;
+}
+
+std::optional<transform::ImageFormat> negotiate(std::string_view accept,
+                                                const conf::OutputConfig& output,
+                                                const transform::ThumbnailSpec& spec) {
+  if (spec.format) return std::nullopt;
+  if (output.auto_avif && accepts_type(accept, "image/avif")) return transform::ImageFormat::kAvif;
+  if (output.auto_webp && accepts_type(accept, "image/webp")) return transform::ImageFormat::kWebp;
+  return std::nullopt;
 }
 
 }  // namespace thimble::proxy

@@ -27,7 +27,7 @@ struct Job {
   std::string cache_key;
   std::string transform;  // transform_hash(cache_key), the transform part of the ETag
   bool unsafe = false;    // an unsigned /unsafe/ URL
-  std::optional<transform::ImageFormat> negotiated;  // chosen from Accept (auto-WebP)
+  std::optional<transform::ImageFormat> negotiated;  // chosen from Accept (auto-AVIF, auto-WebP)
   bool vary_accept = false;
   Conditions conditions;  // what the client already holds
   Deadline deadline;      // set when the job is accepted for work
@@ -59,5 +59,12 @@ class Resolver {
 
   const Metrics* const metrics_;
 };
+
+// The format Accept chooses when the URL names none: AVIF with output.auto_avif, else WebP with
+// output.auto_webp, when the header admits it explicitly; nullopt for the source's own format.
+// (render() gives an animation animated WebP where AVIF was chosen.)
+std::optional<transform::ImageFormat> negotiate(std::string_view accept,
+                                                const conf::OutputConfig& output,
+                                                const transform::ThumbnailSpec& spec);
 
 }  // namespace thimble::proxy

@@ -145,7 +145,10 @@ Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
   // The result's path in result storage: its canonical request path. Made here, on a worker and
   // only with storage configured: ThumbnailSpec::path() parses the URL once more.
   const std::string store_key =
-      storable ? job.spec.path() + (job.negotiated ? ".webp" : "") : std::string();
+      storable ? job.spec.path() + (job.negotiated
+                                        ? "." + std::string(transform::format_name(*job.negotiated))
+                                        : std::string())
+               : std::string();
   // Another replica may have made it already: read it instead of fetching and transforming. Its
   // ETag names the transform, output settings included: one made with other settings (before a
   // change of quality, say) is made again and replaced.
@@ -170,7 +173,11 @@ Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
   Produced made = render(job, marks, *original, etag, times);
   if (!made.ok()) return made;
   keep(job, *made);
-  if (storable) {
+  // A stored file's name says its format to nginx's try_files: an animation answered as WebP
+  // where AVIF was negotiated is kept in memory only.
+  const bool named_right =
+      !job.negotiated || (*made)->content_type == transform::mime_type(*job.negotiated);
+  if (storable && named_right) {
     // Written after the answer, never delaying it.
     auto write = [store = store_, key = store_key, result = *made] { store->write(key, *result); };
     if (defer_) {
