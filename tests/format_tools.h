@@ -129,4 +129,67 @@ inline std::string write_gif(int width, int height, const std::vector<GifFrame>&
   return out;
 }
 
+// `image` encoded by an external tool: `command` is given the PNG's path and the output's path.
+inline std::string made_by(const std::string& command, const cv::Mat& image,
+                           const std::string& extension) {
+  TempDir dir;
+  const std::filesystem::path in = png_in(dir, "in", image);
+  const std::filesystem::path out = dir.path() / ("out" + extension);
+  run(command + " " + in.string() + " " + out.string());
+  return read_file(out);
+}
+
+// An AVIF of `image` by avifenc (fast, near-lossless), with more avifenc `flags`.
+inline std::string avif_of(const cv::Mat& image, const std::string& flags = "") {
+  return made_by("avifenc -s 10 --min 4 --max 8 " + flags, image, ".avif");
+}
+
+// A HEIC of `image` by heif-enc, with more heif-enc `flags`.
+inline std::string heic_of(const cv::Mat& image, const std::string& flags = "") {
+  return made_by("sh -c 'heif-enc -q 80 " + flags + " \"$0\" -o \"$1\"'", image, ".heic");
+}
+
+// A HEIC made by heif-enc from `jpeg` (which carries the JPEG's ICC profile over).
+inline std::string heic_of_jpeg(const std::string& jpeg) {
+  TempDir dir;
+  write_file(dir.path() / "in.jpg", jpeg);
+  run("heif-enc -q 80 " + (dir.path() / "in.jpg").string() + " -o " +
+      (dir.path() / "out.heic").string());
+  return read_file(dir.path() / "out.heic");
+}
+
+// `file` with `bytes` written `offset` bytes after the first `box` type (4 letters) it holds.
+inline std::string patched(std::string file, const std::string& box, std::size_t offset,
+                           const std::string& bytes) {
+  const std::size_t at = file.find(box);
+  REQUIRE_MESSAGE(at != std::string::npos, "no " << box << " box");
+  REQUIRE(at + offset + bytes.size() <= file.size());
+  file.replace(at + offset, bytes.size(), bytes);
+  return file;
+}
+
+// A grid HEIF (avifenc --grid) whose first tile reference points back at the grid itself.
+inline std::string grid_referring_to_itself(const cv::Mat& image) {
+  const std::string grid = avif_of(image, "--grid 2x2");
+  // iref (full box) holds `dimg`: from (u16), count (u16), tiles (u16 each).
+  const std::size_t dimg = grid.find("dimg");
+  REQUIRE(dimg != std::string::npos);
+  return patched(grid, "dimg", 8, grid.substr(dimg + 4, 2));
+}
+
+// A GIF whose screen claims `width` x `height`, with one 1x1 frame.
+inline std::string gif_claiming(int width, int height) {
+  GifFrame dot;
+  dot.image = cv::Mat(1, 1, CV_8UC3, cv::Scalar(0, 0, 0));
+  return write_gif(width, height, {dot}, std::nullopt);
+}
+
+// A looping GIF of `count` 1x1 frames on a `side` x `side` screen.
+inline std::string gif_of_frames(int count, int side) {
+  GifFrame dot;
+  dot.image = cv::Mat(1, 1, CV_8UC3, cv::Scalar(0, 0, 0));
+  std::vector<GifFrame> frames(static_cast<std::size_t>(count), dot);
+  return write_gif(side, side, frames, 0);
+}
+
 }  // namespace thimble::test

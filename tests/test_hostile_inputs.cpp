@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "format_tools.h"
 #include "hostile_images.h"
 #include "icc_profiles.h"
 #include "image_writer.h"
@@ -85,6 +86,11 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   // zlib bombs: 64 MB of zeros compress to about 64 KB.
   const std::string bomb = test::zlib_compress(std::string(64 << 20, '\0'));
   cv::Mat deep(40, 60, CV_16UC3, cv::Scalar(1000, 30000, 65535));
+  const cv::Mat tile_ready = small(cv::Rect(0, 0, small.cols & ~3, small.rows & ~3)).clone();
+  const std::string avif = test::avif_of(tile_ready);
+  const std::string heic = test::heic_of(tile_ready);
+  const std::string side_30000("\x00\x00\x75\x30", 4);
+  const std::string animated = test::gif_of_frames(12, 64);
 
   struct Original {
     const char* name;
@@ -131,6 +137,23 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       // 100x100 rows and then 256 MB of zeros in the same zlib stream: never inflated.
       {"inflates-past-rows.png", test::png_inflating_past_rows(100, 100, 256u << 20), 200},
       // 4:4:4 progressive at 9000x9000: 486 MB of coefficients, over a 256 MB decoder budget.
+      // HEIC, AVIF and GIF.
+      {"good.heic", heic, 200},
+      {"good.avif", avif, 200},
+      {"animated.gif", animated, 200},
+      {"truncated.heic", heic.substr(0, heic.size() / 2), 415},
+      {"truncated.avif", avif.substr(0, avif.size() / 2), 415},
+      {"truncated-header.avif", avif.substr(0, 200), 415},
+      {"truncated.gif", animated.substr(0, 40), 415},
+      {"claims-30000.avif", test::patched(avif, "ispe", 8, side_30000 + side_30000), 413},
+      {"claims-30000.heic", test::patched(heic, "ispe", 8, side_30000 + side_30000), 413},
+      {"missing-primary.heic", test::patched(heic, "pitm", 8, "\x7f\x7f"), 415},
+      {"grid-of-itself.avif", test::grid_referring_to_itself(tile_ready), 415},
+      {"claims-65535.gif", test::gif_claiming(65535, 65535), 413},
+      {"10000-frames.gif", test::gif_of_frames(10000, 100), 413},
+      {"icc-garbage.heic",
+       test::heic_of_jpeg(test::write_jpeg(tile_ready, 90, false, false, std::string(3000, 'x'))),
+       200},
       {"coefficients-444.jpg",
        test::write_jpeg(cv::Mat(9000, 9000, CV_8UC3, cv::Scalar(90, 140, 200)), 50, true, true),
        413},

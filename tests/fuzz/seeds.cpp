@@ -1,5 +1,7 @@
 #include "seeds.h"
 
+#include <libheif/heif.h>
+
 #include <algorithm>
 #include <fstream>
 #include <opencv2/core.hpp>
@@ -11,6 +13,7 @@
 #include "../icc_profiles.h"
 #include "../image_writer.h"
 #include "targets.h"
+#include "transform/encode.h"
 
 namespace thimble::fuzz {
 namespace {
@@ -40,12 +43,47 @@ std::string with_exif_of(const std::string& jpeg, const std::string& donor) {
   return jpeg;
 }
 
-// A 1x1 GIF: header, screen descriptor, image descriptor, one LZW block, trailer. Thimble sniffs
-// GIF and refuses it as a format it cannot decode.
-constexpr char kGif[] =
-    "GIF89a\x01\x00\x01\x00\x00\x00\x00"
-    ",\x00\x00\x00\x00\x01\x00\x01\x00\x00"
-    "\x02\x02\x44\x01\x00;";
+// `image` (BGR) as HEIC (x265) or AVIF (aom) through libheif's encoder.
+std::string heif_of(const cv::Mat& image, heif_compression_format compression) {
+  heif_context* context = heif_context_alloc();
+  heif_encoder* encoder = nullptr;
+  heif_context_get_encoder_for_format(context, compression, &encoder);
+  heif_encoder_set_lossy_quality(encoder, 50);
+  heif_image* pixels = nullptr;
+  heif_image_create(image.cols, image.rows, heif_colorspace_RGB, heif_chroma_interleaved_RGB,
+                    &pixels);
+  heif_image_add_plane(pixels, heif_channel_interleaved, image.cols, image.rows, 8);
+  int stride = 0;
+  std::uint8_t* plane = heif_image_get_plane(pixels, heif_channel_interleaved, &stride);
+  cv::Mat rgb(image.rows, image.cols, CV_8UC3, plane, static_cast<std::size_t>(stride));
+  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  heif_context_encode_image(context, pixels, encoder, nullptr, nullptr);
+  std::string out;
+  heif_writer writer{};
+  writer.writer_api_version = 1;
+  writer.write = [](heif_context*, const void* data, size_t size, void* into) {
+    static_cast<std::string*>(into)->append(static_cast<const char*>(data), size);
+    return heif_error{heif_error_Ok, heif_suberror_Unspecified, "ok"};
+  };
+  heif_context_write(context, &writer, &out);
+  heif_image_release(pixels);
+  heif_encoder_release(encoder);
+  heif_context_free(context);
+  return out;
+}
+
+// Three frames that differ, as an animation in `format` (GIF or WebP) by Thimble's encoder.
+std::string animation_of(const cv::Mat& image, transform::ImageFormat format) {
+  transform::Frames frames;
+  for (int i = 0; i < 3; ++i) {
+    cv::Mat frame = image.clone();
+    frame(cv::Rect(8 * i, 4, 8, 8)).setTo(cv::Scalar(0, 255, 255));
+    frames.images.push_back(frame);
+    frames.durations_ms.push_back(50 + 10 * i);
+  }
+  frames.loop_count = 2;
+  return *transform::encode_animation(frames, format, {}, {});
+}
 
 std::vector<std::string> images(const std::filesystem::path& samples) {
   const cv::Mat photo = cv::imread((samples / "bridge.jpg").string(), cv::IMREAD_COLOR);
@@ -56,6 +94,10 @@ std::vector<std::string> images(const std::filesystem::path& samples) {
   cv::cvtColor(small, grey, cv::COLOR_BGR2GRAY);
   small.convertTo(deep, CV_16U, 257);
   const std::string baseline = encode(small, ".jpg", {cv::IMWRITE_JPEG_QUALITY, 70});
+  cv::Mat tiny, tiny_alpha;
+  cv::resize(small, tiny, {48, 28}, 0, 0, cv::INTER_AREA);
+  cv::resize(small_alpha, tiny_alpha, {32, 20}, 0, 0, cv::INTER_AREA);
+  cv::Mat tiny_copy = tiny.clone();
   return {
       baseline,
       encode(small, ".jpg", {cv::IMWRITE_JPEG_PROGRESSIVE, 1}),
@@ -69,7 +111,13 @@ std::vector<std::string> images(const std::filesystem::path& samples) {
       encode(deep, ".png"),
       encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 60}),
       encode(small_alpha, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}),  // lossless, with alpha
-      std::string(kGif, sizeof kGif - 1),
+      // HEIC, AVIF, GIF (still, animated, with transparency) and animated WebP.
+      heif_of(tiny, heif_compression_HEVC),
+      heif_of(tiny, heif_compression_AV1),
+      *transform::encode_image(tiny_copy, transform::ImageFormat::kGif, {}, {}),
+      *transform::encode_image(tiny_alpha, transform::ImageFormat::kGif, {}, {}),
+      animation_of(tiny, transform::ImageFormat::kGif),
+      animation_of(tiny, transform::ImageFormat::kWebp),
       // Hostile layouts that once got past the limits: a real frame hidden behind `FF 00 <len>`
       // (in the limits here, so the render target decodes it), a progressive JPEG of empty
       // scans, and a PNG whose zlib stream goes on past its last row.

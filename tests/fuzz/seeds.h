@@ -1,6 +1,7 @@
 // The starting inputs of Thimble's fuzz targets, made from the bundled samples: small images in
 // every format and layout the decoders take (baseline and progressive JPEG with 4:2:0 and 4:4:4
-// chroma, EXIF orientation, grey; PNG 8/16-bit, alpha, grey; WebP lossy, lossless, alpha; GIF),
+// chroma, EXIF orientation, grey; PNG 8/16-bit, alpha, grey; WebP lossy, lossless, alpha, animated;
+// HEIC; AVIF; GIF still, transparent and animated),
 // and URLs using every segment and filter.
 #pragma once
 

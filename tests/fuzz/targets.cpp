@@ -84,6 +84,8 @@ void render(Input data) {
       "fit-in/64x64/filters:max_bytes(1500):quality(90)/x",
       "0x0/filters:grayscale():sharpen(2,1,true):format(webp)/x",
       "meta/fit-in/64x64/x",
+      "fit-in/32x32/filters:format(gif)/x",  // the palette and the animated GIF writer
+      "fit-in/24x24/filters:format(avif)/x",
   };
   if (data.empty()) return;
   static const auto specs = [] {
@@ -96,6 +98,8 @@ void render(Input data) {
   settings.max_source_pixels = 4u << 20;  // keeps each run fast; the limits path is covered too
   settings.max_source_dimension = 8192;
   settings.max_output_dimension = 1024;
+  settings.max_frames = 64;
+  settings.max_animation_pixels = 4u << 20;
   settings.face_cascade.clear();  // smart/ by corner features: the detector is not under test
   const transform::ThumbnailSpec& spec = specs[data[0] % specs.size()];
   const Input original = data.subspan(1);

@@ -24,7 +24,7 @@ void sniff(Input data);
 // URLs (resize modes, crop, trim, smart, filters, meta, every output format), the rest is the
 // original. Covers the decoders, including the DC-only progressive JPEG decode.
 void render(Input data);
-inline constexpr int kRenderUrls = 12;  // how many URLs render()'s first byte picks from
+inline constexpr int kRenderUrls = 14;  // how many URLs render()'s first byte picks from
 
 struct Target {
   std::string_view name;

@@ -40,5 +40,5 @@ TEST_CASE("the image seeds are real images in every format the sniffer knows") {
     REQUIRE_MESSAGE(info.ok(), info.status().message());
     formats.insert(info->format);
   }
-  CHECK(formats.size() == 4);  // JPEG, PNG, WebP, GIF
+  CHECK(formats.size() == 6);  // JPEG, PNG, WebP, GIF, HEIC, AVIF
 }
