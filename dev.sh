@@ -73,6 +73,8 @@ case "${1:-}" in
     ctest --test-dir build --output-on-failure -j "$JOBS"
     build build-sanitize ON
     echo "==> tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+    # tests/lsan.supp says which leaks are not Thimble's (also for the fuzz run below).
+    export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
     ctest --test-dir build-sanitize --output-on-failure -j "$JOBS"
     # The concurrency tests (caches, single-flight, worker pool, the service under concurrent
     # requests) once more under ThreadSanitizer; tests/tsan.supp says what is not Thimble's.

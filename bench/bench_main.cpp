@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -30,9 +31,11 @@
 #include <thread>
 #include <vector>
 
-#include "server_load.h"
 #include "conf/base/json.h"
+#include "derived.h"
+#include "server_load.h"
 #include "signing/signer.h"
+#include "transform/decode.h"
 #include "transform/pipeline.h"
 #include "transform/spec.h"
 #ifdef THIMBLE_HAVE_VIPS
@@ -48,14 +51,18 @@ using thimble::bench::percentile;
 
 constexpr const char* kUsage =
     "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [--no-baseline]\n"
-    "                     [--json FILE] [--csv FILE] [--chart FILE.png] [FOLDER]\n"
+    "                     [--json FILE] [--csv FILE] [--chart FILE.png] [--derived DIR] [FOLDER]\n"
     "\n"
     "Renders every JPEG/PNG/WebP image below FOLDER (default: ../shared/corpus, else\n"
     "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200', and\n"
     "the same thumbnails with libvips (when built with libvips-dev) unless --no-baseline.\n"
     "Default scenarios: fit-in/300x200, 300x300, fit-in/1280x1280,\n"
-    "fit-in/300x200/filters:format(webp), fit-in/300x200@alpha, 300x300/smart; a scenario\n"
-    "ending in @alpha runs on the images with an alpha channel only (PNG, WebP).\n"
+    "fit-in/300x200/filters:format(webp), fit-in/300x200@alpha, 300x300/smart,\n"
+    "fit-in/300x200/filters:format(avif), fit-in/300x200@heic, fit-in/300x200@avif,\n"
+    "fit-in/200x200@gif. A scenario ending in @alpha runs on the images with an alpha channel\n"
+    "only (PNG, WebP); @heic, @avif and @gif on the JPEG photographs made into HEIC (with a\n"
+    "thumbnail item, as phones write), AVIF or an 8-frame animated GIF, once, and kept in\n"
+    "--derived DIR (default: thimble-bench-derived in the temporary folder).\n"
     "--json/--csv also write every figure, one record per scenario and engine, to FILE;\n"
     "--chart draws the latency distributions as a PNG.\n"
     "\n"
@@ -222,10 +229,19 @@ cv::Mat flatten(cv::Mat image) {
   return out;
 }
 
+// A thumbnail of either engine decoded by Thimble's own decoders (every format, the first frame
+// of an animation), so both are measured the same way.
+cv::Mat decode_thumbnail(const std::string& encoded) {
+  const auto bytes =
+      std::span(reinterpret_cast<const std::uint8_t*>(encoded.data()), encoded.size());
+  Result<ImageInfo> info = sniff(bytes);
+  if (!info.ok()) return {};
+  Result<cv::Mat> image = thimble::transform::decode_image(bytes, *info, 1);
+  return image.ok() ? *image : cv::Mat();
+}
+
 std::optional<double> psnr_against_reference(const cv::Mat& source, const std::string& encoded) {
-  cv::Mat thumb = flatten(cv::imdecode(
-      cv::Mat(1, static_cast<int>(encoded.size()), CV_8U, const_cast<char*>(encoded.data())),
-      cv::IMREAD_UNCHANGED));
+  cv::Mat thumb = flatten(decode_thumbnail(encoded));
   if (thumb.empty() || source.empty()) return std::nullopt;
   double aspect = static_cast<double>(thumb.cols) / thumb.rows;
   int w = source.cols, h = source.rows;
@@ -503,6 +519,7 @@ int main(int argc, char** argv) {
   std::string folder;
   bool baseline = true;
   std::string json_path, csv_path, chart_path, key_file;
+  fs::path derived_dir = fs::temp_directory_path() / "thimble-bench-derived";
   ServerOptions server;
   std::vector<ReportRow> rows;
   for (int i = 1; i < argc; ++i) {
@@ -516,6 +533,8 @@ int main(int argc, char** argv) {
       warmup = std::max(0, std::atoi(argv[++i]));
     } else if (arg == "--scenario" && i + 1 < argc) {
       scenarios.push_back(argv[++i]);
+    } else if (arg == "--derived" && i + 1 < argc) {
+      derived_dir = argv[++i];
     } else if (arg == "--json" && i + 1 < argc) {
       json_path = argv[++i];
     } else if (arg == "--chart" && i + 1 < argc) {
@@ -541,9 +560,16 @@ int main(int argc, char** argv) {
     }
   }
   if (scenarios.empty()) {
-    scenarios = {"fit-in/300x200",       "300x300",
-                 "fit-in/1280x1280",     "fit-in/300x200/filters:format(webp)",
-                 "fit-in/300x200@alpha", "300x300/smart"};
+    scenarios = {"fit-in/300x200",
+                 "300x300",
+                 "fit-in/1280x1280",
+                 "fit-in/300x200/filters:format(webp)",
+                 "fit-in/300x200@alpha",
+                 "300x300/smart",
+                 "fit-in/300x200/filters:format(avif)",
+                 "fit-in/300x200@heic",
+                 "fit-in/300x200@avif",
+                 "fit-in/200x200@gif"};
   }
   if (folder.empty()) folder = fs::exists("../shared/corpus") ? "../shared/corpus" : "conf/samples";
   std::vector<Image> images = load_images(folder);
@@ -608,9 +634,17 @@ int main(int argc, char** argv) {
               "p99", "min", "max", "img/s 1T", "img/s NT", "MP/s", "KB out", "PSNR",
               "sniff/decode/resize/encode ms");
   for (const auto& entry : scenarios) {
-    // `OPTIONS@alpha`: the scenario on the images with an alpha channel only.
-    const bool alpha_only = entry.ends_with("@alpha");
-    const std::string scenario = alpha_only ? entry.substr(0, entry.size() - 6) : entry;
+    // `OPTIONS@alpha`: the scenario on the images with an alpha channel only; `@heic`, `@avif`,
+    // `@gif`: on the JPEG photographs made into that format (derived.h).
+    const std::size_t at = entry.rfind('@');
+    const std::string kind = at == std::string::npos ? "" : entry.substr(at + 1);
+    const bool alpha_only = kind == "alpha";
+    const bool derived = kind == "heic" || kind == "avif" || kind == "gif";
+    if (!kind.empty() && !alpha_only && !derived) {
+      std::fprintf(stderr, "scenario '%s': unknown @%s\n", entry.c_str(), kind.c_str());
+      return 2;
+    }
+    const std::string scenario = kind.empty() ? entry : entry.substr(0, at);
     Result<ThumbnailSpec> spec = parse_spec(scenario + "/image");
     if (!spec.ok()) {
       std::fprintf(stderr, "scenario '%s': %s\n", entry.c_str(), spec.status().message().c_str());
@@ -619,7 +653,27 @@ int main(int argc, char** argv) {
     std::vector<const Image*> chosen;  // the images themselves stay where they are
     std::vector<cv::Mat> chosen_references;
     std::vector<double> chosen_megapixels;
-    for (std::size_t i = 0; i < images.size(); ++i) {
+    std::deque<Image> derived_images;
+    if (derived) {
+      std::vector<std::pair<std::string, std::string>> photos;
+      std::vector<std::size_t> photo_index;
+      for (std::size_t i = 0; i < images.size(); ++i) {
+        if (!images[i].name.ends_with(".jpg")) continue;
+        photos.emplace_back(images[i].name, images[i].bytes);
+        photo_index.push_back(i);
+      }
+      std::printf("%s: making the %s originals (kept in %s)...\n", entry.c_str(), kind.c_str(),
+                  derived_dir.c_str());
+      std::fflush(stdout);
+      for (auto& made : thimble::bench::derive(kind, photos, derived_dir)) {
+        const std::size_t i = photo_index[made.source];
+        derived_images.push_back({made.name, std::move(made.bytes)});
+        chosen.push_back(&derived_images.back());
+        chosen_references.push_back(references[i]);
+        chosen_megapixels.push_back(kind == "gif" ? 8 * 480 * 270 / 1e6 : megapixels[i]);
+      }
+    }
+    for (std::size_t i = 0; i < images.size() && !derived; ++i) {
       if (alpha_only) {
         Result<ImageInfo> info = sniff(std::span(
             reinterpret_cast<const std::uint8_t*>(images[i].bytes.data()), images[i].bytes.size()));
@@ -662,7 +716,8 @@ int main(int argc, char** argv) {
     EngineRun thimble_run;
     measure(entry + " (thimble)", thimble_one, chosen.size(), warmup, iterations, chosen_megapixels,
             thimble_run);
-    summarise_outputs(outputs, chosen_references, !spec->smart, thimble_run);
+    const bool with_quality = !spec->smart && kind != "gif";
+    summarise_outputs(outputs, chosen_references, with_quality, thimble_run);
     char stages[64];
     double n = std::max(1, rendered);
     std::snprintf(stages, sizeof stages, "%.2f/%.2f/%.2f/%.2f", sum.sniff_ms / n, sum.decode_ms / n,
@@ -686,9 +741,12 @@ int main(int argc, char** argv) {
                       spec->fit == FitMode::kCrop,
                       spec->smart,
                       firsts[i]->format,
-                      spec->quality.value_or(firsts[i]->format == ImageFormat::kWebp
-                                                 ? settings.webp_quality
-                                                 : settings.jpeg_quality)};
+                      spec->quality.value_or(
+                          firsts[i]->format == ImageFormat::kWebp   ? settings.webp_quality
+                          : firsts[i]->format == ImageFormat::kAvif ? settings.avif_quality
+                                                                    : settings.jpeg_quality),
+                      9 - std::min(9, settings.avif_speed),  // the same libaom speed
+                      firsts[i]->frames > 1};
       }
       RenderFn vips_one = [&](std::size_t i) -> std::optional<std::string> {
         if (!firsts[i]) return std::nullopt;
@@ -702,7 +760,7 @@ int main(int argc, char** argv) {
       EngineRun vips_run;
       measure(entry + " (libvips)", vips_one, chosen.size(), warmup, iterations, chosen_megapixels,
               vips_run);
-      summarise_outputs(vips_outputs, chosen_references, !spec->smart, vips_run);
+      summarise_outputs(vips_outputs, chosen_references, with_quality, vips_run);
       print_row("libvips", vips_run, "");
       rows.push_back({entry, "libvips", vips_run, {}});
       auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };

@@ -22,7 +22,8 @@ struct VipsTarget {
   bool smart = false;
   transform::ImageFormat format = transform::ImageFormat::kJpeg;
   int quality = 80;
-  int effort = 4;  // AVIF: libvips' effort 0-9 (libaom's speed is 9 - effort)
+  int effort = 4;         // AVIF: libvips' effort 0-9 (libaom's speed is 9 - effort)
+  bool animated = false;  // every frame (n=-1), written as an animation
 };
 
 // Thumbnails `source` into `target` and encodes it. Empty string and `error` set on failure.

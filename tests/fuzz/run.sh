@@ -24,6 +24,7 @@ CXX=$clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHIMBLE_FUZZ
   >/dev/null
 cmake --build "$dir" -j "${JOBS:-2}" --target thimble-fuzz-seeds "${targets[@]/#/fuzz_}"
 rm -rf "$dir/seeds"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}"
 "$dir/tests/fuzz/thimble-fuzz-seeds" "$dir/seeds" conf/samples >/dev/null
 
 status=0
