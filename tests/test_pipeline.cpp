@@ -804,6 +804,41 @@ TEST_CASE(
         2 * mean_difference(thumb(png, managed), png_reference));
 }
 
+TEST_CASE("CMYK with a CMYK profile and grey with a grey profile come out as their profiles say") {
+  // Four flat patches of inks, stored as Photoshop writes CMYK JPEGs (inverted, Adobe marker).
+  cv::Mat inks(64, 64, CV_8UC4);
+  inks(cv::Rect(0, 0, 32, 32)).setTo(cv::Scalar(255 - 200, 255, 255, 255));   // cyan
+  inks(cv::Rect(32, 0, 32, 32)).setTo(cv::Scalar(255, 255 - 180, 255, 255));  // magenta
+  inks(cv::Rect(0, 32, 32, 32)).setTo(cv::Scalar(255, 255, 255 - 220, 255));  // yellow
+  inks(cv::Rect(32, 32, 32, 32)).setTo(cv::Scalar(255, 255, 255, 255 - 90));  // grey (black)
+  const std::string profile = test::cmyk_profile();
+  const std::string jpeg = test::write_jpeg(inks, 100, false, true, profile);
+  const cv::Mat expected = test::through_profile(inks, profile, TYPE_CMYK_8_REV);
+  const cv::Mat managed = decoded(render_ok(jpeg, "64x64/filters:format(png)"));
+  const cv::Mat formula =
+      decoded(render_ok(test::write_jpeg(inks, 100, false, true), "64x64/filters:format(png)"));
+  const cv::Rect inside(4, 4, 24, 24);  // away from the patches' JPEG-softened edges
+  CHECK(mean_abs_diff(managed(inside), expected(inside)) < 2.5);
+  CHECK(mean_abs_diff(formula(inside), expected(inside)) > 8.0);  // the profile matters here
+  RenderSettings ignore;
+  ignore.color_management = "ignore";
+  CHECK(mean_abs_diff(decoded(render_ok(jpeg, "64x64/filters:format(png)", ignore))(inside),
+                      formula(inside)) < 1.0);
+  CHECK(render_ok(jpeg, "64x64").notes.empty());
+
+  // Grey with a linear (gamma 1) profile: the sRGB greys are lighter than the stored values.
+  cv::Mat greys(32, 64, CV_8UC1);
+  for (int x = 0; x < 64; ++x) greys.col(x).setTo(x * 4);
+  const std::string grey_profile = test::linear_grey_profile();
+  const cv::Mat grey_expected = test::through_profile(greys, grey_profile, TYPE_GRAY_8);
+  const cv::Mat grey_managed = decoded(render_ok(
+      test::write_jpeg(greys, 100, false, false, grey_profile), "64x32/filters:format(png)"));
+  CHECK(mean_abs_diff(grey_managed, grey_expected) < 2.5);
+  cv::Mat stored;
+  cv::cvtColor(greys, stored, cv::COLOR_GRAY2BGR);
+  CHECK(mean_abs_diff(stored, grey_expected) > 10.0);
+}
+
 TEST_CASE(
     "a malformed, truncated or non-RGB colour profile is ignored with a note, never an error") {
   const cv::Mat photo = cv::imread(test::corpus("medium/mate_Storm.jpg"), cv::IMREAD_COLOR);

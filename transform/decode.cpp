@@ -79,7 +79,8 @@ Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo&
 }  // namespace
 
 DecodeBudget decode_budget(const RenderSettings& settings, const Deadline& deadline) {
-  return {deadline, settings.max_decoder_memory_bytes, settings.max_jpeg_scans};
+  return {deadline, settings.max_decoder_memory_bytes, settings.max_jpeg_scans,
+          settings.color_management == "srgb"};
 }
 
 Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,

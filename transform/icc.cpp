@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <opencv2/core.hpp>
 #include <unordered_map>
 #include <vector>
 
@@ -175,23 +176,24 @@ std::optional<std::string> heif_profile(std::span<const std::uint8_t> d) {
   return std::nullopt;
 }
 
-// One profile → sRGB transform per (profile, channel count), made once and shared.
+// One profile → sRGB transform per (profile, input layout), made once and shared.
 class Transforms {
  public:
+  enum class Input { kBgr, kBgra, kGrey, kCmyk, kCmykInverted };
   struct Entry {
     std::shared_ptr<void> transform;  // a cmsHTRANSFORM; null when there is nothing to do
     std::string why;                  // why the profile is ignored; "" when it is used
   };
 
-  Entry get(const std::string& profile, int channels) {
+  Entry get(const std::string& profile, Input input) {
     // Large profiles (camera LUTs) are converted without being kept: the set stays small.
-    if (profile.size() > kLargestKept) return make(profile, channels);
-    const std::string key = std::to_string(channels) + ":" + profile;
+    if (profile.size() > kLargestKept) return make(profile, input);
+    const std::string key = std::to_string(static_cast<int>(input)) + ":" + profile;
     {
       std::lock_guard lock(mutex_);
       if (auto found = made_.find(key); found != made_.end()) return found->second;
     }
-    Entry entry = make(profile, channels);
+    Entry entry = make(profile, input);
     std::lock_guard lock(mutex_);
     if (made_.size() >= kKept) made_.clear();  // a bounded set: real sites use a handful
     made_.emplace(key, entry);
@@ -226,26 +228,36 @@ class Transforms {
     return true;
   }
 
-  static Entry make(const std::string& profile, int channels) {
+  static Entry make(const std::string& profile, Input input) {
     cmsHPROFILE source =
         cmsOpenProfileFromMem(profile.data(), static_cast<cmsUInt32Number>(profile.size()));
     if (!source) return {nullptr, "the embedded ICC profile is malformed"};
-    if (cmsGetColorSpace(source) != cmsSigRgbData) {
+    const bool rgb = input == Input::kBgr || input == Input::kBgra;
+    const cmsColorSpaceSignature wanted = rgb                     ? cmsSigRgbData
+                                          : input == Input::kGrey ? cmsSigGrayData
+                                                                  : cmsSigCmykData;
+    if (cmsGetColorSpace(source) != wanted) {
       cmsCloseProfile(source);
-      return {nullptr, "the embedded ICC profile is not an RGB profile"};
+      return {nullptr, rgb ? "the embedded ICC profile is not an RGB profile"
+                           : "the embedded ICC profile does not describe the image's colours"};
     }
     cmsHPROFILE srgb = cmsCreate_sRGBProfile();
-    const cmsUInt32Number format = channels == 4 ? TYPE_BGRA_8 : TYPE_BGR_8;
+    const cmsUInt32Number from = input == Input::kBgra           ? TYPE_BGRA_8
+                                 : input == Input::kGrey         ? TYPE_GRAY_8
+                                 : input == Input::kCmyk         ? TYPE_CMYK_8
+                                 : input == Input::kCmykInverted ? TYPE_CMYK_8_REV
+                                                                 : TYPE_BGR_8;
+    const cmsUInt32Number to = input == Input::kBgra ? TYPE_BGRA_8 : TYPE_BGR_8;
     // NOCACHE: no per-transform pixel cache, so one transform serves several threads at once.
     cmsHTRANSFORM transform =
-        cmsCreateTransform(source, format, srgb, format, INTENT_PERCEPTUAL,
-                           cmsFLAGS_NOCACHE | (channels == 4 ? cmsFLAGS_COPY_ALPHA : 0));
+        cmsCreateTransform(source, from, srgb, to, INTENT_PERCEPTUAL,
+                           cmsFLAGS_NOCACHE | (input == Input::kBgra ? cmsFLAGS_COPY_ALPHA : 0));
     cmsCloseProfile(source);
     cmsCloseProfile(srgb);
     if (!transform) return {nullptr, "the embedded ICC profile cannot be converted to sRGB"};
     std::shared_ptr<void> handle(
         transform, [](void* t) { cmsDeleteTransform(static_cast<cmsHTRANSFORM>(t)); });
-    if (changes_nothing(transform, channels)) return {nullptr, ""};
+    if (rgb && changes_nothing(transform, input == Input::kBgra ? 4 : 3)) return {nullptr, ""};
     return {std::move(handle), ""};
   }
 
@@ -276,16 +288,50 @@ std::optional<std::string> embedded_icc_profile(std::span<const std::uint8_t> da
   return std::nullopt;
 }
 
-std::string convert_to_srgb(cv::Mat& image, const std::string& profile) {
+std::string convert_to_srgb(cv::Mat& image, const std::string& profile, bool grey_source) {
   if (image.depth() != CV_8U || (image.channels() != 3 && image.channels() != 4)) {
     return "the image is not 8-bit colour";
   }
-  const Transforms::Entry entry = transforms().get(profile, image.channels());
+  using Input = Transforms::Input;
+  if (grey_source) {
+    // A grey original was decoded to three equal channels: its profile maps the grey to sRGB.
+    const Transforms::Entry entry = transforms().get(profile, Input::kGrey);
+    if (!entry.transform) return entry.why;
+    cv::Mat grey;
+    cv::extractChannel(image, grey, 0);
+    cv::Mat bgr(image.size(), CV_8UC3);
+    if (!grey.isContinuous()) grey = grey.clone();
+    cmsDoTransform(static_cast<cmsHTRANSFORM>(entry.transform.get()), grey.data, bgr.data,
+                   static_cast<cmsUInt32Number>(grey.total()));
+    if (image.channels() == 4) {
+      cv::Mat alpha;
+      cv::extractChannel(image, alpha, 3);
+      cv::Mat with_alpha;
+      cv::merge(std::vector<cv::Mat>{bgr, alpha}, with_alpha);
+      image = with_alpha;
+    } else {
+      image = bgr;
+    }
+    return "";
+  }
+  const Transforms::Entry entry =
+      transforms().get(profile, image.channels() == 4 ? Input::kBgra : Input::kBgr);
   if (!entry.transform) return entry.why;  // ignored, or already sRGB
   if (!image.isContinuous()) image = image.clone();
   cmsDoTransform(static_cast<cmsHTRANSFORM>(entry.transform.get()), image.data, image.data,
                  static_cast<cmsUInt32Number>(image.total()));
   return "";
+}
+
+std::shared_ptr<void> cmyk_to_srgb(const std::string& profile, bool inverted) {
+  return transforms()
+      .get(profile, inverted ? Transforms::Input::kCmykInverted : Transforms::Input::kCmyk)
+      .transform;
+}
+
+void convert_cmyk_row(void* transform, const std::uint8_t* cmyk, std::uint8_t* bgr, int width) {
+  cmsDoTransform(static_cast<cmsHTRANSFORM>(transform), cmyk, bgr,
+                 static_cast<cmsUInt32Number>(width));
 }
 
 }  // namespace thimble::transform

@@ -4,6 +4,9 @@
 // for an image without a profile, and Thimble writes none: a Display P3 photo from a phone would
 // otherwise come out visibly desaturated.
 //
+// CMYK JPEGs with a CMYK profile are converted through it while decoding (JPEG rows are CMYK
+// only there); grey originals with a grey profile on the thumbnail.
+//
 // Transforms are made once per profile and kept (a bounded set, shared by all renders). A profile
 // that is malformed, over the size limit or not an RGB profile is ignored: the image is left as
 // decoded and the reason is returned for the log, never an error for the request.
@@ -12,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <opencv2/core.hpp>
 #include <optional>
 #include <span>
@@ -29,8 +33,16 @@ inline constexpr std::size_t kMaxIccProfileBytes = 4u << 20;
 std::optional<std::string> embedded_icc_profile(std::span<const std::uint8_t> data,
                                                 ImageFormat format);
 
-// Converts an 8-bit BGR or BGRA `image` in place from `profile` to sRGB (alpha untouched).
-// Returns "" when converted, else why the profile was ignored (the image is then unchanged).
-std::string convert_to_srgb(cv::Mat& image, const std::string& profile);
+// Converts an 8-bit BGR or BGRA `image` in place from `profile` to sRGB (alpha untouched). With
+// `grey_source` the image is a grey original decoded to three equal channels, and `profile` a grey
+// profile. Returns "" when converted, else why the profile was ignored (the image is then
+// unchanged).
+std::string convert_to_srgb(cv::Mat& image, const std::string& profile, bool grey_source = false);
+
+// The transform of a CMYK `profile` to 8-bit sRGB BGR for CMYK samples (`inverted`: Adobe's
+// inverted CMYK, as Photoshop writes JPEGs), shared and kept like the others; null when `profile`
+// is not a usable CMYK profile. The JPEG decoder converts rows through it (convert_cmyk_row).
+std::shared_ptr<void> cmyk_to_srgb(const std::string& profile, bool inverted);
+void convert_cmyk_row(void* transform, const std::uint8_t* cmyk, std::uint8_t* bgr, int width);
 
 }  // namespace thimble::transform

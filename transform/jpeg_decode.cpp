@@ -1,5 +1,6 @@
 #include "transform/jpeg_decode.h"
 
+#include "transform/icc.h"
 #include "transform/jpeg_guard.h"
 
 namespace thimble::transform {
@@ -26,6 +27,10 @@ struct Decode {
   std::uint64_t max_memory_bytes;
   cv::Mat* out;
   std::vector<JSAMPLE>* cmyk_row;
+  // LittleCMS transforms of the file's CMYK profile for plain and inverted (Adobe) samples; null
+  // without one, for the formula above.
+  void* cmyk_plain;
+  void* cmyk_inverted;
 };
 
 Outcome run(const Decode& d, JpegGuard& guard) {
@@ -71,7 +76,14 @@ Outcome run(const Decode& d, JpegGuard& guard) {
     const int y = static_cast<int>(cinfo.output_scanline);
     JSAMPROW row = cmyk ? d.cmyk_row->data() : d.out->ptr<JSAMPLE>(y);
     if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) break;
-    if (cmyk) cmyk_row_to_bgr(row, d.out->ptr<std::uint8_t>(y), d.out->cols);
+    if (cmyk) {
+      void* through = cinfo.saw_Adobe_marker ? d.cmyk_inverted : d.cmyk_plain;
+      if (through) {
+        convert_cmyk_row(through, row, d.out->ptr<std::uint8_t>(y), d.out->cols);
+      } else {
+        cmyk_row_to_bgr(row, d.out->ptr<std::uint8_t>(y), d.out->cols);
+      }
+    }
   }
   // Rows past a truncation are grey, as libjpeg fills them; what follows the last row (more
   // scans, trailing bytes) is never read.
@@ -93,9 +105,17 @@ Result<cv::Mat> decode_jpeg(std::span<const std::uint8_t> data, const ImageInfo&
   JpegGuard guard;
   guard.deadline = budget.deadline;
   guard.max_scans = budget.max_scans;
-  const Decode decode{data.data(), data.size(), info.width,
-                      info.height, shrink,      budget.max_memory_bytes,
-                      &out,        &cmyk_row};
+  // A CMYK JPEG's own profile says what its inks look like; made (or found) before libjpeg runs.
+  std::shared_ptr<void> plain, inverted;
+  if (info.cmyk && budget.manage_colour) {
+    if (std::optional<std::string> profile = embedded_icc_profile(data, ImageFormat::kJpeg)) {
+      plain = cmyk_to_srgb(*profile, false);
+      inverted = cmyk_to_srgb(*profile, true);
+    }
+  }
+  const Decode decode{
+      data.data(), data.size(), info.width,  info.height,   shrink, budget.max_memory_bytes,
+      &out,        &cmyk_row,   plain.get(), inverted.get()};
   switch (run(decode, guard)) {
     case Outcome::kOk: return out;
     case Outcome::kMismatch:

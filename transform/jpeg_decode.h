@@ -7,7 +7,8 @@
 //   manager is held to it too;
 // - the decode stops at the deadline (503) and after `max_scans` scans (415);
 // - DCT-domain scaling by 1/2, 1/4 or 1/8 when asked.
-// CMYK and inverted (Adobe) CMYK are turned into BGR as OpenCV does; greyscale into BGR.
+// CMYK and inverted (Adobe) CMYK are turned into BGR through the file's CMYK profile when it has
+// one (and colour is managed), else as OpenCV does; greyscale into BGR.
 //
 // Internal to transform/. Thread-safe: no shared state.
 #pragma once
@@ -28,6 +29,8 @@ struct DecodeBudget {
   Deadline deadline;
   std::uint64_t max_memory_bytes = 0;  // decoder working memory (coefficients); 0 = no limit
   int max_scans = 100;                 // progressive scans read before 415
+  // Convert a CMYK JPEG through its embedded CMYK profile (output.color_management: srgb).
+  bool manage_colour = false;
 };
 
 // `data`, sniffed as `info`, decoded to 8-bit BGR at 1/`shrink` scale (1, 2, 4 or 8).

@@ -193,10 +193,11 @@ Status orient(RenderContext& c) {
 
 // The thumbnail's colours in sRGB, from the original's embedded profile (on the small image).
 Status manage_colour(RenderContext& c) {
-  if (c.settings.color_management != "srgb") return Status::Ok();
+  // A CMYK JPEG's profile was applied while decoding (the only place its pixels are CMYK).
+  if (c.settings.color_management != "srgb" || c.info.cmyk) return Status::Ok();
   if (!c.profile) c.profile = embedded_icc_profile(c.original, c.info.format);
   if (!*c.profile) return Status::Ok();
-  if (std::string ignored = convert_to_srgb(c.image, **c.profile); !ignored.empty()) {
+  if (std::string ignored = convert_to_srgb(c.image, **c.profile, c.info.grey); !ignored.empty()) {
     // Said once, not for every frame.
     c.thumb.notes.push_back(ignored + "; its colours are left as decoded");
     c.profile.emplace(std::nullopt);

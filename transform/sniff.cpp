@@ -113,6 +113,8 @@ Result<ImageInfo> sniff_jpeg(Bytes d) {
       info.height = static_cast<int>(be16(segment, 1));
       info.width = static_cast<int>(be16(segment, 3));
       info.progressive = marker == 0xC2 || marker == 0xCA;
+      info.cmyk = segment[5] == 4;
+      info.grey = segment[5] == 1;
       if (info.width == 0 || info.height == 0) {
         return unsupported("JPEG with zero or deferred (DNL) dimensions");
       }
@@ -138,6 +140,7 @@ Result<ImageInfo> sniff_png(Bytes d) {
   info.height = static_cast<int>(height);
   std::uint8_t colour = d[25];
   info.has_alpha = colour == 4 || colour == 6;
+  info.grey = colour == 0 || colour == 4;
   // Walk the chunks before the image data for transparency and an EXIF orientation.
   std::size_t i = 8;
   while (i + 12 <= d.size()) {

@@ -22,6 +22,8 @@ struct ImageInfo {
   int orientation = 1;  // EXIF orientation 1-8 (1 when absent or invalid)
   bool has_alpha = false;
   bool progressive = false;  // progressive JPEG
+  bool cmyk = false;         // a four-component (CMYK) JPEG
+  bool grey = false;         // one grey channel (a one-component JPEG, a grey PNG)
   // A progressive JPEG whose 1/8-scale decode needs only its DC coefficients (jpeg_dc.h): every
   // component decoded with a 1x1 transform at 1/8, i.e. chroma not subsampled on both axes.
   bool dc_eighth = false;

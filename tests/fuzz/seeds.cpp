@@ -127,6 +127,9 @@ std::vector<std::string> images(const std::filesystem::path& samples) {
       test::png_inflating_past_rows(64, 48, 8u << 20),
       // Embedded colour profiles: a Display P3 JPEG (APP2 segments) and PNG (iCCP), converted.
       test::write_jpeg(small, 80, false, false, test::display_p3_profile()),
+      test::write_jpeg(cv::Mat(24, 32, CV_8UC4, cv::Scalar(40, 200, 90, 30)), 80, false, false,
+                       test::cmyk_profile()),
+      test::write_jpeg(grey, 80, false, false, test::linear_grey_profile()),
       test::png_file(2, 1, 2, 8, std::string("\0\xff\0\0\0\xff\0", 7),
                      test::png_chunk("iCCP", std::string("P3\0\0", 4) +
                                                  test::zlib_compress(test::display_p3_profile()))),
