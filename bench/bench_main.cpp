@@ -51,7 +51,8 @@ using thimble::bench::percentile;
 
 constexpr const char* kUsage =
     "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [--no-baseline]\n"
-    "                     [--json FILE] [--csv FILE] [--chart FILE.png] [--derived DIR] [FOLDER]\n"
+    "                     [--json FILE] [--csv FILE] [--chart FILE.png] [--derived DIR]\n"
+    "                     [--avif-speed N] [FOLDER]\n"
     "\n"
     "Renders every JPEG/PNG/WebP image below FOLDER (default: ../shared/corpus, else\n"
     "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200', and\n"
@@ -62,7 +63,8 @@ constexpr const char* kUsage =
     "fit-in/200x200@gif. A scenario ending in @alpha runs on the images with an alpha channel\n"
     "only (PNG, WebP); @heic, @avif and @gif on the JPEG photographs made into HEIC (with a\n"
     "thumbnail item, as phones write), AVIF or an 8-frame animated GIF, once, and kept in\n"
-    "--derived DIR (default: thimble-bench-derived in the temporary folder).\n"
+    "--derived DIR (default: thimble-bench-derived in the temporary folder). --avif-speed\n"
+    "sets output.avif_speed (libaom's speed, libvips gets the same).\n"
     "--json/--csv also write every figure, one record per scenario and engine, to FILE;\n"
     "--chart draws the latency distributions as a PNG.\n"
     "\n"
@@ -520,6 +522,7 @@ int main(int argc, char** argv) {
   bool baseline = true;
   std::string json_path, csv_path, chart_path, key_file;
   fs::path derived_dir = fs::temp_directory_path() / "thimble-bench-derived";
+  std::optional<int> avif_speed;
   ServerOptions server;
   std::vector<ReportRow> rows;
   for (int i = 1; i < argc; ++i) {
@@ -535,6 +538,8 @@ int main(int argc, char** argv) {
       scenarios.push_back(argv[++i]);
     } else if (arg == "--derived" && i + 1 < argc) {
       derived_dir = argv[++i];
+    } else if (arg == "--avif-speed" && i + 1 < argc) {
+      avif_speed = std::clamp(std::atoi(argv[++i]), 0, 10);
     } else if (arg == "--json" && i + 1 < argc) {
       json_path = argv[++i];
     } else if (arg == "--chart" && i + 1 < argc) {
@@ -615,6 +620,7 @@ int main(int argc, char** argv) {
 
   use_one_thread_per_render();
   RenderSettings settings;
+  if (avif_speed) settings.avif_speed = *avif_speed;
   // Reference pixels for the quality figure and source sizes for megapixels/s, decoded once.
   std::vector<cv::Mat> references;
   std::vector<double> megapixels;
