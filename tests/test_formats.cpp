@@ -127,6 +127,26 @@ TEST_CASE(
   CHECK(render_ok(heic, "fit-in/120x80/filters:format(webp)").format == ImageFormat::kWebp);
 }
 
+TEST_CASE("the EXIF orientation inside a HEIC never applies: irot and imir decide, as in libheif") {
+  test::TempDir dir;
+  // heif-enc 1.15 copies the JPEG's EXIF block (orientation 6) as it is, without turning the
+  // pixels or writing an irot: by the HEIF rules the file shows as stored.
+  const auto jpeg = test::corpus("exif/Landscape_6.jpg");
+  test::run("heif-enc -q 90 " + jpeg.string() + " -o " + (dir.path() / "l.heic").string());
+  const std::string heic = test::read_file(dir.path() / "l.heic");
+  auto info = sniff(test::as_bytes(heic));
+  REQUIRE(info.ok());
+  CHECK(info->orientation == 1);
+  CHECK(info->width == 1200);
+  CHECK(info->height == 1800);
+  const Thumbnail t = render_ok(heic, "fit-in/300x300");
+  CHECK(t.size == Size{200, 300});
+  RenderSettings as_stored;
+  as_stored.respect_orientation = false;
+  CHECK(mean_abs_diff(decoded(t), decoded(render_ok(test::read_file(jpeg), "fit-in/300x300",
+                                                    as_stored))) < 4.0);
+}
+
 TEST_CASE("AVIF rotation and mirroring (irot, imir) are shown as libheif shows them") {
   test::TempDir dir;
   const auto png = storm_png(dir, 96);
