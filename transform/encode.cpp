@@ -256,22 +256,42 @@ bool has_transparency(const cv::Mat& img) {
 constexpr int kGifStillSpeed = 4;
 constexpr int kGifFrameSpeed = 8;
 
-Result<std::string> encode_gif(const Frames& frames) {
-  if (frames.images.empty()) return not_encoded();
-  GifWriter writer;
-  const bool animated = frames.images.size() > 1;
-  const cv::Mat& first = frames.images.front();
-  if (!writer.start(first.cols, first.rows,
-                    animated ? std::optional<int>(frames.loop_count) : std::nullopt)) {
-    return not_encoded();
+// An animated GIF written as frames arrive. Each frame waits for the next one: a frame whose
+// successor has transparent pixels is cleared before it, so it does not show through.
+class GifAnimationWriter final : public AnimationWriter {
+ public:
+  Status start(cv::Size size, int loop_count) {
+    return writer_.start(size.width, size.height, loop_count) ? Status::Ok() : not_encoded();
   }
-  // A frame whose successor has transparent pixels is cleared first, so it does not show through.
-  for (std::size_t i = 0; i < frames.images.size(); ++i) {
-    const bool clears = i + 1 < frames.images.size() && has_transparency(frames.images[i + 1]);
-    if (!writer.add(frames.images[i], frames.durations_ms[i], clears,
-                    animated ? kGifFrameSpeed : kGifStillSpeed)) {
+  Status add(cv::Mat& frame, int duration_ms) override {
+    if (!pending_.empty() &&
+        !writer_.add(pending_, pending_duration_, has_transparency(frame), kGifFrameSpeed)) {
       return not_encoded();
     }
+    frame.copyTo(pending_);
+    pending_duration_ = duration_ms;
+    return Status::Ok();
+  }
+  Result<std::string> finish() override {
+    if (pending_.empty() || !writer_.add(pending_, pending_duration_, false, kGifFrameSpeed)) {
+      return not_encoded();
+    }
+    std::optional<std::string> bytes = writer_.finish();
+    if (!bytes) return not_encoded();
+    return std::move(*bytes);
+  }
+
+ private:
+  GifWriter writer_;
+  cv::Mat pending_;
+  int pending_duration_ = 0;
+};
+
+Result<std::string> encode_still_gif(const cv::Mat& image) {
+  GifWriter writer;
+  if (!writer.start(image.cols, image.rows, std::nullopt) ||
+      !writer.add(image, 0, false, kGifStillSpeed)) {
+    return not_encoded();
   }
   std::optional<std::string> bytes = writer.finish();
   if (!bytes) return not_encoded();
@@ -280,20 +300,20 @@ Result<std::string> encode_gif(const Frames& frames) {
 
 // --- animated WebP (libwebpmux) ---
 
-Result<std::string> encode_animated_webp(Frames& frames, int quality) {
-  const cv::Mat& first = frames.images.front();
-  WebPAnimEncoderOptions options;
-  if (!WebPAnimEncoderOptionsInit(&options)) return not_encoded();
-  options.anim_params.loop_count = frames.loop_count;
-  std::unique_ptr<WebPAnimEncoder, void (*)(WebPAnimEncoder*)> encoder(
-      WebPAnimEncoderNew(first.cols, first.rows, &options), WebPAnimEncoderDelete);
-  if (!encoder) return not_encoded();
-  WebPConfig config;
-  if (!WebPConfigInit(&config)) return not_encoded();
-  config.quality = static_cast<float>(quality);
-  int timestamp = 0;
-  for (std::size_t i = 0; i < frames.images.size(); ++i) {
-    cv::Mat& frame = frames.images[i];
+class WebpAnimationWriter final : public AnimationWriter {
+ public:
+  ~WebpAnimationWriter() override {
+    if (encoder_) WebPAnimEncoderDelete(encoder_);
+  }
+  Status start(cv::Size size, int loop_count, int quality) {
+    WebPAnimEncoderOptions options;
+    if (!WebPAnimEncoderOptionsInit(&options) || !WebPConfigInit(&config_)) return not_encoded();
+    options.anim_params.loop_count = loop_count;
+    encoder_ = WebPAnimEncoderNew(size.width, size.height, &options);
+    config_.quality = static_cast<float>(quality);
+    return encoder_ ? Status::Ok() : not_encoded();
+  }
+  Status add(cv::Mat& frame, int duration_ms) override {
     bleed_into_transparent(frame);
     WebPPicture picture;
     if (!WebPPictureInit(&picture)) return not_encoded();
@@ -304,22 +324,30 @@ Result<std::string> encode_animated_webp(Frames& frames, int quality) {
         frame.channels() == 4
             ? WebPPictureImportBGRA(&picture, frame.data, static_cast<int>(frame.step))
             : WebPPictureImportBGR(&picture, frame.data, static_cast<int>(frame.step));
-    const bool added = imported && WebPAnimEncoderAdd(encoder.get(), &picture, timestamp, &config);
+    const bool added = imported && WebPAnimEncoderAdd(encoder_, &picture, timestamp_, &config_);
     WebPPictureFree(&picture);
     if (!added) return not_encoded();
-    timestamp += frames.durations_ms[i];
+    timestamp_ += duration_ms;
+    return Status::Ok();
   }
-  WebPData assembled;
-  WebPDataInit(&assembled);
-  if (!WebPAnimEncoderAdd(encoder.get(), nullptr, timestamp, nullptr) ||
-      !WebPAnimEncoderAssemble(encoder.get(), &assembled)) {
+  Result<std::string> finish() override {
+    WebPData assembled;
+    WebPDataInit(&assembled);
+    if (!WebPAnimEncoderAdd(encoder_, nullptr, timestamp_, nullptr) ||
+        !WebPAnimEncoderAssemble(encoder_, &assembled)) {
+      WebPDataClear(&assembled);
+      return not_encoded();
+    }
+    std::string bytes(reinterpret_cast<const char*>(assembled.bytes), assembled.size);
     WebPDataClear(&assembled);
-    return not_encoded();
+    return bytes;
   }
-  std::string bytes(reinterpret_cast<const char*>(assembled.bytes), assembled.size);
-  WebPDataClear(&assembled);
-  return bytes;
-}
+
+ private:
+  WebPAnimEncoder* encoder_ = nullptr;
+  WebPConfig config_{};
+  int timestamp_ = 0;
+};
 
 }  // namespace
 
@@ -346,13 +374,29 @@ Result<std::string> encode_image(cv::Mat& img, ImageFormat format, const Thumbna
     case ImageFormat::kAvif:
       return encode_avif(img, std::max(1, quality.value_or(spec.quality.value_or(s.avif_quality))),
                          s.avif_speed);
-    case ImageFormat::kGif: {
-      Frames still;
-      still.images.push_back(img);
-      still.durations_ms.push_back(0);
-      return encode_gif(still);
-    }
+    case ImageFormat::kGif: return encode_still_gif(img);
     case ImageFormat::kHeic: break;
+  }
+  return not_encoded();
+}
+
+Result<std::unique_ptr<AnimationWriter>> animation_writer(ImageFormat format, cv::Size size,
+                                                          int loop_count, const ThumbnailSpec& spec,
+                                                          const RenderSettings& s,
+                                                          std::optional<int> quality) {
+  if (format == ImageFormat::kGif) {
+    auto writer = std::make_unique<GifAnimationWriter>();
+    if (Status started = writer->start(size, loop_count); !started.ok()) return started;
+    return std::unique_ptr<AnimationWriter>(std::move(writer));
+  }
+  if (format == ImageFormat::kWebp) {
+    auto writer = std::make_unique<WebpAnimationWriter>();
+    if (Status started = writer->start(
+            size, loop_count, std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality))));
+        !started.ok()) {
+      return started;
+    }
+    return std::unique_ptr<AnimationWriter>(std::move(writer));
   }
   return not_encoded();
 }
@@ -362,12 +406,15 @@ Result<std::string> encode_animation(Frames& frames, ImageFormat format, const T
   if (frames.images.empty() || frames.images.size() != frames.durations_ms.size()) {
     return not_encoded();
   }
-  if (format == ImageFormat::kGif) return encode_gif(frames);
-  if (format == ImageFormat::kWebp) {
-    return encode_animated_webp(
-        frames, std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality))));
+  Result<std::unique_ptr<AnimationWriter>> writer =
+      animation_writer(format, frames.images.front().size(), frames.loop_count, spec, s, quality);
+  if (!writer.ok()) return writer.status();
+  for (std::size_t i = 0; i < frames.images.size(); ++i) {
+    if (Status added = (*writer)->add(frames.images[i], frames.durations_ms[i]); !added.ok()) {
+      return added;
+    }
   }
-  return not_encoded();
+  return (*writer)->finish();
 }
 
 }  // namespace thimble::transform

@@ -10,6 +10,7 @@
 // Internal to transform/. Thread-safe: no shared state.
 #pragma once
 
+#include <memory>
 #include <opencv2/core.hpp>
 #include <optional>
 #include <string>
@@ -26,6 +27,22 @@ namespace thimble::transform {
 Result<std::string> encode_image(cv::Mat& image, ImageFormat format, const ThumbnailSpec& spec,
                                  const RenderSettings& settings,
                                  std::optional<int> quality = std::nullopt);
+
+// An animated GIF or WebP written one frame at a time, so a render keeps one frame (GIF: two)
+// whatever the frame count, never them all.
+class AnimationWriter {
+ public:
+  virtual ~AnimationWriter() = default;
+  // `frame` (8-bit BGR or BGRA, of the size the writer was made for; it may be changed in place)
+  // shows for `duration_ms`.
+  virtual Status add(cv::Mat& frame, int duration_ms) = 0;
+  // The animation; call once, after the last frame.
+  virtual Result<std::string> finish() = 0;
+};
+
+Result<std::unique_ptr<AnimationWriter>> animation_writer(
+    ImageFormat format, cv::Size size, int loop_count, const ThumbnailSpec& spec,
+    const RenderSettings& settings, std::optional<int> quality = std::nullopt);
 
 // `frames` (every frame a whole canvas of one size) as an animated GIF or WebP.
 Result<std::string> encode_animation(Frames& frames, ImageFormat format, const ThumbnailSpec& spec,

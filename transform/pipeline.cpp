@@ -225,13 +225,11 @@ constexpr Step kFrameSteps[] = {
 };
 
 // An animated original written as an animation: its other frames, each read, cut, resized and
-// filtered as the first was. Only small frames are kept. An animation written as a still
-// format (format(jpeg), say) is its first frame.
+// filtered as the first was, and handed to the animation writer at once, so only the frame at
+// hand is kept. An animation written as a still format (format(jpeg), say) is its first frame.
 Status animate(RenderContext& c) {
-  if (!c.frames || c.info.frames < 2 ||
-      !animates(output_format(c.spec, c.info, c.request.negotiated))) {
-    return Status::Ok();
-  }
+  const ImageFormat format = output_format(c.spec, c.info, c.request.negotiated);
+  if (!c.frames || c.info.frames < 2 || !animates(format)) return Status::Ok();
   const std::uint64_t frame_pixels = static_cast<std::uint64_t>(c.image.total());
   if (frame_pixels * static_cast<std::uint64_t>(c.info.frames) > c.settings.max_animation_pixels) {
     return Status(Code::kTooLarge,
@@ -239,10 +237,14 @@ Status animate(RenderContext& c) {
                   "frames) than the limit of " +
                       std::to_string(c.settings.max_animation_pixels));
   }
-  Frames& out = c.animation;
-  out.loop_count = c.info.loop_count;
-  out.images.push_back(c.image);
-  out.durations_ms.push_back(c.first_duration_ms);
+  const cv::Size size = c.image.size();
+  Result<std::unique_ptr<AnimationWriter>> writer =
+      animation_writer(format, size, c.info.loop_count, c.spec, c.settings);
+  if (!writer.ok()) return writer.status();
+  c.animation = std::move(writer).value();
+  cv::Mat first = c.image.clone();  // the writer may change what it is given
+  if (Status added = c.animation->add(first, c.first_duration_ms); !added.ok()) return added;
+  c.frames_written = 1;
   cv::Mat canvas;
   int duration_ms = 0;
   while (true) {
@@ -260,11 +262,12 @@ Status animate(RenderContext& c) {
     for (const Step& step : kFrameSteps) {
       if (Status done = step.run(c); !done.ok()) return done;
     }
-    if (c.image.data == canvas.data) c.image = c.image.clone();  // the reader reuses its canvas
-    out.images.push_back(c.image);
-    out.durations_ms.push_back(duration_ms);
+    if (c.image.size() != size) return Status(Code::kInternal, "the animation's frames differ");
+    if (c.image.data == canvas.data) c.image = c.image.clone();  // the reader's own canvas
+    if (Status added = c.animation->add(c.image, duration_ms); !added.ok()) return added;
+    ++c.frames_written;
   }
-  c.image = out.images.front();
+  c.image = first;
   return Status::Ok();
 }
 
@@ -273,11 +276,11 @@ Status encode_output(RenderContext& c) {
   Thumbnail& thumb = c.thumb;
   thumb.format = output_format(c.spec, c.info, c.request.negotiated);
   thumb.size = {c.image.cols, c.image.rows};
-  if (c.animation.images.size() > 1) {
-    Result<std::string> bytes = encode_animation(c.animation, thumb.format, c.spec, c.settings);
+  if (c.animation) {
+    Result<std::string> bytes = c.animation->finish();
     if (!bytes.ok()) return bytes.status();
     thumb.bytes = std::move(bytes).value();
-    thumb.frames = static_cast<int>(c.animation.images.size());
+    thumb.frames = c.frames_written;
     return Status::Ok();
   }
   Result<std::string> bytes = encode_image(c.image, thumb.format, c.spec, c.settings);

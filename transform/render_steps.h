@@ -19,6 +19,7 @@
 
 #include "conf/base/status.h"
 #include "transform/animated.h"
+#include "transform/encode.h"
 #include "transform/filters.h"
 #include "transform/pipeline.h"
 #include "transform/plan.h"
@@ -50,11 +51,13 @@ struct RenderContext {
   std::vector<FocalPoint> focal_points;  // detected, then the URL's own
   std::vector<std::string> operations;   // what meta/ reports, in Thumbor's JSON
   // An animated original: the reader of its frames after the first (which is `image`), the first
-  // frame's duration, trim's cut (every frame is cut the same), and the transformed frames.
+  // frame's duration, trim's cut (every frame is cut the same), and the thumbnail's animation as
+  // it is written, frame by frame.
   std::unique_ptr<FrameReader> frames;
   int first_duration_ms = 0;
   std::optional<Rect> trimmed;
-  Frames animation;
+  std::unique_ptr<AnimationWriter> animation;
+  int frames_written = 0;
   // Read once per render, used for every frame.
   std::optional<WatermarkImages> marks;
   std::optional<std::optional<std::string>> profile;  // the embedded ICC profile, once looked for
