@@ -240,6 +240,15 @@ TEST_CASE("HEIF headers that lie or loop are refused before libheif decodes anyt
   auto too_large = render_bytes(huge, "fit-in/32x32");
   REQUIRE_FALSE(too_large.ok());
   CHECK(too_large.status().code() == Code::kTooLarge);
+  // A primary item with no data (a fuzz finding: libheif handed dav1d an empty buffer and leaked
+  // it): refused from the item locations.
+  const std::string empty =
+      test::read_file(std::filesystem::path(THIMBLE_SOURCE_DIR) /
+                      "tests/fuzz/regressions/render/avif-primary-without-data")
+          .substr(1);  // the fuzz target's first byte picks its URL
+  auto no_data = render_bytes(empty, "fit-in/32x32");
+  REQUIRE_FALSE(no_data.ok());
+  CHECK(no_data.status().message() == "the HEIF primary image has no data");
   // Every truncation is refused or rendered, never more.
   for (std::size_t cut : {std::size_t{12}, std::size_t{40}, avif.size() / 3, avif.size() - 10}) {
     auto out = render_bytes(avif.substr(0, cut), "fit-in/32x32");

@@ -120,6 +120,7 @@ int orientation_of(const Matrix& m) {
 struct Item {
   std::string_view type;
   std::vector<std::uint32_t> properties;  // 1-based indexes into ipco, in association order
+  bool located = false;  // iloc says where its data is, and it is there (not empty)
 };
 
 struct Meta {
@@ -161,6 +162,49 @@ bool read_item_infos(Bytes iinf, Meta& meta) {
     meta.items[id].type = std::string_view(reinterpret_cast<const char*>(type.data()), 4);
   }
   return true;
+}
+
+// iloc: where each item's data is. An item is `located` when it has at least one byte of data:
+// in the file (construction method 0) within its end, or in idat / another item (1, 2).
+bool read_locations(Bytes iloc, std::size_t file_size, Meta& meta) {
+  Reader r(iloc);
+  const std::uint32_t version = r.u8();
+  r.read(3);
+  const std::uint32_t sizes = r.u16();
+  const std::size_t offset_size = sizes >> 12, length_size = sizes >> 8 & 15,
+                    base_size = sizes >> 4 & 15, index_size = version >= 1 ? (sizes & 15) : 0;
+  auto valid = [](std::size_t n) { return n == 0 || n == 4 || n == 8; };
+  if (version > 2 || !valid(offset_size) || !valid(length_size) || !valid(base_size) ||
+      !valid(index_size)) {
+    return false;
+  }
+  const std::uint32_t count = version < 2 ? r.u16() : r.u32();
+  for (std::uint32_t i = 0; i < count && r.good(); ++i) {
+    const std::uint32_t id = version < 2 ? r.u16() : r.u32();
+    const std::uint32_t method = version >= 1 ? (r.u16() & 15) : 0;
+    r.u16();  // data reference index
+    const std::uint64_t base = r.read(base_size);
+    const std::uint32_t extents = r.u16();
+    std::uint64_t total = 0;
+    bool inside = true;
+    for (std::uint32_t e = 0; e < extents && r.good(); ++e) {
+      r.read(index_size);
+      const std::uint64_t offset = r.read(offset_size);
+      std::uint64_t length = r.read(length_size);
+      if (method == 0) {
+        const std::uint64_t start = base + offset;
+        if (start < base || start >= file_size) {
+          inside = false;
+          continue;
+        }
+        if (length == 0) length = file_size - start;  // to the end of the file
+        if (length > file_size - start) inside = false;
+      }
+      total += length;
+    }
+    if (r.good() && inside && total > 0) meta.items[id].located = true;
+  }
+  return r.good();
 }
 
 bool read_references(Bytes iref, Meta& meta) {
@@ -289,6 +333,10 @@ Result<HeifHeader> read_heif_header(Bytes data) {
   if (const Box* iref = find(*inside, "iref"); iref && !read_references(iref->payload, meta)) {
     return unsupported("corrupt HEIF item references");
   }
+  const Box* iloc = find(*inside, "iloc");
+  if (!iloc || !read_locations(iloc->payload, data.size(), meta)) {
+    return unsupported("corrupt HEIF item locations");
+  }
   auto primary = meta.items.find(meta.primary);
   if (primary == meta.items.end() || primary->second.type.empty()) {
     return unsupported("the HEIF primary image is missing");
@@ -304,7 +352,7 @@ Result<HeifHeader> read_heif_header(Bytes data) {
       for (std::uint32_t tile : to) {
         auto found = meta.items.find(tile);
         if (tile == meta.primary || found == meta.items.end() || !coded(found->second.type) ||
-            (!coding.empty() && coding != found->second.type)) {
+            !found->second.located || (!coding.empty() && coding != found->second.type)) {
           return unsupported("a HEIF grid tile is missing or not an image");
         }
         coding = found->second.type;
@@ -314,6 +362,8 @@ Result<HeifHeader> read_heif_header(Bytes data) {
     if (header.tiles == 0) return unsupported("a HEIF grid without tiles");
   } else if (!coded(coding)) {
     return unsupported("HEIF primary image of type '" + std::string(coding) + "' not supported");
+  } else if (!primary->second.located) {
+    return unsupported("the HEIF primary image has no data");
   }
   header.format = coding == "av01" ? ImageFormat::kAvif : ImageFormat::kHeic;
 
@@ -357,7 +407,7 @@ Result<HeifHeader> read_heif_header(Bytes data) {
           header.has_alpha = true;
         }
       }
-    } else if (type == "thmb" && item->second.type == coding) {
+    } else if (type == "thmb" && item->second.type == coding && item->second.located) {
       auto size = spatial_extent(meta, from);
       if (!size || size->first >= header.width || size->first <= header.thumbnail_width) continue;
       const double thumb_aspect = static_cast<double>(size->first) / size->second;
