@@ -8,6 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "cache/result_cache.h"
+#include "format_tools.h"
 #include "proxy/common/header_policy.h"
 #include "proxy/service/origin_service.h"
 #include "proxy/service/status_table.h"
@@ -15,6 +16,7 @@
 #include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
+#include "transform/sniff.h"
 
 using namespace thimble;
 using namespace thimble::proxy;
@@ -269,6 +271,34 @@ TEST_CASE("auto-AVIF: AVIF first, then WebP, then the source's format, each with
   // Without AVIF or WebP in Accept, an original keeps its own format (here WebP).
   CHECK(header(f.get("fit-in/200x200/sunset.webp", "GET", "", "*/*"), "Content-Type") ==
         "image/webp");
+}
+
+TEST_CASE("an animated GIF is answered animated: GIF, or animated WebP where AVIF is negotiated") {
+  Fixture f(/*auto_webp=*/true, /*keep_originals=*/true,
+            [](OriginOptions& o) { o.output.auto_avif = true; });
+  std::vector<test::GifFrame> frames(3);
+  for (int i = 0; i < 3; ++i) {
+    frames[static_cast<std::size_t>(i)].image =
+        test::frame(80, 60, cv::Scalar(0, 0, 255), cv::Rect(20 * i, 20, 20, 20), cv::Scalar(0));
+  }
+  test::write_file(f.root / "anim.gif", test::write_gif(80, 60, frames, 0));
+  auto frames_in = [](const OriginResponse& r) {
+    auto info = transform::sniff(test::as_bytes(*r.body));
+    REQUIRE(info.ok());
+    return info->frames;
+  };
+  OriginResponse gif = f.get("fit-in/40x30/anim.gif", "GET", "", "image/png,*/*");
+  CHECK(gif.status == 200);
+  CHECK(header(gif, "Content-Type") == "image/gif");
+  CHECK(frames_in(gif) == 3);
+  OriginResponse webp = f.get("fit-in/40x30/anim.gif", "GET", "", "image/avif,image/webp,*/*");
+  CHECK(header(webp, "Content-Type") == "image/webp");
+  CHECK(header(webp, "Vary") == "Accept");
+  CHECK(frames_in(webp) == 3);
+  OriginResponse still = f.get("fit-in/40x30/filters:format(png)/anim.gif");
+  CHECK(header(still, "Content-Type") == "image/png");
+  OriginResponse meta = f.get("meta/fit-in/40x30/anim.gif");
+  CHECK(meta.body->find("\"frameCount\":3") != std::string::npos);
 }
 
 TEST_CASE("health and readiness routes answer without a signature") {
