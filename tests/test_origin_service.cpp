@@ -16,6 +16,7 @@
 #include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
+#include "transform/pipeline.h"
 #include "transform/sniff.h"
 
 using namespace thimble;
@@ -36,6 +37,7 @@ struct Fixture {
 
   explicit Fixture(bool auto_webp = false, bool keep_originals = true,
                    const std::function<void(OriginOptions&)>& tune = nullptr) {
+    transform::use_one_thread_per_render();  // as the server does: no OpenCV threads of its own
     std::filesystem::create_directories(root / "photos");
     std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), root / "photos/storm.jpg");
     std::filesystem::copy_file(test::corpus("png/mate_Gulp_alpha.png"), root / "gulp.png");

@@ -170,13 +170,16 @@ class GifWriter {
     cv::Mat rgba;
     cv::cvtColor(bgra, rgba, bgra.channels() == 4 ? cv::COLOR_BGRA2RGBA : cv::COLOR_BGR2RGBA);
     bool transparent = false;
-    rgba.forEach<cv::Vec4b>([&](cv::Vec4b& p, const int*) {
-      if (p[3] < 128) {
-        p = cv::Vec4b(0, 0, 0, 0);  // GIF transparency is all or nothing
-      } else {
-        p[3] = 255;
+    for (int y = 0; y < rgba.rows; ++y) {
+      auto* row = rgba.ptr<cv::Vec4b>(y);
+      for (int x = 0; x < rgba.cols; ++x) {
+        if (row[x][3] < 128) {
+          row[x] = cv::Vec4b(0, 0, 0, 0);  // GIF transparency is all or nothing
+        } else {
+          row[x][3] = 255;
+        }
       }
-    });
+    }
     std::unique_ptr<liq_attr, LiqAttrFree> attr(liq_attr_create());
     if (!attr) return false;
     liq_set_speed(attr.get(), speed);
