@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "transform/filters.h"
+#include "transform/resize.h"
 
 namespace thimble::transform {
 namespace {
@@ -246,13 +247,9 @@ class GifWriter {
   std::string out_;
 };
 
+// Whether a frame has pixels the GIF writer makes transparent (alpha under half).
 bool has_transparency(const cv::Mat& img) {
-  if (img.channels() != 4) return false;
-  cv::Mat alpha;
-  cv::extractChannel(img, alpha, 3);
-  double lowest = 255;
-  cv::minMaxLoc(alpha, &lowest);
-  return lowest < 128;
+  return lowest_alpha(img) < 128;
 }
 
 // libimagequant's speed: 4 (its default) for a still, faster for many frames.

@@ -6,13 +6,17 @@
 
 namespace thimble::transform {
 
-bool has_translucency(const cv::Mat& image) {
-  if (image.channels() != 4) return false;
+int lowest_alpha(const cv::Mat& image) {
+  if (image.channels() != 4) return 255;
   cv::Mat alpha;
   cv::extractChannel(image, alpha, 3);
   double lowest = 255;
   cv::minMaxLoc(alpha, &lowest);
-  return lowest < 255;
+  return static_cast<int>(lowest);
+}
+
+bool has_translucency(const cv::Mat& image) {
+  return lowest_alpha(image) < 255;
 }
 
 void resize_image(const cv::Mat& source, cv::Mat& result, cv::Size size) {

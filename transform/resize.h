@@ -12,4 +12,7 @@ void resize_image(const cv::Mat& source, cv::Mat& result, cv::Size size);
 // Whether a BGRA image has at least one pixel that is not fully opaque.
 bool has_translucency(const cv::Mat& image);
 
+// The smallest alpha value of a BGRA `image`; 255 for an image without alpha.
+int lowest_alpha(const cv::Mat& image);
+
 }  // namespace thimble::transform
