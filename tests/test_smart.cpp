@@ -80,6 +80,29 @@ TEST_CASE("smart keeps the portrait's face inside every aspect crop") {
   }
 }
 
+TEST_CASE("Thumbor's Haar cascade, when named, finds the portrait's face where the LBP one does") {
+  const std::string portrait =
+      test::read_file(test::corpus("faces/Giunchedi_Filippo_January_2015_01.jpg"));
+  auto spec = parse_spec("300x100/smart/image");
+  REQUIRE(spec.ok());
+  RenderSettings haar;
+  haar.face_cascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt.xml";
+  auto by_haar = render(test::as_bytes(portrait), *spec, haar);
+  auto by_lbp = render(test::as_bytes(portrait), *spec, RenderSettings{});
+  REQUIRE(by_haar.ok());
+  REQUIRE(by_lbp.ok());
+  REQUIRE(by_haar->focal_points.size() == 1);
+  REQUIRE(by_lbp->focal_points.size() == 1);
+  const FocalPoint& h = by_haar->focal_points.front();
+  const FocalPoint& l = by_lbp->focal_points.front();
+  CHECK(std::string(h.origin) == "Face Detection");
+  CHECK(std::string(l.origin) == "Face Detection");
+  // The same face: centres within a quarter of its size, and the same crop within a few pixels.
+  CHECK(std::abs(h.x - l.x) <= h.width / 4);
+  CHECK(std::abs(h.y - l.y) <= h.height / 4);
+  CHECK(std::abs(by_haar->region.y - by_lbp->region.y) <= 8);
+}
+
 TEST_CASE("without a face, smart falls back to corner features") {
   const std::string scenery = test::read_file(test::corpus("faces/no_face.jpg"));
   Thumbnail t = render_ok(scenery, "100x300/smart");
