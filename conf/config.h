@@ -162,7 +162,7 @@ struct OutputConfig {
   int jpeg_quality = 80;            // output.jpeg_quality: 1-100, `quality()` overrides
   bool jpeg_progressive = true;     // output.jpeg_progressive
   int webp_quality = 80;            // output.webp_quality: 1-100, `quality()` overrides
-  int png_compression = 6;          // output.png_compression: 0-9
+  int png_compression = 6;          // output.png_compression: 0-9 (7-9: full deflate search)
   bool auto_webp = false;           // output.auto_webp: WebP when Accept allows, with Vary: Accept
   int avif_quality = 60;            // output.avif_quality: 1-100, `quality()` overrides
   int avif_speed = 8;               // output.avif_speed: libaom speed 0 (slowest) to 10

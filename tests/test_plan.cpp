@@ -118,7 +118,7 @@ TEST_CASE("outputs over the dimension limit are refused before any work") {
   CHECK(make_plan(*fit, {1920, 1280}, 6000).ok());  // fit-in never upscales
 }
 
-TEST_CASE("shrink-on-load leaves at least twice the target on each axis") {
+TEST_CASE("shrink-on-load leaves at least twice the target on each axis, or halves a large one") {
   struct Row {
     Size region, target;
     int factor;
@@ -128,6 +128,8 @@ TEST_CASE("shrink-on-load leaves at least twice the target on each axis") {
       {{1920, 1280}, {300, 200}, 2},   {{1920, 1280}, {1280, 853}, 1},
       {{1920, 1280}, {1920, 1280}, 1}, {{4352, 2448}, {300, 169}, 4},
       {{1280, 1280}, {300, 300}, 2},   {{100, 100}, {3000, 3000}, 1},
+      {{4352, 2448}, {1280, 720}, 2},  {{4352, 2448}, {2177, 720}, 1},
+      {{2560, 1440}, {1280, 720}, 2},  {{2558, 1440}, {1280, 720}, 1},
   };
   for (const auto& row : rows) {
     CAPTURE(row.region.width);

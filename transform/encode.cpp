@@ -3,8 +3,10 @@
 #include <avif/avif.h>
 #include <gif_lib.h>
 #include <libimagequant.h>
+#include <png.h>
 #include <webp/encode.h>
 #include <webp/mux.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -78,6 +80,68 @@ Result<std::string> encode_with_opencv(const cv::Mat& img, const char* extension
     return not_encoded();
   }
   return std::string(out.begin(), out.end());
+}
+
+// --- PNG (libpng) ---
+
+// libpng's adaptive filters then zlib's run-length strategy: on the corpus as small as level 6's
+// full deflate search on photographs (765 vs 781 KB for the 1280 px landscape) and as small on
+// flat artwork (2547 vs 2540 KB), at a fifth to a quarter of the time (43 vs 224 ms). Levels 7-9
+// ask for the full search.
+struct PngWrite {
+  std::string bytes;
+  bool failed = false;
+};
+
+void append_png(png_structp png, png_bytep data, png_size_t size) {
+  auto* out = static_cast<PngWrite*>(png_get_io_ptr(png));
+  try {
+    out->bytes.append(reinterpret_cast<const char*>(data), size);
+  } catch (const std::bad_alloc&) {
+    out->failed = true;
+  }
+  if (out->failed) png_error(png, "out of memory");  // outside the handler: it longjmps
+}
+void flush_png(png_structp) {}
+[[noreturn]] void png_failed(png_structp png, png_const_charp) {
+  png_longjmp(png, 1);
+}
+void png_quiet(png_structp, png_const_charp) {}
+
+// Writes the rows of an 8-bit grey, BGR or BGRA image; false when libpng failed. No destructors
+// run between setjmp and the last libpng call.
+bool write_png(const cv::Mat& img, int level, PngWrite& out) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_failed, png_quiet);
+  if (png == nullptr) return false;
+  png_infop info = png_create_info_struct(png);
+  if (info == nullptr || setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    return false;
+  }
+  png_set_write_fn(png, &out, append_png, flush_png);
+  const int colour = img.channels() == 4   ? PNG_COLOR_TYPE_RGB_ALPHA
+                     : img.channels() == 3 ? PNG_COLOR_TYPE_RGB
+                                           : PNG_COLOR_TYPE_GRAY;
+  png_set_IHDR(png, info, static_cast<png_uint_32>(img.cols), static_cast<png_uint_32>(img.rows), 8,
+               colour, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_ALL_FILTERS);
+  png_set_compression_level(png, std::clamp(level, 0, 9));
+  png_set_compression_strategy(png, level >= 7 ? Z_DEFAULT_STRATEGY : Z_RLE);
+  png_write_info(png, info);
+  if (img.channels() >= 3) png_set_bgr(png);
+  for (int y = 0; y < img.rows; ++y) {
+    png_write_row(png, const_cast<png_bytep>(img.ptr<std::uint8_t>(y)));
+  }
+  png_write_end(png, info);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
+Result<std::string> encode_png(const cv::Mat& img, int level) {
+  if (img.depth() != CV_8U || img.empty()) return not_encoded();
+  PngWrite out;
+  if (!write_png(img, level, out) || out.failed) return not_encoded();
+  return std::move(out.bytes);
 }
 
 // --- AVIF (libavif + libaom) ---
@@ -369,8 +433,7 @@ Result<std::string> encode_image(cv::Mat& img, ImageFormat format, const Thumbna
           img, ".webp",
           {cv::IMWRITE_WEBP_QUALITY,
            std::max(1, quality.value_or(spec.quality.value_or(s.webp_quality)))});
-    case ImageFormat::kPng:
-      return encode_with_opencv(img, ".png", {cv::IMWRITE_PNG_COMPRESSION, s.png_compression});
+    case ImageFormat::kPng: return encode_png(img, s.png_compression);
     case ImageFormat::kAvif:
       return encode_avif(img, std::max(1, quality.value_or(spec.quality.value_or(s.avif_quality))),
                          s.avif_speed);

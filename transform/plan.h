@@ -67,7 +67,9 @@ std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect r
 
 // The JPEG decode scale denominator (1, 2, 4 or 8): the largest that still leaves at least twice
 // the target's pixels on each axis of `region` for the final area-averaging resize (a scaled
-// inverse DCT is not an area filter; the margin keeps its artefacts out of the thumbnail). With
+// inverse DCT is not an area filter; the margin keeps its artefacts out of the thumbnail), else
+// 2 when half the region still covers the target (the half-size IDCT is close to a 2x2 average,
+// and large outputs are where the decode and resize cost most). With
 // `dc_eighth` (a progressive JPEG whose 1/8 decode reads only its DC scans, several times faster
 // than any other scale) 1/8 is taken as soon as it still covers the target: DC pixels are exact
 // 8x8 block averages, the very area filter the resize applies.
