@@ -2,6 +2,7 @@
 
 #include <webp/decode.h>
 
+#include <algorithm>
 #include <opencv2/imgproc.hpp>
 
 #include "transform/animated.h"
@@ -53,7 +54,10 @@ namespace {
 // see it: GDCM (DICOM) claims any file with "DICM" at byte 128 and GDAL any with "DTED" at byte
 // 140, and a hostile file steered GDCM into a multi-gigabyte allocation. JPEG and PNG cannot fall
 // through: sniff() demands the very signature OpenCV's JPEG and PNG decoders claim.
-Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo& info) {
+// An opaque WebP with `shrink` above 1 is decoded straight to 1/shrink of its size by libwebp's
+// area-averaging rescaler: no full-size BGR image is made, and the resize that follows is small.
+// With alpha it is decoded whole, for resize_image()'s premultiplied resize.
+Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink) {
   WebPDecoderConfig config;
   if (!WebPInitDecoderConfig(&config) ||
       WebPGetFeatures(data.data(), data.size(), &config.input) != VP8_STATUS_OK) {
@@ -64,7 +68,15 @@ Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo&
       config.input.has_animation) {
     return Status(Code::kUnsupportedMedia, "the WebP headers disagree about the image");
   }
-  cv::Mat img(info.height, info.width, config.input.has_alpha ? CV_8UC4 : CV_8UC3);
+  int width = info.width, height = info.height;
+  if (shrink > 1 && !config.input.has_alpha) {
+    width = std::max(1, (info.width + shrink - 1) / shrink);
+    height = std::max(1, (info.height + shrink - 1) / shrink);
+    config.options.use_scaling = 1;
+    config.options.scaled_width = width;
+    config.options.scaled_height = height;
+  }
+  cv::Mat img(height, width, config.input.has_alpha ? CV_8UC4 : CV_8UC3);
   config.output.colorspace = config.input.has_alpha ? MODE_BGRA : MODE_BGR;
   config.output.is_external_memory = 1;
   config.output.u.RGBA.rgba = img.data;
@@ -93,7 +105,7 @@ Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo
     return first_frame(**reader, duration_ms);
   }
   switch (info.format) {
-    case ImageFormat::kWebp: return decode_webp(data, info);
+    case ImageFormat::kWebp: return decode_webp(data, info, shrink);
     case ImageFormat::kPng: return decode_png(data, info, budget);
     case ImageFormat::kJpeg:
       // A progressive JPEG at 1/8 scale needs only its first scans (jpeg_dc.h).

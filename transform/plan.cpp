@@ -229,6 +229,9 @@ int shrink_on_load(Size region, Size target, bool dc_eighth) {
 
 int shrink_on_load(const ImageInfo& source, Size region, Size target) {
   if (source.format == ImageFormat::kJpeg) return shrink_on_load(region, target, source.dc_eighth);
+  if (source.format == ImageFormat::kWebp && !source.has_alpha && !source.animated) {
+    return shrink_on_load(region, target);  // libwebp's rescaler (decode.h)
+  }
   if (source.thumbnail_width <= 0) return 1;
   const double scale = static_cast<double>(source.thumbnail_width) / source.width;
   if (region.width * scale >= 2.0 * target.width && region.height * scale >= 2.0 * target.height) {
