@@ -35,6 +35,7 @@
 #include "derived.h"
 #include "server_load.h"
 #include "signing/signer.h"
+#include "transform/auto_quality.h"
 #include "transform/decode.h"
 #include "transform/pipeline.h"
 #include "transform/spec.h"
@@ -52,7 +53,7 @@ using thimble::bench::percentile;
 constexpr const char* kUsage =
     "usage: thimble-bench [--iterations N] [--warmup N] [--scenario OPTIONS]... [--no-baseline]\n"
     "                     [--json FILE] [--csv FILE] [--chart FILE.png] [--derived DIR]\n"
-    "                     [--avif-speed N] [FOLDER]\n"
+    "                     [--avif-speed N] [--quality-sweep] [FOLDER]\n"
     "\n"
     "Renders every JPEG/PNG/WebP image below FOLDER (default: ../shared/corpus, else\n"
     "conf/samples) with each scenario, a Thumbor option string such as 'fit-in/300x200', and\n"
@@ -67,6 +68,9 @@ constexpr const char* kUsage =
     "sets output.avif_speed (libaom's speed, libvips gets the same).\n"
     "--json/--csv also write every figure, one record per scenario and engine, to FILE;\n"
     "--chart draws the latency distributions as a PNG.\n"
+    "--quality-sweep prints, instead of timings, mean bytes and luma SSIM of both engines at\n"
+    "qualities 50-95 and of Thimble's quality(auto), on the JPEG photographs (default scenarios:\n"
+    "fit-in/300x200 as JPEG, WebP and AVIF).\n"
     "\n"
     "Server mode: thimble-bench --server URL [--key-file FILE] [--connections N] [--requests N]\n"
     "                           [--iterations N] [--scenario OPTIONS]... FOLDER\n"
@@ -112,6 +116,7 @@ struct EngineRun {
   double all_cores_per_s = 0;
   double mean_output_kb = 0;
   std::optional<double> median_psnr_db;  // per image, against the reference resize; not for smart
+  std::optional<double> mean_ssim;       // luma SSIM against the same reference, mean per image
   int failures = 0;
 };
 
@@ -242,7 +247,12 @@ cv::Mat decode_thumbnail(const std::string& encoded) {
   return image.ok() ? *image : cv::Mat();
 }
 
-std::optional<double> psnr_against_reference(const cv::Mat& source, const std::string& encoded) {
+struct QualityScore {
+  double psnr_db = 0, ssim = 0;
+};
+
+std::optional<QualityScore> score_against_reference(const cv::Mat& source,
+                                                    const std::string& encoded) {
   cv::Mat thumb = flatten(decode_thumbnail(encoded));
   if (thumb.empty() || source.empty()) return std::nullopt;
   double aspect = static_cast<double>(thumb.cols) / thumb.rows;
@@ -255,21 +265,28 @@ std::optional<double> psnr_against_reference(const cv::Mat& source, const std::s
   cv::Mat reference;
   cv::resize(source(cv::Rect((source.cols - w) / 2, (source.rows - h) / 2, w, h)), reference,
              thumb.size(), 0, 0, cv::INTER_AREA);
-  return cv::PSNR(reference, thumb);
+  return QualityScore{cv::PSNR(reference, thumb), thimble::transform::luma_ssim(reference, thumb)};
 }
 
 void summarise_outputs(const std::vector<std::string>& outputs,
                        const std::vector<cv::Mat>& references, bool with_quality, EngineRun& run) {
   double bytes = 0;
   std::vector<double> psnr;
+  double ssim_sum = 0;
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     bytes += static_cast<double>(outputs[i].size());
     if (!with_quality || outputs[i].empty()) continue;
-    if (auto p = psnr_against_reference(references[i], outputs[i])) psnr.push_back(*p);
+    if (auto q = score_against_reference(references[i], outputs[i])) {
+      psnr.push_back(q->psnr_db);
+      ssim_sum += q->ssim;
+    }
   }
   if (!outputs.empty()) run.mean_output_kb = bytes / 1024.0 / static_cast<double>(outputs.size());
   // The median: a lossless output identical to its reference scores "infinite" dB.
-  if (!psnr.empty()) run.median_psnr_db = percentile(psnr, 0.5);
+  if (!psnr.empty()) {
+    run.median_psnr_db = percentile(psnr, 0.5);
+    run.mean_ssim = ssim_sum / static_cast<double>(psnr.size());
+  }
 }
 
 // One row of the machine-readable reports.
@@ -295,15 +312,17 @@ Stats stats_of(const EngineRun& run) {
 bool write_csv(const std::string& path, const std::vector<ReportRow>& rows) {
   std::ofstream out(path);
   out << "scenario,engine,p50_ms,p95_ms,p99_ms,min_ms,max_ms,images_per_s_1t,images_per_s_all,"
-         "megapixels_per_s,output_kb,psnr_db,sniff_ms,decode_ms,resize_ms,encode_ms,failures\n";
+         "megapixels_per_s,output_kb,psnr_db,ssim,sniff_ms,decode_ms,resize_ms,encode_ms,"
+         "failures\n";
   for (const auto& row : rows) {
     Stats st = stats_of(row.run);
     char line[512];
     std::snprintf(line, sizeof line,
-                  "%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%s,%.3f,%.3f,%.3f,%.3f,%d\n",
+                  "%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%s,%s,%.3f,%.3f,%.3f,%.3f,%d\n",
                   st.p50, st.p95, st.p99, st.min, st.max, row.run.single_thread_per_s,
                   row.run.all_cores_per_s, st.megapixels_per_s, row.run.mean_output_kb,
                   row.run.median_psnr_db ? std::to_string(*row.run.median_psnr_db).c_str() : "",
+                  row.run.mean_ssim ? std::to_string(*row.run.mean_ssim).c_str() : "",
                   row.stages.sniff_ms, row.stages.decode_ms, row.stages.transform_ms,
                   row.stages.encode_ms, row.run.failures);
     // Scenarios contain no commas or quotes the parser accepts unquoted; quote them anyway.
@@ -331,7 +350,8 @@ bool write_json(const std::string& path, const std::vector<ReportRow>& rows,
                   row.stages.encode_ms, row.run.failures);
     out << (i ? "," : "") << "{\"scenario\":" << thimble::json_string(row.scenario)
         << ",\"engine\":" << thimble::json_string(row.engine) << ',' << numbers << ",\"psnr_db\":"
-        << (row.run.median_psnr_db ? std::to_string(*row.run.median_psnr_db) : "null") << '}';
+        << (row.run.median_psnr_db ? std::to_string(*row.run.median_psnr_db) : "null")
+        << ",\"ssim\":" << (row.run.mean_ssim ? std::to_string(*row.run.mean_ssim) : "null") << '}';
   }
   out << "]}\n";
   return static_cast<bool>(out);
@@ -340,10 +360,12 @@ bool write_json(const std::string& path, const std::vector<ReportRow>& rows,
 void print_row(const char* engine, const EngineRun& run, const std::string& stages) {
   char psnr[16] = "     -";
   if (run.median_psnr_db) std::snprintf(psnr, sizeof psnr, "%6.2f", *run.median_psnr_db);
+  char ssim[16] = "     -";
+  if (run.mean_ssim) std::snprintf(ssim, sizeof ssim, "%6.4f", *run.mean_ssim);
   Stats st = stats_of(run);
-  std::printf("  %-8s %7.2f %7.2f %7.2f %7.2f %7.2f %8.1f %8.1f %7.1f %7.1f %s  %s%s\n", engine,
+  std::printf("  %-8s %7.2f %7.2f %7.2f %7.2f %7.2f %8.1f %8.1f %7.1f %7.1f %s %s  %s%s\n", engine,
               st.p50, st.p95, st.p99, st.min, st.max, run.single_thread_per_s, run.all_cores_per_s,
-              st.megapixels_per_s, run.mean_output_kb, psnr, stages.c_str(),
+              st.megapixels_per_s, run.mean_output_kb, psnr, ssim, stages.c_str(),
               run.failures ? "  (some images failed)" : "");
 }
 
@@ -513,6 +535,183 @@ long peak_rss_mb() {
   return usage.ru_maxrss / 1024;
 }
 
+#ifdef THIMBLE_HAVE_VIPS
+// libvips' target for the thumbnail Thimble made (`made`): the same size, format and frames.
+thimble::bench::VipsTarget vips_target_for(const Thumbnail& made, const ThumbnailSpec& spec,
+                                           const RenderSettings& settings, int quality) {
+  return {made.size.width, made.size.height, spec.fit == FitMode::kCrop, spec.smart, made.format,
+          quality, 9 - std::min(9, settings.avif_speed),  // the same
+                                                          // libaom speed
+          made.frames > 1};
+}
+#endif
+
+// The configured quality of `format` when the URL names none.
+int configured_quality(ImageFormat format, const RenderSettings& settings) {
+  return format == ImageFormat::kWebp   ? settings.webp_quality
+         : format == ImageFormat::kAvif ? settings.avif_quality
+                                        : settings.jpeg_quality;
+}
+
+// `options` with its format() replaced by format(png), or format(png) added.
+std::string with_format_png(std::string options) {
+  for (const char* name : {"format(webp)", "format(avif)", "format(jpeg)", "format(jpg)"}) {
+    if (auto at = options.find(name); at != std::string::npos) {
+      return options.replace(at, std::string(name).size(), "format(png)");
+    }
+  }
+  return options + (options.find("filters:") == std::string::npos ? "/filters:" : ":") +
+         "format(png)";
+}
+
+std::string with_quality(const std::string& options, const std::string& quality) {
+  return options + (options.find("filters:") == std::string::npos ? "/filters:" : ":") +
+         "quality(" + quality + ")";
+}
+
+// --quality-sweep: bytes against perceptual quality for both engines at qualities 50-95 and for
+// Thimble's quality(auto), on the JPEG photographs, so the byte saving is read at equal quality
+// and not only at equal settings.
+int quality_sweep(const std::vector<Image>& images, const std::vector<std::string>& scenarios,
+                  const RenderSettings& settings, bool baseline) {
+  // Each picture once: the corpus' EXIF examples (exif/) are one photo in eight orientations,
+  // which would weigh eight times in the means.
+  std::vector<std::size_t> photos;
+  bool exif_seen = false;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    if (!images[i].name.ends_with(".jpg")) continue;
+    if (images[i].name.starts_with("exif/")) {
+      if (exif_seen) continue;
+      exif_seen = true;
+    }
+    photos.push_back(i);
+  }
+  auto bytes_of = [&](std::size_t i) {
+    return std::span(reinterpret_cast<const std::uint8_t*>(images[i].bytes.data()),
+                     images[i].bytes.size());
+  };
+  struct Point {
+    double kb = 0, ssim = 0;
+  };
+  // Against each engine's own unencoded thumbnail (references[k], one per photo).
+  auto point_of = [&](const std::vector<std::string>& outputs,
+                      const std::vector<cv::Mat>& unencoded) {
+    Point p;
+    int scored = 0;
+    for (std::size_t k = 0; k < outputs.size(); ++k) {
+      p.kb += static_cast<double>(outputs[k].size()) / 1024.0;
+      const cv::Mat decoded = flatten(decode_thumbnail(outputs[k]));
+      if (decoded.empty() || k >= unencoded.size() || unencoded[k].empty()) continue;
+      p.ssim += thimble::transform::luma_ssim(decoded, unencoded[k]);
+      ++scored;
+    }
+    p.kb /= static_cast<double>(std::max<std::size_t>(1, outputs.size()));
+    p.ssim /= std::max(1, scored);
+    return p;
+  };
+  std::printf(
+      "quality sweep: %zu JPEG photographs (each picture once); mean KB and mean luma SSIM of each "
+      "engine's thumbnail\n"
+      "against its own unencoded one (the same thumbnail written as PNG), so the encoders are\n"
+      "compared and not the resizes. \"libvips KB at that SSIM\": libvips' bytes at the same mean\n"
+      "SSIM, read off its own sweep (linear between its qualities).\n",
+      photos.size());
+  struct Row {
+    std::string quality;
+    Point mine;
+    std::optional<Point> theirs;
+  };
+  for (const std::string& options : scenarios) {
+    std::vector<Row> table;
+    // Each engine's unencoded thumbnails: the scenario written losslessly.
+    std::vector<cv::Mat> own, vips_own;
+    {
+      const std::string lossless = with_format_png(options);
+      Result<ThumbnailSpec> spec = parse_spec(lossless + "/image");
+      if (!spec.ok()) {
+        std::fprintf(stderr, "scenario '%s': %s\n", options.c_str(),
+                     spec.status().message().c_str());
+        return 2;
+      }
+      for (std::size_t i : photos) {
+        Result<Thumbnail> made = render(bytes_of(i), *spec, settings);
+        own.push_back(made.ok() ? flatten(decode_thumbnail(made->bytes)) : cv::Mat());
+#ifdef THIMBLE_HAVE_VIPS
+        if (baseline && made.ok()) {
+          std::string error;
+          vips_own.push_back(flatten(decode_thumbnail(thimble::bench::vips_thumbnail(
+              bytes_of(i), vips_target_for(*made, *spec, settings, 100), error))));
+        }
+#endif
+      }
+    }
+    auto run = [&](const std::string& quality, const RenderSettings& used,
+                   std::optional<int> vips_quality) -> bool {
+      Result<ThumbnailSpec> spec = parse_spec(with_quality(options, quality) + "/image");
+      if (!spec.ok()) {
+        std::fprintf(stderr, "scenario '%s': %s\n", options.c_str(),
+                     spec.status().message().c_str());
+        return false;
+      }
+      std::vector<std::string> outputs, vips_outputs;
+      for (std::size_t i : photos) {
+        Result<Thumbnail> made = render(bytes_of(i), *spec, used);
+        outputs.push_back(made.ok() ? made->bytes : std::string());
+#ifdef THIMBLE_HAVE_VIPS
+        if (baseline && vips_quality && made.ok()) {
+          std::string error;
+          vips_outputs.push_back(thimble::bench::vips_thumbnail(
+              bytes_of(i), vips_target_for(*made, *spec, used, *vips_quality), error));
+        }
+#else
+        (void)vips_quality;
+#endif
+      }
+      Row row{quality, point_of(outputs, own), std::nullopt};
+      if (!vips_outputs.empty()) row.theirs = point_of(vips_outputs, vips_own);
+      table.push_back(row);
+      return true;
+    };
+    for (int quality = 50; quality <= 95; quality += 5) {
+      if (!run(std::to_string(quality), settings, quality)) return 2;
+    }
+    for (double target : {0.95, 0.96, 0.965, 0.97, 0.98, 0.99}) {
+      RenderSettings automatic = settings;
+      automatic.auto_quality_ssim = target;
+      char label[32];
+      std::snprintf(label, sizeof label, "auto@%g", target);
+      if (!run("auto", automatic, std::nullopt)) return 2;
+      table.back().quality = label;
+    }
+    // libvips' KB at a mean SSIM, linear between the two sweep points around it.
+    auto vips_kb_at = [&table](double ssim) -> std::optional<double> {
+      for (std::size_t k = 1; k < table.size(); ++k) {
+        if (!table[k - 1].theirs || !table[k].theirs) continue;
+        const Point& a = *table[k - 1].theirs;
+        const Point& b = *table[k].theirs;
+        if (ssim < a.ssim || ssim > b.ssim || b.ssim <= a.ssim) continue;
+        return a.kb + (b.kb - a.kb) * (ssim - a.ssim) / (b.ssim - a.ssim);
+      }
+      return std::nullopt;
+    };
+    std::printf("\n%s\n  %-10s %10s %8s %10s %8s %22s\n", options.c_str(), "quality", "thimble KB",
+                "SSIM", "libvips KB", "SSIM", "libvips KB at that SSIM");
+    for (const Row& row : table) {
+      std::printf("  %-10s %10.2f %8.4f", row.quality.c_str(), row.mine.kb, row.mine.ssim);
+      if (row.theirs) {
+        std::printf(" %10.2f %8.4f", row.theirs->kb, row.theirs->ssim);
+      } else {
+        std::printf(" %10s %8s", "", "");
+      }
+      if (auto kb = vips_kb_at(row.mine.ssim)) {
+        std::printf(" %10.2f (%3.0f%% fewer)", *kb, 100.0 * (1.0 - row.mine.kb / *kb));
+      }
+      std::printf("\n");
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -523,6 +722,7 @@ int main(int argc, char** argv) {
   std::string json_path, csv_path, chart_path, key_file;
   fs::path derived_dir = fs::temp_directory_path() / "thimble-bench-derived";
   std::optional<int> avif_speed;
+  bool sweep = false;
   ServerOptions server;
   std::vector<ReportRow> rows;
   for (int i = 1; i < argc; ++i) {
@@ -548,6 +748,8 @@ int main(int argc, char** argv) {
       csv_path = argv[++i];
     } else if (arg == "--no-baseline") {
       baseline = false;
+    } else if (arg == "--quality-sweep") {
+      sweep = true;
     } else if (arg == "--server" && i + 1 < argc) {
       server.url = argv[++i];
       while (server.url.ends_with("/")) server.url.pop_back();
@@ -563,6 +765,10 @@ int main(int argc, char** argv) {
       std::cerr << "thimble-bench: bad argument '" << arg << "'\n\n" << kUsage;
       return 2;
     }
+  }
+  if (scenarios.empty() && sweep) {
+    scenarios = {"fit-in/300x200", "fit-in/300x200/filters:format(webp)",
+                 "fit-in/300x200/filters:format(avif)"};
   }
   if (scenarios.empty()) {
     scenarios = {"fit-in/300x200",
@@ -636,8 +842,9 @@ int main(int argc, char** argv) {
     megapixels.push_back(static_cast<double>(full.total()) / 1e6);
     references.push_back(std::move(full));
   }
-  std::printf("  %-8s %7s %7s %7s %7s %7s %8s %8s %7s %7s %6s  %s\n", "engine", "p50 ms", "p95",
-              "p99", "min", "max", "img/s 1T", "img/s NT", "MP/s", "KB out", "PSNR",
+  if (sweep) return quality_sweep(images, scenarios, settings, baseline);
+  std::printf("  %-8s %7s %7s %7s %7s %7s %8s %8s %7s %7s %6s %6s  %s\n", "engine", "p50 ms", "p95",
+              "p99", "min", "max", "img/s 1T", "img/s NT", "MP/s", "KB out", "PSNR", "SSIM",
               "sniff/decode/resize/encode ms");
   for (const auto& entry : scenarios) {
     // `OPTIONS@alpha`: the scenario on the images with an alpha channel only; `@heic`, `@avif`,
@@ -742,17 +949,9 @@ int main(int argc, char** argv) {
       std::vector<thimble::bench::VipsTarget> targets(chosen.size());
       for (std::size_t i = 0; i < chosen.size(); ++i) {
         if (!firsts[i]) continue;
-        targets[i] = {firsts[i]->size.width,
-                      firsts[i]->size.height,
-                      spec->fit == FitMode::kCrop,
-                      spec->smart,
-                      firsts[i]->format,
-                      spec->quality.value_or(
-                          firsts[i]->format == ImageFormat::kWebp   ? settings.webp_quality
-                          : firsts[i]->format == ImageFormat::kAvif ? settings.avif_quality
-                                                                    : settings.jpeg_quality),
-                      9 - std::min(9, settings.avif_speed),  // the same libaom speed
-                      firsts[i]->frames > 1};
+        targets[i] = vips_target_for(
+            *firsts[i], *spec, settings,
+            spec->quality.value_or(configured_quality(firsts[i]->format, settings)));
       }
       RenderFn vips_one = [&](std::size_t i) -> std::optional<std::string> {
         if (!firsts[i]) return std::nullopt;
@@ -778,6 +977,10 @@ int main(int argc, char** argv) {
       if (thimble_run.median_psnr_db && vips_run.median_psnr_db) {
         std::printf(", PSNR %+.2f dB", *thimble_run.median_psnr_db - *vips_run.median_psnr_db);
       }
+      if (thimble_run.mean_ssim && vips_run.mean_ssim) {
+        std::printf(", SSIM %+.4f", *thimble_run.mean_ssim - *vips_run.mean_ssim);
+      }
+      std::printf(", bytes x%.2f", ratio(thimble_run.mean_output_kb, vips_run.mean_output_kb));
       std::printf("\n");
     }
 #endif
@@ -786,7 +989,9 @@ int main(int argc, char** argv) {
       "\n1T: one image at a time on one thread; NT: one image per thread on all %u cores.\n"
       "MP/s: source megapixels per second on one thread. PSNR: median dB per image against the "
       "source\n"
-      "area-resized to the same size (not measured for smart crops). Peak RSS %ld MB.\n",
+      "area-resized to the same size; SSIM: mean luma SSIM against the same (neither measured "
+      "for smart\n"
+      "crops or animations). Peak RSS %ld MB.\n",
       std::thread::hardware_concurrency(), peak_rss_mb());
   std::string machine_line = machine;
 #ifdef THIMBLE_HAVE_VIPS

@@ -77,6 +77,24 @@ Field bytes(std::string path, std::uint64_t& target, std::uint64_t lo, std::uint
       }};
 }
 
+// A decimal number such as 0.97, within [lo, hi].
+Field decimal(std::string path, double& target, double lo, double hi) {
+  return {std::move(path), false, [&target, lo, hi](const YAML::Node& node) -> std::string {
+            std::ostringstream expected;
+            expected << "expected a number from " << lo << " to " << hi;
+            if (!node.IsScalar()) return expected.str();
+            const std::string& text = node.Scalar();
+            double value = 0;
+            const char* end = text.data() + text.size();
+            auto [ptr, ec] = std::from_chars(text.data(), end, value);
+            if (text.empty() || ec != std::errc() || ptr != end || !(value >= lo && value <= hi)) {
+              return expected.str() + ", got '" + text + "'";
+            }
+            target = value;
+            return {};
+          }};
+}
+
 Field boolean(std::string path, bool& target) {
   return {std::move(path), false, [&target](const YAML::Node& node) -> std::string {
             if (node.IsScalar()) {
@@ -298,6 +316,10 @@ std::vector<Field> schema(Config& c) {
       integer("output.avif_quality", c.output.avif_quality, 1, 100),
       integer("output.avif_speed", c.output.avif_speed, 0, 10),
       boolean("output.auto_avif", c.output.auto_avif),
+      choice("output.quality", c.output.quality, {"fixed", "auto"}),
+      decimal("output.auto_quality_ssim", c.output.auto_quality_ssim, 0.5, 0.9999),
+      integer("output.auto_quality_min", c.output.auto_quality_min, 1, 100),
+      integer("output.auto_quality_max", c.output.auto_quality_max, 1, 100),
       boolean("output.respect_orientation", c.output.respect_orientation),
       choice("output.color_management", c.output.color_management, {"srgb", "ignore"}),
       integer("cache_control.max_age", c.cache_control.max_age, 0, kMaxInt),
@@ -403,6 +425,11 @@ Status validate(Config& c, const std::string& base_dir) {
   if (c.security.keys.empty() && !c.security.allow_unsafe) {
     return config_error("security.keys",
                         "at least one key is required (or set security.allow_unsafe: true)");
+  }
+  if (c.output.auto_quality_max < c.output.auto_quality_min) {
+    return config_error("output.auto_quality_max", "must be at least output.auto_quality_min (" +
+                                                       std::to_string(c.output.auto_quality_min) +
+                                                       ")");
   }
   const HttpSourceConfig& http = c.source.http;
   if (c.source.type == "http") {

@@ -159,14 +159,22 @@ struct LimitsConfig {
 };
 
 struct OutputConfig {
-  int jpeg_quality = 80;            // output.jpeg_quality: 1-100, `quality()` overrides
-  bool jpeg_progressive = true;     // output.jpeg_progressive
-  int webp_quality = 80;            // output.webp_quality: 1-100, `quality()` overrides
-  int png_compression = 6;          // output.png_compression: 0-9 (7-9: full deflate search)
-  bool auto_webp = false;           // output.auto_webp: WebP when Accept allows, with Vary: Accept
-  int avif_quality = 60;            // output.avif_quality: 1-100, `quality()` overrides
-  int avif_speed = 8;               // output.avif_speed: libaom speed 0 (slowest) to 10
-  bool auto_avif = false;           // output.auto_avif: AVIF when Accept allows, before WebP
+  int jpeg_quality = 80;         // output.jpeg_quality: 1-100, `quality()` overrides
+  bool jpeg_progressive = true;  // output.jpeg_progressive
+  int webp_quality = 80;         // output.webp_quality: 1-100, `quality()` overrides
+  int png_compression = 6;       // output.png_compression: 0-9 (7-9: full deflate search)
+  bool auto_webp = false;        // output.auto_webp: WebP when Accept allows, with Vary: Accept
+  int avif_quality = 60;         // output.avif_quality: 1-100, `quality()` overrides
+  int avif_speed = 8;            // output.avif_speed: libaom speed 0 (slowest) to 10
+  bool auto_avif = false;        // output.auto_avif: AVIF when Accept allows, before WebP
+  // output.quality: `fixed` encodes JPEG, WebP and AVIF at the qualities above; `auto` at the
+  // lowest quality in [auto_quality_min, auto_quality_max] whose thumbnail keeps a luma SSIM of
+  // at least auto_quality_ssim against the unencoded one (transform/auto_quality.h). A URL's
+  // quality(N) wins; quality(auto) asks for the search whatever this says.
+  std::string quality = "fixed";
+  double auto_quality_ssim = 0.98;  // output.auto_quality_ssim: 0.5-0.9999
+  int auto_quality_min = 30;        // output.auto_quality_min: 1-100
+  int auto_quality_max = 90;        // output.auto_quality_max: 1-100, at least the minimum
   bool respect_orientation = true;  // output.respect_orientation: apply EXIF orientation
   // output.color_management: `srgb` converts an embedded ICC profile's colours to sRGB (what
   // browsers assume); `ignore` leaves the decoded values as they are.

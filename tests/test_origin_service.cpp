@@ -275,6 +275,31 @@ TEST_CASE("auto-AVIF: AVIF first, then WebP, then the source's format, each with
         "image/webp");
 }
 
+TEST_CASE(
+    "output.quality: auto serves a soft photo smaller than the fixed quality, with its own ETag") {
+  Fixture fixed;
+  Fixture automatic(/*auto_webp=*/false, /*keep_originals=*/true,
+                    [](OriginOptions& o) { o.output.quality = "auto"; });
+  const OriginResponse a = fixed.get("fit-in/300x200/photos/storm.jpg");
+  const OriginResponse b = automatic.get("fit-in/300x200/photos/storm.jpg");
+  REQUIRE(a.status == 200);
+  REQUIRE(b.status == 200);
+  CHECK(header(b, "Content-Type") == "image/jpeg");
+  REQUIRE(a.body);
+  REQUIRE(b.body);
+  CHECK(b.body->size() < a.body->size());  // a soft sky needs less than quality 80
+  // The settings are part of the thumbnail's identity: another ETag, so no CDN mixes them up.
+  CHECK(header(a, "ETag") != header(b, "ETag"));
+  // A URL's quality(N) still wins over the configured search.
+  const OriginResponse pinned =
+      automatic.get("fit-in/300x200/filters:quality(80)/photos/storm.jpg");
+  const OriginResponse pinned_fixed =
+      fixed.get("fit-in/300x200/filters:quality(80)/photos/storm.jpg");
+  REQUIRE(pinned.body);
+  REQUIRE(pinned_fixed.body);
+  CHECK(*pinned.body == *pinned_fixed.body);
+}
+
 TEST_CASE("an animated GIF is answered animated: GIF, or animated WebP where AVIF is negotiated") {
   Fixture f(/*auto_webp=*/true, /*keep_originals=*/true,
             [](OriginOptions& o) { o.output.auto_avif = true; });

@@ -1,5 +1,6 @@
 // Encoding a thumbnail: each format by its own library.
-// - JPEG, PNG and still WebP through OpenCV (libjpeg-turbo, libpng, libwebp);
+// - JPEG and still WebP through OpenCV (libjpeg-turbo, libwebp), PNG through libpng (adaptive
+//   filters and zlib's run-length strategy up to level 6);
 // - AVIF through libavif with libaom, at `output.avif_speed`, 4:2:0, sRGB code points;
 // - GIF through giflib, with a palette chosen by libimagequant (dithered; binary transparency);
 // - animations (animated.h) as animated GIF (giflib) or animated WebP (libwebpmux), keeping each

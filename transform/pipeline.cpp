@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 #include <vector>
 
+#include "transform/auto_quality.h"
 #include "transform/decode.h"
 #include "transform/encode.h"
 #include "transform/filters.h"
@@ -50,13 +51,14 @@ Result<WatermarkImages> decode_watermarks(const ThumbnailSpec& spec,
 // quarter until it fits (giving up below 10 and keeping the first encode), then raise it by a
 // tenth while it still fits, never above the quality asked for. PNG is left as it is.
 Status fit_max_bytes(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
-                     const RenderSettings& s, const Deadline& deadline, std::string& bytes) {
+                     const RenderSettings& s, const Deadline& deadline, std::optional<int> chosen,
+                     std::string& bytes) {
   const auto limit = static_cast<std::size_t>(*spec.max_bytes);
   if (bytes.size() <= limit || (format != ImageFormat::kJpeg && format != ImageFormat::kWebp)) {
     return Status::Ok();
   }
-  const int start_quality =
-      spec.quality.value_or(format == ImageFormat::kJpeg ? s.jpeg_quality : s.webp_quality);
+  const int start_quality = chosen.value_or(
+      spec.quality.value_or(format == ImageFormat::kJpeg ? s.jpeg_quality : s.webp_quality));
   int quality = start_quality;
   std::optional<std::string> fitting;
   while (!fitting) {
@@ -283,12 +285,22 @@ Status encode_output(RenderContext& c) {
     thumb.frames = c.frames_written;
     return Status::Ok();
   }
-  Result<std::string> bytes = encode_image(c.image, thumb.format, c.spec, c.settings);
-  if (!bytes.ok()) return bytes.status();
-  thumb.bytes = std::move(bytes).value();
+  std::optional<int> chosen;  // the quality quality(auto) chose
+  if (wants_auto_quality(c.spec, c.settings, thumb.format)) {
+    Result<QualityChoice> choice =
+        encode_auto_quality(c.image, thumb.format, c.spec, c.settings, c.request.deadline);
+    if (!choice.ok()) return choice.status();
+    thumb.bytes = std::move(choice->bytes);
+    thumb.auto_quality = choice->quality;
+    chosen = choice->quality;
+  } else {
+    Result<std::string> bytes = encode_image(c.image, thumb.format, c.spec, c.settings);
+    if (!bytes.ok()) return bytes.status();
+    thumb.bytes = std::move(bytes).value();
+  }
   if (c.spec.max_bytes) {
-    Status fitted =
-        fit_max_bytes(c.image, thumb.format, c.spec, c.settings, c.request.deadline, thumb.bytes);
+    Status fitted = fit_max_bytes(c.image, thumb.format, c.spec, c.settings, c.request.deadline,
+                                  chosen, thumb.bytes);
     if (!fitted.ok()) return fitted;
   }
   return Status::Ok();

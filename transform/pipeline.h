@@ -74,6 +74,7 @@ struct Thumbnail {
   int frames = 1;    // frames written (an animation keeps them all)
   ImageInfo source;  // what the header said
   int shrink_on_load = 1;
+  int auto_quality = 0;  // the quality quality(auto) / output.quality: auto chose; 0 otherwise
   std::vector<FocalPoint> focal_points;  // those that decided a smart crop
   Rect region;                           // the part of the (shown) source that was kept
   StageTimes times;

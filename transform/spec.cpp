@@ -133,13 +133,21 @@ Status no_arguments(std::string_view name, std::string_view args) {
   return Status::Ok();
 }
 
+// quality(N), or quality(auto): Thimble's perceptual choice (auto_quality.h), an extension.
 Status set_quality(std::string_view name, std::string_view args, ThumbnailSpec& spec) {
-  auto q = small_number(args);
-  if (!q || *q > 100) {
-    return bad(call_text(name, args) + ": quality must be a whole number from 0 to 100");
+  std::optional<int> q;
+  if (args != "auto") {
+    q = small_number(args);
+    if (!q || *q > 100) {
+      return bad(call_text(name, args) + ": quality must be a whole number from 0 to 100, or auto");
+    }
   }
-  if (spec.quality) return twice(name);
-  spec.quality = *q;
+  if (spec.quality || spec.auto_quality) return twice(name);
+  if (q) {
+    spec.quality = *q;
+  } else {
+    spec.auto_quality = true;
+  }
   return Status::Ok();
 }
 
@@ -473,6 +481,7 @@ std::string ThumbnailSpec::canonical_options(bool spell_defaults) const {
   auto add = [&calls](const std::string& f) { calls += (calls.empty() ? "" : ":") + f; };
   if (format) add("format(" + std::string(format_name(*format)) + ")");
   if (quality) add("quality(" + std::to_string(*quality) + ")");
+  if (auto_quality) add("quality(auto)");
   if (max_age) add("max_age(" + std::to_string(*max_age) + ")");
   if (max_bytes) add("max_bytes(" + std::to_string(*max_bytes) + ")");
   if (no_upscale) add("no_upscale()");

@@ -76,6 +76,7 @@ struct ThumbnailSpec {
 
   // Filters that set how the result is encoded or served.
   std::optional<int> quality;         // quality(0-100)
+  bool auto_quality = false;          // quality(auto): the perceptual search (auto_quality.h)
   std::optional<ImageFormat> format;  // format(jpeg|png|webp)
   std::optional<int> max_age;         // max_age(seconds): this URL's Cache-Control max-age
   std::optional<int> max_bytes;       // max_bytes(N): JPEG/WebP re-encoded to fit in N bytes

@@ -25,7 +25,9 @@ std::shared_ptr<const ServiceSettings> ServiceSettings::make(OriginOptions optio
       "q" + std::to_string(out.jpeg_quality) + "p" + std::to_string(out.jpeg_progressive) + "w" +
       std::to_string(out.webp_quality) + "z" + std::to_string(out.png_compression) + "o" +
       std::to_string(out.respect_orientation) + "c" + out.color_management + "a" +
-      std::to_string(out.avif_quality) + "s" + std::to_string(out.avif_speed);
+      std::to_string(out.avif_quality) + "s" + std::to_string(out.avif_speed) + "Q" + out.quality +
+      std::to_string(out.auto_quality_ssim) + "-" + std::to_string(out.auto_quality_min) + "-" +
+      std::to_string(out.auto_quality_max);  // quality(auto) URLs depend on these in any case
   EntityTags etags(signer.keys());
   std::string field = options.security.signature_header;
   for (char& c : field) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
