@@ -19,8 +19,9 @@ BUILD_PACKAGES=(cmake g++ make pkg-config libpistache-dev libopencv-core-dev
 # libvips-dev: the baseline thimble-bench measures Thimble against (bench only).
 # clang-14 + libclang-rt-14-dev: libFuzzer, for the bounded fuzz run (tests/fuzz/run.sh).
 # libheif-examples, libavif-bin, webp, gifsicle: HEIC/AVIF/WebP/GIF test images made and checked.
+# wrk, libnginx-mod-http-image-filter, libvips-tools: the peers bench/peers.sh measures against.
 TEST_PACKAGES=(python3-libthumbor curl libvips-dev nginx-light nodejs clang-14 libclang-rt-14-dev
-  libheif-examples libavif-bin webp gifsicle)
+  libheif-examples libavif-bin webp gifsicle wrk libnginx-mod-http-image-filter libvips-tools)
 
 install_missing() {
   local missing=() package
