@@ -63,11 +63,11 @@ bool decode_dc_into(const std::uint8_t* data, std::size_t size, int width, int h
     // does not smooth, and the result must be the same.
     cinfo.do_block_smoothing = FALSE;
     // With chroma subsampled on both axes (4:2:0), libjpeg decodes chroma at 1/8 scale with a 2x2
-    // inverse DCT, which needs AC coefficients too: only files whose every component uses the
-    // 1x1 (DC-only) transform qualify.
+    // inverse DCT: from the DC alone it is flat over the block (jpeg_dc.h). Larger transforms
+    // (4x subsampling on both axes) are left to the ordinary decode.
     jpeg_calc_output_dimensions(&cinfo);
     for (int c = 0; c < cinfo.num_components; ++c) {
-      if (scaled_size(cinfo.comp_info[c]) != 1) ok = false;
+      if (scaled_size(cinfo.comp_info[c]) > 2) ok = false;
     }
   }
   if (ok) {

@@ -12,8 +12,12 @@
 // read otherwise.
 //
 // A baseline JPEG interleaves DC and AC in one scan: nothing to skip. With chroma subsampled on
-// both axes (4:2:0) libjpeg decodes chroma at 1/8 scale with a 2x2 transform that needs AC
-// coefficients: such files are left to the ordinary decode.
+// both axes (4:2:0) libjpeg decodes chroma at 1/8 scale with a 2x2 transform: from the DC alone
+// (the AC coefficients not yet read are zero) each chroma block comes out flat over its 2x2
+// pixels, where the full decode shades it. Luma is exact; the 1/8 image is 43 dB from the full
+// decode on the corpus's 4:2:0 photo and its area-resized thumbnail 49 dB, for an eighth of the
+// decode time (11 instead of 85-105 ms). Chroma subsampled 4x on both axes is left to the
+// ordinary decode.
 //
 // Internal to transform/. Thread-safe: no shared state.
 #pragma once
@@ -28,7 +32,8 @@
 namespace thimble::transform {
 
 // `data` (`width` x `height` as stored, from its header) decoded at 1/8 scale to 8-bit BGR in
-// stored orientation, when it is a progressive JPEG in YCbCr, RGB or grayscale, not 4:2:0, whose
+// stored orientation, when it is a progressive JPEG in YCbCr, RGB or grayscale, with chroma
+// subsampled at most 2x on one of the axes, whose
 // DC scans are all present. Nothing otherwise (the caller then decodes it the ordinary way, which
 // also reports what is wrong with a damaged file, a frame that is not the sniffed one, or a
 // budget that ran out).

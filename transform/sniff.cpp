@@ -35,9 +35,10 @@ bool starts_with(Bytes d, const char* magic, std::size_t at = 0) {
   return d.size() >= at + n && std::memcmp(d.data() + at, magic, n) == 0;
 }
 
-// Whether libjpeg decodes every component of this frame header (SOF2) with a 1x1 transform at 1/8
-// scale: it doubles a component's transform when the maximum sampling factors are multiples of
-// twice the component's on both axes (4:2:0 chroma).
+// Whether libjpeg decodes every component of this frame header (SOF2) at 1/8 scale with a 1x1 or
+// a 2x2 transform, which jpeg_dc.h computes from DC coefficients: it doubles a component's
+// transform when the maximum sampling factors are multiples of twice the component's on both axes
+// (4:2:0 chroma: 2x2), and doubles it again at four times (4x4, left to the ordinary decode).
 bool eighth_needs_only_dc(Bytes frame) {
   const std::size_t components = frame.size() > 5 ? frame[5] : 0;
   if (components == 0 || frame.size() < 6 + 3 * components) return false;
@@ -49,7 +50,7 @@ bool eighth_needs_only_dc(Bytes frame) {
   for (std::size_t c = 0; c < components; ++c) {
     const int h = frame[6 + 3 * c + 1] >> 4, v = frame[6 + 3 * c + 1] & 15;
     if (h == 0 || v == 0) return false;
-    if (max_h % (2 * h) == 0 && max_v % (2 * v) == 0) return false;
+    if (max_h % (4 * h) == 0 && max_v % (4 * v) == 0) return false;
   }
   return true;
 }

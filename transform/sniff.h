@@ -24,8 +24,8 @@ struct ImageInfo {
   bool progressive = false;  // progressive JPEG
   bool cmyk = false;         // a four-component (CMYK) JPEG
   bool grey = false;         // one grey channel (a one-component JPEG, a grey PNG)
-  // A progressive JPEG whose 1/8-scale decode needs only its DC coefficients (jpeg_dc.h): every
-  // component decoded with a 1x1 transform at 1/8, i.e. chroma not subsampled on both axes.
+  // A progressive JPEG whose 1/8-scale decode jpeg_dc.h makes from its DC coefficients: every
+  // component decoded with a 1x1 transform at 1/8, or 2x2 for 4:2:0 chroma.
   bool dc_eighth = false;
   bool animated = false;  // animated WebP or GIF (more than one frame)
   int frames = 1;         // frames of a GIF or an animated WebP
