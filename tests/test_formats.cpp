@@ -249,6 +249,15 @@ TEST_CASE("HEIF headers that lie or loop are refused before libheif decodes anyt
   auto no_data = render_bytes(empty, "fit-in/32x32");
   REQUIRE_FALSE(no_data.ok());
   CHECK(no_data.status().message() == "the HEIF primary image has no data");
+  // An extent of length 0 ("to the end of the file", which libheif reads as no bytes; another
+  // fuzz finding with the same leak): no data either.
+  const std::string to_the_end =
+      test::read_file(std::filesystem::path(THIMBLE_SOURCE_DIR) /
+                      "tests/fuzz/regressions/render/avif-extent-of-length-zero")
+          .substr(1);
+  auto zero_length = render_bytes(to_the_end, "fit-in/32x32");
+  REQUIRE_FALSE(zero_length.ok());
+  CHECK(zero_length.status().message() == "the HEIF primary image has no data");
   // Every truncation is refused or rendered, never more.
   for (std::size_t cut : {std::size_t{12}, std::size_t{40}, avif.size() / 3, avif.size() - 10}) {
     auto out = render_bytes(avif.substr(0, cut), "fit-in/32x32");

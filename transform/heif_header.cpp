@@ -197,7 +197,9 @@ bool read_locations(Bytes iloc, std::size_t file_size, Meta& meta) {
           inside = false;
           continue;
         }
-        if (length == 0) length = file_size - start;  // to the end of the file
+        // A length of 0 means "to the end of the file" in ISO 14496-12, but libheif 1.15 reads
+        // no bytes for it and hands the codec an empty buffer (its dav1d plugin then leaks): such
+        // an extent counts as empty. Writers give the length.
         if (length > file_size - start) inside = false;
       }
       total += length;
