@@ -171,6 +171,16 @@ TEST_CASE("the search is bounded, and the deadline stops it") {
   REQUIRE(choice.ok());
   // The tries, one more when none reached the target, and the final progressive encode.
   CHECK(choice->tries <= kAutoQualityTries + 2);
+  // A target no quality reaches: the highest, and it is not encoded again when the search
+  // already tried it (87, 89, 90, then the progressive encode of 90).
+  RenderSettings unreachable = settings;
+  unreachable.auto_quality_ssim = 0.9999;
+  unreachable.auto_quality_min = 85;
+  unreachable.auto_quality_max = 90;
+  auto top = encode_auto_quality(image, ImageFormat::kJpeg, spec, unreachable, Deadline());
+  REQUIRE(top.ok());
+  CHECK(top->quality == 90);
+  CHECK(top->tries == 4);
   auto late = encode_auto_quality(image, ImageFormat::kJpeg, spec, settings,
                                   test::rendering::already_passed());
   REQUIRE_FALSE(late.ok());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 
 #include "transform/decode.h"
 #include "transform/encode.h"
@@ -69,6 +70,7 @@ Result<QualityChoice> encode_auto_quality(cv::Mat& image, ImageFormat format,
   RenderSettings trial = settings;
   trial.jpeg_progressive = false;  // the same coefficients, so the same pixels, in a third the time
   QualityChoice chosen;
+  std::optional<QualityChoice> at_highest;  // the highest quality's try, if the search made it
   bool reached = false;
   int tries = 0;
   auto attempt = [&](int quality) -> Result<QualityChoice> {
@@ -90,13 +92,17 @@ Result<QualityChoice> encode_auto_quality(cv::Mat& image, ImageFormat format,
       reached = true;
       hi = quality - 1;
     } else {
+      if (quality == highest) at_highest = std::move(tried).value();
       lo = quality + 1;
     }
   }
-  if (!reached) {
-    Result<QualityChoice> top = attempt(highest);
-    if (!top.ok()) return top.status();
-    chosen = std::move(top).value();
+  if (!reached) {  // the highest quality, encoded once
+    if (!at_highest) {
+      Result<QualityChoice> top = attempt(highest);
+      if (!top.ok()) return top.status();
+      at_highest = std::move(top).value();
+    }
+    chosen = std::move(*at_highest);
   }
   if (format == ImageFormat::kJpeg && settings.jpeg_progressive) {
     if (deadline.passed()) return deadline_passed();

@@ -78,15 +78,14 @@ std::vector<FocalPoint> detect_focal_points(const cv::Mat& image, double scale,
     const int min_side = std::max(20, std::min(small.cols, small.rows) / 15);
     std::vector<cv::Rect> found;
     faces->detectMultiScale(equalised, found, 1.2, 3, 0, cv::Size(min_side, min_side));
-    auto face_scaled = [scale, up](double v) { return static_cast<int>(v * up * scale); };
     for (const cv::Rect& f : found) {
       // Thumbor moves the box up by 12% of its height, so the hair is kept too.
       const double top = std::max(0.0, f.y - f.height * 0.12);
       FocalPoint p;
-      p.x = face_scaled(f.x + f.width / 2.0);
-      p.y = face_scaled(top + f.height / 2.0);
-      p.width = face_scaled(f.width);
-      p.height = face_scaled(f.height);
+      p.x = scaled(up * (f.x + f.width / 2.0));
+      p.y = scaled(up * (top + f.height / 2.0));
+      p.width = scaled(up * f.width);
+      p.height = scaled(up * f.height);
       p.weight = static_cast<double>(p.width) * p.height;
       p.origin = "Face Detection";
       points.push_back(p);

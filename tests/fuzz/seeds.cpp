@@ -100,7 +100,7 @@ std::vector<std::string> images(const std::filesystem::path& samples) {
   cv::Mat tiny_copy = tiny.clone();
   return {
       baseline,
-      encode(small, ".jpg", {cv::IMWRITE_JPEG_PROGRESSIVE, 1}),
+      encode(small, ".jpg", {cv::IMWRITE_JPEG_PROGRESSIVE, 1}),  // 4:2:0: chroma from DC at 1/8
       test::write_jpeg(small, 85, /*progressive=*/true, /*full_chroma=*/true),  // DC-only path
       test::write_jpeg(cv::Mat(48, 64, CV_8UC4, cv::Scalar(10, 200, 30, 0))),   // CMYK
       encode(grey, ".jpg"),
