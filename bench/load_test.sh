@@ -17,6 +17,8 @@
 # jemalloc; default arena2), IMAGES (folder of originals; default ../shared/corpus/large).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 BUILD=${BUILD:-build}
 THIMBLE=$BUILD/proxy/thimble
@@ -42,24 +44,11 @@ for tool in "$THIMBLE" "$LOAD"; do
   [ -x "$tool" ] || { echo "missing $tool: build first (./dev.sh test, or cmake --build $BUILD)" >&2; exit 2; }
 done
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 wait_ready() {  # until thimble-load has warmed up and begun its timed load, at most 120 s
   for _ in $(seq 1200); do
     [ -e "$WORK/ready" ] && return 0
     sleep 0.1
   done
-}
-
-wait_http() {  # URL: until it answers, at most 10 s
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "nothing answers at $1" >&2
-  return 1
 }
 
 # start_thimble PORT SOURCE_YAML [ALLOCATOR] [EXTRA_YAML]: thimble in the background; its pid

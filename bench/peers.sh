@@ -12,6 +12,8 @@
 # default ../shared/corpus, its JPEGs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 SECONDS_PER_PEER=${1:-20}
 CONNECTIONS=${2:-2}
@@ -51,18 +53,6 @@ while IFS= read -r -d '' f; do
 done < <(find "$IMAGES" -name '*.jpg' -print0 | sort -z)
 mapfile -t names < <(ls "$WORK/originals")
 [ ${#names[@]} -gt 0 ] || { echo "no JPEGs below $IMAGES" >&2; exit 2; }
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_http() {  # URL: until it answers, at most 10 s
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "nothing answers at $1" >&2
-  return 1
-}
 
 # wrk_paths FILE: a wrk script requesting the paths of FILE in turn, each thread from its own
 # starting point (so two connections do not ask for the same image at the same moment).
