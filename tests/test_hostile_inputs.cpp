@@ -91,6 +91,12 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   const std::string heic = test::heic_of(tile_ready);
   const std::string side_30000("\x00\x00\x75\x30", 4);
   const std::string animated = test::gif_of_frames(12, 64);
+  // The storm photo as a progressive 4:2:0 JPEG: at fit-in/100x100 it is decoded from its DC
+  // scans alone (jpeg_dc.h), chroma with the 2x2 transform.
+  std::vector<std::uint8_t> progressive_buffer;
+  REQUIRE(cv::imencode(".jpg", cv::imread((root / "photos/storm.jpg").string()), progressive_buffer,
+                       {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
+  const std::string progressive(progressive_buffer.begin(), progressive_buffer.end());
 
   struct Original {
     const char* name;
@@ -101,6 +107,10 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       {"truncated-header.jpg", photo.substr(0, 300), 415},
       {"truncated-pixels.jpg", photo.substr(0, photo.size() / 2), 200},  // grey below the cut
       {"truncated.png", png.substr(0, png.size() / 2), 415},
+      {"progressive-420.jpg", progressive, 200},
+      {"truncated-header-progressive-420.jpg", progressive.substr(0, 120), 415},  // before SOF2
+      // Cut inside the DC scans: the ordinary decode, grey below the cut as for a baseline file.
+      {"truncated-dc-progressive-420.jpg", progressive.substr(0, 1500), 200},
       {"truncated.webp", webp.substr(0, webp.size() / 2), 415},
       {"empty.jpg", "", 415},
       {"text.jpg", "<html>this is not an image</html>\n", 415},
