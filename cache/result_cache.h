@@ -35,6 +35,10 @@ struct CachedResult {
   std::optional<std::chrono::system_clock::time_point> last_modified;
   bool vary_accept = false;
   std::optional<int> url_max_age;  // the URL's max_age() filter, when it had one
+  // When its original was last known to be the version it was made from: its render, its write
+  // to result storage, or the last check with the source. Older than result_storage.revalidate_s,
+  // it is checked again before being served.
+  std::chrono::system_clock::time_point checked_at{};
 };
 inline std::uint64_t payload_bytes(const CachedResult& r) {
   return r.body.size() + r.content_type.size() + r.etag.size();

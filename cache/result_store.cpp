@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -57,7 +58,59 @@ bool write_atomically(const fs::path& path, const std::string& data) {
   return !ec;
 }
 
+constexpr std::string_view kIndexRoot = ".thimble/";
+constexpr std::string_view kVariants = kVariantIndex;
+
+// Whether `path` is a relative path of plain segments (no empty, `.` or `..` segment).
+bool plain_path(const std::string& path) {
+  if (path.empty() || path.front() == '/' || path.find('\0') != std::string::npos ||
+      path.find('\\') != std::string::npos || path.size() > 4000) {
+    return false;
+  }
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t slash = path.find('/', start);
+    const std::string_view segment = std::string_view(path).substr(
+        start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (segment.empty() || segment == "." || segment == ".." || segment.size() > 255) return false;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+// FNV-1a: a stable name for an index entry, the same in every replica and release.
+std::string hex64(std::string_view text) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, hash >>= 4) out[static_cast<std::size_t>(i)] = kHex[hash & 15];
+  return out;
+}
+
+std::chrono::system_clock::time_point written_at(const fs::path& path, std::error_code& ec) {
+  const auto written = fs::last_write_time(path, ec);
+  return ec ? std::chrono::system_clock::time_point{}
+            : std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+                  std::chrono::file_clock::to_sys(written));
+}
+
 }  // namespace
+
+std::string variant_folder(const std::string& image) {
+  if (!plain_path(image)) return {};
+  return std::string(kVariants) + image + "/";
+}
+
+std::string variant_entry(const std::string& image, const std::string& key) {
+  const std::string folder = variant_folder(image);
+  if (folder.empty() || !DirectoryStore::valid_key(key)) return {};
+  return folder + hex64(key);
+}
 
 std::vector<std::pair<std::string, std::string>> stored_headers(const CachedResult& result) {
   std::vector<std::pair<std::string, std::string>> headers = {{"content-type", result.content_type},
@@ -93,34 +146,21 @@ DirectoryStore::DirectoryStore(std::string root, std::chrono::seconds ttl, const
     : root_(std::move(root)), ttl_(ttl), clock_(clock) {}
 
 bool DirectoryStore::valid_key(const std::string& key) {
-  if (key.empty() || key.front() == '/' || key.find('\0') != std::string::npos ||
-      key.find('\\') != std::string::npos || key.size() > 4000) {
-    return false;
-  }
-  std::size_t start = 0;
-  while (start <= key.size()) {
-    const std::size_t slash = key.find('/', start);
-    const std::string segment =
-        key.substr(start, slash == std::string::npos ? slash : slash - start);
-    if (segment.empty() || segment == "." || segment == ".." || segment.size() > 255) return false;
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
-  return true;
+  return plain_path(key) && !key.starts_with(kIndexRoot);
 }
 
 std::shared_ptr<const CachedResult> DirectoryStore::read(const std::string& key) {
   if (!valid_key(key)) return nullptr;
   const fs::path path = fs::path(root_) / key;
   std::error_code ec;
-  const auto written = fs::last_write_time(path, ec);
-  if (ec) return nullptr;
-  if (clock_.wall_now() - std::chrono::file_clock::to_sys(written) > ttl_) return nullptr;
+  const auto written = written_at(path, ec);
+  if (ec || clock_.wall_now() - written > ttl_) return nullptr;
   std::optional<std::string> body = read_all(path);
   std::optional<std::string> meta = read_all(path.string() + ".meta");
   if (!body || !meta) return nullptr;
   auto result = std::make_shared<CachedResult>();
   result->body = std::move(*body);
+  result->checked_at = written;
   std::istringstream lines(*meta);
   for (std::string line; std::getline(lines, line);) {
     const std::size_t colon = line.find(": ");
@@ -135,16 +175,82 @@ std::shared_ptr<const CachedResult> DirectoryStore::read(const std::string& key)
   return result;
 }
 
-void DirectoryStore::write(const std::string& key, const CachedResult& result) {
-  if (!valid_key(key)) return;
+void DirectoryStore::write(const std::string& key, const std::string& image,
+                           const CachedResult& result) {
+  const std::string entry = variant_entry(image, key);
+  if (entry.empty()) return;
   const fs::path path = fs::path(root_) / key;
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   if (ec) return;
+  // The index entry first: a result on disk is always one a purge finds.
+  const fs::path entry_path = fs::path(root_) / entry;
+  if (!fs::is_regular_file(entry_path, ec)) {
+    fs::create_directories(entry_path.parent_path(), ec);
+    if (ec || !write_atomically(entry_path, key)) return;
+  }
   std::string meta;
   for (const auto& [name, value] : stored_headers(result)) meta += name + ": " + value + "\n";
   // The metadata first: a reader that finds the image finds its headers too.
   if (write_atomically(path.string() + ".meta", meta)) write_atomically(path, result.body);
+}
+
+void DirectoryStore::purge_folder(const std::string& folder, PurgeCounts& counts) {
+  std::error_code ec;
+  bool any = false;
+  for (const auto& item : fs::directory_iterator(folder, ec)) {
+    if (!item.is_regular_file(ec)) continue;
+    const std::string name = item.path().filename().string();
+    if (name.find(".tmp") != std::string::npos) continue;  // a write in progress
+    std::optional<std::string> key = read_all(item.path());
+    if (!key || !valid_key(*key) || name != hex64(*key)) continue;
+    any = true;
+    const fs::path result = fs::path(root_) / *key;
+    std::error_code removed, removed_meta;
+    fs::remove(result, removed);
+    fs::remove(result.string() + ".meta", removed_meta);
+    if (removed || removed_meta) {
+      ++counts.failed;
+      continue;
+    }
+    fs::remove(item.path(), ec);
+    ++counts.variants;
+  }
+  if (any) ++counts.originals;
+  // The folder goes once it is empty (it still holds the index of a longer key otherwise).
+  fs::remove(folder, ec);
+}
+
+PurgeCounts DirectoryStore::purge(const std::string& image, bool prefix) {
+  PurgeCounts counts;
+  const fs::path variants = fs::path(root_) / kVariants;
+  if (!prefix) {
+    const std::string folder = variant_folder(image);
+    if (!folder.empty()) purge_folder((fs::path(root_) / folder).string(), counts);
+    return counts;
+  }
+  // Every index folder under the prefix's last complete segment whose key starts with it.
+  const std::size_t slash = image.rfind('/');
+  const std::string base = slash == std::string::npos ? std::string() : image.substr(0, slash);
+  if (!base.empty() && !plain_path(base)) return counts;
+  const fs::path start = base.empty() ? variants : variants / base;
+  std::vector<std::pair<std::string, std::string>> folders;  // (image key, absolute folder)
+  std::error_code ec;
+  for (fs::recursive_directory_iterator walk(start, ec), end; !ec && walk != end;
+       walk.increment(ec)) {
+    if (!walk->is_regular_file(ec)) continue;
+    const fs::path folder = walk->path().parent_path();
+    const std::string key = folder.lexically_relative(variants).generic_string();
+    if (key.starts_with(image) && (folders.empty() || folders.back().second != folder.string())) {
+      folders.emplace_back(key, folder.string());
+    }
+  }
+  // Deepest folders first, so that a folder emptied of its entries can go too.
+  std::sort(folders.begin(), folders.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  folders.erase(std::unique(folders.begin(), folders.end()), folders.end());
+  for (const auto& [key, folder] : folders) purge_folder(folder, counts);
+  return counts;
 }
 
 }  // namespace thimble::cache

@@ -342,6 +342,7 @@ std::vector<Field> schema(Config& c) {
       text("result_storage.s3.secret_access_key", c.result_storage.s3.secret_access_key, true),
       text("result_storage.directory", c.result_storage.directory, true),
       integer("result_storage.ttl_s", c.result_storage.ttl_s, 1, 365 * 86400),
+      integer("result_storage.revalidate_s", c.result_storage.revalidate_s, 0, 365 * 86400),
       boolean("result_storage.store_unsafe", c.result_storage.store_unsafe),
       text("smart.face_cascade", c.smart.face_cascade, true),
       integer("smart.remembered_originals", c.smart.remembered_originals, 0, 10'000'000),
@@ -517,7 +518,10 @@ std::vector<std::string> restart_required_changes(const Config& running, const C
   };
   check(running.server == fresh.server, "server");
   check(running.source == fresh.source, "source");
-  check(running.result_storage == fresh.result_storage, "result_storage");
+  // revalidate_s is read per request and reloads; the rest of result_storage builds the store.
+  ResultStorageConfig running_store = running.result_storage;
+  running_store.revalidate_s = fresh.result_storage.revalidate_s;
+  check(running_store == fresh.result_storage, "result_storage");
   check(running.result_cache.memory_bytes == fresh.result_cache.memory_bytes,
         "result_cache.memory_bytes");
   check(running.result_cache.shards == fresh.result_cache.shards, "result_cache.shards");

@@ -227,7 +227,10 @@ struct ResultStorageConfig {
   // result_storage.directory: where results are written (created if missing); relative paths
   // are relative to the config file. Files sit at their canonical request path.
   std::string directory;
-  int ttl_s = 86400;          // result_storage.ttl_s: older stored results are misses
+  int ttl_s = 86400;  // result_storage.ttl_s: older stored results are misses
+  // result_storage.revalidate_s: a result (stored, or held in memory) whose original was last
+  // checked longer ago is checked with the source again before it is served; 0 checks every time.
+  int revalidate_s = 60;
   bool store_unsafe = false;  // result_storage.store_unsafe: also store /unsafe/ URLs' results
   ResultStorageS3Config s3;
 

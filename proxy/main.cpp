@@ -108,6 +108,10 @@ void add_readings(proxy::Metrics& metrics, const proxy::OriginService& service,
           [&service, count] { return count(service.counters().coalesced); });
   counter("thimble_result_storage_hits_total", "Thumbnails read from result storage.",
           [&service, count] { return count(service.counters().store_hits); });
+  counter(
+      "thimble_original_checks_total",
+      "Held thumbnails whose original was checked with the source (result_storage.revalidate_s).",
+      [&service, count] { return count(service.counters().checks); });
   counter("thimble_original_cache_hits_total", "Originals reused from memory instead of fetched.",
           [&service, count] { return count(service.counters().original_hits); });
   counter("thimble_not_found_cache_hits_total",

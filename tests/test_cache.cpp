@@ -303,7 +303,7 @@ TEST_CASE(
   value.vary_accept = true;
   value.url_max_age = 120;
   const std::string key = "fit-in/300x200/filters:quality(80)/photos/cat.jpg";
-  store.write(key, value);
+  store.write(key, "photos/cat.jpg", value);
   CHECK(fs::exists(root / key));  // the image itself, where nginx's try_files finds it
   auto back = store.read(key);
   REQUIRE(back != nullptr);
@@ -317,10 +317,11 @@ TEST_CASE(
   clock.shift = std::chrono::seconds(3601);
   CHECK(store.read(key) == nullptr);  // too old
   clock.shift = std::chrono::seconds(0);
-  for (const char* bad : {"../escape.jpg", "/abs.jpg", "a/../b.jpg", "a/./b.jpg", "a//b.jpg", ""}) {
+  for (const char* bad : {"../escape.jpg", "/abs.jpg", "a/../b.jpg", "a/./b.jpg", "a//b.jpg", "",
+                          ".thimble/variants/photos/cat.jpg/0123456789abcdef"}) {
     CAPTURE(std::string(bad));
     CHECK_FALSE(cache::DirectoryStore::valid_key(bad));
-    store.write(bad, value);
+    store.write(bad, "photos/cat.jpg", value);
     CHECK(store.read(bad) == nullptr);
   }
   CHECK_FALSE(fs::exists(root.parent_path() / "escape.jpg"));

@@ -210,9 +210,10 @@ void check_store_contract(cache::ResultStore& store, test::ShiftedClock& clock,
   value.url_max_age = 300;
   const std::string key = "fit-in/300x200/filters:quality(80)/photos/a b.jpg";
 
+  const std::string image = "photos/a b.jpg";
   // A miss, then what was written, with every header the answer needs.
   CHECK(store.read(key) == nullptr);
-  store.write(key, value);
+  store.write(key, image, value);
   std::shared_ptr<const cache::CachedResult> back = store.read(key);
   REQUIRE(back != nullptr);
   CHECK(back->body == value.body);
@@ -221,13 +222,16 @@ void check_store_contract(cache::ResultStore& store, test::ShiftedClock& clock,
   CHECK(back->last_modified == value.last_modified);
   CHECK(back->vary_accept);
   CHECK(back->url_max_age == 300);
+  // Stamped with when it was written: what result_storage.revalidate_s is measured from.
+  CHECK(back->checked_at > clock.wall_now() - 60s);
+  CHECK(back->checked_at < clock.wall_now() + 60s);
 
   // Written again, it is replaced as a whole; a result without the optional headers has none.
   cache::CachedResult newer;
   newer.body = "PNGDATA";
   newer.content_type = "image/png";
   newer.etag = "\"fedcba9876543210-e2\"";
-  store.write(key, newer);
+  store.write(key, image, newer);
   back = store.read(key);
   REQUIRE(back != nullptr);
   CHECK(back->body == "PNGDATA");
@@ -243,6 +247,41 @@ void check_store_contract(cache::ResultStore& store, test::ShiftedClock& clock,
   CHECK(store.read(key) == nullptr);
   clock.shift = 0s;
   CHECK(store.read(key) != nullptr);
+
+  // A purge removes every variant of one original, and only those: the others of the folder, one
+  // whose key extends this one's and the same options of another image stay.
+  const std::string webp = "fit-in/300x200/filters:quality(80)/photos/a b.jpg.webp";
+  const std::string small = "100x100/photos/a b.jpg";
+  const std::string longer = "50x50/photos/a b.jpg/inside.jpg";
+  const std::string other = "fit-in/300x200/filters:quality(80)/photos/other.jpg";
+  const std::string elsewhere = "100x100/albums/x.jpg";
+  store.write(webp, image, newer);
+  store.write(small, image, newer);
+  store.write(longer, "photos/a b.jpg/inside.jpg", newer);
+  store.write(other, "photos/other.jpg", newer);
+  store.write(elsewhere, "albums/x.jpg", newer);
+  cache::PurgeCounts purged = store.purge(image, false);
+  CHECK(purged.originals == 1);
+  CHECK(purged.variants == 3);
+  CHECK(purged.failed == 0);
+  for (const std::string& gone : {key, webp, small}) CHECK(store.read(gone) == nullptr);
+  for (const std::string& kept : {longer, other, elsewhere}) CHECK(store.read(kept) != nullptr);
+  CHECK(store.purge(image, false).variants == 0);  // nothing left: nothing to do
+
+  // By prefix: every original under it (a partial last segment matches), nothing else.
+  purged = store.purge("photos/oth", true);
+  CHECK(purged.originals == 1);
+  CHECK(purged.variants == 1);
+  CHECK(store.read(other) == nullptr);
+  CHECK(store.read(longer) != nullptr);
+  purged = store.purge("photos/", true);
+  CHECK(purged.variants == 1);
+  CHECK(store.read(longer) == nullptr);
+  CHECK(store.read(elsewhere) != nullptr);
+  // A result written again after a purge is indexed again.
+  store.write(key, image, newer);
+  CHECK(store.purge("", true).variants == 2);
+  CHECK(store.read(elsewhere) == nullptr);
 }
 
 }  // namespace

@@ -518,6 +518,125 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   CHECK(std::filesystem::exists(shared.path() / "fit-in/61x61/photos/storm.jpg"));
 }
 
+TEST_CASE(
+    "a held result whose original changed is made again after revalidate_s, and a gone "
+    "original's stored thumbnails are removed") {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  const fs::path root = dir.path() / "originals";
+  fs::create_directories(root / "photos");
+  fs::copy_file(test::corpus("medium/mate_Storm.jpg"), root / "photos/storm.jpg");
+  FileSource source(root.string(), 16 << 20);
+  test::ShiftedClock clock;
+  test::TempDir shared;
+  cache::DirectoryStore store(shared.path().string(), std::chrono::hours(24), clock);
+  cache::ResultCache memory(16 << 20, 1, clock);
+  OriginOptions options;
+  options.revalidate = std::chrono::seconds(60);
+  signing::UrlSigner signer({"test-key"}, false);
+  ServiceDependencies with(source, memory, clock);
+  with.store = &store;
+  OriginService service(options, signer, std::move(with));
+  const auto get = [&](const std::string& path) {
+    return test::serve(service, test::request("GET", signer.sign(path)));
+  };
+  const std::string path = "fit-in/100x100/photos/storm.jpg";
+
+  OriginResponse first = get(path);
+  REQUIRE(first.status == 200);
+  REQUIRE(get("fit-in/50x50/photos/storm.jpg").status == 200);
+  CHECK(fs::exists(shared.path() / path));
+  CHECK(fs::exists(shared.path() / ".thimble/variants/photos/storm.jpg"));
+
+  // Replaced in place by another photo.
+  fs::copy_file(test::corpus("exif/Landscape_1.jpg"), root / "photos/storm.jpg",
+                fs::copy_options::overwrite_existing);
+  // Within revalidate_s the held result is served as it is, without asking the source.
+  clock.shift = std::chrono::seconds(30);
+  const std::uint64_t fetches = service.counters().fetches;
+  OriginResponse early = get(path);
+  CHECK(early.cache_outcome == "hit");
+  CHECK(header(early, "ETag") == header(first, "ETag"));
+  CHECK(service.counters().fetches == fetches);
+
+  // Past it, the source is asked, and the new photo's thumbnail replaces the old one everywhere.
+  clock.shift = std::chrono::seconds(61);
+  OriginResponse changed = get(path);
+  REQUIRE(changed.status == 200);
+  CHECK(header(changed, "ETag") != header(first, "ETag"));
+  REQUIRE(changed.body);
+  CHECK(*changed.body != *first.body);
+  CHECK(test::read_file(shared.path() / path) == *changed.body);
+  CHECK(service.counters().checks == 1);
+
+  // Unchanged at the next check: served again with only a stat(), no transform.
+  clock.shift = std::chrono::seconds(200);
+  const std::uint64_t renders = service.counters().renders;
+  OriginResponse same = get(path);
+  CHECK(same.status == 200);
+  CHECK(header(same, "ETag") == header(changed, "ETag"));
+  CHECK(service.counters().renders == renders);
+  CHECK(service.counters().checks == 2);
+  // Answered from memory again until the next revalidate_s.
+  CHECK(get(path).cache_outcome == "hit");
+
+  // A replica whose memory is empty reads the stored result; one written longer ago than
+  // revalidate_s is checked before it is served.
+  cache::ResultCache cold(16 << 20, 1, clock);
+  ServiceDependencies replica_with(source, cold, clock);
+  replica_with.store = &store;
+  OriginService replica(options, signer, std::move(replica_with));
+  clock.shift = std::chrono::seconds(400);
+  OriginResponse from_storage = test::serve(replica, test::request("GET", signer.sign(path)));
+  CHECK(from_storage.status == 200);
+  CHECK(header(from_storage, "ETag") == header(changed, "ETag"));
+  CHECK(replica.counters().store_hits == 1);
+  CHECK(replica.counters().checks == 1);
+  CHECK(replica.counters().renders == 0);
+
+  // Deleted: the next check is a 404, and every stored variant of the photo goes with it.
+  fs::remove(root / "photos/storm.jpg");
+  clock.shift = std::chrono::seconds(600);
+  OriginResponse gone = get(path);
+  CHECK(gone.status == 404);
+  CHECK_FALSE(fs::exists(shared.path() / path));
+  CHECK_FALSE(fs::exists(shared.path() / "fit-in/50x50/photos/storm.jpg"));
+  CHECK_FALSE(fs::exists(shared.path() / ".thimble/variants/photos/storm.jpg"));
+  CHECK(get(path).status == 404);
+}
+
+TEST_CASE("a held result is served as it was when its source fails at the check") {
+  test::TempDir dir;
+  std::filesystem::copy_file(test::corpus("medium/mate_Storm.jpg"), dir.path() / "storm.jpg");
+  FileSource files(dir.path().string(), 16 << 20);
+  // The real folder, until the switch is thrown: then a 502 for every fetch.
+  struct Switchable final : Source {
+    explicit Switchable(Source& inner) : inner_(inner) {}
+    Result<SourceObject> fetch(std::string_view key, const FetchConditions& c) override {
+      if (failing) return Status(Code::kUpstreamError, "the store answered 503");
+      return inner_.fetch(key, c);
+    }
+    Source& inner_;
+    std::atomic<bool> failing{false};
+  } source(files);
+  test::ShiftedClock clock;
+  cache::ResultCache memory(16 << 20, 1, clock);
+  signing::UrlSigner signer({"test-key"}, false);
+  OriginService service(OriginOptions{}, signer, {source, memory, clock});
+  const std::string url = signer.sign("fit-in/80x80/storm.jpg");
+  OriginResponse made = test::serve(service, test::request("GET", url));
+  REQUIRE(made.status == 200);
+  source.failing = true;
+  clock.shift = std::chrono::seconds(120);
+  OriginResponse stale = test::serve(service, test::request("GET", url));
+  CHECK(stale.status == 200);
+  CHECK(header(stale, "ETag") == header(made, "ETag"));
+  CHECK(service.counters().checks == 1);
+  // Checked (and failed) just now: not asked again before another revalidate_s.
+  CHECK(test::serve(service, test::request("GET", url)).cache_outcome == "hit");
+  CHECK(service.counters().checks == 1);
+}
+
 namespace {
 
 // Counts the fetches of a real source.

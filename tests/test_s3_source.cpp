@@ -291,7 +291,7 @@ TEST_CASE("S3 result storage writes each result at its canonical path under the 
   value.body = test::read_file(test::corpus("exif/Landscape_1.jpg"));
   value.content_type = "image/jpeg";
   value.etag = "\"0123456789abcdef-e1\"";
-  store.write("fit-in/300x200/filters:quality(80)/photos/a b.jpg", value);
+  store.write("fit-in/300x200/filters:quality(80)/photos/a b.jpg", "photos/a b.jpg", value);
   // The object is where a CDN would look: the prefix and the canonical path.
   const test::HttpReply stored = test::http_call(
       "GET",

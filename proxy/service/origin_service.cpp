@@ -83,7 +83,7 @@ OriginResponse OriginService::run(const Job& job, const Thumbnails::Lead& lead) 
 OriginService::Counters OriginService::counters() const {
   const Originals::Counters o = originals_.counters();
   const Thumbnails::Counters t = thumbnails_.counters();
-  return {o.fetches, t.renders, t.coalesced, o.not_found_hits, t.store_hits, o.kept_hits};
+  return {o.fetches, t.renders, t.coalesced, o.not_found_hits, t.store_hits, o.kept_hits, t.checks};
 }
 
 }  // namespace thimble::proxy

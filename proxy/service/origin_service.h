@@ -89,6 +89,7 @@ class OriginService {
     std::uint64_t not_found_hits = 0;  // 404s answered from memory without asking the source
     std::uint64_t store_hits = 0;      // thumbnails read from result storage
     std::uint64_t original_hits = 0;   // originals taken from memory instead of the source
+    std::uint64_t checks = 0;          // held results whose original was checked (revalidate_s)
   };
   Counters counters() const;
   cache::CacheStats original_cache_stats() const { return originals_.kept_stats(); }

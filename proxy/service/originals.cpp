@@ -1,5 +1,6 @@
 #include "proxy/service/originals.h"
 
+#include <algorithm>
 #include <span>
 
 namespace thimble::proxy {
@@ -54,9 +55,20 @@ std::shared_ptr<const FetchedOriginal> Originals::get(const std::string& key,
     return kept;
   }
   // Several sizes of one new photo requested at once share one download.
-  auto flight = downloads_.run(key, deadline, [&] {
-    FetchConditions conditions;
-    conditions.deadline = deadline;
+  FetchConditions conditions;
+  conditions.deadline = deadline;
+  return shared_fetch(key, conditions, lifetimes, times);
+}
+
+std::shared_ptr<const FetchedOriginal> Originals::shared_fetch(const std::string& key,
+                                                               const FetchConditions& conditions,
+                                                               const Lifetimes& lifetimes,
+                                                               WorkTimes& times) const {
+  const auto now = clock_.steady_now();
+  // A check and a download of one key are different flights: a 304 answers no download.
+  std::string flight_key = key;
+  for (const std::string& token : conditions.if_token_in) flight_key += '\n' + token;
+  auto flight = downloads_.run(flight_key, conditions.deadline, [&] {
     return FetchedOriginal::from(fetch(key, conditions, &times));
   });
   if (!flight.value) {
@@ -72,6 +84,34 @@ std::shared_ptr<const FetchedOriginal> Originals::get(const std::string& key,
     not_found_.put(key, now + lifetimes.not_found);
   }
   return flight.value;
+}
+
+std::shared_ptr<const FetchedOriginal> Originals::check(const std::string& key,
+                                                        const std::vector<std::string>& tokens,
+                                                        const Deadline& deadline,
+                                                        const Lifetimes& lifetimes,
+                                                        WorkTimes& times) const {
+  if (tokens.empty()) return get(key, deadline, lifetimes, times);
+  // A recent 404 or a kept original is as recent an answer as the source would give.
+  if (std::optional<std::chrono::steady_clock::time_point> until = not_found_.get(key);
+      until && *until > clock_.steady_now()) {
+    ++not_found_hits_;
+    return std::make_shared<const FetchedOriginal>(
+        FetchedOriginal{Status(Code::kNotFound, "source not found"), std::nullopt});
+  }
+  if (std::shared_ptr<const FetchedOriginal> kept = kept_.get(key)) {
+    ++kept_hits_;
+    const SourceValidators& now = kept->object->validators;
+    if (std::find(tokens.begin(), tokens.end(), now.token) == tokens.end()) return kept;
+    SourceObject same;
+    same.not_modified = true;
+    same.validators = now;
+    return std::make_shared<const FetchedOriginal>(FetchedOriginal{std::move(same), std::nullopt});
+  }
+  FetchConditions conditions;
+  conditions.deadline = deadline;
+  conditions.if_token_in = tokens;
+  return shared_fetch(key, conditions, lifetimes, times);
 }
 
 Result<Marks> Originals::watermarks(const std::vector<std::string>& keys,

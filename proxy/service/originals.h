@@ -74,6 +74,16 @@ class Originals {
   std::shared_ptr<const FetchedOriginal> get(const std::string& key, const Deadline& deadline,
                                              const Lifetimes& lifetimes, WorkTimes& times) const;
 
+  // Whether the original `key` is still the version one of `tokens` names, asked as cheaply as
+  // the source can (a stat(), a conditional GET): a result `not_modified`, the changed original
+  // with its bytes (kept for the other sizes, as get() keeps it), or the source's failure (a 404
+  // is remembered as get() remembers it). A kept original answers without asking; identical
+  // checks at once share one request. No `tokens`: the original, as get() gives it.
+  std::shared_ptr<const FetchedOriginal> check(const std::string& key,
+                                               const std::vector<std::string>& tokens,
+                                               const Deadline& deadline, const Lifetimes& lifetimes,
+                                               WorkTimes& times) const;
+
   // The watermark images `keys` name, each revalidated against its source. A mark that is
   // missing or forbidden is the URL's fault (400); a failing source keeps its own status.
   Result<Marks> watermarks(const std::vector<std::string>& keys, const Deadline& deadline) const;
@@ -92,6 +102,13 @@ class Originals {
     std::shared_ptr<const std::string> bytes;
     std::string token;
   };
+
+  // A download or a check shared by the requests that need it at once; what it brings is kept
+  // or remembered for the requests after them.
+  std::shared_ptr<const FetchedOriginal> shared_fetch(const std::string& key,
+                                                      const FetchConditions& conditions,
+                                                      const Lifetimes& lifetimes,
+                                                      WorkTimes& times) const;
 
   Source& source_;
   const Clock& clock_;

@@ -8,9 +8,16 @@ namespace thimble::proxy {
 Result<OriginOptions> OriginOptions::from(const conf::Config& config) {
   Result<PresetTable> presets = PresetTable::from(config.presets);
   if (!presets.ok()) return presets.status();
-  return OriginOptions{config.server,         config.security,      config.limits,
-                       config.output,         config.cache_control, config.result_cache,
-                       config.original_cache, config.smart,         std::move(presets).value()};
+  return OriginOptions{config.server,
+                       config.security,
+                       config.limits,
+                       config.output,
+                       config.cache_control,
+                       config.result_cache,
+                       config.original_cache,
+                       config.smart,
+                       std::move(presets).value(),
+                       std::chrono::seconds(config.result_storage.revalidate_s)};
 }
 
 std::chrono::seconds OriginOptions::not_found_ttl() const {

@@ -30,6 +30,8 @@ struct OriginOptions {
   conf::OriginalCacheConfig original_cache;  // kept originals: memory_bytes, ttl_s
   conf::SmartConfig smart;                   // face cascade, remembered_originals
   PresetTable presets;                       // the `presets` section, parsed
+  // result_storage.revalidate_s: how long a result's original is believed unchanged.
+  std::chrono::seconds revalidate{60};
 
   // Fails when a preset's options do not parse.
   static Result<OriginOptions> from(const conf::Config& config);

@@ -26,9 +26,14 @@ OriginResponse Thumbnails::failure(const Job& job, const Status& status) const {
   return error_answer(status, job.route, job.settings->options.cache_control);
 }
 
+bool Thumbnails::due_for_check(const Job& job, const cache::CachedResult& result) const {
+  return clock_.wall_now() - result.checked_at >= job.settings->options.revalidate;
+}
+
 std::optional<OriginResponse> Thumbnails::cached(const Job& job) const {
   std::shared_ptr<const cache::CachedResult> result = results_.get(job.cache_key);
-  if (!result) return std::nullopt;
+  // One whose original is due a check is answered on a worker, after the check.
+  if (!result || due_for_check(job, *result)) return std::nullopt;
   OriginResponse response = answer(job, std::move(result));
   response.cache_outcome = "hit";
   return response;
@@ -103,15 +108,18 @@ OriginResponse Thumbnails::make(const Job& job, const Lead& lead, WorkTimes& tim
   }
 
   // The answer may have landed while this request waited for a worker.
-  if (auto result = results_.get(job.cache_key)) {
-    if (lead) lead->land(result);
-    OriginResponse response = answer(job, std::move(result));
+  std::shared_ptr<const cache::CachedResult> held = results_.get(job.cache_key);
+  if (held && !due_for_check(job, *held)) {
+    if (lead) lead->land(held);
+    OriginResponse response = answer(job, std::move(held));
     response.cache_outcome = "hit";
     return response;
   }
   // Identical requests share one fetch and one transform: those parked on this one's flight
   // (park()), and those that reached a worker while it was in the air.
-  const auto work = [&] { return produce(job, *marks, marks_digest, prefetched, times); };
+  const auto work = [&] {
+    return produce(job, *marks, marks_digest, prefetched, std::move(held), times);
+  };
   std::shared_ptr<const Produced> produced;
   if (lead) {
     produced = lead->fly(work);
@@ -137,36 +145,76 @@ void Thumbnails::keep(const Job& job,
       std::chrono::seconds(max_age_for(job.settings->options.cache_control, job.spec.max_age)));
 }
 
+std::string Thumbnails::store_key(const Job& job) {
+  // Made on a worker and only with storage configured: ThumbnailSpec::path() parses the URL
+  // once more.
+  return job.spec.path() + (job.negotiated
+                                ? "." + std::string(transform::format_name(*job.negotiated))
+                                : std::string());
+}
+
 Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
                                          const std::string& marks_digest,
                                          std::shared_ptr<const FetchedOriginal> original,
+                                         std::shared_ptr<const cache::CachedResult> held,
                                          WorkTimes& times) const {
   const bool storable = store_ != nullptr && (!job.unsafe || store_unsafe_);
-  // The result's path in result storage: its canonical request path. Made here, on a worker and
-  // only with storage configured: ThumbnailSpec::path() parses the URL once more.
-  const std::string store_key =
-      storable ? job.spec.path() + (job.negotiated
-                                        ? "." + std::string(transform::format_name(*job.negotiated))
-                                        : std::string())
-               : std::string();
+  // The result's path in result storage: its canonical request path.
+  const std::string stored_as = storable ? store_key(job) : std::string();
+  const OriginOptions& options = job.settings->options;
+  const Originals::Lifetimes lifetimes{.kept = std::chrono::seconds(options.original_cache.ttl_s),
+                                       .not_found = options.not_found_ttl()};
+  bool from_store = false;
   // Another replica may have made it already: read it instead of fetching and transforming. Its
   // ETag names the transform, output settings included: one made with other settings (before a
   // change of quality, say) is made again and replaced.
-  if (storable && !original) {
-    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(store_key);
+  if (storable && !original && !held) {
+    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(stored_as);
         stored && job.settings->etags.issued_for(stored->etag, job.transform)) {
-      ++store_hits_;
-      keep(job, stored);
-      return stored;
+      held = std::move(stored);
+      from_store = true;
     }
   }
-  if (!original) {
-    const OriginOptions& options = job.settings->options;
-    original = originals_.get(job.spec.image, job.deadline,
-                              {.kept = std::chrono::seconds(options.original_cache.ttl_s),
-                               .not_found = options.not_found_ttl()},
-                              times);
+  // A result held (in memory or in storage) is served while its original was checked less than
+  // result_storage.revalidate_s ago; older, the source is asked whether it changed.
+  if (held && !original) {
+    const auto served = [&](std::shared_ptr<const cache::CachedResult> result) -> Produced {
+      if (from_store) ++store_hits_;
+      keep(job, result);
+      return result;
+    };
+    if (!due_for_check(job, *held)) return served(std::move(held));
+    ++checks_;
+    std::shared_ptr<const FetchedOriginal> checked = originals_.check(
+        job.spec.image, job.settings->etags.source_tokens(held->etag, job.transform, marks_digest),
+        job.deadline, lifetimes, times);
+    const auto refreshed = [&] {
+      auto copy = std::make_shared<cache::CachedResult>(*held);
+      copy->checked_at = clock_.wall_now();
+      return std::shared_ptr<const cache::CachedResult>(std::move(copy));
+    };
+    if (checked->object.ok() && checked->object->not_modified) return served(refreshed());
+    if (!checked->object.ok()) {
+      const Status& failed = checked->object.status();
+      if (failed.code() == Code::kNotFound) {
+        // The original is gone: so are its thumbnails, here and in storage.
+        results_.erase(job.cache_key);
+        if (storable) forget(job.spec.image);
+        return failed;
+      }
+      if (failed.code() == Code::kSourceForbidden || failed.code() == Code::kBadRequest) {
+        results_.erase(job.cache_key);
+        return failed;
+      }
+      // The source is failing (5xx, timeout, overloaded): the result it last confirmed is served,
+      // and asked about again after another revalidate_s.
+      log_line("warning", "original '" + job.spec.image + "' could not be checked (" +
+                              failed.message() + "): serving the result made before");
+      return served(refreshed());
+    }
+    original = std::move(checked);  // changed: made again from the new version below
   }
+  if (!original) original = originals_.get(job.spec.image, job.deadline, lifetimes, times);
   if (!original->object.ok()) return original->object.status();
   const std::string etag =
       job.settings->etags.make(job.transform, original->object->validators.token, marks_digest);
@@ -179,14 +227,29 @@ Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
       !job.negotiated || (*made)->content_type == transform::mime_type(*job.negotiated);
   if (storable && named_right) {
     // Written after the answer, never delaying it.
-    auto write = [store = store_, key = store_key, result = *made] { store->write(key, *result); };
-    if (defer_) {
-      defer_(write);
-    } else {
-      write();
-    }
+    later([store = store_, key = stored_as, image = job.spec.image, result = *made] {
+      store->write(key, image, *result);
+    });
   }
   return made;
+}
+
+void Thumbnails::later(std::function<void()> task) const {
+  if (defer_) {
+    defer_(std::move(task));
+  } else {
+    task();
+  }
+}
+
+void Thumbnails::forget(const std::string& image) const {
+  later([store = store_, image] {
+    const cache::PurgeCounts removed = store->purge(image, false);
+    if (removed.variants > 0) {
+      log_line("info", "original '" + image + "' is gone: removed its " +
+                           std::to_string(removed.variants) + " stored thumbnails");
+    }
+  });
 }
 
 Thumbnails::Produced Thumbnails::render(const Job& job, const Marks& marks,
@@ -233,11 +296,12 @@ Thumbnails::Produced Thumbnails::render(const Job& job, const Marks& marks,
   result->last_modified = source.validators.last_modified;
   result->vary_accept = job.vary_accept;
   result->url_max_age = job.spec.max_age;
+  result->checked_at = clock_.wall_now();
   return std::shared_ptr<const cache::CachedResult>(std::move(result));
 }
 
 Thumbnails::Counters Thumbnails::counters() const {
-  return {renders_count_.load(), coalesced_.load(), store_hits_.load()};
+  return {renders_count_.load(), coalesced_.load(), store_hits_.load(), checks_.load()};
 }
 
 }  // namespace thimble::proxy

@@ -8,6 +8,12 @@
 //           or this one opens the flight and will lead it (it never blocks);
 //   make()  on a worker: revalidate with the source, read result storage, fetch, render, store.
 //
+// Changed originals: every result records when its original was last known to be the version it
+// was made from (CachedResult::checked_at). One older than result_storage.revalidate_s, in memory
+// or in storage, is not served until the source (a stat(), a conditional GET, shared by the
+// requests that need it) says the original is unchanged; a changed original is rendered again and
+// replaces it, and one that is gone is a 404 and its stored variants are removed.
+//
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
@@ -74,6 +80,7 @@ class Thumbnails {
     std::uint64_t renders = 0;     // transforms (and meta/ descriptions) made
     std::uint64_t coalesced = 0;   // requests answered by another request's transform
     std::uint64_t store_hits = 0;  // thumbnails read from result storage
+    std::uint64_t checks = 0;      // held results whose original was checked with the source
   };
   Counters counters() const;
   // How many original versions have their smart/ focal points remembered.
@@ -102,10 +109,20 @@ class Thumbnails {
   // The answer of a request that waited for an identical one's transform.
   OriginResponse coalesced_answer(const Job& job,
                                   const std::shared_ptr<const Produced>& produced) const;
-  // Result storage, else fetch (unless `original` is given) + transform; then the result cache
-  // and a deferred write to storage.
+  // `held` (a result from memory due a check), else result storage, each served once its
+  // original is known unchanged; else fetch (unless `original` is given) + transform; then the
+  // result cache and a deferred write to storage.
   Produced produce(const Job& job, const Marks& marks, const std::string& marks_digest,
-                   std::shared_ptr<const FetchedOriginal> original, WorkTimes& times) const;
+                   std::shared_ptr<const FetchedOriginal> original,
+                   std::shared_ptr<const cache::CachedResult> held, WorkTimes& times) const;
+  // Whether `result`'s original was last checked result_storage.revalidate_s ago or longer.
+  bool due_for_check(const Job& job, const cache::CachedResult& result) const;
+  // The job's result-storage key: its canonical request path, plus the negotiated format.
+  static std::string store_key(const Job& job);
+  // Runs `task` with `defer` (at once without it).
+  void later(std::function<void()> task) const;
+  // Removes every stored variant of `image` (an original that is gone), later.
+  void forget(const std::string& image) const;
   // The original rendered (or described, for meta/) into a result.
   Produced render(const Job& job, const Marks& marks, const FetchedOriginal& original,
                   const std::string& etag, WorkTimes& times) const;
@@ -120,7 +137,7 @@ class Thumbnails {
   Metrics* const metrics_;
   mutable FocalMemory focal_memory_;
   mutable cache::SingleFlight<Produced> renders_;
-  mutable std::atomic<std::uint64_t> renders_count_{0}, coalesced_{0}, store_hits_{0};
+  mutable std::atomic<std::uint64_t> renders_count_{0}, coalesced_{0}, store_hits_{0}, checks_{0};
 };
 
 }  // namespace thimble::proxy

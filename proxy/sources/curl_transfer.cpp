@@ -154,6 +154,8 @@ TransferResult perform(const TransferRequest& request) {
       curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
       curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                        static_cast<curl_off_t>(request.body.size()));
+    } else if (request.method == "DELETE") {
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "DELETE");
     }
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);

@@ -22,7 +22,7 @@
 namespace thimble::proxy {
 
 struct TransferRequest {
-  std::string method = "GET";  // GET, or PUT with `body`
+  std::string method = "GET";  // GET, DELETE, or PUT with `body`
   std::string body;
   std::string url;
   std::vector<std::string> headers;  // "Name: value"

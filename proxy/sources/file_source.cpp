@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 
 namespace thimble::proxy {
 namespace {
@@ -60,6 +61,24 @@ std::optional<std::string> percent_decode(std::string_view raw) {
     i += 2;
   }
   if (out.find('\0') != std::string::npos) return std::nullopt;
+  return out;
+}
+
+std::string url_encode_key(std::string_view key) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  static constexpr std::string_view kKept = "-._~/!$&'()*+,;=:@";
+  std::string out;
+  out.reserve(key.size());
+  for (unsigned char c : key) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        kKept.find(static_cast<char>(c)) != std::string_view::npos) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
   return out;
 }
 
@@ -135,6 +154,32 @@ Result<SourceObject> FileSource::fetch(std::string_view key, const FetchConditio
   }
   object.bytes.resize(done);
   return object;
+}
+
+Status FileSource::list_keys(std::string_view prefix,
+                             const std::function<bool(const ListedKey&)>& each) {
+  namespace fs = std::filesystem;
+  if (prefix.starts_with('/') || prefix.find("..") != std::string_view::npos) {
+    return Status(Code::kBadRequest, "the prefix must be a relative path inside the folder");
+  }
+  const std::size_t slash = prefix.rfind('/');
+  const fs::path root(root_);
+  const fs::path start =
+      slash == std::string_view::npos ? root : root / std::string(prefix.substr(0, slash));
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return Status(Code::kInternal, "cannot read " + root_);
+  if (!fs::is_directory(start, ec)) return Status::Ok();
+  for (fs::recursive_directory_iterator
+           walk(start, fs::directory_options::skip_permission_denied, ec),
+       end;
+       !ec && walk != end; walk.increment(ec)) {
+    if (!walk->is_regular_file(ec) || walk->is_symlink(ec)) continue;
+    const std::string key = walk->path().lexically_relative(root).generic_string();
+    if (!key.starts_with(prefix)) continue;
+    if (!each(ListedKey{url_encode_key(key)})) return Status::Ok();
+  }
+  if (ec) return Status(Code::kInternal, "cannot walk " + start.string() + ": " + ec.message());
+  return Status::Ok();
 }
 
 }  // namespace thimble::proxy

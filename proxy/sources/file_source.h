@@ -22,6 +22,9 @@ class FileSource final : public Source {
   FileSource& operator=(const FileSource&) = delete;
 
   Result<SourceObject> fetch(std::string_view key, const FetchConditions& conditions) override;
+  // Walks the folder below `prefix` (symbolic links are not followed; regular files only).
+  Status list_keys(std::string_view prefix,
+                   const std::function<bool(const ListedKey&)>& each) override;
 
   const std::string& root() const { return root_; }
 

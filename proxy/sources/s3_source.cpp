@@ -1,7 +1,10 @@
 #include "proxy/sources/s3_source.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 
+#include "conf/base/clock.h"
 #include "proxy/common/access_log.h"
 
 namespace thimble::proxy {
@@ -13,6 +16,78 @@ std::string s3_error_code(const std::string& body) {
   const std::size_t close = body.find("</Code>");
   if (open == std::string::npos || close == std::string::npos || close < open) return {};
   return body.substr(open + 6, close - open - 6);
+}
+
+// The text of the first <name>…</name> in `xml` at or after `from`, entities decoded; `end`
+// is set past it. nullopt when there is none.
+std::optional<std::string> xml_element(std::string_view xml, std::string_view name,
+                                       std::size_t from = 0, std::size_t* end = nullptr) {
+  const std::string open = "<" + std::string(name) + ">";
+  const std::string close = "</" + std::string(name) + ">";
+  const std::size_t start = xml.find(open, from);
+  if (start == std::string_view::npos) return std::nullopt;
+  const std::size_t stop = xml.find(close, start + open.size());
+  if (stop == std::string_view::npos) return std::nullopt;
+  if (end) *end = stop + close.size();
+  const std::string_view raw = xml.substr(start + open.size(), stop - start - open.size());
+  std::string text;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '&') {
+      text += raw[i];
+      continue;
+    }
+    const std::size_t semi = raw.find(';', i);
+    if (semi == std::string_view::npos) return std::nullopt;
+    const std::string_view entity = raw.substr(i + 1, semi - i - 1);
+    if (entity == "amp")
+      text += '&';
+    else if (entity == "lt")
+      text += '<';
+    else if (entity == "gt")
+      text += '>';
+    else if (entity == "quot")
+      text += '"';
+    else if (entity == "apos")
+      text += '\'';
+    else if (entity.size() > 1 && entity[0] == '#') {
+      // Numeric references: S3 writes control characters of keys this way.
+      unsigned long code = 0;
+      try {
+        code = entity[1] == 'x' ? std::stoul(std::string(entity.substr(2)), nullptr, 16)
+                                : std::stoul(std::string(entity.substr(1)));
+      } catch (const std::exception&) {
+        return std::nullopt;
+      }
+      if (code == 0 || code > 0x10FFFF) return std::nullopt;
+      if (code < 0x80) {
+        text += static_cast<char>(code);
+      } else if (code < 0x800) {
+        text += static_cast<char>(0xC0 | (code >> 6));
+        text += static_cast<char>(0x80 | (code & 0x3F));
+      } else if (code < 0x10000) {
+        text += static_cast<char>(0xE0 | (code >> 12));
+        text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+        text += static_cast<char>(0x80 | (code & 0x3F));
+      } else {
+        text += static_cast<char>(0xF0 | (code >> 18));
+        text += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+        text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+        text += static_cast<char>(0x80 | (code & 0x3F));
+      }
+    } else {
+      return std::nullopt;
+    }
+    i = semi;
+  }
+  return text;
+}
+
+// Query values the way SigV4 canonicalises them: every byte but unreserved ones encoded.
+std::string aws_encode_value(std::string_view value) {
+  std::string out = aws_encode_key(value);
+  std::string encoded;
+  for (char c : out) encoded += c == '/' ? std::string("%2F") : std::string(1, c);
+  return encoded;
 }
 
 }  // namespace
@@ -66,7 +141,7 @@ Result<S3Source::Location> S3Source::locate(std::string_view key) const {
   return location;
 }
 
-TransferRequest S3Source::request_for(const Location& location) const {
+TransferRequest S3Source::request_for(const Location& location, std::string_view query) const {
   const std::string& region = location.region.empty() ? options_.region : location.region;
   const std::string endpoint =
       options_.endpoint.empty() ? "https://s3." + region + ".amazonaws.com" : options_.endpoint;
@@ -74,9 +149,10 @@ TransferRequest S3Source::request_for(const Location& location) const {
   const std::string scheme = endpoint.substr(0, scheme_end + 3);
   const std::string host = endpoint.substr(scheme_end + 3);
   TransferRequest request;
-  request.url = options_.path_style
-                    ? endpoint + "/" + location.bucket + "/" + aws_encode_key(location.object)
-                    : scheme + location.bucket + "." + host + "/" + aws_encode_key(location.object);
+  const std::string bucket_url = options_.path_style ? endpoint + "/" + location.bucket
+                                                     : scheme + location.bucket + "." + host;
+  request.url = query.empty() ? bucket_url + "/" + aws_encode_key(location.object)
+                              : bucket_url + "/?" + std::string(query);
   // curl signs, but does not add, the payload hash S3 requires.
   request.headers.push_back("x-amz-content-sha256: UNSIGNED-PAYLOAD");
   if (!options_.session_token.empty()) {
@@ -112,6 +188,94 @@ Result<SourceObject> S3Source::fetch(std::string_view key, const FetchConditions
   log_line("warning", "S3 answered " + std::to_string(result.status) + " " + code + " for " +
                           location->bucket + "/" + location->object);
   return Status(Code::kUpstreamError, "the store answered " + std::to_string(result.status));
+}
+
+Status S3Source::list(const Location& where, bool direct,
+                      const std::function<bool(const Listed&)>& each) const {
+  std::string continuation;
+  for (int page = 0;; ++page) {
+    // Parameters in canonical (sorted) order: curl signs the query as given.
+    std::string query;
+    if (!continuation.empty())
+      query += "continuation-token=" + aws_encode_value(continuation) + "&";
+    if (direct) query += "delimiter=%2F&";
+    query += "list-type=2";
+    if (!where.object.empty()) query += "&prefix=" + aws_encode_value(where.object);
+    TransferRequest request = request_for(where, query);
+    request.max_bytes = 16 << 20;  // a page of 1000 keys is well under 1 MB
+    static const SystemClock clock;
+    request.deadline = Deadline::after(clock, options_.timeout);
+    TransferResult result = perform(request);
+    if (std::optional<Status> failed = transport_failure(result, request.max_bytes)) return *failed;
+    if (result.status != 200) {
+      const std::string code = s3_error_code(result.body);
+      if (result.status == 404) return Status(Code::kNotFound, "no bucket " + where.bucket);
+      if (result.status == 403) {
+        return Status(Code::kSourceForbidden, "listing " + where.bucket + " is not allowed (" +
+                                                  code + "): it needs s3:ListBucket");
+      }
+      return Status(Code::kUpstreamError, "listing " + where.bucket + ": the store answered " +
+                                              std::to_string(result.status) + " " + code);
+    }
+    std::size_t at = 0;
+    while (true) {
+      const std::size_t open = result.body.find("<Contents>", at);
+      const std::size_t close = result.body.find("</Contents>", open);
+      if (open == std::string::npos || close == std::string::npos) break;
+      at = close;
+      const std::string_view raw = std::string_view(result.body).substr(open, close - open);
+      std::optional<std::string> key = xml_element(raw, "Key");
+      if (!key) return Status(Code::kUpstreamError, "a listing of " + where.bucket + " is damaged");
+      Listed listed{*key, 0};
+      if (std::optional<std::string> size = xml_element(raw, "Size")) {
+        listed.size = std::strtoull(size->c_str(), nullptr, 10);
+      }
+      if (!each(listed)) return Status::Ok();
+    }
+    if (xml_element(result.body, "IsTruncated").value_or("false") != "true") return Status::Ok();
+    std::optional<std::string> next = xml_element(result.body, "NextContinuationToken");
+    if (!next || next->empty() || page > 10'000'000) {
+      return Status(Code::kUpstreamError, "a listing of " + where.bucket + " has no next page");
+    }
+    continuation = *next;
+  }
+}
+
+Status S3Source::list_keys(std::string_view prefix,
+                           const std::function<bool(const ListedKey&)>& each) {
+  const auto allowed = [&](const std::string& object) {
+    return options_.allowed_key_prefixes.empty() ||
+           std::any_of(options_.allowed_key_prefixes.begin(), options_.allowed_key_prefixes.end(),
+                       [&](const std::string& p) { return object.starts_with(p); });
+  };
+  if (!options_.bucket.empty()) {
+    Location where{options_.bucket, options_.key_prefix + std::string(prefix), ""};
+    return list(where, false, [&](const Listed& listed) {
+      if (!allowed(listed.key) || !listed.key.starts_with(options_.key_prefix)) return true;
+      return each(ListedKey{url_encode_key(listed.key.substr(options_.key_prefix.size()))});
+    });
+  }
+  // Named buckets: each one whose name the prefix allows, its keys under its own name.
+  for (const auto& [name, bucket] : options_.buckets) {
+    const std::string named = name + "/";
+    if (!named.starts_with(prefix.substr(0, std::min(prefix.size(), named.size())))) continue;
+    const std::string rest =
+        prefix.size() > named.size() ? std::string(prefix.substr(named.size())) : std::string();
+    bool stopped = false;
+    Status listed = list(
+        {bucket.bucket, bucket.key_prefix + rest, bucket.region}, false, [&](const Listed& object) {
+          if (!allowed(object.key) || !object.key.starts_with(bucket.key_prefix)) return true;
+          if (!each(
+                  ListedKey{url_encode_key(named + object.key.substr(bucket.key_prefix.size()))})) {
+            stopped = true;
+            return false;
+          }
+          return true;
+        });
+    if (!listed.ok()) return listed;
+    if (stopped) break;
+  }
+  return Status::Ok();
 }
 
 }  // namespace thimble::proxy

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -62,8 +63,24 @@ class S3Source final : public Source {
     std::string region;  // empty: the source's
   };
   Result<Location> locate(std::string_view key) const;
-  // The signed GET of one object (exposed so the signing can be checked byte for byte).
-  TransferRequest request_for(const Location& location) const;
+  // The signed GET of one object (exposed so the signing can be checked byte for byte). With
+  // `query` (canonical: names sorted, values AWS-encoded), a request to the bucket itself.
+  TransferRequest request_for(const Location& location, std::string_view query = {}) const;
+
+  // Lists the objects of `where.bucket` whose keys start with `where.object` with ListObjectsV2,
+  // page by page (never the whole listing in memory), calling `each` for every object until it
+  // returns false. `direct` lists only the keys with no '/' after the prefix.
+  struct Listed {
+    std::string key;  // the object key, decoded
+    std::uint64_t size = 0;
+  };
+  Status list(const Location& where, bool direct,
+              const std::function<bool(const Listed&)>& each) const;
+
+  // Every image key of the source that starts with `prefix` (fixed bucket, or each named bucket),
+  // percent-encoded as a URL carries it.
+  Status list_keys(std::string_view prefix,
+                   const std::function<bool(const ListedKey&)>& each) override;
 
  private:
   S3SourceOptions options_;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,12 +42,30 @@ struct SourceObject {
   SourceValidators validators;
 };
 
+// One original of a listing.
+struct ListedKey {
+  std::string key;  // the image key, percent-encoded as a URL carries it
+};
+
 class Source {
  public:
   virtual ~Source() = default;
   // `key` is the image part of the URL, still percent-encoded.
   virtual Result<SourceObject> fetch(std::string_view key, const FetchConditions& conditions) = 0;
+
+  // Calls `each` with every image key starting with `prefix` (decoded), streaming (a listing is
+  // never held whole), until `each` returns false. Sources that cannot list (HTTP) say so.
+  virtual Status list_keys(std::string_view prefix,
+                           const std::function<bool(const ListedKey&)>& each) {
+    (void)prefix;
+    (void)each;
+    return Status(Code::kBadRequest, "this source cannot list its originals");
+  }
 };
+
+// Percent-encodes a decoded key as an image key in a URL: every byte but unreserved ones,
+// '/' and the sub-delimiters a path may carry.
+std::string url_encode_key(std::string_view key);
 
 // Percent-decodes `raw`. Fails on malformed escapes and on decoded NUL bytes.
 std::optional<std::string> percent_decode(std::string_view raw);
