@@ -193,8 +193,15 @@ TEST_CASE(
     CHECK(stored.body == made.body);
   }
   CHECK(thimble_answers(thimble, 200) == 3);
-  // Thimble's sidecar files are never served from the folder.
+  // Thimble's sidecar and index files are never served from the folder.
   CHECK(client.request(nginx.base() + path + ".meta").status != 200);
+  const std::filesystem::path index = results / ".thimble/variants/photos/storm.jpg";
+  REQUIRE(std::filesystem::is_directory(index));
+  for (const auto& entry : std::filesystem::directory_iterator(index)) {
+    Reply leaked = client.request(nginx.base() + "/x/.thimble/variants/photos/storm.jpg/" +
+                                  entry.path().filename().string());
+    CHECK(leaked.status != 200);
+  }
 
   CHECK(thimble.stop() == 0);
   Reply failover = client.request(nginx.base() + path, {"Accept: image/jpeg"});

@@ -485,6 +485,7 @@ TEST_CASE("result storage lets a replica without the original serve the same thu
   OriginResponse served =
       test::serve(replica, test::request("GET", f.signer.sign("fit-in/100x100/photos/storm.jpg")));
   CHECK(served.status == 200);
+  CHECK(served.cache_outcome == "stored");
   REQUIRE(served.body);
   CHECK(*served.body == *made.body);
   CHECK(header(served, "ETag") == header(made, "ETag"));

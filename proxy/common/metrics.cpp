@@ -62,7 +62,7 @@ std::string_view source_error_kind(std::size_t code) {
   }
 }
 
-constexpr std::string_view kCacheOutcomes[] = {"hit", "miss", "coalesced"};
+constexpr std::string_view kCacheOutcomes[] = {"hit", "miss", "coalesced", "stored"};
 
 }  // namespace
 
@@ -200,7 +200,7 @@ std::string Metrics::render() const {
 
   header(out, "thimble_cache_requests_total", "counter",
          "Thumbnail requests by result-cache outcome (coalesced: answered by another request's "
-         "transform).");
+         "transform; stored: read from result storage).");
   for (std::size_t i = 0; i < std::size(kCacheOutcomes); ++i) {
     sample(out, "thimble_cache_requests_total",
            "outcome=\"" + std::string(kCacheOutcomes[i]) + "\"",

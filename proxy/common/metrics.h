@@ -54,8 +54,8 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // A request arrived / was answered. `cache` is the response's cache outcome ("hit", "miss",
-  // "coalesced" or "-").
+  // A request arrived / was answered. `cache` is the response's cache outcome ("hit", "stored",
+  // "miss", "coalesced" or "-").
   void request_started() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
   void request_finished(Route route, int status, std::string_view cache, double seconds);
   // Time spent in one stage of producing a thumbnail (once per fetch or transform, not per
@@ -85,7 +85,7 @@ class Metrics {
 
   std::atomic<std::int64_t> in_flight_{0};
   std::array<std::atomic<std::uint64_t>, kRouteCount * kStatusSlots> requests_{};
-  std::array<std::atomic<std::uint64_t>, 3> cache_outcomes_{};  // hit, miss, coalesced
+  std::array<std::atomic<std::uint64_t>, 4> cache_outcomes_{};  // hit, miss, coalesced, stored
   std::array<std::atomic<std::uint64_t>, 16> source_errors_{};  // by Code
   std::vector<std::unique_ptr<Histogram>> request_seconds_;     // by Route
   std::vector<std::unique_ptr<Histogram>> stage_seconds_;       // by Stage

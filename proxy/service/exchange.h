@@ -43,7 +43,8 @@ struct OriginResponse {
   int status = 200;
   HeaderList headers;                       // never Content-Length
   std::shared_ptr<const std::string> body;  // null for 304 and HEAD-only info
-  std::string cache_outcome = "-";  // "hit", "miss", "coalesced" or "-" (for the access log)
+  // "hit" (memory), "stored" (result storage), "miss", "coalesced" or "-" (for the access log)
+  std::string cache_outcome = "-";
   std::string error;                // the public error message, for the access log
   Route route = Route::kThumbnail;  // for metrics
   std::string source_key;           // the original's key, for the access log

@@ -117,8 +117,9 @@ OriginResponse Thumbnails::make(const Job& job, const Lead& lead, WorkTimes& tim
   }
   // Identical requests share one fetch and one transform: those parked on this one's flight
   // (park()), and those that reached a worker while it was in the air.
+  bool stored = false;  // answered from result storage
   const auto work = [&] {
-    return produce(job, *marks, marks_digest, prefetched, std::move(held), times);
+    return produce(job, *marks, marks_digest, prefetched, std::move(held), times, stored);
   };
   std::shared_ptr<const Produced> produced;
   if (lead) {
@@ -134,7 +135,7 @@ OriginResponse Thumbnails::make(const Job& job, const Lead& lead, WorkTimes& tim
   }
   if (!produced->ok()) return failure(job, produced->status());
   OriginResponse response = answer(job, **produced);
-  response.cache_outcome = "miss";
+  response.cache_outcome = stored ? "stored" : "miss";
   return response;
 }
 
@@ -157,7 +158,7 @@ Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
                                          const std::string& marks_digest,
                                          std::shared_ptr<const FetchedOriginal> original,
                                          std::shared_ptr<const cache::CachedResult> held,
-                                         WorkTimes& times) const {
+                                         WorkTimes& times, bool& stored) const {
   const bool storable = store_ != nullptr && (!job.unsafe || store_unsafe_);
   // The result's path in result storage: its canonical request path.
   const std::string stored_as = storable ? store_key(job) : std::string();
@@ -169,9 +170,9 @@ Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
   // ETag names the transform, output settings included: one made with other settings (before a
   // change of quality, say) is made again and replaced.
   if (storable && !original && !held) {
-    if (std::shared_ptr<const cache::CachedResult> stored = store_->read(stored_as);
-        stored && job.settings->etags.issued_for(stored->etag, job.transform)) {
-      held = std::move(stored);
+    if (std::shared_ptr<const cache::CachedResult> read = store_->read(stored_as);
+        read && job.settings->etags.issued_for(read->etag, job.transform)) {
+      held = std::move(read);
       from_store = true;
     }
   }
@@ -180,6 +181,7 @@ Thumbnails::Produced Thumbnails::produce(const Job& job, const Marks& marks,
   if (held && !original) {
     const auto served = [&](std::shared_ptr<const cache::CachedResult> result) -> Produced {
       if (from_store) ++store_hits_;
+      stored = from_store;
       keep(job, result);
       return result;
     };

@@ -109,12 +109,13 @@ class Thumbnails {
   // The answer of a request that waited for an identical one's transform.
   OriginResponse coalesced_answer(const Job& job,
                                   const std::shared_ptr<const Produced>& produced) const;
-  // `held` (a result from memory due a check), else result storage, each served once its
-  // original is known unchanged; else fetch (unless `original` is given) + transform; then the
+  // `held` (a result from memory due a check), else result storage (`stored` set), each served once
+  // its original is known unchanged; else fetch (unless `original` is given) + transform; then the
   // result cache and a deferred write to storage.
   Produced produce(const Job& job, const Marks& marks, const std::string& marks_digest,
                    std::shared_ptr<const FetchedOriginal> original,
-                   std::shared_ptr<const cache::CachedResult> held, WorkTimes& times) const;
+                   std::shared_ptr<const cache::CachedResult> held, WorkTimes& times,
+                   bool& stored) const;
   // Whether `result`'s original was last checked result_storage.revalidate_s ago or longer.
   bool due_for_check(const Job& job, const cache::CachedResult& result) const;
   // The job's result-storage key: its canonical request path, plus the negotiated format.
