@@ -4,6 +4,7 @@
 // never answers, a port nobody listens on) are injected only where a source has a network.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -38,6 +39,7 @@ struct SourceUnderTest {
   // The same source configured against another endpoint, for fault injection; null for sources
   // without a network.
   std::function<std::unique_ptr<Source>(const std::string& endpoint)> elsewhere;
+  bool listable = true;  // list_keys() works (the HTTP source has no listing)
 };
 
 Code code_of(const Result<SourceObject>& fetched) {
@@ -94,6 +96,37 @@ void check_source_contract(SourceUnderTest& under_test) {
 
   // Over the byte limit: 413, never the bytes.
   CHECK(code_of(source.fetch("photos/huge.jpg", within(5s))) == Code::kTooLarge);
+
+  // A listing (thimble-warm's): every key under the prefix, as a URL carries it, each one
+  // fetchable; a sources that cannot list says so.
+  under_test.put("albums/cover.jpg", photo);
+  std::vector<std::string> listed;
+  const Status walked = source.list_keys("photos/", [&](const ListedKey& key) {
+    listed.push_back(key.key);
+    return true;
+  });
+  if (!under_test.listable) {
+    CHECK_FALSE(walked.ok());
+  } else {
+    REQUIRE_MESSAGE(walked.ok(), walked.message());
+    std::sort(listed.begin(), listed.end());
+    CHECK(listed ==
+          std::vector<std::string>{"photos/a%20b+c.jpg", "photos/huge.jpg", "photos/storm.jpg"});
+    CHECK(source.fetch(listed.front(), within(5s)).ok());
+    listed.clear();
+    CHECK(source
+              .list_keys("photos/a",
+                         [&](const ListedKey& key) {
+                           listed.push_back(key.key);
+                           return true;
+                         })
+              .ok());
+    CHECK(listed == std::vector<std::string>{"photos/a%20b+c.jpg"});
+    // Stopped by the callee after the first key.
+    int seen = 0;
+    CHECK(source.list_keys("", [&](const ListedKey&) { return ++seen < 1; }).ok());
+    CHECK(seen == 1);
+  }
 
   if (!under_test.elsewhere) return;
   // A server that accepts and never answers: 504 at the request's deadline, not later.
@@ -167,7 +200,8 @@ TEST_CASE("source contract: the HTTP source, against nginx serving a folder") {
                              "photos/../secret.jpg",
                              [](const std::string& endpoint) {
                                return std::make_unique<HttpSource>(http_options(endpoint));
-                             }};
+                             },
+                             /*listable=*/false};
   check_source_contract(under_test);
 }
 
@@ -176,6 +210,7 @@ TEST_CASE("source contract: the S3 source, against moto_server") {
   moto.create_bucket("originals");
   S3SourceOptions options = s3_options(moto.endpoint(), "originals");
   options.allowed_key_prefixes = {"photos/"};
+  options.list_page_size = 2;  // the listing takes several pages
   SourceUnderTest under_test{std::make_unique<S3Source>(options),
                              [&](const std::string& key, const std::string& bytes) {
                                std::string encoded = key;

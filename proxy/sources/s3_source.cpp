@@ -199,7 +199,7 @@ Status S3Source::list(const Location& where, bool direct,
     if (!continuation.empty())
       query += "continuation-token=" + aws_encode_value(continuation) + "&";
     if (direct) query += "delimiter=%2F&";
-    query += "list-type=2";
+    query += "list-type=2&max-keys=" + std::to_string(options_.list_page_size);
     if (!where.object.empty()) query += "&prefix=" + aws_encode_value(where.object);
     TransferRequest request = request_for(where, query);
     request.max_bytes = 16 << 20;  // a page of 1000 keys is well under 1 MB

@@ -49,6 +49,7 @@ struct S3SourceOptions {
   std::chrono::milliseconds timeout{10000};
   int retries = 2;
   std::uint64_t max_bytes = 64ull << 20;
+  int list_page_size = 1000;  // keys per ListObjectsV2 page (S3's own maximum)
 };
 
 class S3Source final : public Source {
