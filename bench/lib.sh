@@ -1,5 +1,6 @@
-# Helpers the bench scripts share (sourced, not run): a free port on 127.0.0.1, and waiting for
-# a server to answer.
+# Helpers the bench scripts share (sourced, not run): a free port on 127.0.0.1, waiting for a
+# server to answer, and wrk over a list of paths. run_wrk reads the caller's WORK (a scratch
+# folder), CONNECTIONS and SECONDS_PER_PEER.
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -12,4 +13,57 @@ wait_http() {  # URL: until it answers, at most 10 s
   done
   echo "nothing answers at $1" >&2
   return 1
+}
+
+# wrk_script FILE: a wrk script requesting the paths of FILE in turn, each thread from its own
+# starting point (so two connections do not ask for the same image at the same moment).
+wrk_script() {
+  {
+    echo 'local paths = {}'
+    while IFS= read -r p; do printf 'paths[#paths + 1] = "%s"\n' "$p"; done < "$1"
+    cat <<'EOF'
+local counter = 0
+function setup(thread)
+  thread:set("offset", counter * 7)
+  counter = counter + 1
+end
+local i = 0
+function init(args) i = offset or 0 end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+function response(status, headers, body)
+  if status ~= 200 then errors_seen = (errors_seen or 0) + 1 end
+end
+EOF
+  } > "$WORK/$(basename "$1").lua"
+}
+
+# run_wrk NAME BASE_URL PATHS_FILE: requests/s of a peer, after checking every path answers an
+# image.
+run_wrk() {
+  local name=$1 base=$2 paths=$3
+  while IFS= read -r p; do
+    type=$(curl -s -o "$WORK/check" -w '%{http_code} %{content_type}' "$base$p")
+    case $type in
+      "200 image/jpeg"*) ;;
+      *)
+        echo "$name: $p answered '$type'" >&2
+        [ -f "$WORK/nginx/error.log" ] && tail -5 "$WORK/nginx/error.log" >&2
+        exit 1
+        ;;
+    esac
+  done < "$paths"
+  wrk_script "$paths"
+  wrk -t "$CONNECTIONS" -c "$CONNECTIONS" -d "${SECONDS_PER_PEER}s" --latency \
+    -s "$WORK/$(basename "$paths").lua" "$base" > "$WORK/$name.wrk"
+  local rps p50 p99 non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/$name.wrk")
+  p50=$(awk '$1 == "50%" {print $2}' "$WORK/$name.wrk")
+  p99=$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.wrk")
+  printf '%-22s %10s req/s   p50 %8s   p99 %8s   errors %s\n' "$name" "$rps" "$p50" "$p99" \
+    "${non2xx:-0}"
+  echo "$rps" > "$WORK/$name.rps"
 }

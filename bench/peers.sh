@@ -54,59 +54,6 @@ done < <(find "$IMAGES" -name '*.jpg' -print0 | sort -z)
 mapfile -t names < <(ls "$WORK/originals")
 [ ${#names[@]} -gt 0 ] || { echo "no JPEGs below $IMAGES" >&2; exit 2; }
 
-# wrk_paths FILE: a wrk script requesting the paths of FILE in turn, each thread from its own
-# starting point (so two connections do not ask for the same image at the same moment).
-wrk_script() {
-  {
-    echo 'local paths = {}'
-    while IFS= read -r p; do printf 'paths[#paths + 1] = "%s"\n' "$p"; done < "$1"
-    cat <<'EOF'
-local counter = 0
-function setup(thread)
-  thread:set("offset", counter * 7)
-  counter = counter + 1
-end
-local i = 0
-function init(args) i = offset or 0 end
-function request()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-function response(status, headers, body)
-  if status ~= 200 then errors_seen = (errors_seen or 0) + 1 end
-end
-EOF
-  } > "$WORK/$(basename "$1").lua"
-}
-
-# run_wrk NAME BASE_URL PATHS_FILE: requests/s of a peer, after checking every path answers an
-# image.
-run_wrk() {
-  local name=$1 base=$2 paths=$3
-  while IFS= read -r p; do
-    type=$(curl -s -o "$WORK/check" -w '%{http_code} %{content_type}' "$base$p")
-    case $type in
-      "200 image/jpeg"*) ;;
-      *)
-        echo "$name: $p answered '$type'" >&2
-        [ -f "$WORK/nginx/error.log" ] && tail -5 "$WORK/nginx/error.log" >&2
-        exit 1
-        ;;
-    esac
-  done < "$paths"
-  wrk_script "$paths"
-  wrk -t "$CONNECTIONS" -c "$CONNECTIONS" -d "${SECONDS_PER_PEER}s" --latency \
-    -s "$WORK/$(basename "$paths").lua" "$base" > "$WORK/$name.wrk"
-  local rps p50 p99 non2xx
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/$name.wrk")
-  p50=$(awk '$1 == "50%" {print $2}' "$WORK/$name.wrk")
-  p99=$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")
-  non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.wrk")
-  printf '%-22s %10s req/s   p50 %8s   p99 %8s   errors %s\n' "$name" "$rps" "$p50" "$p99" \
-    "${non2xx:-0}"
-  echo "$rps" > "$WORK/$name.rps"
-}
-
 echo "peers: ${#names[@]} JPEGs, fit within 300x200 at quality 80, every request transformed,"
 echo "$CONNECTIONS connections, ${SECONDS_PER_PEER} s each, $(nproc) cores"
 
