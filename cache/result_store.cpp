@@ -195,7 +195,8 @@ void DirectoryStore::write(const std::string& key, const std::string& image,
   if (write_atomically(path.string() + ".meta", meta)) write_atomically(path, result.body);
 }
 
-void DirectoryStore::purge_folder(const std::string& folder, PurgeCounts& counts) {
+void DirectoryStore::purge_folder(const std::string& image, const std::string& folder,
+                                  PurgeCounts& counts, const Removed& removed) {
   std::error_code ec;
   bool any = false;
   for (const auto& item : fs::directory_iterator(folder, ec)) {
@@ -206,27 +207,28 @@ void DirectoryStore::purge_folder(const std::string& folder, PurgeCounts& counts
     if (!key || !valid_key(*key) || name != hex64(*key)) continue;
     any = true;
     const fs::path result = fs::path(root_) / *key;
-    std::error_code removed, removed_meta;
-    fs::remove(result, removed);
-    fs::remove(result.string() + ".meta", removed_meta);
-    if (removed || removed_meta) {
+    std::error_code body_error, meta_error;
+    fs::remove(result, body_error);
+    fs::remove(result.string() + ".meta", meta_error);
+    if (body_error || meta_error) {
       ++counts.failed;
       continue;
     }
     fs::remove(item.path(), ec);
     ++counts.variants;
+    if (removed) removed(*key, image);
   }
   if (any) ++counts.originals;
   // The folder goes once it is empty (it still holds the index of a longer key otherwise).
   fs::remove(folder, ec);
 }
 
-PurgeCounts DirectoryStore::purge(const std::string& image, bool prefix) {
+PurgeCounts DirectoryStore::purge(const std::string& image, bool prefix, const Removed& removed) {
   PurgeCounts counts;
   const fs::path variants = fs::path(root_) / kVariants;
   if (!prefix) {
     const std::string folder = variant_folder(image);
-    if (!folder.empty()) purge_folder((fs::path(root_) / folder).string(), counts);
+    if (!folder.empty()) purge_folder(image, (fs::path(root_) / folder).string(), counts, removed);
     return counts;
   }
   // Every index folder under the prefix's last complete segment whose key starts with it.
@@ -249,7 +251,7 @@ PurgeCounts DirectoryStore::purge(const std::string& image, bool prefix) {
   std::sort(folders.begin(), folders.end(),
             [](const auto& a, const auto& b) { return a.second > b.second; });
   folders.erase(std::unique(folders.begin(), folders.end()), folders.end());
-  for (const auto& [key, folder] : folders) purge_folder(folder, counts);
+  for (const auto& [key, folder] : folders) purge_folder(key, folder, counts, removed);
   return counts;
 }
 

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -63,9 +64,12 @@ class ResultStore {
   // Stores `result` as `key`, a variant of the original `image`.
   virtual void write(const std::string& key, const std::string& image,
                      const CachedResult& result) = 0;
+  // Called with the key of each variant a purge removed and the image key it was made from.
+  using Removed = std::function<void(const std::string& key, const std::string& image)>;
   // Removes every stored variant of the original `image`; with `prefix`, of every original whose
   // key starts with `image` ("" = all of them).
-  virtual PurgeCounts purge(const std::string& image, bool prefix) = 0;
+  virtual PurgeCounts purge(const std::string& image, bool prefix,
+                            const Removed& removed = nullptr) = 0;
 };
 
 class DirectoryStore final : public ResultStore {
@@ -74,14 +78,17 @@ class DirectoryStore final : public ResultStore {
 
   std::shared_ptr<const CachedResult> read(const std::string& key) override;
   void write(const std::string& key, const std::string& image, const CachedResult& result) override;
-  PurgeCounts purge(const std::string& image, bool prefix) override;
+  PurgeCounts purge(const std::string& image, bool prefix,
+                    const Removed& removed = nullptr) override;
 
   // Whether `key` may name a result below the root (never inside the `.thimble/` index).
   static bool valid_key(const std::string& key);
 
  private:
-  // Removes the variants listed in the index folder `folder` (absolute) and the folder.
-  void purge_folder(const std::string& folder, PurgeCounts& counts);
+  // Removes the variants of `image` listed in the index folder `folder` (absolute), then the
+  // folder.
+  void purge_folder(const std::string& image, const std::string& folder, PurgeCounts& counts,
+                    const Removed& removed);
 
   std::string root_;
   std::chrono::seconds ttl_;

@@ -6,11 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -181,10 +183,27 @@ void warm_scenario(Backend& backend) {
   }));
 
   // --purge removes exactly the variants of the originals named.
-  WarmRun purged = run_warm({"--config", config, "--purge", "photos/rain.jpg"});
+  test::TempDir paths_dir;
+  const fs::path paths = paths_dir.path() / "paths";
+  WarmRun purged =
+      run_warm({"--config", config, "--purge", "photos/rain.jpg", "--cdn-paths", paths.string()});
   CAPTURE(purged.err);
   CHECK(purged.status == 0);
   CHECK(purged.err.find("removed 4 stored variants of 1 original") != std::string::npos);
+  // The URL paths a CDN holds them under, for its invalidation: one per variant, whatever the
+  // Accept, signed as thimble-sign signs them.
+  std::vector<std::string> lines;
+  {
+    std::istringstream in(test::read_file(paths));
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  std::sort(lines.begin(), lines.end());
+  const signing::UrlSigner signer({test::kKey}, false);
+  std::vector<std::string> expected = {signer.sign("fit-in/120x90/photos/rain.jpg"),
+                                       signer.sign("fit-in/200x200/photos/rain.jpg"),
+                                       signer.sign("preset:small/photos/rain.jpg")};
+  std::sort(expected.begin(), expected.end());
+  CHECK(lines == expected);
   for (const char* key : {"fit-in/200x200/photos/rain.jpg", "fit-in/200x200/photos/rain.jpg.webp",
                           "fit-in/120x90/photos/rain.jpg", "fit-in/120x90/photos/rain.jpg.webp"}) {
     CHECK_FALSE(backend.stored(key).has_value());

@@ -81,7 +81,8 @@ void S3ResultStore::write(const std::string& key, const std::string& image,
   put(key, result.body, headers);
 }
 
-cache::PurgeCounts S3ResultStore::purge(const std::string& image, bool prefix) {
+cache::PurgeCounts S3ResultStore::purge(const std::string& image, bool prefix,
+                                        const Removed& removed) {
   cache::PurgeCounts counts;
   const std::string folder =
       prefix ? std::string(cache::kVariantIndex) + image : cache::variant_folder(image);
@@ -103,9 +104,9 @@ cache::PurgeCounts S3ResultStore::purge(const std::string& image, bool prefix) {
           return true;
         }
         const std::size_t index = cache::kVariantIndex.size();
-        if (entry_folder.size() <= index + 1 ||
-            cache::variant_entry(entry_folder.substr(index, entry_folder.size() - index - 1),
-                                 read.body) != entry) {
+        if (entry_folder.size() <= index + 1) return true;
+        const std::string of = entry_folder.substr(index, entry_folder.size() - index - 1);
+        if (cache::variant_entry(of, read.body) != entry) {
           return true;  // not an index entry of that key
         }
         if (entry_folder != last_folder) {
@@ -114,6 +115,7 @@ cache::PurgeCounts S3ResultStore::purge(const std::string& image, bool prefix) {
         }
         if (remove(read.body) && remove(entry)) {
           ++counts.variants;
+          if (removed) removed(read.body, of);
         } else {
           ++counts.failed;
         }

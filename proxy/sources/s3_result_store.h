@@ -28,7 +28,8 @@ class S3ResultStore final : public cache::ResultStore {
              const cache::CachedResult& result) override;
   // Lists the index entries (ListObjectsV2 needs s3:ListBucket), then deletes each variant and
   // its entry.
-  cache::PurgeCounts purge(const std::string& image, bool prefix) override;
+  cache::PurgeCounts purge(const std::string& image, bool prefix,
+                           const Removed& removed = nullptr) override;
 
  private:
   TransferRequest request_for(const std::string& key) const;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "proxy/warm/warmer.h"
 #include "signing/signer.h"
 #include "transform/pipeline.h"
+#include "transform/spec.h"
 
 namespace {
 
@@ -30,7 +32,7 @@ constexpr const char* kUsage =
     "usage: thimble-warm [--config FILE] (--preset NAME | --all-presets | --options OPTIONS)...\n"
     "                    [--formats LIST] [--prefix P | --keys FILE] [--server URL]\n"
     "                    [--jobs N] [--dry-run] [--quiet]\n"
-    "       thimble-warm [--config FILE] --purge (KEY... | --prefix P)\n"
+    "       thimble-warm [--config FILE] --purge (KEY... | --prefix P) [--cdn-paths FILE]\n"
     "\n"
     "Makes the thumbnails of every original ahead of time, with the server's configuration and\n"
     "code: the same bytes, ETags and result-storage keys as the requests that will ask for them.\n"
@@ -57,6 +59,9 @@ constexpr const char* kUsage =
     "  --quiet            no progress, only the summary\n"
     "  --purge KEY...     remove every stored variant of these originals (keys as in a URL);\n"
     "                     with --prefix P, of every original whose key starts with P\n"
+    "  --cdn-paths FILE   with --purge: write the URL paths of what was removed, one per line\n"
+    "                     (signed, and unsigned when security.signature_header is set), for a\n"
+    "                     CDN invalidation\n"
     "\n"
     "A variant already in storage is checked against its original (a stat(), a conditional GET)\n"
     "and skipped when it was made from the same version with the same settings: a run that was\n"
@@ -114,7 +119,20 @@ struct Arguments {
   int jobs = 0;
   bool dry_run = false, quiet = false, purge = false;
   std::vector<std::string> purge_keys;
+  std::string cdn_paths;
 };
+
+// The request path a stored variant answers: its key without the suffix a negotiated format
+// added (one path answers every Accept).
+std::string url_path_of(const std::string& key, const std::string& image) {
+  for (const char* suffix : {".webp", ".avif"}) {
+    const std::string negotiated = image + suffix;
+    if (key.ends_with("/" + negotiated) || key == negotiated) {
+      return key.substr(0, key.size() - std::string(suffix).size());
+    }
+  }
+  return key;
+}
 
 // Reads the keys of a --keys file (or stdin) one line at a time.
 Status feed_lines(std::istream& in, const std::function<bool(const std::string&)>& each) {
@@ -206,6 +224,47 @@ int purge(const Arguments& args, const conf::Config& config) {
   SystemClock clock;
   std::unique_ptr<cache::ResultStore> store = proxy::make_result_store(config, clock);
   if (!store) return config_error("result_storage.type is none: there is nothing to purge");
+  std::ofstream paths;
+  if (!args.cdn_paths.empty()) {
+    paths.open(args.cdn_paths, std::ios::trunc);
+    if (!paths) return config_error("cannot write " + args.cdn_paths);
+  }
+  signing::UrlSigner signer(config.security.keys, false);
+  // Presets are cached by a CDN under their own paths: each preset's canonical options, so a
+  // removed variant made with them names the preset path too.
+  struct PresetPath {
+    std::string options;  // canonical, with the trailing '/'
+    std::string name;
+    bool is_public;
+  };
+  std::vector<PresetPath> presets;
+  for (const auto& [name, preset] : config.presets) {
+    Result<transform::ThumbnailSpec> spec = transform::parse_spec(preset.options + "/x.jpg");
+    if (!spec.ok()) continue;
+    const std::string path = spec->path();
+    presets.push_back({path.substr(0, path.size() - 5), name, preset.is_public});
+  }
+  std::set<std::string> written;
+  const auto write_path = [&](const std::string& path, bool is_public) {
+    if (!written.insert(path).second) return;
+    if (signer.has_keys()) paths << signer.sign(path) << "\n";
+    // Unsigned: with the signature in a header (the CloudFront recipe), and public presets.
+    if (!config.security.signature_header.empty() || !signer.has_keys() || is_public) {
+      paths << "/" << path << "\n";
+    }
+  };
+  const cache::ResultStore::Removed removed = [&](const std::string& key,
+                                                  const std::string& image) {
+    if (!paths.is_open()) return;
+    const std::string path = url_path_of(key, image);
+    write_path(path, false);
+    const std::string options = path.substr(0, path.size() - image.size());
+    for (const PresetPath& preset : presets) {
+      if (preset.options == options) {
+        write_path("preset:" + preset.name + "/" + image, preset.is_public);
+      }
+    }
+  };
   cache::PurgeCounts counts;
   const auto add = [&](const cache::PurgeCounts& more) {
     counts.originals += more.originals;
@@ -213,13 +272,13 @@ int purge(const Arguments& args, const conf::Config& config) {
     counts.failed += more.failed;
   };
   if (args.has_prefix) {
-    add(store->purge(args.prefix, true));
+    add(store->purge(args.prefix, true, removed));
   } else {
     for (const std::string& key : args.purge_keys) {
-      add(store->purge(key, false));
+      add(store->purge(key, false, removed));
       // A key written decoded is also purged in the form URLs carry it.
       if (const std::string encoded = proxy::url_encode_key(key); encoded != key) {
-        add(store->purge(encoded, false));
+        add(store->purge(encoded, false, removed));
       }
     }
   }
@@ -265,6 +324,8 @@ int main(int argc, char** argv) {
       args.has_prefix = true;
     } else if (auto k = value("--keys")) {
       args.keys_file = *k;
+    } else if (auto c = value("--cdn-paths")) {
+      args.cdn_paths = *c;
     } else if (auto s = value("--server")) {
       args.server = *s;
       while (!args.server.empty() && args.server.back() == '/') args.server.pop_back();
