@@ -99,6 +99,25 @@ std::chrono::system_clock::time_point written_at(const fs::path& path, std::erro
                   std::chrono::file_clock::to_sys(written));
 }
 
+// Writes `data` to a new file at `path`; true when it exists afterwards (also when another
+// writer made it first).
+bool write_new(const fs::path& path, const std::string& data) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return errno == EEXIST;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (done == data.size()) return true;
+  std::error_code ec;
+  fs::remove(path, ec);  // the next write makes it again
+  return false;
+}
+
 }  // namespace
 
 std::string variant_folder(const std::string& image) {
@@ -184,10 +203,12 @@ void DirectoryStore::write(const std::string& key, const std::string& image,
   fs::create_directories(path.parent_path(), ec);
   if (ec) return;
   // The index entry first: a result on disk is always one a purge finds.
+  // Written in place, not renamed: an entry cut short names no key whose hash it is, and a purge
+  // skips it.
   const fs::path entry_path = fs::path(root_) / entry;
   if (!fs::is_regular_file(entry_path, ec)) {
     fs::create_directories(entry_path.parent_path(), ec);
-    if (ec || !write_atomically(entry_path, key)) return;
+    if (ec || !write_new(entry_path, key)) return;
   }
   std::string meta;
   for (const auto& [name, value] : stored_headers(result)) meta += name + ": " + value + "\n";
