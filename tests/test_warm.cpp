@@ -110,15 +110,16 @@ void warm_scenario(Backend& backend) {
 
   test::ThimbleProcess thimble("{host: 127.0.0.1, workers: 2}",
                                "output: {auto_webp: true}\n"
-                               "presets: {small: fit-in/200x200}\n" +
+                               "presets: {small: fit-in/200x200, tiny: fit-in/120x90}\n" +
                                    backend.storage_yaml,
                                "{max_age: 600}", "", backend.source_yaml);
   const std::string config = thimble.config_path().string();
-  const std::vector<std::string> plan = {"--config",  config,          "--preset",  "small",
-                                         "--options", "fit-in/120x90", "--formats", "jpeg,webp",
-                                         "--prefix",  "photos/",       "--jobs",    "2"};
+  // preset:tiny is fit-in/120x90: the same stored file answers both URLs.
+  const std::vector<std::string> plan = {"--config", config,    "--preset",  "small",
+                                         "--preset", "tiny",    "--formats", "jpeg,webp",
+                                         "--prefix", "photos/", "--jobs",    "2"};
 
-  // Two variants in two formats of the four photos; the notes are listed as a failure.
+  // Two presets in two formats of the four photos; the notes are listed as a failure.
   WarmRun first = run_warm(plan);
   CAPTURE(first.err);
   CHECK(first.status == 1);
@@ -126,6 +127,7 @@ void warm_scenario(Backend& backend) {
   CHECK(summary_value(first, "made") == 12);
   CHECK(summary_value(first, "failed") == 4);
   CHECK(first.err.find("photos/notes.jpg  preset:small  jpeg  415") != std::string::npos);
+  CHECK(first.err.find("photos/notes.jpg  preset:tiny  webp  415") != std::string::npos);
   for (const char* key :
        {"fit-in/200x200/photos/storm.jpg", "fit-in/200x200/photos/storm.jpg.webp",
         "fit-in/120x90/photos/rain.jpg", "fit-in/120x90/photos/landscape.jpg.webp"}) {
@@ -170,7 +172,7 @@ void warm_scenario(Backend& backend) {
   // And a warm run re-makes the variants the server was not asked for.
   WarmRun third = run_warm(plan);
   CAPTURE(third.err);
-  CHECK(summary_value(third, "made") == 2);  // fit-in/120x90 and preset:small as jpeg
+  CHECK(summary_value(third, "made") == 2);  // both presets as JPEG
   CHECK(summary_value(third, "skipped") == 10);
 
   // Deleted: a 404, and every stored variant of it goes.
@@ -199,9 +201,9 @@ void warm_scenario(Backend& backend) {
   }
   std::sort(lines.begin(), lines.end());
   const signing::UrlSigner signer({test::kKey}, false);
-  std::vector<std::string> expected = {signer.sign("fit-in/120x90/photos/rain.jpg"),
-                                       signer.sign("fit-in/200x200/photos/rain.jpg"),
-                                       signer.sign("preset:small/photos/rain.jpg")};
+  std::vector<std::string> expected = {
+      signer.sign("fit-in/120x90/photos/rain.jpg"), signer.sign("fit-in/200x200/photos/rain.jpg"),
+      signer.sign("preset:small/photos/rain.jpg"), signer.sign("preset:tiny/photos/rain.jpg")};
   std::sort(expected.begin(), expected.end());
   CHECK(lines == expected);
   for (const char* key : {"fit-in/200x200/photos/rain.jpg", "fit-in/200x200/photos/rain.jpg.webp",
