@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -38,9 +38,11 @@ WarmRun run_warm(const std::vector<std::string>& args,
                  const std::function<void(pid_t)>& while_running = nullptr) {
   test::TempDir logs;
   const fs::path out = logs.path() / "out", err = logs.path() / "err";
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    test::end_with_parent(SIGKILL, parent);
     const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(o, 1);
@@ -64,13 +66,17 @@ WarmRun run_warm(const std::vector<std::string>& args,
   return run;
 }
 
-// A number from the summary: the value of the line `  <label>   <n>`.
+// A number from the summary: the value of the line `  <label>   <n>`. (No std::regex: GCC 12
+// warns inside it under the sanitizers.)
 long summary_value(const WarmRun& run, const std::string& label) {
-  std::smatch match;
-  if (std::regex_search(run.err, match, std::regex("\n  " + label + " +([0-9]+)"))) {
-    return std::stol(match[1]);
+  const std::string start = "\n  " + label + " ";
+  const std::size_t at = run.err.find(start);
+  if (at == std::string::npos) return -1;
+  const std::size_t digits = run.err.find_first_not_of(' ', at + start.size());
+  if (digits == std::string::npos || !std::isdigit(static_cast<unsigned char>(run.err[digits]))) {
+    return -1;
   }
-  return -1;
+  return std::stol(run.err.substr(digits));
 }
 
 // Where originals live and where results land, for one kind of source and storage.
