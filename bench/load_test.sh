@@ -72,7 +72,7 @@ EOF
       env=(LD_PRELOAD=$JEMALLOC) ;;
     *) echo "unknown allocator $allocator" >&2; exit 2 ;;
   esac
-  env "${env[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
+  guarded env "${env[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
   THIMBLE_PID=$!
   PIDS+=("$THIMBLE_PID")
   wait_http "http://127.0.0.1:$port/healthz"

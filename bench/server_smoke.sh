@@ -8,7 +8,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 printf 'server: {host: 127.0.0.1, port: %s, workers: 2}\nsecurity: {keys: [bench-key]}\nsource: {file: {root: %s}}\n' \
   "$port" "$folder" > "$dir/thimble.yaml"
-"$thimble" --config "$dir/thimble.yaml" > "$dir/thimble.log" 2>&1 &
+setpriv --pdeathsig KILL -- "$thimble" --config "$dir/thimble.yaml" > "$dir/thimble.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break

@@ -32,9 +32,11 @@ class MotoServer {
     port_ = free_port();
     REQUIRE_MESSAGE(std::system("command -v moto_server > /dev/null") == 0,
                     "moto_server is missing: it is part of this machine image (Python moto)");
+    const pid_t parent = getpid();
     pid_ = fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
+      end_with_parent(SIGKILL, parent);
       FILE* out = freopen("/dev/null", "w", stdout);
       if (out) dup2(fileno(stdout), fileno(stderr));
       const std::string port = std::to_string(port_);

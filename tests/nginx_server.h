@@ -42,9 +42,11 @@ class Nginx {
                                        "    include /etc/nginx/mime.types;\n    access_log " +
                                        (dir / "access.log").string() + ";\n" + temp_paths +
                                        "    include " + (dir / "site.conf").string() + ";\n}\n");
+    const pid_t parent = getpid();
     pid_ = fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
+      end_with_parent(SIGTERM, parent);  // the master then stops its workers
       const std::string prefix = dir.string() + "/";
       const std::string file = (dir / "nginx.conf").string();
       execl(kBinary, "nginx", "-p", prefix.c_str(), "-c", file.c_str(), nullptr);

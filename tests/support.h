@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +31,14 @@ class ShiftedClock final : public Clock {
   }
   std::chrono::seconds shift{0};
 };
+
+// Called in a child just forked to run a server for a test, before exec: the child gets `signal`
+// when the test process ends, however it ends (a failed REQUIRE, a sanitizer's abort, CTest's kill
+// at a timeout), so no server outlives its test. `parent` is getpid() from before the fork.
+inline void end_with_parent(int signal, pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, signal);
+  if (::getppid() != parent) _exit(127);  // the test ended before the child got here
+}
 
 // Binds the TCP socket `fd` to a free port on 127.0.0.1 and returns the port.
 inline int bind_loopback(int fd) {

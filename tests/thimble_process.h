@@ -140,9 +140,11 @@ class ThimbleProcess {
                                                  "cache_control: " +
                                                  cache_control + "\n" + extra_yaml);
     log_ = dir_.path() / "server.log";
+    const pid_t parent = getpid();
     pid_ = fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
+      end_with_parent(SIGKILL, parent);
       std::string port = std::to_string(port_);
       setenv("THIMBLE_SERVER_PORT", port.c_str(), 1);
       FILE* out = freopen(log_.c_str(), "w", stdout);
