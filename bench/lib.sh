@@ -2,12 +2,11 @@
 # server to answer, and wrk over a list of paths. run_wrk reads the caller's WORK (a scratch
 # folder), CONNECTIONS and SECONDS_PER_PEER.
 
-# guarded CMD...: runs CMD (in the background when the caller adds &) so that it is killed when
-# the calling script ends, however it ends (its trap does not run on SIGKILL, e.g. CTest's kill at
-# a timeout). Only for servers the script itself starts, not from a subshell that exits first.
-guarded() {
-  setpriv --pdeathsig KILL -- "$@"
-}
+# "${GUARDED[@]}" CMD... &: runs CMD so that it is killed when the calling script ends, however it
+# ends (its trap does not run on SIGKILL, e.g. CTest's kill at a timeout). An array, not a
+# function: a backgrounded function is a subshell, and $! would name it rather than CMD. Only for
+# servers the script itself starts, not from a subshell that exits first.
+GUARDED=(setpriv --pdeathsig KILL --)
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

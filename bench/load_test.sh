@@ -72,14 +72,18 @@ EOF
       env=(LD_PRELOAD=$JEMALLOC) ;;
     *) echo "unknown allocator $allocator" >&2; exit 2 ;;
   esac
-  guarded env "${env[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
+  "${GUARDED[@]}" env "${env[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
   THIMBLE_PID=$!
   PIDS+=("$THIMBLE_PID")
   wait_http "http://127.0.0.1:$port/healthz"
 }
 
-image_args() {  # --image KEY for every original in IMAGES
-  for f in "$IMAGES"/*; do printf -- '--image\n%s\n' "$(basename "$f")"; done
+image_args() {  # --image KEY for every image in IMAGES (not its other files)
+  for f in "$IMAGES"/*; do
+    case $f in
+      *.jpg | *.jpeg | *.png | *.webp | *.gif | *.heic | *.avif) printf -- '--image\n%s\n' "$(basename "$f")" ;;
+    esac
+  done
 }
 
 mixed() {

@@ -67,7 +67,7 @@ result_cache: {memory_bytes: 0}
 original_cache: {memory_bytes: 0}
 output: {jpeg_quality: 80}
 EOF
-guarded "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
+"${GUARDED[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$port/healthz"
 for n in "${names[@]}"; do "$SIGN" "fit-in/300x200/$n"; done > "$WORK/thimble.paths"
@@ -98,7 +98,7 @@ http {
   }
 }
 EOF
-guarded nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+"${GUARDED[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$nport/thumb/${names[0]}"
 for n in "${names[@]}"; do echo "/thumb/$n"; done > "$WORK/nginx.paths"

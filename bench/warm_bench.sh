@@ -61,7 +61,7 @@ source: {type: file, file: {root: $WORK/originals}}
 result_cache: {memory_bytes: 0}
 original_cache: {memory_bytes: 0}
 EOF
-guarded "$THIMBLE" --config "$WORK/server.yaml" > "$WORK/thimble.log" 2>&1 &
+"${GUARDED[@]}" "$THIMBLE" --config "$WORK/server.yaml" > "$WORK/thimble.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$port/healthz"
 for n in "${names[@]}"; do "$SIGN" "fit-in/300x200/$n"; done > "$WORK/thimble.paths"

@@ -397,3 +397,26 @@ TEST_CASE("the accept queue is resized to server.listen_backlog (Pistache keeps 
   Stack stack(files);
   CHECK(widen_listen_backlog(stack.server->port(), 1024) == 1);
 }
+
+TEST_CASE("a quiesced listener begins no new connection and reports the ones still queued") {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  const int port = test::bind_loopback(listener);
+  REQUIRE(listen(listener, 64) == 0);
+  CHECK(handshakes(port, 3, 300ms) == 3);  // made, and queued: nobody accepts them
+  // Nobody accepts: after the timeout the three are still there to be accepted, and no new
+  // connection is made (its SYN is dropped).
+  CHECK(quiesce_listener(port, 100ms) == 3);
+  CHECK(handshakes(port, 2, 300ms) == 0);
+  // The queued ones are still there to be accepted.
+  int accepted = 0;
+  for (int i = 0; i < 3; ++i) {
+    const int fd = accept(listener, nullptr, nullptr);
+    if (fd >= 0) {
+      ++accepted;
+      close(fd);
+    }
+  }
+  CHECK(accepted == 3);
+  CHECK(quiesce_listener(port, 100ms) == 0);  // an empty queue: nothing to wait for
+  close(listener);
+}

@@ -1,7 +1,9 @@
 #include "proxy/http/http_server.h"
 
+#include <linux/filter.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
@@ -13,6 +15,7 @@
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -206,8 +209,11 @@ bool request_id_char(char c) {
 
 }  // namespace
 
-int widen_listen_backlog(int port, int backlog) {
-  int widened = 0;
+namespace {
+
+// Calls `each` with every listening socket of this process bound to `port`; returns how many.
+int for_each_listener(int port, const std::function<void(int fd)>& each) {
+  int found = 0;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
     int fd = -1;
@@ -226,9 +232,58 @@ int widen_listen_backlog(int port, int backlog) {
                       : address.ss_family == AF_INET6
                           ? ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port)
                           : -1;
-    if (bound == port && ::listen(fd, backlog) == 0) ++widened;
+    if (bound == port) {
+      each(fd);
+      ++found;
+    }
   }
+  return found;
+}
+
+}  // namespace
+
+int widen_listen_backlog(int port, int backlog) {
+  int widened = 0;
+  for_each_listener(port, [&](int fd) {
+    if (::listen(fd, backlog) == 0) ++widened;
+  });
   return widened;
+}
+
+int quiesce_listener(int port, std::chrono::milliseconds timeout) {
+  // A filter that drops SYNs (and keeps every other segment): no new connection is begun, while
+  // the handshakes already under way complete and join the accept queue. A client whose SYN is
+  // dropped tries again after a second, when the listener is closed: it is refused. The filter
+  // sees the TCP header at offset 0; byte 13 holds the flags (SYN = 0x02).
+  static sock_filter drop_syn[] = {
+      {BPF_LD | BPF_B | BPF_ABS, 0, 0, 13},
+      {BPF_JMP | BPF_JSET | BPF_K, 0, 1, 0x02},
+      {BPF_RET | BPF_K, 0, 0, 0},
+      {BPF_RET | BPF_K, 0, 0, 0xFFFFFFFF},
+  };
+  static const sock_fprog program = {4, drop_syn};
+  std::vector<int> listeners;
+  for_each_listener(port, [&](int fd) {
+    if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0) {
+      listeners.push_back(fd);
+    }
+  });
+  // For a listening socket, TCP_INFO's unacked is its accept queue: wait until it is empty.
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  int waiting = 0;
+  do {
+    waiting = 0;
+    for (int fd : listeners) {
+      tcp_info info{};
+      socklen_t size = sizeof info;
+      if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) == 0) {
+        waiting += static_cast<int>(info.tcpi_unacked);
+      }
+    }
+    if (waiting == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  } while (std::chrono::steady_clock::now() < until);
+  return waiting;
 }
 
 std::string request_id_for(std::string_view offered) {
@@ -342,14 +397,24 @@ void HttpServer::shutdown(std::chrono::milliseconds flush_timeout) {
   if (!endpoint_) return;
   // Every answer handed over is written before the listener and its connections go: until no
   // answer is waiting for the socket and the kernel has sent what it took (bounded).
+  // No connection is taken any more, and those the kernel already made are accepted: closing a
+  // listener resets the connections still in its queue, whose requests would go unanswered.
   const auto deadline = SteadyClock::now() + flush_timeout;
-  while (SteadyClock::now() < deadline) {
-    bool unsent = adapter_->table->writing() > 0;
-    for (int fd : adapter_->table->descriptors()) {
-      int queued = 0;
-      if (!unsent && ::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0) unsent = true;
+  quiesce_listener(port(), flush_timeout / 2);
+  // Then every request read or arriving on an open connection is answered (503 while draining,
+  // and the connection closed) and written out: until the connections are quiet for 50 ms (a
+  // request sent just after its connection was made has arrived by then), within the timeout.
+  int quiet_polls = 0;
+  while (SteadyClock::now() < deadline && quiet_polls < 5) {
+    const std::vector<int> open = adapter_->table->descriptors();
+    bool busy = adapter_->table->writing() > 0;
+    for (int fd : open) {
+      int queued = 0, unread = 0;
+      if (!busy && ::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0) busy = true;
+      if (!busy && ::ioctl(fd, SIOCINQ, &unread) == 0 && unread > 0) busy = true;
     }
-    if (!unsent) break;
+    if (open.empty() && !busy) break;
+    quiet_polls = busy ? 0 : quiet_polls + 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   endpoint_->shutdown();

@@ -70,6 +70,11 @@ std::string serialize_head(const OriginResponse& response, bool keep_alive, std:
 // second or more.
 int widen_listen_backlog(int port, int backlog);
 
+// Before a listener closes: new connections to `port` are no longer made (their SYNs are dropped,
+// so clients retry and find it closed), and those already in its accept queue are left to be
+// accepted, for at most `timeout`. Returns how many were still queued (0: none is reset).
+int quiesce_listener(int port, std::chrono::milliseconds timeout);
+
 // The request id to log and echo: the client's X-Request-Id when it is a sane token (1-128
 // characters of [A-Za-z0-9._:/+=-]), else a new random one (16 hex digits).
 std::string request_id_for(std::string_view offered);
