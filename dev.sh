@@ -6,6 +6,8 @@
 #                    through CTest, then again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #                    the concurrency tests under ThreadSanitizer, and each fuzz target for
 #                    FUZZ_SECONDS (default 60) under libFuzzer
+#   ./dev.sh container   build the container image (Containerfile) on a Debian 12 base made
+#                    here, run it and check it (bench/container_test.sh)
 # Environment: JOBS (build parallelism, default 2), CI=true (warnings become errors).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,6 +24,9 @@ BUILD_PACKAGES=(cmake g++ make pkg-config libpistache-dev libopencv-core-dev
 # wrk, libnginx-mod-http-image-filter, libvips-tools: the peers bench/peers.sh measures against.
 TEST_PACKAGES=(python3-libthumbor curl libvips-dev nginx-light nodejs clang-14 libclang-rt-14-dev
   libheif-examples libavif-bin webp gifsicle wrk libnginx-mod-http-image-filter libvips-tools)
+# npm: the Kubernetes manifests check's packages (tests/kubernetes). A Node.js that brings its own
+# npm (NodeSource's) conflicts with Debian's npm package.
+command -v npm >/dev/null || TEST_PACKAGES+=(npm)
 
 install_missing() {
   local missing=() package
@@ -52,6 +57,36 @@ build() {
   cmake --build "$dir" -j "$JOBS" "${targets[@]}"
 }
 
+# The processes still running that the test command started (their environment holds its mark),
+# listed and killed; the command then fails. Read with builtins only, so the check starts no
+# process of its own that it would find.
+check_no_leftovers() {
+  local status=$? left=() environ pid vars var
+  for environ in /proc/[0-9]*/environ; do
+    pid=${environ#/proc/}
+    pid=${pid%/environ}
+    [ "$pid" = "$$" ] && continue
+    { mapfile -d '' vars < "$environ"; } 2>/dev/null || continue
+    for var in "${vars[@]}"; do
+      if [ "$var" = "THIMBLE_TEST_RUN=$THIMBLE_TEST_RUN" ]; then
+        left+=("$pid")
+        break
+      fi
+    done
+  done
+  if [ ${#left[@]} -gt 0 ]; then
+    echo "==> error: the tests left ${#left[@]} process(es) running:" >&2
+    for pid in "${left[@]}"; do
+      echo "    $pid $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" >&2
+    done
+    kill -KILL "${left[@]}" 2>/dev/null || true
+    [ "$status" -eq 0 ] && status=1
+  else
+    [ "$status" -eq 0 ] && echo "==> no process started by the tests is left running"
+  fi
+  exit "$status"
+}
+
 case "${1:-}" in
   serve)
     shift
@@ -61,6 +96,10 @@ case "${1:-}" in
     ;;
   test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    # Every process the suite starts inherits this mark; none may outlive it (checked on exit,
+    # also when a stage fails).
+    export THIMBLE_TEST_RUN="$$-$(date +%s%N)"
+    trap check_no_leftovers EXIT
     # The S3 tests run moto_server (Python's moto, part of this machine image, under pyenv).
     if ! command -v moto_server >/dev/null; then
       for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/moto_server; do
@@ -91,8 +130,15 @@ case "${1:-}" in
     echo "==> fuzzing, ${FUZZ_SECONDS:-60} s per target"
     tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
     ;;
+  container)
+    # The container image built from the Containerfile and checked (bench/container_test.sh);
+    # slow (a Debian base, then a build inside it), so not part of `test`.
+    install_missing "${BUILD_PACKAGES[@]}" podman runc mmdebstrap curl
+    build build OFF thimble-sign thimble-load
+    exec bench/container_test.sh "${@:2}"
+    ;;
   *)
-    echo "usage: ./dev.sh serve | ./dev.sh test" >&2
+    echo "usage: ./dev.sh serve | ./dev.sh test | ./dev.sh container" >&2
     exit 2
     ;;
 esac
