@@ -101,6 +101,7 @@ check "every accepted request was answered" \
   bash -c "! grep -qE 'no answer: (Server returned nothing|Failure when receiving|Send failure)' '$WORK/load.txt'"
 status=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$NAME")
 check "exit status after the drain: $status" [ "$status" = 0 ]
+"${PODMAN[@]}" logs "$NAME" 2>&1 | grep -E "received|closing port|stopped" | cut -c1-140 | sed 's/^/    /'
 check "it drained" grep -q "finishing in-flight requests" <("${PODMAN[@]}" logs "$NAME" 2>&1)
 
 size=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")

@@ -7,6 +7,8 @@
 # function: a backgrounded function is a subshell, and $! would name it rather than CMD. Only for
 # servers the script itself starts, not from a subshell that exits first.
 GUARDED=(setpriv --pdeathsig KILL --)
+# The same for nginx, whose master must stop its workers: SIGKILL would leave them running.
+GUARDED_NGINX=(setpriv --pdeathsig TERM --)
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -98,7 +98,7 @@ http {
   }
 }
 EOF
-"${GUARDED[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+"${GUARDED_NGINX[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$nport/thumb/${names[0]}"
 for n in "${names[@]}"; do echo "/thumb/$n"; done > "$WORK/nginx.paths"

@@ -400,7 +400,7 @@ void HttpServer::shutdown(std::chrono::milliseconds flush_timeout) {
   // No connection is taken any more, and those the kernel already made are accepted: closing a
   // listener resets the connections still in its queue, whose requests would go unanswered.
   const auto deadline = SteadyClock::now() + flush_timeout;
-  quiesce_listener(port(), flush_timeout / 2);
+  const int not_accepted = quiesce_listener(port(), flush_timeout / 2);
   // Then every request read or arriving on an open connection is answered (503 while draining,
   // and the connection closed) and written out: until the connections are quiet for 50 ms (a
   // request sent just after its connection was made has arrived by then), within the timeout.
@@ -409,13 +409,19 @@ void HttpServer::shutdown(std::chrono::milliseconds flush_timeout) {
     const std::vector<int> open = adapter_->table->descriptors();
     bool busy = adapter_->table->writing() > 0;
     for (int fd : open) {
-      int queued = 0, unread = 0;
-      if (!busy && ::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0) busy = true;
+      int unsent = 0, unread = 0;
+      if (!busy && ::ioctl(fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) busy = true;
       if (!busy && ::ioctl(fd, SIOCINQ, &unread) == 0 && unread > 0) busy = true;
     }
     if (open.empty() && !busy) break;
     quiet_polls = busy ? 0 : quiet_polls + 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::size_t still_open = adapter_->table->descriptors().size();
+  if (not_accepted > 0 || still_open > 0) {
+    log_line("info", "closing port " + std::to_string(port()) + " with " +
+                         std::to_string(still_open) + " connections open and " +
+                         std::to_string(not_accepted) + " not yet accepted");
   }
   endpoint_->shutdown();
   endpoint_.reset();
