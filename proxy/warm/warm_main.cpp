@@ -184,7 +184,8 @@ void print_summary(const proxy::WarmSummary& s, const proxy::Warmer::Plan& plan,
   std::cerr << out.str();
 }
 
-// The progress of a run: a bar redrawn in place on a terminal, a line every 10 s otherwise.
+// The progress of a run: a bar redrawn in place on a terminal (a count while the listing still
+// streams, a bar once its total is known), a line every 10 s otherwise.
 class ProgressDisplay {
  public:
   explicit ProgressDisplay(bool quiet) : quiet_(quiet), terminal_(::isatty(2) == 1) {}
@@ -204,7 +205,19 @@ class ProgressDisplay {
          << " images/s";
     if (terminal_) {
       static const char* const kSpin = "|/-\\";
-      std::cerr << "\r\033[K" << kSpin[spin_++ % 4] << " " << line.str() << std::flush;
+      std::string bar;
+      if (!s.listing && s.listed > 0) {
+        const double done = static_cast<double>(s.originals) / static_cast<double>(s.listed);
+        const int filled = static_cast<int>(done * 30);
+        bar = "[" + std::string(static_cast<std::size_t>(filled), '#') +
+              std::string(static_cast<std::size_t>(30 - filled), '.') + "] " +
+              std::to_string(static_cast<int>(done * 100)) + "% of " + std::to_string(s.listed) +
+              ", ";
+      } else {
+        bar = std::string(1, kSpin[spin_++ % 4]) + " listing (" + std::to_string(s.listed) +
+              " so far), ";
+      }
+      std::cerr << "\r\033[K" << bar << line.str() << std::flush;
     } else {
       std::cerr << "thimble-warm: " << line.str() << "\n";
     }

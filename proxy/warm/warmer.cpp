@@ -171,12 +171,14 @@ WarmSummary Warmer::run(const Feed& feed, const Progress& progress,
     }
     if (stopping_.load()) return false;
     queue.push_back(key);
+    ++summary.listed;
     changed.notify_all();
     return true;
   });
   {
     std::lock_guard hold(lock);
     feed_over = true;
+    summary.listing = false;
     summary.feed_status = fed;
     summary.feed_done = fed.ok() && !stopping_.load();
   }

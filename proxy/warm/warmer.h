@@ -91,6 +91,8 @@ struct WarmFailure {
 
 struct WarmSummary {
   std::uint64_t originals = 0;  // originals taken from the feed and done
+  std::uint64_t listed = 0;     // keys the feed has given so far
+  bool listing = true;          // the feed has more to give (the total is not known yet)
   std::uint64_t made = 0, skipped = 0, failed = 0;
   std::uint64_t bytes = 0;
   std::map<std::string, std::uint64_t> failed_by_reason;  // "415 the source is not an image"
