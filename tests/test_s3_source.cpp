@@ -2,6 +2,7 @@
 // S3-compatible server (moto_server) started by the test.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "cache/result_cache.h"
@@ -229,6 +230,26 @@ TEST_CASE("named buckets from the configuration read their own bucket and key pr
   CHECK(http_status((*source)->fetch("acme-photos/originals/company_X/cat.jpg", {}).status()) ==
         403);
   CHECK(http_status((*source)->fetch("avatars/company_Y/me.jpg", {}).status()) == 403);
+
+  // A listing (thimble-warm's) gives each named bucket's keys under its name, only those below its
+  // key prefix and in an allowed prefix, as a URL carries them.
+  moto.put("acme-photos", "elsewhere/x.jpg", photo);
+  moto.put("acme-avatars", "company_Y/other.jpg", avatar);
+  const auto keys = [&](const std::string& prefix) {
+    std::vector<std::string> listed;
+    const Status walked = (*source)->list_keys(prefix, [&](const ListedKey& key) {
+      listed.push_back(key.key);
+      return true;
+    });
+    CHECK_MESSAGE(walked.ok(), walked.message());
+    std::sort(listed.begin(), listed.end());
+    return listed;
+  };
+  CHECK(keys("") ==
+        std::vector<std::string>{"avatars/company_X/me.jpg", "photos/company_X/cat.jpg"});
+  CHECK(keys("photos/") == std::vector<std::string>{"photos/company_X/cat.jpg"});
+  CHECK(keys("avatars/company") == std::vector<std::string>{"avatars/company_X/me.jpg"});
+  CHECK(keys("nothing/").empty());
 }
 
 TEST_CASE("with signatures checked, the right keys fetch and a wrong secret is a 502") {
