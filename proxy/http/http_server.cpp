@@ -1,5 +1,6 @@
 #include "proxy/http/http_server.h"
 
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -8,12 +9,15 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <random>
@@ -211,14 +215,34 @@ bool request_id_char(char c) {
 
 namespace {
 
+// This process's open descriptors: from /proc/self/fd, else (a process that changed its user is
+// not dumpable, and its /proc/self/fd is not its own to read: a container's non-root user, setpriv)
+// every number below the descriptor limit.
+std::vector<int> open_descriptors() {
+  std::vector<int> fds;
+  std::error_code error;
+  for (std::filesystem::directory_iterator entries("/proc/self/fd", error), end;
+       !error && entries != end; entries.increment(error)) {
+    int fd = -1;
+    const std::string name = entries->path().filename().string();
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec == std::errc()) {
+      fds.push_back(fd);
+    }
+  }
+  if (!fds.empty()) return fds;
+  rlimit limit{};
+  const rlim_t highest =
+      ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? std::min<rlim_t>(limit.rlim_cur, 1 << 20) : 1024;
+  for (int fd = 0; fd < static_cast<int>(highest); ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1) fds.push_back(fd);
+  }
+  return fds;
+}
+
 // Calls `each` with every listening socket of this process bound to `port`; returns how many.
 int for_each_listener(int port, const std::function<void(int fd)>& each) {
   int found = 0;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
-    int fd = -1;
-    const std::string name = entry.path().filename().string();
-    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+  for (const int fd : open_descriptors()) {
     int listening = 0;
     socklen_t size = sizeof listening;
     sockaddr_storage address{};
@@ -263,11 +287,22 @@ int quiesce_listener(int port, std::chrono::milliseconds timeout) {
   };
   static const sock_fprog program = {4, drop_syn};
   std::vector<int> listeners;
-  for_each_listener(port, [&](int fd) {
-    if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0) {
+  // Without the filter (attaching one needs privileges where unprivileged BPF is disabled, as
+  // in Debian's default), an accept queue of one: beyond it the kernel drops SYNs too, so the
+  // clients back off a second while the connections already made are answered.
+  const int found = for_each_listener(port, [&](int fd) {
+    if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0 ||
+        ::listen(fd, 0) == 0) {
       listeners.push_back(fd);
+    } else {
+      log_line("warning", "port " + std::to_string(port) +
+                              ": new connections cannot be held off while closing (" +
+                              std::strerror(errno) + ")");
     }
   });
+  if (found == 0) {
+    log_line("warning", "port " + std::to_string(port) + ": no listening socket found to close");
+  }
   // For a listening socket, TCP_INFO's unacked is its accept queue: wait until it is empty.
   const auto until = std::chrono::steady_clock::now() + timeout;
   int waiting = 0;
