@@ -64,14 +64,13 @@ std::optional<std::string> percent_decode(std::string_view raw) {
   return out;
 }
 
-std::string url_encode_key(std::string_view key) {
+std::string percent_encode(std::string_view bytes, std::string_view kept) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  static constexpr std::string_view kKept = "-._~/!$&'()*+,;=:@";
   std::string out;
-  out.reserve(key.size());
-  for (unsigned char c : key) {
+  out.reserve(bytes.size());
+  for (unsigned char c : bytes) {
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        kKept.find(static_cast<char>(c)) != std::string_view::npos) {
+        kept.find(static_cast<char>(c)) != std::string_view::npos) {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -80,6 +79,10 @@ std::string url_encode_key(std::string_view key) {
     }
   }
   return out;
+}
+
+std::string url_encode_key(std::string_view key) {
+  return percent_encode(key, "-._~/!$&'()*+,;=:@");
 }
 
 FileSource::FileSource(std::string root, std::uint64_t max_bytes)

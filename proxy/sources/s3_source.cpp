@@ -18,17 +18,15 @@ std::string s3_error_code(const std::string& body) {
   return body.substr(open + 6, close - open - 6);
 }
 
-// The text of the first <name>…</name> in `xml` at or after `from`, entities decoded; `end`
-// is set past it. nullopt when there is none.
-std::optional<std::string> xml_element(std::string_view xml, std::string_view name,
-                                       std::size_t from = 0, std::size_t* end = nullptr) {
+// The text of the first <name>…</name> in `xml`, entities decoded; nullopt when there is none
+// or it is damaged.
+std::optional<std::string> xml_element(std::string_view xml, std::string_view name) {
   const std::string open = "<" + std::string(name) + ">";
   const std::string close = "</" + std::string(name) + ">";
-  const std::size_t start = xml.find(open, from);
+  const std::size_t start = xml.find(open);
   if (start == std::string_view::npos) return std::nullopt;
   const std::size_t stop = xml.find(close, start + open.size());
   if (stop == std::string_view::npos) return std::nullopt;
-  if (end) *end = stop + close.size();
   const std::string_view raw = xml.substr(start + open.size(), stop - start - open.size());
   std::string text;
   for (std::size_t i = 0; i < raw.size(); ++i) {
@@ -84,28 +82,13 @@ std::optional<std::string> xml_element(std::string_view xml, std::string_view na
 
 // Query values the way SigV4 canonicalises them: every byte but unreserved ones encoded.
 std::string aws_encode_value(std::string_view value) {
-  std::string out = aws_encode_key(value);
-  std::string encoded;
-  for (char c : out) encoded += c == '/' ? std::string("%2F") : std::string(1, c);
-  return encoded;
+  return percent_encode(value, "-._~");
 }
 
 }  // namespace
 
 std::string aws_encode_key(std::string_view key) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : key) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~' || c == '/') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  return percent_encode(key, "-._~/");
 }
 
 S3Source::S3Source(S3SourceOptions options) : options_(std::move(options)) {}

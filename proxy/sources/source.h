@@ -63,6 +63,9 @@ class Source {
   }
 };
 
+// Percent-encodes every byte of `bytes` but ASCII letters, digits and those in `kept`.
+std::string percent_encode(std::string_view bytes, std::string_view kept);
+
 // Percent-encodes a decoded key as an image key in a URL: every byte but unreserved ones,
 // '/' and the sub-delimiters a path may carry.
 std::string url_encode_key(std::string_view key);

@@ -130,7 +130,6 @@ WarmSummary Warmer::run(const Feed& feed, const Progress& progress,
       ++summary.originals;
       return !stopping_.load();
     });
-    summary.feed_done = summary.feed_status.ok() && !stopping_.load();
     summary.interrupted = stopping_.load();
     summary.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -180,12 +179,10 @@ WarmSummary Warmer::run(const Feed& feed, const Progress& progress,
     feed_over = true;
     summary.listing = false;
     summary.feed_status = fed;
-    summary.feed_done = fed.ok() && !stopping_.load();
   }
   changed.notify_all();
   for (std::thread& worker : workers) worker.join();
   summary.interrupted = stopping_.load();
-  if (summary.interrupted) summary.feed_done = false;
   summary.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return summary;

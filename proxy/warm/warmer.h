@@ -98,7 +98,6 @@ struct WarmSummary {
   std::map<std::string, std::uint64_t> failed_by_reason;  // "415 the source is not an image"
   std::vector<WarmFailure> failures;                      // the first kMaxListedFailures
   std::uint64_t unlisted_failures = 0;
-  bool feed_done = false;  // every key of the feed was taken
   bool interrupted = false;
   Status feed_status;  // why the feed stopped early, if it did
   double seconds = 0;
