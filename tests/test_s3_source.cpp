@@ -322,3 +322,63 @@ TEST_CASE("S3 result storage writes each result at its canonical path under the 
   CHECK(stored.status == 200);
   CHECK(stored.body == value.body);
 }
+
+// A store answering a listing with damaged or endless XML: a clear error, never a crash, a hang or
+// a listing that never ends.
+TEST_CASE("a damaged S3 listing stops with an error naming the bucket") {
+  struct Row {
+    const char* what;
+    std::string body;
+    int status;
+  };
+  const std::string entry = "<Contents><Key>a.jpg</Key><Size>10</Size></Contents>";
+  const std::vector<Row> rows = {
+      {"a key with a broken entity", "<R><Contents><Key>a&bogus;</Key></Contents></R>", 200},
+      {"a key that never closes", "<R><Contents><Key>a.jpg</Contents></R>", 200},
+      {"truncated without a next page", "<R>" + entry + "<IsTruncated>true</IsTruncated></R>", 200},
+      {"an error answer", "<Error><Code>InternalError</Code></Error>", 500},
+      {"access denied", "<Error><Code>AccessDenied</Code></Error>", 403},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(std::string(row.what));
+    test::HttpOrigin store([&row](int fd, const test::OriginRequest&) {
+      test::HttpOrigin::respond(fd, row.status, row.body);
+    });
+    S3SourceOptions options;
+    options.endpoint = store.base();
+    options.path_style = true;
+    options.bucket = "photos";
+    options.retries = 0;
+    options.timeout = 5s;
+    S3Source source(options);
+    int listed = 0;
+    const Status status = source.list_keys("", [&](const ListedKey&) {
+      ++listed;
+      return true;
+    });
+    CHECK_FALSE(status.ok());
+    CHECK(status.message().find("photos") != std::string::npos);
+    CHECK(listed <= 1);
+  }
+  // A store that answers every page with the same continuation token: refused at the second
+  // page, not listed forever.
+  const std::string page = "<R>" + entry +
+                           "<IsTruncated>true</IsTruncated><NextContinuationToken>same"
+                           "</NextContinuationToken></R>";
+  test::HttpOrigin endless(
+      [&page](int fd, const test::OriginRequest&) { test::HttpOrigin::respond(fd, 200, page); });
+  S3SourceOptions options;
+  options.endpoint = endless.base();
+  options.path_style = true;
+  options.bucket = "photos";
+  S3Source source(options);
+  int seen = 0;
+  const Status looping = source.list_keys("", [&](const ListedKey& key) {
+    CHECK(key.key == "a.jpg");
+    ++seen;
+    return true;
+  });
+  CHECK_FALSE(looping.ok());
+  CHECK(looping.message().find("repeats its page") != std::string::npos);
+  CHECK(seen == 2);
+}

@@ -220,6 +220,9 @@ Status S3Source::list(const Location& where, bool direct,
     if (!next || next->empty() || page > 10'000'000) {
       return Status(Code::kUpstreamError, "a listing of " + where.bucket + " has no next page");
     }
+    if (*next == continuation) {
+      return Status(Code::kUpstreamError, "a listing of " + where.bucket + " repeats its page");
+    }
     continuation = *next;
   }
 }
