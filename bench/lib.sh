@@ -1,6 +1,7 @@
 # Helpers the bench scripts share (sourced, not run): a free port on 127.0.0.1, waiting for a
-# server to answer, and wrk over a list of paths. run_wrk reads the caller's WORK (a scratch
-# folder), CONNECTIONS and SECONDS_PER_PEER.
+# server to answer, wrk over a list of paths, and Thimble with its caches off under wrk. They read
+# the caller's WORK (a scratch folder), CONNECTIONS and SECONDS_PER_PEER; uncached_thimble also
+# THIMBLE, SIGN and THIMBLE_KEY.
 
 # "${GUARDED[@]}" CMD... &: runs CMD so that it is killed when the calling script ends, however it
 # ends (its trap does not run on SIGKILL, e.g. CTest's kill at a timeout). An array, not a
@@ -9,6 +10,24 @@
 GUARDED=(setpriv --pdeathsig KILL --)
 # The same for nginx, whose master must stop its workers: SIGKILL would leave them running.
 GUARDED_NGINX=(setpriv --pdeathsig TERM --)
+
+# uncached_thimble NAME ROOT NAMES...: starts $THIMBLE with its caches off (every request decodes
+# and resizes) on the originals of ROOT, keyed with $THIMBLE_KEY, and runs wrk over
+# fit-in/300x200 of each of NAMES as peer NAME. Sets THIMBLE_PORT; the pid goes to PIDS.
+uncached_thimble() {
+  local name=$1 root=$2 n
+  shift 2
+  THIMBLE_PORT=$(free_port)
+  printf '%s\n' "server: {host: 127.0.0.1, port: $THIMBLE_PORT, access_log: false}" \
+    "security: {keys: [$THIMBLE_KEY]}" "source: {type: file, file: {root: $root}}" \
+    "result_cache: {memory_bytes: 0}" "original_cache: {memory_bytes: 0}" \
+    "output: {jpeg_quality: 80}" > "$WORK/thimble.yaml"
+  "${GUARDED[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$THIMBLE_PORT/healthz"
+  for n in "$@"; do "$SIGN" "fit-in/300x200/$n"; done > "$WORK/thimble.paths"
+  run_wrk "$name" "http://127.0.0.1:$THIMBLE_PORT" "$WORK/thimble.paths"
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

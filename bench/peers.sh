@@ -58,20 +58,7 @@ echo "peers: ${#names[@]} JPEGs, fit within 300x200 at quality 80, every request
 echo "$CONNECTIONS connections, ${SECONDS_PER_PEER} s each, $(nproc) cores"
 
 # Thimble: caches off, so every request decodes and resizes.
-port=$(free_port)
-cat > "$WORK/thimble.yaml" <<EOF
-server: {host: 127.0.0.1, port: $port, access_log: false}
-security: {keys: [$THIMBLE_KEY]}
-source: {type: file, file: {root: $WORK/originals}}
-result_cache: {memory_bytes: 0}
-original_cache: {memory_bytes: 0}
-output: {jpeg_quality: 80}
-EOF
-"${GUARDED[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$port/healthz"
-for n in "${names[@]}"; do "$SIGN" "fit-in/300x200/$n"; done > "$WORK/thimble.paths"
-run_wrk thimble "http://127.0.0.1:$port" "$WORK/thimble.paths"
+uncached_thimble thimble "$WORK/originals" "${names[@]}"
 
 # nginx image_filter (libgd): one worker per core, as many as Thimble's transform threads.
 nport=$(free_port)

@@ -53,19 +53,8 @@ mapfile -t names < <(ls "$WORK/originals")
 echo "warm: ${#names[@]} JPEGs ($COPIES copies of each), fit-in/300x200 at quality 80, $(nproc) cores"
 
 # The server, every request transformed.
-port=$(free_port)
-cat > "$WORK/server.yaml" <<EOF
-server: {host: 127.0.0.1, port: $port, access_log: false}
-security: {keys: [$THIMBLE_KEY]}
-source: {type: file, file: {root: $WORK/originals}}
-result_cache: {memory_bytes: 0}
-original_cache: {memory_bytes: 0}
-EOF
-"${GUARDED[@]}" "$THIMBLE" --config "$WORK/server.yaml" > "$WORK/thimble.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$port/healthz"
-for n in "${names[@]}"; do "$SIGN" "fit-in/300x200/$n"; done > "$WORK/thimble.paths"
-run_wrk "server, uncached" "http://127.0.0.1:$port" "$WORK/thimble.paths"
+uncached_thimble "server, uncached" "$WORK/originals" "${names[@]}"
+port=$THIMBLE_PORT
 server_rps=$(cat "$WORK/server, uncached.rps")
 
 # thimble-warm in its own process, into a fresh store each time.
@@ -90,7 +79,7 @@ printf '%-22s %10s s for %s up-to-date variants (the whole process)\n' "thimble-
   "$(awk '/skipped/ {print $2}' "$WORK/warm.skip")"
 
 # thimble-warm --server: the same requests through the running server.
-"$WARM" --config "$WORK/server.yaml" --server "http://127.0.0.1:$port" --options fit-in/300x200 \
+"$WARM" --config "$WORK/thimble.yaml" --server "http://127.0.0.1:$port" --options fit-in/300x200 \
   --quiet > /dev/null 2> "$WORK/warm.server"
 server_mode=$(awk '/images\/s/ {print $2}' "$WORK/warm.server")
 printf '%-22s %10s images/s\n' "thimble-warm --server" "$server_mode"
