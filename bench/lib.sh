@@ -29,6 +29,61 @@ uncached_thimble() {
   run_wrk "$name" "http://127.0.0.1:$THIMBLE_PORT" "$WORK/thimble.paths"
 }
 
+# start_s3 PORT [GUARD...]: an S3-compatible server on 127.0.0.1:PORT in the background, as
+# tests/s3_server.h chooses it (THIMBLE_S3_SERVER=moto|s3rver; unset, moto_server where it is
+# found, else s3rver from npm, installed into $BUILD/s3rver). Its data stays in $WORK/s3 across a
+# restart. Sets S3_PID and S3_KEYS (the YAML keys for Thimble's s3 section); s3_call signs with
+# them. GUARD: a command prefix, e.g. "${GUARDED[@]}".
+start_s3() {
+  local port=$1 kind=${THIMBLE_S3_SERVER:-}
+  shift
+  [ -n "$kind" ] || { command -v moto_server > /dev/null && kind=moto || kind=s3rver; }
+  if [ "$kind" = moto ]; then
+    S3_CREDENTIALS=test:test
+    "$@" moto_server -H 127.0.0.1 -p "$port" > "$WORK/s3.log" 2>&1 &
+  else
+    S3_CREDENTIALS=S3RVER:S3RVER
+    local here
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    bash "$here/../tests/npm_ci.sh" "$here/../tests/s3rver" "${BUILD:-build}/s3rver" >&2
+    mkdir -p "$WORK/s3"
+    # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
+    "$@" node --openssl-legacy-provider "${BUILD:-build}/s3rver/node_modules/s3rver/bin/s3rver.js" \
+      -d "$WORK/s3" -a 127.0.0.1 -p "$port" --no-vhost-buckets -s > "$WORK/s3.log" 2>&1 &
+  fi
+  S3_PID=$!
+  S3_ENDPOINT=http://127.0.0.1:$port
+  S3_KEYS="endpoint: '$S3_ENDPOINT', addressing: path, access_key_id: ${S3_CREDENTIALS%%:*},"
+  S3_KEYS+=" secret_access_key: ${S3_CREDENTIALS#*:}"
+  for _ in $(seq 100); do
+    [ "$(s3_call GET / -o /dev/null -w '%{http_code}')" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "the S3 server ($kind) does not answer on port $port" >&2
+  return 1
+}
+
+# s3_call METHOD PATH [CURL ARGS...]: a SigV4-signed request to the server start_s3 started.
+s3_call() {
+  local method=$1 path=$2
+  shift 2
+  curl -s --aws-sigv4 aws:amz:us-east-1:s3 -u "$S3_CREDENTIALS" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -X "$method" "$S3_ENDPOINT$path" "$@"
+}
+
+# s3_fill BUCKET DIR [PATTERN]: the bucket made (if new) and every file of DIR matching PATTERN
+# (default: all) put in it under its name.
+s3_fill() {
+  local bucket=$1 dir=$2 pattern=${3:-*} file
+  s3_call PUT "/$bucket" -o /dev/null
+  for file in "$dir"/$pattern; do
+    [ -f "$file" ] || continue
+    [ "$(s3_call PUT "/$bucket/$(basename "$file")" -H 'Content-Type: application/octet-stream' \
+      --data-binary "@$file" -o /dev/null -w '%{http_code}')" = 200 ] ||
+      { echo "could not put $file in S3 bucket $bucket" >&2; return 1; }
+  done
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -144,43 +144,32 @@ EOF
   wait_http "http://127.0.0.1:$port/"
 }
 
-start_moto() {  # PORT: moto_server with a bucket `originals` holding IMAGES
-  local port=$1
-  moto_server -H 127.0.0.1 -p "$port" > "$WORK/moto.log" 2>&1 &
-  MOTO_PID=$!
-  PIDS+=("$MOTO_PID")
-  echo "$MOTO_PID" >> "$WORK/started.pids"
-  wait_http "http://127.0.0.1:$port/"
-  python3 - "$port" "$(cd "$IMAGES" && pwd)" <<'EOF'
-import boto3, os, sys
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % sys.argv[1], region_name="us-east-1",
-                  aws_access_key_id="test", aws_secret_access_key="test")
-s3.create_bucket(Bucket="originals")
-for name in os.listdir(sys.argv[2]):
-    s3.upload_file(os.path.join(sys.argv[2], name), "originals", name)
-EOF
+start_originals() {  # PORT: the S3 server (bench/lib.sh start_s3) with IMAGES in `originals`
+  start_s3 "$1"
+  PIDS+=("$S3_PID")
+  echo "$S3_PID" >> "$WORK/started.pids"
+  s3_fill originals "$IMAGES"
 }
 
 # Fault runs keep no originals in memory: every transform goes to the source.
 NO_ORIGINALS="original_cache: {memory_bytes: 0}"
 
 faults() {
-  local seconds=${1:-40} port moto_port origin_port quarter status=0
+  local seconds=${1:-40} port s3_port origin_port quarter status=0
   quarter=$((seconds / 4))
   # S3: stopped for a quarter of the run, then started again (and refilled).
   port=$(free_port)
-  moto_port=$(free_port)
-  start_moto "$moto_port"
-  start_thimble "$port" "{type: s3, s3: {endpoint: 'http://127.0.0.1:$moto_port', addressing: path,
-    bucket: originals, access_key_id: test, secret_access_key: test, timeout_ms: 2000,
+  s3_port=$(free_port)
+  start_originals "$s3_port"
+  start_thimble "$port" "{type: s3, s3: {$S3_KEYS, bucket: originals, timeout_ms: 2000,
     connect_timeout_ms: 500}}" arena2 "$NO_ORIGINALS"
   mapfile -t images < <(image_args)
-  echo "==> S3 faults: moto stopped at ${quarter} s, started again at $((2 * quarter)) s"
+  echo "==> S3 faults: the S3 server stopped at ${quarter} s, started again at $((2 * quarter)) s"
   # The fault clock starts when thimble-load's timed load does (after its warm-up, which needs
   # the source), so a slow warm-up never meets the fault.
   rm -f "$WORK/ready"
-  (wait_ready; sleep "$quarter"; kill -TERM "$MOTO_PID"; echo "    [$(date +%T)] S3 stopped"
-   sleep "$quarter"; start_moto "$moto_port"; echo "    [$(date +%T)] S3 back") &
+  (wait_ready; sleep "$quarter"; kill -TERM "$S3_PID"; echo "    [$(date +%T)] S3 stopped"
+   sleep "$quarter"; start_originals "$s3_port"; echo "    [$(date +%T)] S3 back") &
   local chaos=$!
   "$LOAD" --server "http://127.0.0.1:$port" "${images[@]}" --seconds "$seconds" \
     --connections 64 --mix cached:50,transform:40,missing:10 --timeline --allow-5xx \

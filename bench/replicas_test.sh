@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Three Thimble replicas behind nginx, sharing S3 (moto_server) as source and result storage,
+# Three Thimble replicas behind nginx, sharing S3 as source and result storage,
 # under mixed traffic from thimble-load (cached hits, uncached transforms, 304 revalidations), through
 # faults, phase by phase:
 #   steady         three replicas, no fault
@@ -12,8 +12,9 @@
 #
 #   bench/replicas_test.sh [SECONDS_PER_PHASE] [CONNECTIONS]     (default 20 s, 32 connections)
 #
-# Needs: nginx, moto_server (Python moto, with boto3), a build of thimble, thimble-sign and
-# thimble-load in BUILD (default build). Environment: IMAGES (default conf/samples).
+# Needs: nginx, boto3, an S3 server (bench/lib.sh start_s3: moto_server, else s3rver), a build
+# of thimble, thimble-sign and thimble-load in BUILD (default build). Environment: IMAGES (default
+# conf/samples), THIMBLE_S3_SERVER (moto or s3rver).
 # Everything it starts is stopped when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ for tool in "$THIMBLE" "$LOAD" "$SIGN"; do
   [ -x "$tool" ] || { echo "bench/replicas_test.sh: missing $tool (build first)" >&2; exit 2; }
 done
 command -v nginx > /dev/null || { echo "missing nginx (apt-get install nginx-light)" >&2; exit 2; }
-command -v moto_server > /dev/null || { echo "missing moto_server (Python moto)" >&2; exit 2; }
+python3 -c 'import boto3' 2> /dev/null || { echo "missing boto3 (apt-get install python3-boto3)" >&2; exit 2; }
 
 # The configuration's memory bound (README, "Hostile input, overload and faults"): 55 MiB + the
 # result cache + the kept originals + per worker one decoded original and a progressive JPEG's
@@ -55,21 +56,13 @@ BOUND_MIB=$(awk -v r=$RESULT_CACHE_MIB -v o=$ORIGINALS_MIB -v w=$WORKERS -v p=$P
   -v d=$DECODER_MIB 'BEGIN {printf "%d", 55 + r + o + w * (p * 4 / 1048576 + d)}')
 
 # S3: the originals and the result storage.
-moto_port=$(free_port)
-"${GUARDED[@]}" moto_server -H 127.0.0.1 -p "$moto_port" > "$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$moto_port/"
-python3 - "$moto_port" "$(cd "$IMAGES" && pwd)" <<'EOF'
-import boto3, os, sys
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % sys.argv[1], region_name="us-east-1",
-                  aws_access_key_id="test", aws_secret_access_key="test")
-s3.create_bucket(Bucket="originals")
-s3.create_bucket(Bucket="results")
-for name in os.listdir(sys.argv[2]):
-    if name.endswith((".jpg", ".png", ".webp")):
-        s3.upload_file(os.path.join(sys.argv[2], name), "originals", name)
-EOF
-S3="endpoint: 'http://127.0.0.1:$moto_port', addressing: path, access_key_id: test, secret_access_key: test"
+s3_port=$(free_port)
+start_s3 "$s3_port" "${GUARDED[@]}"
+PIDS+=("$S3_PID")
+s3_fill originals "$IMAGES" '*.jpg' && s3_fill originals "$IMAGES" '*.png' &&
+  s3_fill originals "$IMAGES" '*.webp'
+s3_call PUT /results -o /dev/null
+S3=$S3_KEYS
 
 # start_replica N: replica N on its port (kept across restarts), in the background.
 start_replica() {
@@ -226,10 +219,11 @@ phase "rolling restart" rolling && [ "$PHASE_ERRORS" = 0 ] ||
 # Every stored object is whole: an image with Thimble's headers, or an index entry naming a
 # stored variant. A replica killed in the middle of a write leaves nothing behind (S3 PUTs are
 # atomic; this checks it).
-python3 - "$moto_port" <<'EOF' || FAILED=1
+python3 - "$S3_ENDPOINT" "$S3_CREDENTIALS" <<'EOF' || FAILED=1
 import boto3, sys
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % sys.argv[1], region_name="us-east-1",
-                  aws_access_key_id="test", aws_secret_access_key="test")
+key, secret = sys.argv[2].split(":")
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id=key, aws_secret_access_key=secret)
 magic = (b"\xff\xd8\xff", b"\x89PNG", b"RIFF", b"GIF8", b"\x00\x00\x00")
 results = entries = bad = 0
 for page in s3.get_paginator("list_objects_v2").paginate(Bucket="results", Prefix="t/"):

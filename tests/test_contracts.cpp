@@ -1,7 +1,8 @@
 // One contract for every Source and one for every ResultStore, each run against its real server:
 // the file source on a folder, the HTTP source against nginx serving a folder, the S3 source and
-// the S3 result store against moto_server, the directory store on a folder. Faults (a server that
-// never answers, a port nobody listens on) are injected only where a source has a network.
+// the S3 result store against an S3 server (moto_server or s3rver), the directory store on a
+// folder. Faults (a server that never answers, a port nobody listens on) are injected only where a
+// source has a network.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -14,13 +15,13 @@
 
 #include "cache/result_store.h"
 #include "http_origin.h"
-#include "moto_server.h"
 #include "nginx_server.h"
 #include "proxy/service/status_table.h"
 #include "proxy/sources/file_source.h"
 #include "proxy/sources/http_source.h"
 #include "proxy/sources/s3_result_store.h"
 #include "proxy/sources/s3_source.h"
+#include "s3_server.h"
 #include "support.h"
 
 using namespace thimble;
@@ -157,12 +158,12 @@ HttpSourceOptions http_options(const std::string& base) {
   return options;
 }
 
-S3SourceOptions s3_options(const std::string& endpoint, const std::string& bucket) {
+S3SourceOptions s3_options(const test::S3Server& server, const std::string& bucket) {
   S3SourceOptions options;
-  options.endpoint = endpoint;
+  options.endpoint = server.endpoint();
   options.path_style = true;
-  options.access_key_id = "test";
-  options.secret_access_key = "test";
+  options.access_key_id = server.access_key_id();
+  options.secret_access_key = server.secret_access_key();
   options.bucket = bucket;
   options.timeout = 5s;
   options.connect_timeout = 500ms;
@@ -205,10 +206,10 @@ TEST_CASE("source contract: the HTTP source, against nginx serving a folder") {
   check_source_contract(under_test);
 }
 
-TEST_CASE("source contract: the S3 source, against moto_server") {
-  test::MotoServer moto;
-  moto.create_bucket("originals");
-  S3SourceOptions options = s3_options(moto.endpoint(), "originals");
+TEST_CASE("source contract: the S3 source, against an S3 server") {
+  test::S3Server s3;
+  s3.create_bucket("originals");
+  S3SourceOptions options = s3_options(s3, "originals");
   options.allowed_key_prefixes = {"photos/"};
   options.list_page_size = 2;  // the listing takes several pages
   SourceUnderTest under_test{std::make_unique<S3Source>(options),
@@ -220,7 +221,7 @@ TEST_CASE("source contract: the S3 source, against moto_server") {
                                if (std::size_t at = encoded.find('+'); at != std::string::npos) {
                                  encoded = encoded.substr(0, at) + "%2B" + encoded.substr(at + 1);
                                }
-                               moto.put("originals", encoded, bytes);
+                               s3.put("originals", encoded, bytes);
                              },
                              "private/storm.jpg",
                              [options](const std::string& endpoint) {
@@ -328,10 +329,10 @@ TEST_CASE("result store contract: the directory store") {
   check_store_contract(store, clock, 1h);
 }
 
-TEST_CASE("result store contract: the S3 result store, against moto_server") {
-  test::MotoServer moto;
-  moto.create_bucket("results");
-  S3SourceOptions options = s3_options(moto.endpoint(), "results");
+TEST_CASE("result store contract: the S3 result store, against an S3 server") {
+  test::S3Server s3;
+  s3.create_bucket("results");
+  S3SourceOptions options = s3_options(s3, "results");
   options.key_prefix = "thumbnails/";
   options.max_bytes = 64 << 20;
   test::ShiftedClock clock;

@@ -1,5 +1,5 @@
 // proxy/S3Source: AWS Signature V4 against AWS's published example, key mapping, and a real
-// S3-compatible server (moto_server) started by the test.
+// S3-compatible server started by the test (tests/s3_server.h: moto_server, else s3rver).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -8,12 +8,12 @@
 #include "cache/result_cache.h"
 #include "conf/config.h"
 #include "http_origin.h"
-#include "moto_server.h"
 #include "proxy/service/origin_service.h"
 #include "proxy/service/status_table.h"
 #include "proxy/sources/s3_result_store.h"
 #include "proxy/sources/s3_source.h"
 #include "proxy/sources/source_factory.h"
+#include "s3_server.h"
 #include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
@@ -118,22 +118,48 @@ TEST_CASE("object keys are percent-encoded the AWS way and mapped to buckets as 
 }
 
 namespace {
-S3SourceOptions moto_options(const test::MotoServer& moto) {
+S3SourceOptions server_options(const test::S3Server& s3) {
   S3SourceOptions o;
-  o.endpoint = moto.endpoint();
+  o.endpoint = s3.endpoint();
   o.path_style = true;
   o.region = "us-east-1";
-  o.access_key_id = "test";
-  o.secret_access_key = "test";
+  o.access_key_id = s3.access_key_id();
+  o.secret_access_key = s3.secret_access_key();
   o.bucket = "photos";
   o.timeout = 10s;
   return o;
 }
+
+// A moto IAM user allowed s3:*, and its key pair (moto checks signatures against these once
+// /moto-api/reset-auth has been called).
+std::pair<std::string, std::string> moto_iam_user(const test::S3Server& moto) {
+  const std::string iam = moto.endpoint() + "/";
+  const std::string form = "application/x-www-form-urlencoded";
+  REQUIRE(test::http_call("POST", iam, "Action=CreateUser&UserName=thimble&Version=2010-05-08",
+                          "iam", "test:test", form)
+              .status == 200);
+  test::HttpReply key =
+      test::http_call("POST", iam, "Action=CreateAccessKey&UserName=thimble&Version=2010-05-08",
+                      "iam", "test:test", form);
+  REQUIRE(key.status == 200);
+  const std::string policy =
+      "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22"
+      "%2C%22Action%22%3A%22s3%3A*%22%2C%22Resource%22%3A%22*%22%7D%5D%7D";
+  REQUIRE(test::http_call("POST", iam,
+                          "Action=PutUserPolicy&UserName=thimble&PolicyName=s3&PolicyDocument=" +
+                              policy + "&Version=2010-05-08",
+                          "iam", "test:test", form)
+              .status == 200);
+  std::pair<std::string, std::string> pair{test::xml_value(key.body, "AccessKeyId"),
+                                           test::xml_value(key.body, "SecretAccessKey")};
+  REQUIRE_FALSE(pair.first.empty());
+  return pair;
+}
 }  // namespace
 
 TEST_CASE("objects come from a real S3 server, whatever characters their keys hold") {
-  test::MotoServer moto;
-  moto.create_bucket("photos");
+  test::S3Server s3;
+  s3.create_bucket("photos");
   const std::string photo = test::read_file(test::corpus("medium/mate_Storm.jpg"));
   struct Row {
     const char* object;   // the S3 key
@@ -147,8 +173,8 @@ TEST_CASE("objects come from a real S3 server, whatever characters their keys ho
       {"caf\xc3\xa9/\xe6\x97\xa5.jpg", "caf%C3%A9/%E6%97%A5.jpg"},
       {"a/b/c/deep.jpg", "a/b/c/deep.jpg"},
   };
-  for (const auto& row : rows) moto.put("photos", aws_encode_key(row.object), photo);
-  S3Source source(moto_options(moto));
+  for (const auto& row : rows) s3.put("photos", aws_encode_key(row.object), photo);
+  S3Source source(server_options(s3));
   for (const auto& row : rows) {
     CAPTURE(std::string(row.url_key));
     auto fetched = source.fetch(row.url_key, {});
@@ -183,21 +209,21 @@ TEST_CASE("objects come from a real S3 server, whatever characters their keys ho
   CHECK(revalidated.status == 304);
   CHECK(cache_b.stats().insertions == 0);
   // The byte limit holds while streaming.
-  S3SourceOptions small = moto_options(moto);
+  S3SourceOptions small = server_options(s3);
   small.max_bytes = 1000;
   auto big = S3Source(small).fetch("plain.jpg", {});
   REQUIRE_FALSE(big.ok());
   CHECK(http_status(big.status()) == 413);
 }
 
-TEST_CASE("named buckets from the configuration read their own bucket and key prefix") {
-  test::MotoServer moto;
-  moto.create_bucket("acme-photos");
-  moto.create_bucket("acme-avatars");
+TEST_CASE("named buckets read their own bucket and key prefix on an S3 server") {
+  test::S3Server s3;
+  s3.create_bucket("acme-photos");
+  s3.create_bucket("acme-avatars");
   const std::string photo = test::read_file(test::corpus("medium/mate_Storm.jpg"));
   const std::string avatar = test::read_file(test::corpus("exif/Landscape_1.jpg"));
-  moto.put("acme-photos", "originals/company_X/cat.jpg", photo);
-  moto.put("acme-avatars", "company_X/me.jpg", avatar);
+  s3.put("acme-photos", "originals/company_X/cat.jpg", photo);
+  s3.put("acme-avatars", "company_X/me.jpg", avatar);
   test::TempDir dir;
   auto config = conf::load_config_text(
       "security: {keys: [k]}\n"
@@ -205,11 +231,15 @@ TEST_CASE("named buckets from the configuration read their own bucket and key pr
       "  type: s3\n"
       "  s3:\n"
       "    endpoint: '" +
-          moto.endpoint() +
+          s3.endpoint() +
           "'\n"
           "    addressing: path\n"
-          "    access_key_id: test\n"
-          "    secret_access_key: test\n"
+          "    access_key_id: " +
+          s3.access_key_id() +
+          "\n"
+          "    secret_access_key: " +
+          s3.secret_access_key() +
+          "\n"
           "    allowed_key_prefixes: [originals/company_X/, company_X/]\n"
           "    buckets:\n"
           "      photos: {bucket: acme-photos, key_prefix: originals/}\n"
@@ -233,8 +263,8 @@ TEST_CASE("named buckets from the configuration read their own bucket and key pr
 
   // A listing (thimble-warm's) gives each named bucket's keys under its name, only those below its
   // key prefix and in an allowed prefix, as a URL carries them.
-  moto.put("acme-photos", "elsewhere/x.jpg", photo);
-  moto.put("acme-avatars", "company_Y/other.jpg", avatar);
+  s3.put("acme-photos", "elsewhere/x.jpg", photo);
+  s3.put("acme-avatars", "company_Y/other.jpg", avatar);
   const auto keys = [&](const std::string& prefix) {
     std::vector<std::string> listed;
     const Status walked = (*source)->list_keys(prefix, [&](const ListedKey& key) {
@@ -252,38 +282,16 @@ TEST_CASE("named buckets from the configuration read their own bucket and key pr
   CHECK(keys("nothing/").empty());
 }
 
-TEST_CASE("with signatures checked, the right keys fetch and a wrong secret is a 502") {
-  test::MotoServer moto;
-  const std::string iam = moto.endpoint() + "/";
-  const std::string form = "application/x-www-form-urlencoded";
-  REQUIRE(test::http_call("POST", iam, "Action=CreateUser&UserName=thimble&Version=2010-05-08",
-                          "iam", "test:test", form)
-              .status == 200);
-  test::HttpReply key =
-      test::http_call("POST", iam, "Action=CreateAccessKey&UserName=thimble&Version=2010-05-08",
-                      "iam", "test:test", form);
-  REQUIRE(key.status == 200);
-  const std::string id = test::xml_value(key.body, "AccessKeyId");
-  const std::string secret = test::xml_value(key.body, "SecretAccessKey");
-  REQUIRE_FALSE(id.empty());
-  const std::string policy =
-      "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22"
-      "%2C%22Action%22%3A%22s3%3A*%22%2C%22Resource%22%3A%22*%22%7D%5D%7D";
-  REQUIRE(test::http_call("POST", iam,
-                          "Action=PutUserPolicy&UserName=thimble&PolicyName=s3&PolicyDocument=" +
-                              policy + "&Version=2010-05-08",
-                          "iam", "test:test", form)
-              .status == 200);
-  moto.create_bucket("photos");
-  moto.put("photos", "plain.jpg", "not really a jpeg, but bytes");
-  // From now on moto checks every signature.
-  REQUIRE(
-      test::http_call("POST", moto.endpoint() + "/moto-api/reset-auth", "0", "", "", "text/plain")
-          .status == 200);
-
-  S3SourceOptions good = moto_options(moto);
-  good.access_key_id = id;
-  good.secret_access_key = secret;
+TEST_CASE("on an S3 server, the right keys fetch and an unknown access key is a 502") {
+  test::S3Server s3;
+  s3.create_bucket("photos");
+  s3.put("photos", "plain.jpg", "not really a jpeg, but bytes");
+  S3SourceOptions good = server_options(s3);
+  if (s3.kind() == test::S3ServerKind::moto) {
+    std::tie(good.access_key_id, good.secret_access_key) = moto_iam_user(s3);
+    // From now on moto checks every signature.
+    REQUIRE(s3.call("POST", "/moto-api/reset-auth", "0", "text/plain").status == 200);
+  }
   auto fetched = S3Source(good).fetch("plain.jpg", {});
   REQUIRE_MESSAGE(fetched.ok(), fetched.status().message());
   CHECK(fetched->bytes == "not really a jpeg, but bytes");
@@ -291,19 +299,41 @@ TEST_CASE("with signatures checked, the right keys fetch and a wrong secret is a
   REQUIRE_FALSE(missing.ok());
   CHECK(http_status(missing.status()) == 404);
 
-  S3SourceOptions wrong = good;
-  wrong.secret_access_key = secret + "x";
-  auto refused = S3Source(wrong).fetch("plain.jpg", {});
+  S3SourceOptions unknown = good;
+  unknown.access_key_id = "AKIDUNKNOWN";
+  auto refused = S3Source(unknown).fetch("plain.jpg", {});
   REQUIRE_FALSE(refused.ok());
   CHECK(http_status(refused.status()) == 502);
 }
 
+TEST_CASE("on an S3 server that checks signatures, a wrong secret is a 502") {
+  if (test::skip_without_signature_checks()) return;
+  test::S3Server s3;
+  s3.create_bucket("photos");
+  s3.put("photos", "plain.jpg", "not really a jpeg, but bytes");
+  S3SourceOptions good = server_options(s3);
+  std::tie(good.access_key_id, good.secret_access_key) = moto_iam_user(s3);
+  REQUIRE(s3.call("POST", "/moto-api/reset-auth", "0", "text/plain").status == 200);
+  auto fetched = S3Source(good).fetch("plain.jpg", {});
+  REQUIRE_MESSAGE(fetched.ok(), fetched.status().message());
+
+  S3SourceOptions wrong = good;
+  wrong.secret_access_key += "x";
+  auto refused = S3Source(wrong).fetch("plain.jpg", {});
+  REQUIRE_FALSE(refused.ok());
+  CHECK(http_status(refused.status()) == 502);
+  // The session token is signed too: a wrong one is refused as well.
+  S3SourceOptions token = good;
+  token.session_token = "not-a-token";
+  CHECK_FALSE(S3Source(token).fetch("plain.jpg", {}).ok());
+}
+
 // The round trip, replacement and TTL are the store contract's (test_contracts.cpp); here, where
 // the object lands.
-TEST_CASE("S3 result storage writes each result at its canonical path under the key prefix") {
-  test::MotoServer moto;
-  moto.create_bucket("results");
-  S3SourceOptions options = moto_options(moto);
+TEST_CASE("S3 result storage writes each result at its canonical path on an S3 server") {
+  test::S3Server s3;
+  s3.create_bucket("results");
+  S3SourceOptions options = server_options(s3);
   options.bucket = "results";
   options.key_prefix = "thumbnails/";
   SystemClock clock;
@@ -314,11 +344,8 @@ TEST_CASE("S3 result storage writes each result at its canonical path under the 
   value.etag = "\"0123456789abcdef-e1\"";
   store.write("fit-in/300x200/filters:quality(80)/photos/a b.jpg", "photos/a b.jpg", value);
   // The object is where a CDN would look: the prefix and the canonical path.
-  const test::HttpReply stored = test::http_call(
-      "GET",
-      moto.endpoint() +
-          "/results/thumbnails/fit-in/300x200/filters%3Aquality%2880%29/photos/a%20b.jpg",
-      "", "s3");
+  const test::HttpReply stored = s3.call(
+      "GET", "/results/thumbnails/fit-in/300x200/filters%3Aquality%2880%29/photos/a%20b.jpg");
   CHECK(stored.status == 200);
   CHECK(stored.body == value.body);
 }

@@ -1,5 +1,5 @@
 // thimble-warm end to end: the real binary with the server's configuration file, a real `thimble`
-// beside it, the file source + directory store and the S3 source + S3 store on moto_server.
+// beside it, the file source + directory store and the S3 source + S3 store on an S3 server.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "moto_server.h"
+#include "s3_server.h"
 #include "support.h"
 #include "thimble_process.h"
 
@@ -251,21 +251,22 @@ TEST_CASE("thimble-warm: file source and directory store") {
   warm_scenario(backend);
 }
 
-TEST_CASE("thimble-warm: S3 source and S3 result storage, on moto_server") {
-  test::MotoServer moto;
-  moto.create_bucket("originals");
-  moto.create_bucket("results");
-  const std::string s3 = "endpoint: " + moto.endpoint() +
-                         ", addressing: path, access_key_id: test, secret_access_key: test";
+TEST_CASE("thimble-warm: S3 source and S3 result storage, on an S3 server") {
+  test::S3Server server;
+  server.create_bucket("originals");
+  server.create_bucket("results");
+  const std::string s3 = "endpoint: " + server.endpoint() +
+                         ", addressing: path, access_key_id: " + server.access_key_id() +
+                         ", secret_access_key: " + server.secret_access_key();
   Backend backend;
   backend.source_yaml = "{type: s3, s3: {" + s3 + ", bucket: originals}}";
   backend.storage_yaml = "result_storage: {type: s3, revalidate_s: 1, s3: {" + s3 +
                          ", bucket: results, prefix: t/}}\n";
   backend.put = [&](const std::string& key, const std::string& bytes) {
-    moto.put("originals", key, bytes);
+    server.put("originals", key, bytes);
   };
   backend.remove = [&](const std::string& key) {
-    CHECK(test::http_call("DELETE", moto.endpoint() + "/originals/" + key, "", "s3").status == 204);
+    CHECK(server.call("DELETE", "/originals/" + key).status == 204);
   };
   backend.stored = [&](const std::string& key) -> std::optional<std::string> {
     std::string encoded;
@@ -279,8 +280,7 @@ TEST_CASE("thimble-warm: S3 source and S3 result storage, on moto_server") {
       else
         encoded += c;
     }
-    const test::HttpReply reply =
-        test::http_call("GET", moto.endpoint() + "/results/t/" + encoded, "", "s3");
+    const test::HttpReply reply = server.call("GET", "/results/t/" + encoded);
     if (reply.status != 200) return std::nullopt;
     return reply.body;
   };
