@@ -14,7 +14,9 @@
 #
 # Environment: BUILD (default build), ALLOCATOR for `mixed` (arena2 = Thimble's default of two
 # malloc arenas, glibc = glibc's default of 8 per core, mmap1m = MALLOC_MMAP_THRESHOLD_=1048576 too,
-# jemalloc; default arena2), IMAGES (folder of originals; default ../shared/corpus/large).
+# jemalloc; default arena2), IMAGES (folder of originals; default ../shared/corpus/large),
+# THIMBLE_UID (when run as root, thimble runs as this user id, as in a container: e.g. 65534 for
+# a drain without the privilege to attach a socket filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -72,7 +74,17 @@ EOF
       env=(LD_PRELOAD=$JEMALLOC) ;;
     *) echo "unknown allocator $allocator" >&2; exit 2 ;;
   esac
-  "${GUARDED[@]}" env "${env[@]}" "$THIMBLE" --config "$WORK/thimble.yaml" > "$WORK/thimble.log" 2>&1 &
+  # THIMBLE_UID: run it as that user, as a container does (root only), from copies it can read.
+  # The credentials change first: that clears the parent-death signal GUARDED sets.
+  local as_user=() binary=$THIMBLE
+  if [ -n "${THIMBLE_UID:-}" ] && [ "$(id -u)" = 0 ]; then
+    binary=$WORK/thimble
+    cp "$THIMBLE" "$binary"
+    chmod 755 "$WORK" "$binary" && chmod 644 "$WORK/thimble.yaml"
+    as_user=(setpriv --reuid="$THIMBLE_UID" --regid="$THIMBLE_UID" --clear-groups)
+  fi
+  "${as_user[@]}" "${GUARDED[@]}" env "${env[@]}" "$binary" --config "$WORK/thimble.yaml" \
+    > "$WORK/thimble.log" 2>&1 &
   THIMBLE_PID=$!
   PIDS+=("$THIMBLE_PID")
   wait_http "http://127.0.0.1:$port/healthz"
@@ -212,9 +224,13 @@ storm() {
 }
 
 drain() {
-  local seconds=${1:-10} port status=0 code
+  local seconds=${1:-10} port status=0 code root
   port=$(free_port)
-  start_thimble "$port" "{type: file, file: {root: $(cd "$IMAGES" && pwd)}}"
+  root=$(cd "$IMAGES" && pwd)
+  if [ -n "${THIMBLE_UID:-}" ] && [ "$(id -u)" = 0 ]; then  # a copy the user can read
+    cp -r "$root" "$WORK/images" && chmod -R a+rX "$WORK/images" && root=$WORK/images
+  fi
+  start_thimble "$port" "{type: file, file: {root: $root}}"
   mapfile -t images < <(image_args)
   echo "==> SIGTERM after $((seconds / 2)) s of load (80% uncached transforms) on 128 connections"
   rm -f "$WORK/ready"
@@ -228,7 +244,7 @@ drain() {
   wait "$THIMBLE_PID" 2>/dev/null && code=0 || code=$?
   grep -vE "^ +[0-9]+:" "$WORK/drain.txt"
   echo "SIGTERM sent at $(cat "$WORK/term.at") (UTC); thimble said:"
-  grep -E "received|stopped|drain" "$WORK/thimble.log" | cut -c1-120
+  grep -E "received|stopped|drain|clos(ing|ed) port|could not" "$WORK/thimble.log" | cut -c1-160
   echo "thimble exit status: $code"
   [ "$code" -eq 0 ] || status=1
   if grep -E "no answer: (Server returned nothing|Failure when receiving|Send failure)" \

@@ -4,12 +4,15 @@
 #include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -23,6 +26,7 @@
 #include "proxy/service/origin_service.h"
 #include "proxy/service/worker_pool.h"
 #include "proxy/sources/file_source.h"
+#include "raw_socket.h"
 #include "service_client.h"
 #include "signing/signer.h"
 #include "support.h"
@@ -418,5 +422,73 @@ TEST_CASE("a quiesced listener begins no new connection and reports the ones sti
   }
   CHECK(accepted == 3);
   CHECK(quiesce_listener(port, 100ms) == 0);  // an empty queue: nothing to wait for
+  close(listener);
+}
+
+TEST_CASE("a plugged listener answers the connections it still queues, then makes none") {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  const int port = test::bind_loopback(listener);
+  REQUIRE(listen(listener, 0) == 0);  // as quiesce_listener leaves it without a filter
+  // An acceptor watching it, as Pistache's does, stops watching.
+  const int epoll = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event watch{};
+  watch.events = EPOLLIN;
+  REQUIRE(epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &watch) == 0);
+  CHECK(stop_watching(listener));
+  CHECK(epoll_ctl(epoll, EPOLL_CTL_DEL, listener, nullptr) == -1);
+  CHECK(errno == ENOENT);
+  close(epoll);
+
+  // A client whose connection is queued, its request sent.
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  REQUIRE(send(client, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+
+  std::string seen;
+  const Plugged plugged = plug_listener(
+      listener,
+      [&](int fd) {
+        char buffer[256];
+        const ssize_t got = recv(fd, buffer, sizeof buffer, 0);
+        if (got > 0) seen.assign(buffer, static_cast<std::size_t>(got));
+        const std::string answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+        send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+        close(fd);
+      },
+      std::chrono::steady_clock::now() + 2s);
+  CHECK(plugged.answered == 1);
+  CHECK(plugged.rounds == 1);
+  CHECK(seen == request);
+  REQUIRE(plugged.plug >= 0);
+  char reply[128] = {};
+  CHECK(recv(client, reply, sizeof reply - 1, 0) > 0);
+  CHECK(std::string(reply).starts_with("HTTP/1.1 503"));
+  close(client);
+  // The queue holds the plug: every new SYN is dropped, no handshake completes.
+  CHECK(handshakes(port, 2, 300ms) == 0);
+  close(listener);
+  close(plugged.plug);
+}
+
+TEST_CASE("handshakes waiting for room in an accept queue are counted") {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  const int port = test::bind_loopback(listener);
+  // With TCP_DEFER_ACCEPT the server keeps a connection that has sent nothing half-open.
+  const int defer_s = 5;
+  REQUIRE(setsockopt(listener, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s) == 0);
+  REQUIRE(listen(listener, 16) == 0);
+  CHECK(half_open_handshakes(port) == 0);
+  const int first = test::connect_loopback(port);
+  const int second = test::connect_loopback(port);
+  REQUIRE(first >= 0);
+  REQUIRE(second >= 0);
+  CHECK(half_open_handshakes(port) == 2);
+  close(first);
+  close(second);
   close(listener);
 }

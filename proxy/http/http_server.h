@@ -13,7 +13,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "conf/config.h"
 #include "proxy/common/metrics.h"
@@ -51,6 +53,10 @@ class HttpServer {
   void shutdown(std::chrono::milliseconds flush_timeout = std::chrono::milliseconds(0));
 
  private:
+  // One connection accepted after Pistache stopped: its request read, answered through the
+  // service like any other while draining, and the connection closed (all within `deadline`).
+  void answer_last(int fd, std::chrono::steady_clock::time_point deadline);
+
   const conf::ServerConfig& config_;
   std::string host_;
   int port_;
@@ -73,7 +79,36 @@ int widen_listen_backlog(int port, int backlog);
 // Before a listener closes: new connections to `port` are no longer made (their SYNs are dropped,
 // so clients retry and find it closed), and those already in its accept queue are left to be
 // accepted, for at most `timeout`. Returns how many were still queued (0: none is reset).
-int quiesce_listener(int port, std::chrono::milliseconds timeout);
+// `unfiltered`, when given, gets the listeners no filter could be attached to, for
+// plug_listener(); without it they are shrunk to a queue of one instead.
+int quiesce_listener(int port, std::chrono::milliseconds timeout,
+                     std::vector<int>* unfiltered = nullptr);
+
+// Takes `fd` (a listening socket) out of every epoll set of this process that watches it: the
+// acceptor of its server stops accepting from it. Returns whether one did.
+bool stop_watching(int fd);
+
+// Handshakes to `port` the kernel has answered that wait for room in an accept queue (SYN_RECV),
+// from the socket diagnostics (what `ss state syn-recv` reads; no privilege needed), or -1 when
+// the kernel does not tell.
+int half_open_handshakes(int port);
+
+// Where no socket filter holds SYNs off, a listening socket `fd` (a descriptor of its own, that
+// no acceptor watches any more) is made ready to close without resetting a connection a client
+// has made. A connection of this function's own, the plug, joins the queue behind all others,
+// and the queue shrinks to one (listen(fd, 0)): full from then on, the kernel drops every SYN
+// (clients retry and find the port closed). The connections ahead of the plug are taken, and
+// handshakes answered just before the queue filled (SYN_RECV) are let in, until the plug is
+// alone in the queue and no handshake waits. Each connection taken is then handed to `answer`
+// (which answers it and closes it). Closing `fd` later resets the plug alone. Gives up at
+// `deadline` (`plug` is then -1).
+struct Plugged {
+  int plug = -1;     // the plug's descriptor, to close after `fd`
+  int answered = 0;  // connections handed to `answer`
+  int rounds = 0;    // times the plug went in (more than one: handshakes were let in)
+};
+Plugged plug_listener(int fd, const std::function<void(int fd)>& answer,
+                      std::chrono::steady_clock::time_point deadline);
 
 // The request id to log and echo: the client's X-Request-Id when it is a sane token (1-128
 // characters of [A-Za-z0-9._:/+=-]), else a new random one (16 hex digits).
