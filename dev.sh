@@ -16,7 +16,7 @@ JOBS=${JOBS:-2}
 BUILD_PACKAGES=(cmake g++ make pkg-config libpistache-dev libopencv-core-dev
   libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-objdetect-dev libyaml-cpp-dev
   libssl-dev libcurl4-openssl-dev doctest-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
-  liblcms2-dev libheif-dev libavif-dev libgif-dev libimagequant-dev libwebpdemux2 libwebpmux3
+  liblcms2-dev libheif-dev libavif-dev libgif-dev libimagequant-dev libdeflate-dev libwebpdemux2 libwebpmux3
   opencv-data)
 # libvips-dev: the baseline thimble-bench measures Thimble against (bench only).
 # clang-14 + libclang-rt-14-dev: libFuzzer, for the bounded fuzz run (tests/fuzz/run.sh).

@@ -893,3 +893,103 @@ TEST_CASE(
   CHECK(
       render_bytes(test::write_jpeg(small, 90, false, false, p3), "fit-in/100x100")->notes.empty());
 }
+
+namespace {
+
+// PNG rows of `pixels` (RGB or RGBA, 8-bit), row y filtered with filter type filters[y % n].
+std::string filtered_rows(const cv::Mat& pixels, const std::vector<int>& filters) {
+  const int bpp = pixels.channels();
+  const std::size_t bytes = static_cast<std::size_t>(pixels.cols * bpp);
+  std::string out;
+  std::vector<int> zero(bytes, 0);
+  for (int y = 0; y < pixels.rows; ++y) {
+    const std::uint8_t* x = pixels.ptr<std::uint8_t>(y);
+    const std::uint8_t* up = y > 0 ? pixels.ptr<std::uint8_t>(y - 1) : nullptr;
+    const int filter = filters[static_cast<std::size_t>(y) % filters.size()];
+    out += static_cast<char>(filter);
+    for (std::size_t i = 0; i < bytes; ++i) {
+      const int a = i >= static_cast<std::size_t>(bpp) ? x[i - static_cast<std::size_t>(bpp)] : 0;
+      const int b = up ? up[i] : 0;
+      const int c =
+          up && i >= static_cast<std::size_t>(bpp) ? up[i - static_cast<std::size_t>(bpp)] : 0;
+      int predictor = 0;
+      switch (filter) {
+        case 1: predictor = a; break;
+        case 2: predictor = b; break;
+        case 3: predictor = (a + b) / 2; break;
+        case 4: {
+          const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
+          predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+          break;
+        }
+        default: break;
+      }
+      out += static_cast<char>((x[i] - predictor) & 0xFF);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("PNG rows come out as they went in, whatever their filters, width and alpha") {
+  std::mt19937 random(7);
+  for (const int channels : {3, 4}) {
+    for (const int width : {1, 2, 5, 33, 300}) {
+      cv::Mat rgb(23, width, CV_8UC(channels));
+      cv::randu(rgb, 0, 256);
+      // Smooth patches too, where Average and Paeth choose among close neighbours.
+      rgb(cv::Rect(0, 0, std::max(1, width / 2), 10)).setTo(cv::Scalar::all(200));
+      for (const std::vector<int>& filters :
+           std::vector<std::vector<int>>{{0}, {1}, {2}, {3}, {4}, {4, 3, 2, 1, 0}}) {
+        CAPTURE(channels);
+        CAPTURE(width);
+        CAPTURE(filters[0]);
+        const std::string png =
+            png_file(width, rgb.rows, channels == 4 ? 6 : 2, 8, filtered_rows(rgb, filters));
+        Result<ImageInfo> info = sniff(test::as_bytes(png));
+        REQUIRE(info.ok());
+        Result<cv::Mat> decoded = decode_image(test::as_bytes(png), *info, 1);
+        REQUIRE(decoded.ok());
+        cv::Mat expected;
+        cv::cvtColor(rgb, expected, channels == 4 ? cv::COLOR_RGBA2BGRA : cv::COLOR_RGB2BGR);
+        CHECK(cv::norm(*decoded, expected, cv::NORM_INF) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("a PNG the whole-image path does not take is decoded or refused as libpng does it") {
+  cv::Mat rgb(16, 16, CV_8UC3);
+  cv::randu(rgb, 0, 256);
+  cv::Mat expected;
+  cv::cvtColor(rgb, expected, cv::COLOR_RGB2BGR);
+  const std::string rows = filtered_rows(rgb, {4, 1});
+  const auto decode = [](const std::string& png) -> Result<cv::Mat> {
+    Result<ImageInfo> info = sniff(test::as_bytes(png));
+    if (!info.ok()) return info.status();
+    return decode_image(test::as_bytes(png), *info, 1);
+  };
+  // The data split over several IDAT chunks, and compressed data past the last row: decoded.
+  const std::string compressed = test::zlib_compress(rows + std::string(4096, '\0'));
+  std::string header = test::be32(16) + test::be32(16) + std::string{8, 2, 0, 0, 0};
+  const std::string split = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", header) +
+                            png_chunk("IDAT", compressed.substr(0, 10)) +
+                            png_chunk("IDAT", compressed.substr(10)) + png_chunk("IEND", "");
+  Result<cv::Mat> decoded = decode(split);
+  REQUIRE(decoded.ok());
+  CHECK(cv::norm(*decoded, expected, cv::NORM_INF) == 0);
+  // A damaged CRC on the pixel data, and an unknown filter type: refused, as libpng refuses them.
+  std::string damaged = png_file(16, 16, 2, 8, rows);
+  damaged[damaged.size() - 13] ^= 0x5A;  // the IDAT's CRC, before IEND's 12 bytes
+  CHECK(decode(damaged).status().code() == Code::kUnsupportedMedia);
+  std::string bad_filter = rows;
+  bad_filter[0] = 9;
+  CHECK(decode(png_file(16, 16, 2, 8, bad_filter)).status().code() == Code::kUnsupportedMedia);
+  // Data that stops short of the last row: libpng's rows, the missing ones black.
+  Result<cv::Mat> short_rows = decode(png_file(16, 16, 2, 8, rows.substr(0, rows.size() / 2)));
+  REQUIRE(short_rows.ok());
+  CHECK(cv::norm((*short_rows)(cv::Rect(0, 0, 16, 8)), expected(cv::Rect(0, 0, 16, 8)),
+                 cv::NORM_INF) == 0);
+  CHECK(cv::countNonZero((*short_rows)(cv::Rect(0, 9, 16, 7)).reshape(1)) == 0);
+}

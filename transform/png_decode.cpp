@@ -1,8 +1,14 @@
 #include "transform/png_decode.h"
 
+#include <emmintrin.h>
+#include <libdeflate.h>
 #include <png.h>
 
 #include <algorithm>
+#include <cstring>
+#include <opencv2/imgproc.hpp>
+#include <optional>
+#include <vector>
 
 namespace thimble::transform {
 namespace {
@@ -101,10 +107,160 @@ Outcome run(const std::uint8_t* data, std::size_t size, const Deadline& deadline
   return outcome;
 }
 
+// --- the whole-image path: libdeflate and Thimble's own unfiltering ---
+
+std::uint32_t big_endian(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+// One pixel of `bpp` (3 or 4) bytes in the low lanes of a vector, and back.
+__m128i load_pixel(const std::uint8_t* p, int bpp) {
+  std::uint32_t v = 0;
+  std::memcpy(&v, p, static_cast<std::size_t>(bpp));
+  return _mm_cvtsi32_si128(static_cast<int>(v));
+}
+void store_pixel(std::uint8_t* p, __m128i pixel, int bpp) {
+  const auto v = static_cast<std::uint32_t>(_mm_cvtsi128_si32(pixel));
+  std::memcpy(p, &v, static_cast<std::size_t>(bpp));
+}
+
+// Undoes PNG's Average filter (x + floor((left + up) / 2)) a pixel at a time: each pixel needs
+// the one just made, so the work runs along the row, `bpp` bytes per step.
+void unfilter_average(std::uint8_t* row, const std::uint8_t* up, std::size_t bytes, int bpp) {
+  const __m128i one = _mm_set1_epi8(1);
+  __m128i left = _mm_setzero_si128();
+  for (std::size_t i = 0; i < bytes; i += static_cast<std::size_t>(bpp)) {
+    const __m128i above = load_pixel(up + i, bpp);
+    // _mm_avg_epu8 rounds up; the filter rounds down.
+    const __m128i mean =
+        _mm_sub_epi8(_mm_avg_epu8(left, above), _mm_and_si128(_mm_xor_si128(left, above), one));
+    left = _mm_add_epi8(load_pixel(row + i, bpp), mean);
+    store_pixel(row + i, left, bpp);
+  }
+}
+
+// Undoes PNG's Paeth filter a pixel at a time, in 16-bit lanes: of left (a), up (b) and
+// up-left (c), the one nearest a + b - c, ties to a, then b.
+void unfilter_paeth(std::uint8_t* row, const std::uint8_t* up, std::size_t bytes, int bpp) {
+  const __m128i zero = _mm_setzero_si128();
+  const auto absolute = [&](__m128i v) { return _mm_max_epi16(v, _mm_sub_epi16(zero, v)); };
+  __m128i a = zero, c = zero;
+  for (std::size_t i = 0; i < bytes; i += static_cast<std::size_t>(bpp)) {
+    const __m128i b = _mm_unpacklo_epi8(load_pixel(up + i, bpp), zero);
+    const __m128i pa_signed = _mm_sub_epi16(b, c);  // p - a
+    const __m128i pb_signed = _mm_sub_epi16(a, c);  // p - b
+    const __m128i pa = absolute(pa_signed);
+    const __m128i pb = absolute(pb_signed);
+    const __m128i pc = absolute(_mm_add_epi16(pa_signed, pb_signed));  // p - c
+    // a where pa <= pb and pa <= pc; else b where pb <= pc; else c.
+    const __m128i not_a = _mm_or_si128(_mm_cmpgt_epi16(pa, pb), _mm_cmpgt_epi16(pa, pc));
+    const __m128i not_b = _mm_cmpgt_epi16(pb, pc);
+    const __m128i b_or_c = _mm_or_si128(_mm_andnot_si128(not_b, b), _mm_and_si128(not_b, c));
+    const __m128i predictor =
+        _mm_or_si128(_mm_andnot_si128(not_a, a), _mm_and_si128(not_a, b_or_c));
+    const __m128i x = _mm_unpacklo_epi8(load_pixel(row + i, bpp), zero);
+    a = _mm_and_si128(_mm_add_epi16(x, predictor), _mm_set1_epi16(0xFF));
+    c = b;
+    store_pixel(row + i, _mm_packus_epi16(a, zero), bpp);
+  }
+}
+
+// Undoes each row's filter in place; rows are a filter byte and `bpp` * width bytes. False for
+// a filter type PNG does not have.
+bool unfilter(std::uint8_t* rows, int height, std::size_t stride, int bpp) {
+  const std::size_t bytes = stride - 1;
+  const std::vector<std::uint8_t> none(bytes, 0);
+  const std::uint8_t* up = none.data();
+  for (int y = 0; y < height; ++y) {
+    std::uint8_t* row = rows + static_cast<std::size_t>(y) * stride;
+    std::uint8_t* x = row + 1;
+    switch (row[0]) {
+      case 0: break;
+      case 1:
+        for (std::size_t i = static_cast<std::size_t>(bpp); i < bytes; ++i) {
+          x[i] = static_cast<std::uint8_t>(x[i] + x[i - static_cast<std::size_t>(bpp)]);
+        }
+        break;
+      case 2:
+        for (std::size_t i = 0; i < bytes; ++i) x[i] = static_cast<std::uint8_t>(x[i] + up[i]);
+        break;
+      case 3: unfilter_average(x, up, bytes, bpp); break;
+      case 4: unfilter_paeth(x, up, bytes, bpp); break;
+      default: return false;
+    }
+    up = x;
+  }
+  return true;
+}
+
+// The common PNG (8-bit RGB or RGBA, not interlaced, no tRNS) decoded whole: its compressed data
+// inflated at once by libdeflate into the rows' exact size, then unfiltered. A third of the time
+// of libpng's row-by-row path, for one more image-sized buffer. nullopt for any other PNG, and
+// for anything unusual (a bad CRC, data that does not inflate to exactly the rows, an unknown
+// filter): libpng's path then decodes it, or says what is wrong, as always.
+std::optional<cv::Mat> decode_whole(std::span<const std::uint8_t> data, const ImageInfo& info,
+                                    const DecodeBudget& budget) {
+  const std::uint8_t* p = data.data();
+  const std::size_t size = data.size();
+  if (size < 33 || std::memcmp(p + 12, "IHDR", 4) != 0 || big_endian(p + 8) != 13) {
+    return std::nullopt;
+  }
+  const std::uint8_t depth = p[24], colour = p[25], interlace = p[28];
+  if (big_endian(p + 16) != static_cast<std::uint32_t>(info.width) ||
+      big_endian(p + 20) != static_cast<std::uint32_t>(info.height) || depth != 8 ||
+      (colour != 2 && colour != 6) || p[26] != 0 || p[27] != 0 || interlace != 0) {
+    return std::nullopt;
+  }
+  const int bpp = colour == 6 ? 4 : 3;
+  const std::size_t stride =
+      1 + static_cast<std::size_t>(info.width) * static_cast<std::size_t>(bpp);
+  const std::size_t raw_size = stride * static_cast<std::size_t>(info.height);
+  if (budget.max_memory_bytes != 0 && raw_size > budget.max_memory_bytes) return std::nullopt;
+  // The IDAT chunks, in one piece; each critical chunk's CRC checked, as libpng does.
+  std::vector<std::uint8_t> compressed;
+  bool in_data = false;
+  for (std::size_t at = 8; at + 12 <= size;) {
+    const std::size_t length = big_endian(p + at);
+    if (length > size - at - 12) return std::nullopt;
+    const std::uint8_t* type = p + at + 4;
+    const bool critical = (type[0] & 0x20) == 0;
+    if (critical && libdeflate_crc32(0, type, length + 4) != big_endian(p + at + 8 + length)) {
+      return std::nullopt;
+    }
+    if (std::memcmp(type, "IDAT", 4) == 0) {
+      in_data = true;
+      compressed.insert(compressed.end(), p + at + 8, p + at + 8 + length);
+    } else if (in_data || std::memcmp(type, "IEND", 4) == 0) {
+      break;
+    } else if (std::memcmp(type, "tRNS", 4) == 0) {
+      return std::nullopt;  // a transparent colour: libpng turns it into alpha
+    }
+    at += 12 + length;
+  }
+  if (compressed.empty()) return std::nullopt;
+  // Never more than the rows: a stream that inflates further is not taken here.
+  std::vector<std::uint8_t> rows(raw_size);
+  libdeflate_decompressor* inflater = libdeflate_alloc_decompressor();
+  if (inflater == nullptr) return std::nullopt;
+  const libdeflate_result inflated = libdeflate_zlib_decompress(
+      inflater, compressed.data(), compressed.size(), rows.data(), rows.size(), nullptr);
+  libdeflate_free_decompressor(inflater);
+  if (inflated != LIBDEFLATE_SUCCESS || budget.deadline.passed()) return std::nullopt;
+  if (!unfilter(rows.data(), info.height, stride, bpp)) return std::nullopt;
+  const cv::Mat pixels(info.height, info.width, bpp == 4 ? CV_8UC4 : CV_8UC3, rows.data() + 1,
+                       stride);
+  cv::Mat out;
+  cv::cvtColor(pixels, out, bpp == 4 ? cv::COLOR_RGBA2BGRA : cv::COLOR_RGB2BGR);
+  return out;
+}
+
 }  // namespace
 
 Result<cv::Mat> decode_png(std::span<const std::uint8_t> data, const ImageInfo& info,
                            const DecodeBudget& budget) {
+  if (std::optional<cv::Mat> whole = decode_whole(data, info, budget)) return std::move(*whole);
+  if (budget.deadline.passed()) return deadline_passed();
   cv::Mat out;
   Progress progress;
   progress.width = info.width;
