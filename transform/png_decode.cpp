@@ -1,11 +1,12 @@
 #include "transform/png_decode.h"
 
-#include <emmintrin.h>
 #include <libdeflate.h>
 #include <png.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <opencv2/imgproc.hpp>
 #include <optional>
 #include <vector>
@@ -114,82 +115,90 @@ std::uint32_t big_endian(const std::uint8_t* p) {
          std::uint32_t{p[3]};
 }
 
-// One pixel of `bpp` (3 or 4) bytes in the low lanes of a vector, and back.
-__m128i load_pixel(const std::uint8_t* p, int bpp) {
-  std::uint32_t v = 0;
-  std::memcpy(&v, p, static_cast<std::size_t>(bpp));
-  return _mm_cvtsi32_si128(static_cast<int>(v));
-}
-void store_pixel(std::uint8_t* p, __m128i pixel, int bpp) {
-  const auto v = static_cast<std::uint32_t>(_mm_cvtsi128_si32(pixel));
-  std::memcpy(p, &v, static_cast<std::size_t>(bpp));
-}
-
-// Undoes PNG's Average filter (x + floor((left + up) / 2)) a pixel at a time: each pixel needs
-// the one just made, so the work runs along the row, `bpp` bytes per step.
-void unfilter_average(std::uint8_t* row, const std::uint8_t* up, std::size_t bytes, int bpp) {
-  const __m128i one = _mm_set1_epi8(1);
-  __m128i left = _mm_setzero_si128();
-  for (std::size_t i = 0; i < bytes; i += static_cast<std::size_t>(bpp)) {
-    const __m128i above = load_pixel(up + i, bpp);
-    // _mm_avg_epu8 rounds up; the filter rounds down.
-    const __m128i mean =
-        _mm_sub_epi8(_mm_avg_epu8(left, above), _mm_and_si128(_mm_xor_si128(left, above), one));
-    left = _mm_add_epi8(load_pixel(row + i, bpp), mean);
-    store_pixel(row + i, left, bpp);
+// Undoes PNG's Average filter (x + floor((left + up) / 2)). Each byte needs the one kBpp before
+// it, just made: the left pixel is kept in registers, one chain per channel, rather than read back
+// from memory (a store-to-load wait per byte); `x` and `up` are different rows.
+template <int kBpp>
+void unfilter_average(std::uint8_t* __restrict x, const std::uint8_t* __restrict up,
+                      std::size_t bytes) {
+  std::uint8_t l0 = 0, l1 = 0, l2 = 0, l3 = 0;
+  const auto next = [](std::uint8_t filtered, std::uint8_t left, std::uint8_t above) {
+    return static_cast<std::uint8_t>(filtered + ((left + above) >> 1));
+  };
+  for (std::size_t i = 0; i < bytes; i += kBpp) {
+    l0 = next(x[i], l0, up[i]);
+    l1 = next(x[i + 1], l1, up[i + 1]);
+    l2 = next(x[i + 2], l2, up[i + 2]);
+    x[i] = l0;
+    x[i + 1] = l1;
+    x[i + 2] = l2;
+    if constexpr (kBpp == 4) {
+      l3 = next(x[i + 3], l3, up[i + 3]);
+      x[i + 3] = l3;
+    }
   }
 }
 
-// Undoes PNG's Paeth filter a pixel at a time, in 16-bit lanes: of left (a), up (b) and
-// up-left (c), the one nearest a + b - c, ties to a, then b.
-void unfilter_paeth(std::uint8_t* row, const std::uint8_t* up, std::size_t bytes, int bpp) {
-  const __m128i zero = _mm_setzero_si128();
-  const auto absolute = [&](__m128i v) { return _mm_max_epi16(v, _mm_sub_epi16(zero, v)); };
-  __m128i a = zero, c = zero;
-  for (std::size_t i = 0; i < bytes; i += static_cast<std::size_t>(bpp)) {
-    const __m128i b = _mm_unpacklo_epi8(load_pixel(up + i, bpp), zero);
-    const __m128i pa_signed = _mm_sub_epi16(b, c);  // p - a
-    const __m128i pb_signed = _mm_sub_epi16(a, c);  // p - b
-    const __m128i pa = absolute(pa_signed);
-    const __m128i pb = absolute(pb_signed);
-    const __m128i pc = absolute(_mm_add_epi16(pa_signed, pb_signed));  // p - c
-    // a where pa <= pb and pa <= pc; else b where pb <= pc; else c.
-    const __m128i not_a = _mm_or_si128(_mm_cmpgt_epi16(pa, pb), _mm_cmpgt_epi16(pa, pc));
-    const __m128i not_b = _mm_cmpgt_epi16(pb, pc);
-    const __m128i b_or_c = _mm_or_si128(_mm_andnot_si128(not_b, b), _mm_and_si128(not_b, c));
-    const __m128i predictor =
-        _mm_or_si128(_mm_andnot_si128(not_a, a), _mm_and_si128(not_a, b_or_c));
-    const __m128i x = _mm_unpacklo_epi8(load_pixel(row + i, bpp), zero);
-    a = _mm_and_si128(_mm_add_epi16(x, predictor), _mm_set1_epi16(0xFF));
-    c = b;
-    store_pixel(row + i, _mm_packus_epi16(a, zero), bpp);
+// Undoes PNG's Paeth filter: of left (a), up (b) and up-left (c), the one nearest a + b - c,
+// ties to a, then b; branch-free, with a and c kept in registers as for Average.
+template <int kBpp>
+void unfilter_paeth(std::uint8_t* __restrict x, const std::uint8_t* __restrict up,
+                    std::size_t bytes) {
+  int a[kBpp] = {}, c[kBpp] = {};
+  for (std::size_t i = 0; i < bytes; i += kBpp) {
+    for (int k = 0; k < kBpp; ++k) {
+      const int b = up[i + k];
+      const int pa = std::abs(b - c[k]), pb = std::abs(a[k] - c[k]);
+      const int pc = std::abs(b - c[k] + a[k] - c[k]);
+      const int b_or_c = pb <= pc ? b : c[k];
+      const int predictor = pa <= pb && pa <= pc ? a[k] : b_or_c;
+      a[k] = (x[i + k] + predictor) & 0xFF;
+      x[i + k] = static_cast<std::uint8_t>(a[k]);
+      c[k] = b;
+    }
   }
 }
 
-// Undoes each row's filter in place; rows are a filter byte and `bpp` * width bytes. False for
-// a filter type PNG does not have.
-bool unfilter(std::uint8_t* rows, int height, std::size_t stride, int bpp) {
+// Undoes one row's filter in place: `row` is its filter byte and `bytes` bytes of pixels, `up`
+// the row above, already unfiltered (zeros for the first). False for a filter PNG does not have.
+template <int kBpp>
+bool unfilter_row(std::uint8_t* row, const std::uint8_t* up, std::size_t bytes) {
+  std::uint8_t* x = row + 1;
+  switch (row[0]) {
+    case 0: return true;
+    case 1:
+      for (std::size_t i = kBpp; i < bytes; ++i) {
+        x[i] = static_cast<std::uint8_t>(x[i] + x[i - kBpp]);
+      }
+      return true;
+    case 2:
+      for (std::size_t i = 0; i < bytes; ++i) x[i] = static_cast<std::uint8_t>(x[i] + up[i]);
+      return true;
+    case 3: unfilter_average<kBpp>(x, up, bytes); return true;
+    case 4: unfilter_paeth<kBpp>(x, up, bytes); return true;
+    default: return false;
+  }
+}
+
+// Unfilters the rows (each a filter byte and kBpp * width bytes, RGB or RGBA) into `out` (BGR or
+// BGRA), a band of rows at a time while they are still in cache.
+template <int kBpp>
+bool unfilter_into(std::uint8_t* rows, std::size_t stride, cv::Mat& out) {
+  constexpr int kBand = 16;
   const std::size_t bytes = stride - 1;
   const std::vector<std::uint8_t> none(bytes, 0);
   const std::uint8_t* up = none.data();
-  for (int y = 0; y < height; ++y) {
-    std::uint8_t* row = rows + static_cast<std::size_t>(y) * stride;
-    std::uint8_t* x = row + 1;
-    switch (row[0]) {
-      case 0: break;
-      case 1:
-        for (std::size_t i = static_cast<std::size_t>(bpp); i < bytes; ++i) {
-          x[i] = static_cast<std::uint8_t>(x[i] + x[i - static_cast<std::size_t>(bpp)]);
-        }
-        break;
-      case 2:
-        for (std::size_t i = 0; i < bytes; ++i) x[i] = static_cast<std::uint8_t>(x[i] + up[i]);
-        break;
-      case 3: unfilter_average(x, up, bytes, bpp); break;
-      case 4: unfilter_paeth(x, up, bytes, bpp); break;
-      default: return false;
+  for (int y = 0; y < out.rows; y += kBand) {
+    const int band = std::min(kBand, out.rows - y);
+    for (int i = 0; i < band; ++i) {
+      std::uint8_t* row = rows + static_cast<std::size_t>(y + i) * stride;
+      if (!unfilter_row<kBpp>(row, up, bytes)) return false;
+      up = row + 1;
     }
-    up = x;
+    const cv::Mat pixels(band, out.cols, CV_8UC(kBpp),
+                         rows + static_cast<std::size_t>(y) * stride + 1, stride);
+    cv::Mat target = out.rowRange(y, y + band);
+    cv::cvtColor(pixels, target, kBpp == 4 ? cv::COLOR_RGBA2BGRA : cv::COLOR_RGB2BGR);
   }
   return true;
 }
@@ -219,6 +228,7 @@ std::optional<cv::Mat> decode_whole(std::span<const std::uint8_t> data, const Im
   if (budget.max_memory_bytes != 0 && raw_size > budget.max_memory_bytes) return std::nullopt;
   // The IDAT chunks, in one piece; each critical chunk's CRC checked, as libpng does.
   std::vector<std::uint8_t> compressed;
+  compressed.reserve(size);  // never grown (and copied) chunk by chunk
   bool in_data = false;
   for (std::size_t at = 8; at + 12 <= size;) {
     const std::size_t length = big_endian(p + at);
@@ -240,18 +250,19 @@ std::optional<cv::Mat> decode_whole(std::span<const std::uint8_t> data, const Im
   }
   if (compressed.empty()) return std::nullopt;
   // Never more than the rows: a stream that inflates further is not taken here.
-  std::vector<std::uint8_t> rows(raw_size);
+  // Left uninitialised: libdeflate writes every byte or fails.
+  const std::unique_ptr<std::uint8_t[]> rows(new std::uint8_t[raw_size]);
   libdeflate_decompressor* inflater = libdeflate_alloc_decompressor();
   if (inflater == nullptr) return std::nullopt;
   const libdeflate_result inflated = libdeflate_zlib_decompress(
-      inflater, compressed.data(), compressed.size(), rows.data(), rows.size(), nullptr);
+      inflater, compressed.data(), compressed.size(), rows.get(), raw_size, nullptr);
   libdeflate_free_decompressor(inflater);
   if (inflated != LIBDEFLATE_SUCCESS || budget.deadline.passed()) return std::nullopt;
-  if (!unfilter(rows.data(), info.height, stride, bpp)) return std::nullopt;
-  const cv::Mat pixels(info.height, info.width, bpp == 4 ? CV_8UC4 : CV_8UC3, rows.data() + 1,
-                       stride);
-  cv::Mat out;
-  cv::cvtColor(pixels, out, bpp == 4 ? cv::COLOR_RGBA2BGRA : cv::COLOR_RGB2BGR);
+  cv::Mat out(info.height, info.width, CV_8UC(bpp));
+  if (!(bpp == 4 ? unfilter_into<4>(rows.get(), stride, out)
+                 : unfilter_into<3>(rows.get(), stride, out))) {
+    return std::nullopt;
+  }
   return out;
 }
 
