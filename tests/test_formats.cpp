@@ -439,3 +439,31 @@ TEST_CASE("AVIF output: format(avif) decodes with avifdec at the asked size") {
   CAPTURE(alpha_report);
   CHECK(alpha_report.find("Alpha          : Absent") == std::string::npos);
 }
+
+TEST_CASE(
+    "a WebP with alpha shrunk on load keeps the colour of transparent pixels out of the edge") {
+  // Opaque blue on the left, fully transparent red on the right (kept as it is with cwebp's
+  // -exact, which real encoders may also do), the edge off the shrink's block boundaries.
+  cv::Mat image(480, 640, CV_8UC4, cv::Scalar(255, 0, 0, 255));
+  image(cv::Rect(323, 0, 640 - 323, 480)).setTo(cv::Scalar(0, 0, 255, 0));
+  test::TempDir dir;
+  const std::filesystem::path png = test::png_in(dir, "edge", image);
+  for (const std::string options : {"-q 90 -exact", "-lossless -exact"}) {
+    CAPTURE(options);
+    const std::filesystem::path webp = dir.path() / "edge.webp";
+    test::run("cwebp " + options + " " + png.string() + " -o " + webp.string());
+    const cv::Mat out =
+        decoded(render_ok(test::read_file(webp), "fit-in/80x60/filters:format(png)"));
+    REQUIRE(out.type() == CV_8UC4);
+    int worst_red = 0, opaque = 0;
+    for (int y = 0; y < out.rows; ++y) {
+      for (int x = 0; x < out.cols; ++x) {
+        const cv::Vec4b pixel = out.at<cv::Vec4b>(y, x);
+        if (pixel[3] >= 16) worst_red = std::max(worst_red, static_cast<int>(pixel[2]));
+        if (pixel[3] == 255) ++opaque;
+      }
+    }
+    CHECK(opaque > 0);
+    CHECK(worst_red <= 24);  // no red fringe where the edge is partly visible
+  }
+}

@@ -54,9 +54,12 @@ namespace {
 // see it: GDCM (DICOM) claims any file with "DICM" at byte 128 and GDAL any with "DTED" at byte
 // 140, and a hostile file steered GDCM into a multi-gigabyte allocation. JPEG and PNG cannot fall
 // through: sniff() demands the very signature OpenCV's JPEG and PNG decoders claim.
-// An opaque WebP with `shrink` above 1 is decoded straight to 1/shrink of its size by libwebp's
-// area-averaging rescaler: no full-size BGR image is made, and the resize that follows is small.
-// With alpha it is decoded whole, for resize_image()'s premultiplied resize.
+// A still WebP with `shrink` above 1 is decoded straight to 1/shrink of its size by libwebp's
+// area-averaging rescaler: no full-size image is made, and the resize that follows is small. With
+// alpha too: the colour of transparent pixels stays out of the visible edge (none in a lossless
+// file, at most 11 levels in a lossy one written with `cwebp -exact`; encoders clear that colour
+// by default), and the corpus' alpha WebP comes out 0.2 dB closer to its reference than with the
+// full decode and premultiplied resize.
 Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink) {
   WebPDecoderConfig config;
   if (!WebPInitDecoderConfig(&config) ||
@@ -69,7 +72,7 @@ Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo&
     return Status(Code::kUnsupportedMedia, "the WebP headers disagree about the image");
   }
   int width = info.width, height = info.height;
-  if (shrink > 1 && !config.input.has_alpha) {
+  if (shrink > 1) {
     width = std::max(1, (info.width + shrink - 1) / shrink);
     height = std::max(1, (info.height + shrink - 1) / shrink);
     config.options.use_scaling = 1;

@@ -16,7 +16,7 @@
 namespace thimble::transform {
 
 // Decodes `data` (already sniffed as `info`) to 8-bit BGR or BGRA in stored orientation. JPEGs are
-// decoded at 1/`shrink` scale (1, 2, 4 or 8) in the DCT domain, an opaque still WebP by libwebp's
+// decoded at 1/`shrink` scale (1, 2, 4 or 8) in the DCT domain, a still WebP by libwebp's
 // area-averaging rescaler to 1/`shrink` of its size (rounded up); for a HEIC or AVIF file a
 // `shrink` above 1 decodes its thumbnail item (ImageInfo::thumbnail_width) instead (see
 // shrink_on_load()). Each format is decoded by its own library, which must read the size that was

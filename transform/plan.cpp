@@ -229,7 +229,7 @@ int shrink_on_load(Size region, Size target, bool dc_eighth) {
 
 int shrink_on_load(const ImageInfo& source, Size region, Size target) {
   if (source.format == ImageFormat::kJpeg) return shrink_on_load(region, target, source.dc_eighth);
-  if (source.format == ImageFormat::kWebp && !source.has_alpha && !source.animated) {
+  if (source.format == ImageFormat::kWebp && !source.animated) {
     return shrink_on_load(region, target);  // libwebp's rescaler (decode.h)
   }
   if (source.thumbnail_width <= 0) return 1;

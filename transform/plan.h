@@ -76,7 +76,7 @@ std::vector<FocalPoint> effective_focal_points(const ThumbnailSpec& spec, Rect r
 int shrink_on_load(Size region, Size target, bool dc_eighth = false);
 
 // The shrink-on-load of `source`'s format for cutting `region` (of the image as shown) down to
-// `target`: the JPEG decode scale above, and the same factor for an opaque still WebP (decoded
+// `target`: the JPEG decode scale above, and the same factor for a still WebP (decoded
 // by libwebp's rescaler); for a HEIF file with a thumbnail item that still leaves
 // twice the target on each axis of the region, its rounded-down scale denominator (decode.h
 // decodes the thumbnail for any value above 1); 1 otherwise.
