@@ -36,9 +36,7 @@ trap cleanup EXIT
 for tool in podman runc mmdebstrap; do
   command -v "$tool" > /dev/null || { echo "missing $tool (./dev.sh container installs it)" >&2; exit 2; }
 done
-for tool in "$SIGN" "$LOAD"; do
-  [ -x "$tool" ] || { echo "missing $tool (build first)" >&2; exit 2; }
-done
+need_built "$SIGN" "$LOAD"
 
 step() { echo "==> $*"; }
 check() {  # DESCRIPTION COMMAND...: runs COMMAND, prints ok or FAIL

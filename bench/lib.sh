@@ -84,6 +84,14 @@ s3_fill() {
   done
 }
 
+# need_built TOOL...: exits 2 (a usage error) naming the first build product that is missing.
+need_built() {
+  local tool
+  for tool in "$@"; do
+    [ -x "$tool" ] || { echo "$(basename "$0"): missing $tool (build first)" >&2; exit 2; }
+  done
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -42,9 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in "$THIMBLE" "$LOAD"; do
-  [ -x "$tool" ] || { echo "missing $tool: build first (./dev.sh test, or cmake --build $BUILD)" >&2; exit 2; }
-done
+need_built "$THIMBLE" "$LOAD"
 
 wait_ready() {  # until thimble-load has warmed up and begun its timed load, at most 120 s
   for _ in $(seq 1200); do

@@ -42,9 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in "$THIMBLE" "$LOAD" "$SIGN"; do
-  [ -x "$tool" ] || { echo "bench/replicas_test.sh: missing $tool (build first)" >&2; exit 2; }
-done
+need_built "$THIMBLE" "$LOAD" "$SIGN"
 command -v nginx > /dev/null || { echo "missing nginx (apt-get install nginx-light)" >&2; exit 2; }
 python3 -c 'import boto3' 2> /dev/null || { echo "missing boto3 (apt-get install python3-boto3)" >&2; exit 2; }
 

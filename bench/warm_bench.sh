@@ -36,9 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in "$THIMBLE" "$WARM" "$SIGN"; do
-  [ -x "$tool" ] || { echo "bench/warm_bench.sh: missing $tool (build first)" >&2; exit 2; }
-done
+need_built "$THIMBLE" "$WARM" "$SIGN"
 command -v wrk > /dev/null || { echo "bench/warm_bench.sh: missing wrk (apt-get install wrk)" >&2; exit 2; }
 
 mkdir -p "$WORK/originals"

@@ -152,21 +152,27 @@ void refuse(Adapter& adapter, const std::shared_ptr<http::Connection>& connectio
          adapter.service->error({code_for_refusal(outcome.status), message}, Route::kOther));
 }
 
+// What the service is asked for a request read on this adapter's listener.
+OriginRequest origin_request(const Adapter& adapter, const http::RequestHead& request) {
+  OriginRequest origin;
+  origin.method = request.method;
+  origin.path = request.target.substr(0, request.target.find('?'));
+  origin.headers = request.headers;
+  origin.listener = adapter.routes;
+  return origin;
+}
+
 void serve(Adapter& adapter, const std::shared_ptr<http::Connection>& connection,
            const http::RequestHead& request) {
   Exchange exchange = begin_exchange(adapter, connection);
   exchange.method = request.method;
-  exchange.path = request.target.substr(0, request.target.find('?'));
   exchange.request_id = request_id_for(request.header("x-request-id"));
   exchange.head_only = request.method == "HEAD";
   // While draining, answers end their connections: clients move to the other replicas.
   exchange.keep_alive = request.keep_alive && !adapter.draining.load(std::memory_order_relaxed);
 
-  OriginRequest origin;
-  origin.method = exchange.method;
-  origin.path = exchange.path;
-  origin.headers = request.headers;
-  origin.listener = adapter.routes;
+  const OriginRequest origin = origin_request(adapter, request);
+  exchange.path = origin.path;
   adapter.service->submit(
       origin, [exchange](const OriginResponse& response) { finish(exchange, response); });
 }
@@ -247,6 +253,15 @@ std::vector<int> open_descriptors() {
   return fds;
 }
 
+// The accept queue of a listening socket (TCP_INFO's unacked), or -1.
+int accept_queue(int fd) {
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) == 0
+             ? static_cast<int>(info.tcpi_unacked)
+             : -1;
+}
+
 // Calls `each` with every listening socket of this process bound to `port`; returns how many.
 int for_each_listener(int port, const std::function<void(int fd)>& each) {
   int found = 0;
@@ -320,13 +335,7 @@ int quiesce_listener(int port, std::chrono::milliseconds timeout, std::vector<in
   int waiting = 0;
   do {
     waiting = 0;
-    for (int fd : listeners) {
-      tcp_info info{};
-      socklen_t size = sizeof info;
-      if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) == 0) {
-        waiting += static_cast<int>(info.tcpi_unacked);
-      }
-    }
+    for (int fd : listeners) waiting += std::max(0, accept_queue(fd));
     if (waiting == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   } while (std::chrono::steady_clock::now() < until);
@@ -334,15 +343,6 @@ int quiesce_listener(int port, std::chrono::milliseconds timeout, std::vector<in
 }
 
 namespace {
-
-// The accept queue of a listening socket (TCP_INFO's unacked), or -1.
-int accept_queue(int fd) {
-  tcp_info info{};
-  socklen_t size = sizeof info;
-  return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) == 0
-             ? static_cast<int>(info.tcpi_unacked)
-             : -1;
-}
 
 bool established(int fd) {
   tcp_info info{};
@@ -758,11 +758,7 @@ void HttpServer::answer_last(int fd, SteadyClock::time_point deadline) {
   std::string request_id = request_id_for("");
   if (outcome.state == http::ParseOutcome::State::kComplete) {
     request_id = request_id_for(outcome.head.header("x-request-id"));
-    OriginRequest origin;
-    origin.method = outcome.head.method;
-    origin.path = outcome.head.target.substr(0, outcome.head.target.find('?'));
-    origin.headers = outcome.head.headers;
-    origin.listener = adapter_->routes;
+    const OriginRequest origin = origin_request(*adapter_, outcome.head);
     // While draining the service answers at once: from memory, or 503.
     struct Pending {
       std::mutex mutex;
