@@ -127,6 +127,85 @@ TEST_CASE(
   CHECK(render_ok(heic, "fit-in/120x80/filters:format(webp)").format == ImageFormat::kWebp);
 }
 
+// The offset of the `ispe` box whose width is `width` (big-endian, as stored).
+std::size_t ispe_of_width(const std::string& file, std::uint32_t width) {
+  for (std::size_t at = file.find("ispe"); at != std::string::npos;
+       at = file.find("ispe", at + 1)) {
+    std::uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i) stored = stored << 8 | static_cast<std::uint8_t>(file[at + 8 + i]);
+    if (stored == width) return at;
+  }
+  return std::string::npos;
+}
+
+TEST_CASE("HEICs of any size: odd sides (one tile a pixel larger, cropped by a grid) and sides "
+          "off HEVC's 8-pixel blocks") {
+  test::TempDir dir;
+  for (const int width : {251, 250}) {
+    CAPTURE(width);
+    const auto png = storm_png(dir, width);  // 251x167: both sides odd; 250x166: coded 256x168
+    const auto out = dir.path() / ("s" + std::to_string(width) + ".heic");
+    test::run("heif-enc -q 90 " + png.string() + " -o " + out.string());
+    const std::string heic = test::read_file(out);
+    auto info = sniff(test::as_bytes(heic));
+    REQUIRE(info.ok());
+    CHECK(info->width == width);
+    if (width % 2 == 1) {  // heif-enc's one-tile grid: the tile is a pixel larger on each side
+      CHECK(info->coded_width == width + 1);
+      CHECK(info->coded_height == info->height + 1);
+    } else {
+      CHECK(info->coded_width == 0);
+    }
+    const std::string reference = test::read_file(png);
+    const Thumbnail t = render_ok(heic, "fit-in/120x120/filters:format(png)");
+    CHECK(t.size.width == 120);
+    CHECK(difference(heic, reference, "fit-in/120x120/filters:format(png)") < 3.0);
+    CHECK(render_ok(heic, "filters:format(png)").size == Size{width, info->height});
+  }
+
+  // The grid description must agree with the image and its tiles.
+  const std::string heic = test::read_file(dir.path() / "s251.heic");
+  const std::size_t idat = heic.find("idat");
+  REQUIRE(idat != std::string::npos);
+  // idat holds the description: version, flags, rows - 1, columns - 1, output width, height.
+  REQUIRE(static_cast<std::uint8_t>(heic[idat + 8]) == 0);
+  REQUIRE(static_cast<std::uint8_t>(heic[idat + 9]) == 251);
+  auto refused = [](const std::string& file) {
+    auto out = render_bytes(file, "fit-in/64x64");
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.status().code() == Code::kUnsupportedMedia);
+    return out.status().message();
+  };
+  std::string disagrees = heic;
+  disagrees[idat + 9] = '\xc8';  // 200 wide, where the grid's ispe says 251
+  CHECK(refused(disagrees) == "the HEIF grid's size disagrees with the image's");
+  // A 100 px wide grid over a 252 px tile is within the rules (a tile larger than the image
+  // is cropped), and the limits hold for the 252x168 that is decoded, not for the 100 px shown.
+  const std::size_t grid_ispe = ispe_of_width(heic, 251);
+  REQUIRE(grid_ispe != std::string::npos);
+  std::string overhanging = heic;
+  overhanging[idat + 9] = '\x64';
+  overhanging[grid_ispe + 11] = '\x64';
+  CHECK(render_ok(overhanging, "filters:format(png)").size == Size{100, 167});
+  RenderSettings narrow;
+  narrow.max_source_dimension = 200;
+  auto over_limit = render_bytes(overhanging, "fit-in/64x64", narrow);
+  REQUIRE_FALSE(over_limit.ok());
+  CHECK(over_limit.status().code() == Code::kTooLarge);
+  CHECK(over_limit.status().message() == "the source is 252x168, over the limit of 200 per side");
+  // A grid wider than its tiles cover.
+  std::string uncovered = heic;
+  uncovered.replace(idat + 8, 2, std::string("\x01\x2c", 2));  // 300
+  uncovered.replace(grid_ispe + 10, 2, std::string("\x01\x2c", 2));
+  CHECK(refused(uncovered) == "the HEIF grid's tiles do not fit its size");
+  std::string two_rows = heic;
+  two_rows[idat + 6] = '\x01';  // rows - 1 = 1, with one tile
+  CHECK(refused(two_rows) == "the HEIF grid does not have rows x columns tiles");
+  std::string cut = heic;
+  cut[idat - 1] = '\x0b';  // idat says it ends inside the description
+  CHECK(render_bytes(cut, "fit-in/64x64").status().code() == Code::kUnsupportedMedia);
+}
+
 TEST_CASE("the EXIF orientation inside a HEIC never applies: irot and imir decide, as in libheif") {
   test::TempDir dir;
   // heif-enc 1.15 copies the JPEG's EXIF block (orientation 6) as it is, without turning the

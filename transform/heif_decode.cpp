@@ -2,6 +2,7 @@
 
 #include <libheif/heif.h>
 
+#include <algorithm>
 #include <memory>
 #include <opencv2/imgproc.hpp>
 
@@ -50,8 +51,13 @@ Result<cv::Mat> decode_heif(std::span<const std::uint8_t> data, const ImageInfo&
                             bool thumbnail, const DecodeBudget& budget) {
   std::unique_ptr<heif_context, ContextFree> context(heif_context_alloc());
   if (!context) return Status(Code::kInternal, "out of memory");
-  // No image in the file larger than the primary one (libheif refuses a side equal to the limit).
-  heif_context_set_maximum_image_size_limit(context.get(), std::max(info.width, info.height) + 1);
+  // No image in the file larger than the primary one or its grid's tiles. libheif checks the
+  // codec's picture before its conformance crop: HEVC codes whole blocks of up to 64 pixels (a
+  // 1918 px wide image is coded 1920 wide), and libheif refuses a side equal to the limit.
+  constexpr int kCodedBlock = 64;
+  heif_context_set_maximum_image_size_limit(
+      context.get(),
+      std::max({info.width, info.height, info.coded_width, info.coded_height}) + kCodedBlock);
   heif_context_set_max_decoding_threads(context.get(), 0);
   if (heif_context_read_from_memory_without_copy(context.get(), data.data(), data.size(), nullptr)
           .code != heif_error_Ok) {

@@ -117,10 +117,17 @@ int orientation_of(const Matrix& m) {
   return 1;
 }
 
+struct Extent {
+  std::uint32_t method = 0;  // 0: in the file, 1: in the idat box
+  std::uint64_t offset = 0;  // from the start of the file (0) or of idat's payload (1)
+  std::uint64_t length = 0;
+};
+
 struct Item {
   std::string_view type;
   std::vector<std::uint32_t> properties;  // 1-based indexes into ipco, in association order
   bool located = false;  // iloc says where its data is, and it is there (not empty)
+  std::vector<Extent> extents;  // kept for the first few extents only (grid descriptors)
 };
 
 struct Meta {
@@ -191,6 +198,9 @@ bool read_locations(Bytes iloc, std::size_t file_size, Meta& meta) {
       r.read(index_size);
       const std::uint64_t offset = r.read(offset_size);
       std::uint64_t length = r.read(length_size);
+      if (meta.items[id].extents.size() < 4) {
+        meta.items[id].extents.push_back({method, base + offset, length});
+      }
       if (method == 0) {
         const std::uint64_t start = base + offset;
         if (start < base || start >= file_size) {
@@ -266,6 +276,63 @@ std::optional<std::pair<int, int>> spatial_extent(const Meta& meta, std::uint32_
   const std::uint32_t w = r.u32(), h = r.u32();
   if (!r.good() || w == 0 || h == 0 || w > 0x7fffffff || h > 0x7fffffff) return std::nullopt;
   return std::pair{static_cast<int>(w), static_cast<int>(h)};
+}
+
+// The data of a small item (a grid descriptor), its extents joined; nullopt when an extent lies
+// outside the file or idat, or the data is longer than `limit`.
+std::optional<std::vector<std::uint8_t>> small_item_data(const Item& item, Bytes file, Bytes idat,
+                                                         std::size_t limit) {
+  std::vector<std::uint8_t> out;
+  for (const Extent& e : item.extents) {
+    const Bytes from = e.method == 0 ? file : e.method == 1 ? idat : Bytes();
+    if (e.offset > from.size() || e.length > from.size() - e.offset ||
+        e.length > limit - out.size()) {
+      return std::nullopt;
+    }
+    const Bytes part = from.subspan(static_cast<std::size_t>(e.offset),
+                                    static_cast<std::size_t>(e.length));
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
+}
+
+// A grid's tiles are all the same size, and just cover its output (ISO/IEC 23008-12 6.6.2.3):
+// the canvas they make is larger than the image by less than one tile on each axis (phones write
+// 512 px tiles over 4032x3024; heif-enc writes an odd-sized image as one tile a pixel larger).
+// On success the canvas is in `header.coded_width`/`coded_height`.
+Status check_grid(const Meta& meta, const Item& grid, const std::vector<std::uint32_t>& tiles,
+                  Bytes file, Bytes idat, HeifHeader& header) {
+  auto descriptor = small_item_data(grid, file, idat, 12);
+  if (!descriptor) return unsupported("the HEIF grid description is missing");
+  Reader r(*descriptor);
+  r.u8();  // version
+  const bool wide = (r.u8() & 1) != 0;
+  const std::uint32_t rows = r.u8() + 1, columns = r.u8() + 1;
+  const std::uint32_t width = wide ? r.u32() : r.u16(), height = wide ? r.u32() : r.u16();
+  if (!r.good()) return unsupported("the HEIF grid description is truncated");
+  if (width != static_cast<std::uint32_t>(header.width) ||
+      height != static_cast<std::uint32_t>(header.height)) {
+    return unsupported("the HEIF grid's size disagrees with the image's");
+  }
+  if (rows * columns != tiles.size()) {
+    return unsupported("the HEIF grid does not have rows x columns tiles");
+  }
+  auto tile = spatial_extent(meta, tiles.front());
+  for (std::uint32_t id : tiles) {
+    if (!tile || spatial_extent(meta, id) != tile) {
+      return unsupported("the HEIF grid's tiles are not all the same size");
+    }
+  }
+  const std::uint64_t tile_width = static_cast<std::uint64_t>(tile->first),
+                      tile_height = static_cast<std::uint64_t>(tile->second);
+  if ((columns - 1) * tile_width >= width || columns * tile_width < width ||
+      (rows - 1) * tile_height >= height || rows * tile_height < height ||
+      columns * tile_width > 0x7fffffff || rows * tile_height > 0x7fffffff) {
+    return unsupported("the HEIF grid's tiles do not fit its size");
+  }
+  header.coded_width = static_cast<int>(columns * tile_width);
+  header.coded_height = static_cast<int>(rows * tile_height);
+  return Status::Ok();
 }
 
 void read_colour(const Meta& meta, std::uint32_t item, HeifHeader& header) {
@@ -346,12 +413,14 @@ Result<HeifHeader> read_heif_header(Bytes data) {
 
   HeifHeader header;
   std::string_view coding = primary->second.type;
+  std::vector<std::uint32_t> tiles;
   if (coding == "grid") {
     header.grid = true;
     coding = {};
     for (const auto& [type, from, to] : meta.refs) {
       if (type != "dimg" || from != meta.primary) continue;
       for (std::uint32_t tile : to) {
+        tiles.push_back(tile);
         auto found = meta.items.find(tile);
         if (tile == meta.primary || found == meta.items.end() || !coded(found->second.type) ||
             !found->second.located || (!coding.empty() && coding != found->second.type)) {
@@ -373,6 +442,14 @@ Result<HeifHeader> read_heif_header(Bytes data) {
   if (!extent) return unsupported("the HEIF primary image has no size");
   header.width = extent->first;
   header.height = extent->second;
+  header.coded_width = header.width;
+  header.coded_height = header.height;
+  if (header.grid) {
+    const Box* idat = find(*inside, "idat");
+    Status grid = check_grid(meta, primary->second, tiles, data,
+                             idat ? idat->payload : Bytes(), header);
+    if (!grid.ok()) return grid;
+  }
 
   Matrix shown = kOrientations[1];
   for (std::uint32_t index : primary->second.properties) {

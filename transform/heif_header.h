@@ -38,6 +38,10 @@ struct HeifHeader {
   int bit_depth = 8;
   bool grid = false;
   int tiles = 0;  // grid tiles
+  // What a decode makes before the grid's crop: a grid's canvas of whole tiles (at most a tile
+  // larger than the image on each axis), else the image's size.
+  int coded_width = 0;
+  int coded_height = 0;
   // The largest thumbnail of the primary image with its aspect ratio; 0x0 when there is none.
   int thumbnail_width = 0;
   int thumbnail_height = 0;

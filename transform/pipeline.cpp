@@ -122,12 +122,15 @@ Result<ImageInfo> inspect(std::span<const std::uint8_t> original, const RenderSe
                   "the limit of " +
                       std::to_string(s.max_animation_pixels));
   }
-  if (info->width > s.max_source_dimension || info->height > s.max_source_dimension) {
-    return Status(Code::kTooLarge, "the source is " + std::to_string(info->width) + "x" +
-                                       std::to_string(info->height) + ", over the limit of " +
+  // A HEIF grid's tiles may reach past the image: the limits hold for what is decoded.
+  const int width = std::max(info->width, info->coded_width);
+  const int height = std::max(info->height, info->coded_height);
+  if (width > s.max_source_dimension || height > s.max_source_dimension) {
+    return Status(Code::kTooLarge, "the source is " + std::to_string(width) + "x" +
+                                       std::to_string(height) + ", over the limit of " +
                                        std::to_string(s.max_source_dimension) + " per side");
   }
-  if (static_cast<std::uint64_t>(info->width) * static_cast<std::uint64_t>(info->height) >
+  if (static_cast<std::uint64_t>(width) * static_cast<std::uint64_t>(height) >
       s.max_source_pixels) {
     return Status(Code::kTooLarge, "the source has more pixels than the limit of " +
                                        std::to_string(s.max_source_pixels));

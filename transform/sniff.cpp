@@ -307,6 +307,10 @@ Result<ImageInfo> sniff(Bytes d) {
     info.height = heif->height;
     info.orientation = heif->orientation;  // irot and imir; an EXIF orientation never applies
     info.has_alpha = heif->has_alpha;
+    if (heif->coded_width != heif->width || heif->coded_height != heif->height) {
+      info.coded_width = heif->coded_width;
+      info.coded_height = heif->coded_height;
+    }
     if (!heif->has_alpha) {  // a thumbnail item's own alpha is not looked for
       info.thumbnail_width = heif->thumbnail_width;
       info.thumbnail_height = heif->thumbnail_height;

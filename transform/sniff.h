@@ -34,6 +34,10 @@ struct ImageInfo {
   // the image's aspect ratio; 0x0 when there is none.
   int thumbnail_width = 0;
   int thumbnail_height = 0;
+  // What a decode makes when it is more than the image: a HEIF grid's canvas of whole tiles,
+  // which the grid crops (at most a tile more on each axis). 0x0 when it is the image's size.
+  int coded_width = 0;
+  int coded_height = 0;
 
   // Orientations 5-8 swap width and height.
   bool swaps_axes() const { return orientation >= 5 && orientation <= 8; }
