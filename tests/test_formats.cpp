@@ -12,6 +12,7 @@
 #include "render_support.h"
 #include "support.h"
 #include "transform/animated.h"
+#include "transform/decode.h"
 #include "transform/meta.h"
 #include "transform/pipeline.h"
 #include "transform/sniff.h"
@@ -117,8 +118,16 @@ TEST_CASE(
   const Thumbnail big = render_ok(heic, "fit-in/300x200");
   CHECK(big.format == ImageFormat::kJpeg);  // never HEIC to a browser
   CHECK(big.size == Size{300, 200});
-  CHECK(big.shrink_on_load == 1);  // the 320 px thumbnail is not twice the target
+  // The 320 px thumbnail is not twice the target: the image itself, its planes at half size.
+  CHECK(big.shrink_on_load == 2);
   CHECK(difference(heic, reference, "fit-in/300x200") < 4.0);
+  // Reduced on load, the planes give the pixels of libheif's full decode averaged by area.
+  auto quarter = decode_image(test::as_bytes(heic), *info, 4);
+  REQUIRE(quarter.ok());
+  REQUIRE(quarter->size() == cv::Size(480, 320));
+  cv::Mat expected;
+  cv::resize(libheif_view(heic), expected, quarter->size(), 0, 0, cv::INTER_AREA);
+  CHECK(mean_abs_diff(*quarter, expected) < 0.5);
   // A small target decodes the thumbnail item instead of the 1920 px image.
   const Thumbnail small = render_ok(heic, "fit-in/120x80");
   CHECK(small.shrink_on_load == 6);
@@ -138,8 +147,9 @@ std::size_t ispe_of_width(const std::string& file, std::uint32_t width) {
   return std::string::npos;
 }
 
-TEST_CASE("HEICs of any size: odd sides (one tile a pixel larger, cropped by a grid) and sides "
-          "off HEVC's 8-pixel blocks") {
+TEST_CASE(
+    "HEICs of any size: odd sides (one tile a pixel larger, cropped by a grid) and sides "
+    "off HEVC's 8-pixel blocks") {
   test::TempDir dir;
   for (const int width : {251, 250}) {
     CAPTURE(width);

@@ -120,7 +120,7 @@ Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo
       }
       return decode_jpeg(data, info, shrink, budget);
     case ImageFormat::kHeic:
-    case ImageFormat::kAvif: return decode_heif(data, info, shrink > 1, budget);
+    case ImageFormat::kAvif: return decode_heif(data, info, shrink, budget);
     case ImageFormat::kGif: break;  // read as frames, above
   }
   return Status(Code::kUnsupportedMedia, "this image format cannot be decoded");

@@ -17,9 +17,10 @@ namespace thimble::transform {
 
 // Decodes `data` (already sniffed as `info`) to 8-bit BGR or BGRA in stored orientation. JPEGs are
 // decoded at 1/`shrink` scale (1, 2, 4 or 8) in the DCT domain, a still WebP by libwebp's
-// area-averaging rescaler to 1/`shrink` of its size (rounded up); for a HEIC or AVIF file a
-// `shrink` above 1 decodes its thumbnail item (ImageInfo::thumbnail_width) instead (see
-// shrink_on_load()). Each format is decoded by its own library, which must read the size that was
+// area-averaging rescaler to 1/`shrink` of its size (rounded up); a HEIC or AVIF file from its
+// thumbnail item when that is at least 1/`shrink` of the image (decodes_heif_thumbnail()), else
+// its colour planes reduced by area to 1/`shrink` (rounded up; heif_decode.h). Each format is
+// decoded by its own library, which must read the size that was
 // sniffed; the decode stops when `budget` runs out. Failures are 415s, past the deadline 503, over
 // the memory budget 413.
 Result<cv::Mat> decode_image(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,

@@ -7,8 +7,10 @@
 // - rotation and mirroring are left to Thimble (applied to the small result, as EXIF orientation
 //   is for JPEG), so the geometry of every format goes through one path;
 // - 10- and 12-bit images are reduced to 8 bits.
-// When `thumbnail` is set, the file's thumbnail item is decoded instead of the primary image (the
-// shrink-on-load of this format: the caller checked it is large enough).
+// Shrink on load, this format's way: for a `shrink` above 1, the file's thumbnail item when it is
+// at least 1/shrink of the image (the caller checked it leaves twice the target), else the image
+// itself, whose colour planes are each reduced by area to 1/shrink (rounded up) as they are made
+// BGR. Images with alpha are decoded at full size: their colour is weighed by alpha in the resize.
 // Output: 8-bit BGR, or BGRA when the image has alpha.
 //
 // Internal to transform/. Thread-safe: no shared state.
@@ -24,7 +26,7 @@
 
 namespace thimble::transform {
 
-Result<cv::Mat> decode_heif(std::span<const std::uint8_t> data, const ImageInfo& info,
-                            bool thumbnail, const DecodeBudget& budget);
+Result<cv::Mat> decode_heif(std::span<const std::uint8_t> data, const ImageInfo& info, int shrink,
+                            const DecodeBudget& budget);
 
 }  // namespace thimble::transform

@@ -126,7 +126,7 @@ struct Extent {
 struct Item {
   std::string_view type;
   std::vector<std::uint32_t> properties;  // 1-based indexes into ipco, in association order
-  bool located = false;  // iloc says where its data is, and it is there (not empty)
+  bool located = false;         // iloc says where its data is, and it is there (not empty)
   std::vector<Extent> extents;  // kept for the first few extents only (grid descriptors)
 };
 
@@ -289,8 +289,8 @@ std::optional<std::vector<std::uint8_t>> small_item_data(const Item& item, Bytes
         e.length > limit - out.size()) {
       return std::nullopt;
     }
-    const Bytes part = from.subspan(static_cast<std::size_t>(e.offset),
-                                    static_cast<std::size_t>(e.length));
+    const Bytes part =
+        from.subspan(static_cast<std::size_t>(e.offset), static_cast<std::size_t>(e.length));
     out.insert(out.end(), part.begin(), part.end());
   }
   return out;
@@ -446,8 +446,8 @@ Result<HeifHeader> read_heif_header(Bytes data) {
   header.coded_height = header.height;
   if (header.grid) {
     const Box* idat = find(*inside, "idat");
-    Status grid = check_grid(meta, primary->second, tiles, data,
-                             idat ? idat->payload : Bytes(), header);
+    Status grid =
+        check_grid(meta, primary->second, tiles, data, idat ? idat->payload : Bytes(), header);
     if (!grid.ok()) return grid;
   }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "transform/heif_decode.h"
+
 namespace thimble::transform {
 namespace {
 
@@ -227,17 +229,35 @@ int shrink_on_load(Size region, Size target, bool dc_eighth) {
   return 1;
 }
 
+bool decodes_heif_thumbnail(const ImageInfo& info, int shrink) {
+  return shrink > 1 && info.thumbnail_width > 0 &&
+         static_cast<std::int64_t>(info.thumbnail_width) * shrink >= info.width;
+}
+
+int heif_thumbnail_shrink(const ImageInfo& info) {
+  return info.thumbnail_width > 0
+             ? std::max(2, (info.width + info.thumbnail_width - 1) / info.thumbnail_width)
+             : 1;
+}
+
 int shrink_on_load(const ImageInfo& source, Size region, Size target) {
   if (source.format == ImageFormat::kJpeg) return shrink_on_load(region, target, source.dc_eighth);
   if (source.format == ImageFormat::kWebp && !source.animated) {
     return shrink_on_load(region, target);  // libwebp's rescaler (decode.h)
   }
-  if (source.thumbnail_width <= 0) return 1;
-  const double scale = static_cast<double>(source.thumbnail_width) / source.width;
-  if (region.width * scale >= 2.0 * target.width && region.height * scale >= 2.0 * target.height) {
-    return std::max(2, source.width / source.thumbnail_width);
+  if (source.format != ImageFormat::kHeic && source.format != ImageFormat::kAvif) return 1;
+  if (source.thumbnail_width > 0) {
+    const double scale = static_cast<double>(source.thumbnail_width) / source.width;
+    if (region.width * scale >= 2.0 * target.width &&
+        region.height * scale >= 2.0 * target.height) {
+      return heif_thumbnail_shrink(source);
+    }
   }
-  return 1;
+  // The image's planes reduced by area (heif_decode.h); never at a factor that would take a
+  // thumbnail short of twice the target instead. Alpha is weighed in the resize step.
+  if (source.has_alpha) return 1;
+  const int factor = shrink_on_load(region, target);
+  return decodes_heif_thumbnail(source, factor) ? 1 : factor;
 }
 
 }  // namespace thimble::transform

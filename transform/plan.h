@@ -77,9 +77,17 @@ int shrink_on_load(Size region, Size target, bool dc_eighth = false);
 
 // The shrink-on-load of `source`'s format for cutting `region` (of the image as shown) down to
 // `target`: the JPEG decode scale above, and the same factor for a still WebP (decoded
-// by libwebp's rescaler); for a HEIF file with a thumbnail item that still leaves
-// twice the target on each axis of the region, its rounded-down scale denominator (decode.h
-// decodes the thumbnail for any value above 1); 1 otherwise.
+// by libwebp's rescaler). For a HEIF file: heif_thumbnail_shrink() when its thumbnail item still
+// leaves twice the target on each axis of the region; else, without alpha, the same factor again
+// (its planes are reduced by area as they are converted), unless that would take the thumbnail;
+// 1 otherwise.
 int shrink_on_load(const ImageInfo& source, Size region, Size target);
+
+// Whether a HEIF file decoded at `shrink` is decoded from its thumbnail item: `shrink` is above 1
+// and the thumbnail is at least 1/shrink of the image.
+bool decodes_heif_thumbnail(const ImageInfo& info, int shrink);
+
+// The smallest shrink at which the thumbnail item is decoded (1 when there is none).
+int heif_thumbnail_shrink(const ImageInfo& info);
 
 }  // namespace thimble::transform

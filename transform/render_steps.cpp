@@ -95,7 +95,7 @@ Status decode_for_detection(RenderContext& c) {
     while (shrink < 8 && longest / (shrink * 2) >= kDetectionSide) shrink *= 2;
   } else if (!c.spec.trim && c.info.thumbnail_width > 0 &&
              std::max(c.info.thumbnail_width, c.info.thumbnail_height) >= kDetectionSide) {
-    shrink = std::max(2, c.info.width / c.info.thumbnail_width);  // the thumbnail item
+    shrink = heif_thumbnail_shrink(c.info);  // the thumbnail item
   }
   return decode_at(c, shrink);
 }
