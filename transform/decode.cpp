@@ -79,6 +79,10 @@ Result<cv::Mat> decode_webp(std::span<const std::uint8_t> data, const ImageInfo&
     config.options.scaled_width = width;
     config.options.scaled_height = height;
   }
+  // libwebp filters and converts rows on a second thread while the first decodes the next ones
+  // (as libvips has it decode): a lone request's decode is shorter, and under load the two
+  // threads share the cores with the other workers.
+  config.options.use_threads = 1;
   cv::Mat img(height, width, config.input.has_alpha ? CV_8UC4 : CV_8UC3);
   config.output.colorspace = config.input.has_alpha ? MODE_BGRA : MODE_BGR;
   config.output.is_external_memory = 1;

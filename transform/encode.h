@@ -1,6 +1,7 @@
 // Encoding a thumbnail: each format by its own library.
-// - JPEG and still WebP through OpenCV (libjpeg-turbo, libwebp), PNG through libpng (adaptive
-//   filters and zlib's run-length strategy up to level 6);
+// - JPEG through OpenCV (libjpeg-turbo), still WebP through libwebp (its alpha plane compressed
+//   on a second thread), PNG through libpng (adaptive filters and zlib's run-length strategy up
+//   to level 6);
 // - AVIF through libavif with libaom, at `output.avif_speed`, 4:2:0, sRGB code points;
 // - GIF through giflib, with a palette chosen by libimagequant (dithered; binary transparency);
 // - animations (animated.h) as animated GIF (giflib) or animated WebP (libwebpmux), keeping each
