@@ -20,6 +20,7 @@
 #include "transform/jpeg_dc.h"
 #include "transform/meta.h"
 #include "transform/pipeline.h"
+#include "transform/resize.h"
 
 using namespace thimble;
 using namespace thimble::transform;
@@ -125,6 +126,75 @@ TEST_CASE("EXIF orientation can be ignored by configuration") {
   RenderSettings ignore;
   ignore.respect_orientation = false;
   CHECK(render_ok(rotated, "fit-in/300x300", ignore).size == Size{200, 300});
+}
+
+TEST_CASE("area_resize averages as cv::INTER_AREA does, within one level, at any ratio") {
+  cv::RNG rng(7);
+  const cv::Mat photo = cv::imread(test::corpus("exif/Landscape_1.jpg").string());
+  REQUIRE_FALSE(photo.empty());
+  cv::Mat noise(371, 523, CV_8UC4), deep(201, 333, CV_16UC4), grey(250, 402, CV_8UC1);
+  rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
+  rng.fill(deep, cv::RNG::UNIFORM, 0, 65026);
+  rng.fill(grey, cv::RNG::UNIFORM, 0, 256);
+  const std::vector<std::pair<cv::Mat, std::vector<cv::Size>>> cases = {
+      {photo, {{1280, 853}, {1280, 1200}, {1799, 1199}, {300, 200}, {601, 401}, {1, 1}, {1800, 7}}},
+      {noise, {{300, 200}, {522, 370}, {100, 371}, {97, 13}}},
+      {deep, {{128, 80}, {332, 200}, {7, 5}}},
+      {grey, {{133, 83}, {401, 1}}},
+  };
+  for (const auto& [source, sizes] : cases) {
+    for (const cv::Size size : sizes) {
+      CAPTURE(source.channels());
+      CAPTURE(size);
+      cv::Mat ours, theirs, difference;
+      area_resize(source, ours, size);
+      cv::resize(source, theirs, size, 0, 0, cv::INTER_AREA);
+      REQUIRE(ours.size() == size);
+      REQUIRE(ours.type() == source.type());
+      cv::absdiff(ours, theirs, difference);
+      if (source.depth() == CV_16U) difference.convertTo(difference, CV_32F, 1.0 / 257);  // levels
+      double worst = 0;
+      cv::minMaxLoc(difference.reshape(1), nullptr, &worst);
+      CHECK(worst <= 1);
+      CHECK(cv::mean(difference.reshape(1))[0] < 0.05);
+    }
+  }
+}
+
+TEST_CASE(
+    "resize_image premultiplies translucent pixels as it shrinks, as a premultiplied copy "
+    "averaged by OpenCV would") {
+  cv::RNG rng(11);
+  cv::Mat bgra(301, 457, CV_8UC4);
+  rng.fill(bgra, cv::RNG::UNIFORM, 0, 256);
+  for (const cv::Size size : {cv::Size(300, 200), cv::Size(100, 67), cv::Size(456, 300)}) {
+    CAPTURE(size);
+    cv::Mat ours;
+    resize_image(bgra, ours, size);
+    cv::Mat premultiplied(bgra.size(), CV_16UC4), averaged;
+    for (int y = 0; y < bgra.rows; ++y) {
+      for (int x = 0; x < bgra.cols; ++x) {
+        const cv::Vec4b p = bgra.at<cv::Vec4b>(y, x);
+        premultiplied.at<cv::Vec4w>(y, x) = {
+            static_cast<std::uint16_t>(p[0] * p[3]), static_cast<std::uint16_t>(p[1] * p[3]),
+            static_cast<std::uint16_t>(p[2] * p[3]), static_cast<std::uint16_t>(p[3] * 255)};
+      }
+    }
+    cv::resize(premultiplied, averaged, size, 0, 0, cv::INTER_AREA);
+    int worst = 0;
+    for (int y = 0; y < size.height; ++y) {
+      for (int x = 0; x < size.width; ++x) {
+        const cv::Vec4w a = averaged.at<cv::Vec4w>(y, x);
+        const cv::Vec4b o = ours.at<cv::Vec4b>(y, x);
+        worst = std::max(worst, std::abs(o[3] - static_cast<int>((a[3] + 127) / 255)));
+        for (int c = 0; c < 3 && a[3] > 0; ++c) {
+          const int expected = std::min(255, static_cast<int>((a[c] * 255 + a[3] / 2) / a[3]));
+          worst = std::max(worst, std::abs(o[c] - expected));
+        }
+      }
+    }
+    CHECK(worst <= 1);
+  }
 }
 
 TEST_CASE("alpha survives PNG to PNG and PNG to WebP, resized without dark fringes") {

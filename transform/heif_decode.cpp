@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "transform/plan.h"
+#include "transform/resize.h"
 
 namespace thimble::transform {
 namespace {
@@ -62,7 +63,7 @@ cv::Mat plane(const heif_image* image, heif_channel channel, cv::Size size) {
   if (values.size() == size) {
     resized = values;
   } else {
-    cv::resize(values, resized, size, 0, 0, cv::INTER_AREA);
+    area_resize(values, resized, size);
   }
   if (bits == 8) return resized;
   cv::Mat narrow;
