@@ -322,6 +322,7 @@ std::vector<Field> schema(Config& c) {
       integer("output.auto_quality_max", c.output.auto_quality_max, 1, 100),
       boolean("output.respect_orientation", c.output.respect_orientation),
       choice("output.color_management", c.output.color_management, {"srgb", "ignore"}),
+      choice("output.chroma_subsampling", c.output.chroma_subsampling, {"auto", "420", "444"}),
       integer("cache_control.max_age", c.cache_control.max_age, 0, kMaxInt),
       integer("cache_control.s_maxage", c.cache_control.s_maxage, -1, kMaxInt),
       integer("cache_control.stale_while_revalidate", c.cache_control.stale_while_revalidate, -1,

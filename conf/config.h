@@ -179,6 +179,11 @@ struct OutputConfig {
   // output.color_management: `srgb` converts an embedded ICC profile's colours to sRGB (what
   // browsers assume); `ignore` leaves the decoded values as they are.
   std::string color_management = "srgb";
+  // output.chroma_subsampling: `auto` keeps colour at half resolution (4:2:0) unless a small
+  // thumbnail (at most 640x640) has sharp colour edges it would smear, such as coloured text and
+  // line art: then JPEG and AVIF keep full colour (4:4:4) and WebP, always 4:2:0, converts with
+  // libwebp's sharp YUV. `420` always subsamples; `444` never does (WebP: sharp YUV).
+  std::string chroma_subsampling = "auto";
 };
 
 struct CacheControlConfig {

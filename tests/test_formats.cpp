@@ -13,6 +13,7 @@
 #include "support.h"
 #include "transform/animated.h"
 #include "transform/decode.h"
+#include "transform/encode.h"
 #include "transform/meta.h"
 #include "transform/pipeline.h"
 #include "transform/sniff.h"
@@ -527,6 +528,103 @@ TEST_CASE("AVIF output: format(avif) decodes with avifdec at the asked size") {
       test::output_of("avifdec --info " + (dir.path() / "a.avif").string());
   CAPTURE(alpha_report);
   CHECK(alpha_report.find("Alpha          : Absent") == std::string::npos);
+}
+
+namespace {
+
+// The sampling factors (h, v) of each component in a JPEG's frame header.
+std::vector<std::pair<int, int>> jpeg_sampling(const std::string& jpeg) {
+  for (std::size_t at = 2; at + 4 < jpeg.size();) {
+    const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(jpeg[i]); };
+    REQUIRE(byte(at) == 0xFF);
+    const int marker = byte(at + 1);
+    const std::size_t length = byte(at + 2) << 8 | byte(at + 3);
+    if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) {
+      std::vector<std::pair<int, int>> factors;
+      for (int c = 0; c < byte(at + 9); ++c) {
+        const int sampling = byte(at + 11 + 3 * static_cast<std::size_t>(c));
+        factors.emplace_back(sampling >> 4, sampling & 15);
+      }
+      return factors;
+    }
+    at += 2 + length;
+  }
+  FAIL("no frame header");
+  return {};
+}
+
+// The mean difference of two same-sized BGR images' Cb and Cr, in levels.
+double chroma_difference(const cv::Mat& a, const cv::Mat& b) {
+  cv::Mat ya, yb;
+  cv::cvtColor(a.channels() == 4 ? a(cv::Rect(0, 0, a.cols, a.rows)) : a, ya, cv::COLOR_BGR2YCrCb);
+  cv::cvtColor(b, yb, cv::COLOR_BGR2YCrCb);
+  cv::Mat difference;
+  cv::absdiff(ya, yb, difference);
+  const cv::Scalar mean = cv::mean(difference);
+  return (mean[1] + mean[2]) / 2;
+}
+
+}  // namespace
+
+TEST_CASE("chroma subsampling by content: full colour where 4:2:0 would smear colour edges") {
+  test::TempDir dir;
+  cv::Mat lettering(200, 300, CV_8UC3, cv::Scalar(200, 60, 20));
+  cv::putText(lettering, "Thimble 42", {10, 80}, cv::FONT_HERSHEY_SIMPLEX, 1.2,
+              cv::Scalar(0, 0, 230), 2, cv::LINE_AA);
+  cv::putText(lettering, "small red text", {10, 140}, cv::FONT_HERSHEY_SIMPLEX, 0.5,
+              cv::Scalar(20, 20, 255), 1, cv::LINE_AA);
+  const std::string text = test::read_file(test::png_in(dir, "text", lettering));
+  const std::string photo = test::read_file(test::corpus("medium/mate_Storm.jpg"));
+  RenderSettings subsampled, full;
+  subsampled.chroma_subsampling = "420";
+  full.chroma_subsampling = "444";
+  const std::string jpeg = "filters:format(jpeg):quality(90)";
+
+  // JPEG: 1x1 sampling for the lettering, 2x2 luma for a photograph, as configured otherwise.
+  const Thumbnail text_auto = render_ok(text, jpeg);
+  const Thumbnail text_420 = render_ok(text, jpeg, subsampled);
+  CHECK(jpeg_sampling(text_auto.bytes) == std::vector<std::pair<int, int>>{{1, 1}, {1, 1}, {1, 1}});
+  CHECK(jpeg_sampling(text_420.bytes) == std::vector<std::pair<int, int>>{{2, 2}, {1, 1}, {1, 1}});
+  const double kept = chroma_difference(decoded(text_auto), lettering);
+  const double smeared = chroma_difference(decoded(text_420), lettering);
+  CAPTURE(kept);
+  CAPTURE(smeared);
+  CHECK(kept * 2 < smeared);
+  CHECK(jpeg_sampling(render_ok(photo, "fit-in/300x200").bytes)[0] == std::pair{2, 2});
+  CHECK(jpeg_sampling(render_ok(photo, "fit-in/300x200", full).bytes)[0] == std::pair{1, 1});
+  // Large outputs are not checked: 4:2:0 unless configured.
+  CHECK(jpeg_sampling(render_ok(text, "1000x700/" + jpeg).bytes)[0] == std::pair{2, 2});
+
+  // WebP stays 4:2:0 but converts sharply: the lettering's colour is closer.
+  const std::string webp = "filters:format(webp):quality(90)";
+  CHECK(chroma_difference(decoded(render_ok(text, webp)), lettering) <
+        chroma_difference(decoded(render_ok(text, webp, subsampled)), lettering));
+
+  // AVIF: 4:4:4 for the lettering, 4:2:0 for the photograph.
+  auto avif_format = [&](const std::string& original, const std::string& name) {
+    test::write_file(dir.path() / name,
+                     render_ok(original, "fit-in/300x200/filters:format(avif)").bytes);
+    return test::output_of("avifdec --info " + (dir.path() / name).string());
+  };
+  CHECK(avif_format(text, "t.avif").find("Format         : YUV444") != std::string::npos);
+  CHECK(avif_format(photo, "p.avif").find("Format         : YUV420") != std::string::npos);
+}
+
+TEST_CASE("Thimble's JPEG encoder writes libjpeg-turbo's stream: byte for byte what OpenCV wrote") {
+  cv::Mat photo = cv::imread(test::corpus("medium/mate_Storm.jpg").string());
+  cv::resize(photo, photo, {300, 200}, 0, 0, cv::INTER_AREA);
+  for (const bool progressive : {true, false}) {
+    RenderSettings settings;
+    settings.jpeg_progressive = progressive;
+    cv::Mat copy = photo.clone();
+    auto ours = encode_image(copy, ImageFormat::kJpeg, ThumbnailSpec{}, settings);
+    REQUIRE(ours.ok());
+    std::vector<std::uint8_t> theirs;
+    REQUIRE(cv::imencode(
+        ".jpg", photo, theirs,
+        {cv::IMWRITE_JPEG_QUALITY, 80, cv::IMWRITE_JPEG_PROGRESSIVE, progressive ? 1 : 0}));
+    CHECK(*ours == std::string(theirs.begin(), theirs.end()));
+  }
 }
 
 TEST_CASE(

@@ -1,8 +1,10 @@
 // Encoding a thumbnail: each format by its own library.
-// - JPEG through OpenCV (libjpeg-turbo), still WebP through libwebp (its alpha plane compressed
-//   on a second thread), PNG through libpng (adaptive filters and zlib's run-length strategy up
-//   to level 6);
-// - AVIF through libavif with libaom, at `output.avif_speed`, 4:2:0, sRGB code points;
+// - JPEG through libjpeg-turbo, still WebP through libwebp (its alpha plane compressed on a
+//   second thread), PNG through libpng (adaptive filters and zlib's run-length strategy up to
+//   level 6); colour at half resolution (4:2:0) unless output.chroma_subsampling keeps it full
+//   for this thumbnail (sharp colour edges; WebP then converts with sharp YUV);
+// - AVIF through libavif with libaom, at `output.avif_speed`, 4:2:0 or 4:4:4 as JPEG, sRGB code
+//   points;
 // - GIF through giflib, with a palette chosen by libimagequant (dithered; binary transparency);
 // - animations (animated.h) as animated GIF (giflib) or animated WebP (libwebpmux), keeping each
 //   frame's duration and the loop count; every frame is a whole canvas, so whatever the

@@ -34,7 +34,8 @@ std::shared_ptr<const ServiceSettings> ServiceSettings::make(OriginOptions optio
       std::to_string(out.respect_orientation) + "c" + out.color_management + "a" +
       std::to_string(out.avif_quality) + "s" + std::to_string(out.avif_speed) + "Q" + out.quality +
       std::to_string(out.auto_quality_ssim) + "-" + std::to_string(out.auto_quality_min) + "-" +
-      std::to_string(out.auto_quality_max);  // quality(auto) URLs depend on these in any case
+      std::to_string(out.auto_quality_max) +  // quality(auto) URLs depend on these in any case
+      "C" + out.chroma_subsampling;
   EntityTags etags(signer.keys());
   std::string field = options.security.signature_header;
   for (char& c : field) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
