@@ -137,7 +137,16 @@ TEST_CASE("area_resize averages as cv::INTER_AREA does, within one level, at any
   rng.fill(deep, cv::RNG::UNIFORM, 0, 65026);
   rng.fill(grey, cv::RNG::UNIFORM, 0, 256);
   const std::vector<std::pair<cv::Mat, std::vector<cv::Size>>> cases = {
-      {photo, {{1280, 853}, {1280, 1200}, {1799, 1199}, {300, 200}, {601, 401}, {1, 1}, {1800, 7}}},
+      {photo,
+       {{1280, 853},
+        {1280, 1200},
+        {1799, 1199},
+        {300, 200},
+        {601, 401},
+        {57, 38},
+        {20, 13},
+        {1, 1},
+        {1800, 7}}},
       {noise, {{300, 200}, {522, 370}, {100, 371}, {97, 13}}},
       {deep, {{128, 80}, {332, 200}, {7, 5}}},
       {grey, {{133, 83}, {401, 1}}},
@@ -167,7 +176,8 @@ TEST_CASE(
   cv::RNG rng(11);
   cv::Mat bgra(301, 457, CV_8UC4);
   rng.fill(bgra, cv::RNG::UNIFORM, 0, 256);
-  for (const cv::Size size : {cv::Size(300, 200), cv::Size(100, 67), cv::Size(456, 300)}) {
+  for (const cv::Size size :
+       {cv::Size(300, 200), cv::Size(100, 67), cv::Size(456, 300), cv::Size(9, 5)}) {
     CAPTURE(size);
     cv::Mat ours;
     resize_image(bgra, ours, size);

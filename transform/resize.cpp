@@ -159,12 +159,21 @@ void area_shrink(const cv::Mat& source, cv::Mat& result, cv::Size size, int type
   result = out;
 }
 
+// Up to this ratio per axis a box's weights round to within 1/2000 of themselves; beyond it (a
+// panorama made an icon without shrink on load) OpenCV's floating-point path is kept.
+constexpr int kMostFixedPointRatio = 32;
+
+bool fixed_point_ratios(const cv::Mat& source, cv::Size size) {
+  return source.cols <= size.width * kMostFixedPointRatio &&
+         source.rows <= size.height * kMostFixedPointRatio;
+}
+
 }  // namespace
 
 void area_resize(const cv::Mat& source, cv::Mat& result, cv::Size size) {
   const bool whole_ratios = source.cols % size.width == 0 && source.rows % size.height == 0;
   if (whole_ratios || size.width > source.cols || size.height > source.rows ||
-      (source.depth() != CV_8U && source.depth() != CV_16U)) {
+      !fixed_point_ratios(source, size) || (source.depth() != CV_8U && source.depth() != CV_16U)) {
     cv::resize(source, result, size, 0, 0, cv::INTER_AREA);  // OpenCV's fast whole-ratio path
     return;
   }
@@ -200,10 +209,10 @@ void resize_image(const cv::Mat& source, cv::Mat& result, cv::Size size) {
   }
   // Premultiplied in 16 bits, exactly: colour * alpha and alpha * 255 both fit (at most 65025),
   // so the average keeps the colours of nearly transparent pixels. A shrink premultiplies as it
-  // reads the rows (no premultiplied copy of the whole source); an enlargement makes the copy
-  // for OpenCV's cubic. Only the small result is divided back.
+  // reads the rows (no premultiplied copy of the whole source); an enlargement, or a shrink past
+  // the fixed-point ratios, makes the copy for OpenCV. Only the small result is divided back.
   cv::Mat resized;
-  if (shrinking) {
+  if (shrinking && fixed_point_ratios(source, size)) {
     area_shrink<std::uint8_t, std::uint16_t, true>(source, resized, size, CV_16UC4);
   } else {
     cv::Mat premultiplied(source.size(), CV_16UC4);
@@ -218,7 +227,7 @@ void resize_image(const cv::Mat& source, cv::Mat& result, cv::Size size) {
         out[x + 3] = static_cast<std::uint16_t>(alpha * 255);
       }
     }
-    cv::resize(premultiplied, resized, size, 0, 0, cv::INTER_CUBIC);
+    cv::resize(premultiplied, resized, size, 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_CUBIC);
   }
   result.create(size, CV_8UC4);
   for (int y = 0; y < size.height; ++y) {
