@@ -675,6 +675,22 @@ TEST_CASE("a kept original serves the photo's other sizes until its TTL passes")
   CHECK(counting.fetches == 2);
 }
 
+TEST_CASE("an original is kept however much of original_cache.memory_bytes it takes") {
+  Fixture f;
+  CountingSource counting(*f.source);
+  test::ShiftedClock clock;
+  cache::ResultCache results(64 << 20, 1, clock);
+  OriginOptions options;
+  const auto storm = std::filesystem::file_size(f.root / "photos/storm.jpg");
+  options.original_cache.memory_bytes = storm + (storm >> 2);  // room for it, and not twice
+  OriginService service(options, f.signer, {counting, results, clock});
+  for (int size : {100, 120, 140}) {
+    const std::string path = "fit-in/" + std::to_string(size) + "x100/photos/storm.jpg";
+    CHECK(test::serve(service, test::request("GET", f.signer.sign(path))).status == 200);
+  }
+  CHECK(counting.fetches == 1);
+}
+
 namespace {
 
 // A service with presets over the fixture's folder.

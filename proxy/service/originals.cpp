@@ -21,7 +21,9 @@ Originals::Originals(Source& source, const Clock& clock, Metrics* metrics,
     : source_(source),
       clock_(clock),
       metrics_(metrics),
-      kept_(kept.memory_bytes, 8, clock),
+      // One shard: an entry may take the whole budget (a 20 MB photo with the default 64 MB;
+      // with eight shards nothing over 8 MB was ever kept), and the lock is taken once per render.
+      kept_(kept.memory_bytes, 1, clock),
       not_found_(kRememberedNotFound) {}
 
 Result<SourceObject> Originals::fetch(const std::string& key, const FetchConditions& conditions,
