@@ -6,6 +6,7 @@
 
 #include "conf/base/clock.h"
 #include "proxy/common/access_log.h"
+#include "proxy/sources/s3_listing.h"
 
 namespace thimble::proxy {
 namespace {
@@ -16,68 +17,6 @@ std::string s3_error_code(const std::string& body) {
   const std::size_t close = body.find("</Code>");
   if (open == std::string::npos || close == std::string::npos || close < open) return {};
   return body.substr(open + 6, close - open - 6);
-}
-
-// The text of the first <name>…</name> in `xml`, entities decoded; nullopt when there is none
-// or it is damaged.
-std::optional<std::string> xml_element(std::string_view xml, std::string_view name) {
-  const std::string open = "<" + std::string(name) + ">";
-  const std::string close = "</" + std::string(name) + ">";
-  const std::size_t start = xml.find(open);
-  if (start == std::string_view::npos) return std::nullopt;
-  const std::size_t stop = xml.find(close, start + open.size());
-  if (stop == std::string_view::npos) return std::nullopt;
-  const std::string_view raw = xml.substr(start + open.size(), stop - start - open.size());
-  std::string text;
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '&') {
-      text += raw[i];
-      continue;
-    }
-    const std::size_t semi = raw.find(';', i);
-    if (semi == std::string_view::npos) return std::nullopt;
-    const std::string_view entity = raw.substr(i + 1, semi - i - 1);
-    if (entity == "amp")
-      text += '&';
-    else if (entity == "lt")
-      text += '<';
-    else if (entity == "gt")
-      text += '>';
-    else if (entity == "quot")
-      text += '"';
-    else if (entity == "apos")
-      text += '\'';
-    else if (entity.size() > 1 && entity[0] == '#') {
-      // Numeric references: S3 writes control characters of keys this way.
-      unsigned long code = 0;
-      try {
-        code = entity[1] == 'x' ? std::stoul(std::string(entity.substr(2)), nullptr, 16)
-                                : std::stoul(std::string(entity.substr(1)));
-      } catch (const std::exception&) {
-        return std::nullopt;
-      }
-      if (code == 0 || code > 0x10FFFF) return std::nullopt;
-      if (code < 0x80) {
-        text += static_cast<char>(code);
-      } else if (code < 0x800) {
-        text += static_cast<char>(0xC0 | (code >> 6));
-        text += static_cast<char>(0x80 | (code & 0x3F));
-      } else if (code < 0x10000) {
-        text += static_cast<char>(0xE0 | (code >> 12));
-        text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-        text += static_cast<char>(0x80 | (code & 0x3F));
-      } else {
-        text += static_cast<char>(0xF0 | (code >> 18));
-        text += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-        text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-        text += static_cast<char>(0x80 | (code & 0x3F));
-      }
-    } else {
-      return std::nullopt;
-    }
-    i = semi;
-  }
-  return text;
 }
 
 // Query values the way SigV4 canonicalises them: every byte but unreserved ones encoded.
@@ -200,23 +139,15 @@ Status S3Source::list(const Location& where, bool direct,
       return Status(Code::kUpstreamError, "listing " + where.bucket + ": the store answered " +
                                               std::to_string(result.status) + " " + code);
     }
-    std::size_t at = 0;
-    while (true) {
-      const std::size_t open = result.body.find("<Contents>", at);
-      const std::size_t close = result.body.find("</Contents>", open);
-      if (open == std::string::npos || close == std::string::npos) break;
-      at = close;
-      const std::string_view raw = std::string_view(result.body).substr(open, close - open);
-      std::optional<std::string> key = xml_element(raw, "Key");
-      if (!key) return Status(Code::kUpstreamError, "a listing of " + where.bucket + " is damaged");
-      Listed listed{*key, 0};
-      if (std::optional<std::string> size = xml_element(raw, "Size")) {
-        listed.size = std::strtoull(size->c_str(), nullptr, 10);
-      }
-      if (!each(listed)) return Status::Ok();
+    std::optional<ListingPage> parsed = parse_listing_page(result.body);
+    if (!parsed) {
+      return Status(Code::kUpstreamError, "a listing of " + where.bucket + " is damaged");
     }
-    if (xml_element(result.body, "IsTruncated").value_or("false") != "true") return Status::Ok();
-    std::optional<std::string> next = xml_element(result.body, "NextContinuationToken");
+    for (const ListedObject& object : parsed->objects) {
+      if (!each({object.key, object.size})) return Status::Ok();
+    }
+    if (!parsed->truncated) return Status::Ok();
+    const std::optional<std::string>& next = parsed->next;
     if (!next || next->empty() || page > 10'000'000) {
       return Status(Code::kUpstreamError, "a listing of " + where.bucket + " has no next page");
     }

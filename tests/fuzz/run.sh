@@ -3,7 +3,8 @@
 # runs each for SECONDS, starting from the seeds (made from conf/samples), the saved findings
 # (tests/fuzz/regressions/) and the corpus earlier runs grew (build-fuzz/corpus/).
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]     default: 60 s each for url, sniff and render
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]     default: 60 s each for url, sniff, render and
+#                                               s3_listing
 #
 # Prints each target's executions and corpus size; exits 1 on a finding, whose input is left in
 # build-fuzz/findings/<target>/. Once it is fixed, copy that file into
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]} > 0)) || targets=(url sniff render)
+((${#targets[@]} > 0)) || targets=(url sniff render s3_listing)
 dir=build-fuzz
 clang=${CLANG:-clang++-14}
 

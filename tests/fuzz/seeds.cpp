@@ -157,11 +157,29 @@ const char* const kUrls[] = {
     "/Cmg8rF4sVMI_4pCzc2PE5Op8a_I=/300x200/photos/cat.jpg",
 };
 
+// ListObjectsV2 pages as S3 and its look-alikes write them, and a few damaged ones.
+const char* const kListings[] = {
+    R"(<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>photos</Name><Prefix></Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>cat.jpg</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag><Size>81234</Size><StorageClass>STANDARD</StorageClass></Contents><Contents><Key>dogs/rex.png</Key><Size>1024</Size></Contents></ListBucketResult>)",
+    R"(<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken><Contents><Key>a&amp;b &lt;c&gt; &apos;d&apos;.jpg</Key><Size>7</Size></Contents></ListBucketResult>)",
+    R"(<ListBucketResult><Contents><Key>tab&#x9;and&#10;newline-&#233;-&#x1F600;.jpg</Key><Size>18446744073709551615</Size></Contents></ListBucketResult>)",
+    R"(<ListBucketResult><Contents><Key>photos/</Key><Size>0</Size></Contents><CommonPrefixes><Prefix>photos/2026/</Prefix></CommonPrefixes></ListBucketResult>)",
+    R"(<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>)",
+    R"(<ListBucketResult><Contents><Size>12</Size></Contents></ListBucketResult>)",
+    R"(<ListBucketResult><Contents><Key>unterminated.jpg</Contents></ListBucketResult>)",
+    R"(<ListBucketResult><Contents><Key>bad &unknown; entity</Key></Contents></ListBucketResult>)",
+    R"(<ListBucketResult><Contents><Key>&#0;</Key></Contents><Contents><Key>&#x110000;</Key></Contents></ListBucketResult>)",
+    R"(<ListBucketResult><Contents><Key>&#-1;&#xZZ;</Key></Contents></ListBucketResult>)",
+    R"(<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>)",
+    R"(<ListBucketResult><Contents><Contents><Key>nested</Key></Contents></Contents><NextContinuationToken></NextContinuationToken></ListBucketResult>)",
+    "",
+};
+
 }  // namespace
 
 std::vector<std::string> seeds_for(std::string_view target,
                                    const std::filesystem::path& samples_dir) {
   if (target == "url") return {std::begin(kUrls), std::end(kUrls)};
+  if (target == "s3_listing") return {std::begin(kListings), std::end(kListings)};
   std::vector<std::string> originals = images(samples_dir);
   if (target == "sniff") return originals;
   // render: each original once per URL it is run through (the first byte picks the URL).

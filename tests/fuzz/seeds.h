@@ -2,7 +2,7 @@
 // every format and layout the decoders take (baseline and progressive JPEG with 4:2:0 and 4:4:4
 // chroma, EXIF orientation, grey; PNG 8/16-bit, alpha, grey; WebP lossy, lossless, alpha, animated;
 // HEIC; AVIF; GIF still, transparent and animated),
-// and URLs using every segment and filter.
+// URLs using every segment and filter, and S3 listing pages.
 #pragma once
 
 #include <filesystem>
@@ -12,7 +12,8 @@
 
 namespace thimble::fuzz {
 
-// The seeds of `target` ("url", "sniff" or "render"), from the samples in `samples_dir`.
+// The seeds of `target` ("url", "sniff", "render" or "s3_listing"), from the samples in
+// `samples_dir` (listings are written here).
 std::vector<std::string> seeds_for(std::string_view target,
                                    const std::filesystem::path& samples_dir);
 

@@ -3,8 +3,10 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
+#include "proxy/sources/s3_listing.h"
 #include "signing/signer.h"
 #include "transform/meta.h"
 #include "transform/pipeline.h"
@@ -117,6 +119,23 @@ void render(Input data) {
             "a thumbnail's size is within the output limit");
   } else {
     require(thumb.status().code() != Code::kOk, "a failure has a code");
+  }
+}
+
+void s3_listing(Input data) {
+  const std::string_view xml = as_text(data);
+  std::optional<proxy::ListingPage> page = proxy::parse_listing_page(xml);
+  if (!page) return;
+  // Every object came from its own <Contents> element.
+  std::size_t elements = 0;
+  for (std::size_t at = xml.find("<Contents>"); at != std::string_view::npos;
+       at = xml.find("<Contents>", at + 1)) {
+    ++elements;
+  }
+  require(page->objects.size() <= elements, "one object per <Contents> element at most");
+  // A decoded key is never longer than its text: entities only shorten.
+  for (const proxy::ListedObject& object : page->objects) {
+    require(object.key.size() <= xml.size(), "a key fits in the page");
   }
 }
 

@@ -1,4 +1,5 @@
-// Thimble's fuzz targets: the code that reads hostile bytes (request paths and originals).
+// Thimble's fuzz targets: the code that reads hostile bytes (request paths, originals and the
+// answers of S3 stores).
 //
 // Each target accepts any input. A crash, a sanitizer report, a hang or a broken invariant
 // (which aborts) is a finding. They run under libFuzzer (fuzz_main.cpp, `tests/fuzz/run.sh`) and,
@@ -26,10 +27,15 @@ void sniff(Input data);
 void render(Input data);
 inline constexpr int kRenderUrls = 14;  // how many URLs render()'s first byte picks from
 
+// One page of an S3 listing (ListObjectsV2 XML) as thimble-warm and purge read it from a store
+// that may be hostile: every object's key and size, the truncation flag and the next token.
+void s3_listing(Input data);
+
 struct Target {
   std::string_view name;
   void (*run)(Input);
 };
-inline constexpr Target kTargets[] = {{"url", url}, {"sniff", sniff}, {"render", render}};
+inline constexpr Target kTargets[] = {
+    {"url", url}, {"sniff", sniff}, {"render", render}, {"s3_listing", s3_listing}};
 
 }  // namespace thimble::fuzz
