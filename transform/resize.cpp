@@ -52,16 +52,11 @@ AxisTaps axis_taps(int source, int target) {
   return axis;
 }
 
-// The loops below are compiled twice, for AVX2 and for the baseline, and the processor picks
-// (SSE2 has no 32-bit multiply to vectorise them with).
-#define THIMBLE_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-
 // One source row averaged along x into `out` (fixed point, `kept` fractional bits); kTaps is the
 // axis' tap count where it is small (the loops then unroll), 0 for any other. kPremultiplied
 // (8-bit BGRA only) averages colour times alpha and alpha times 255, as resize_image() wants.
 template <typename T, int kChannels, int kTaps, bool kPremultiplied>
-THIMBLE_VECTOR_CLONES void shrink_row(const T* in, const AxisTaps& x, int kept,
-                                      std::uint32_t* out) {
+void shrink_row(const T* in, const AxisTaps& x, int kept, std::uint32_t* out) {
   const int width = static_cast<int>(x.start.size());
   const int taps = kTaps > 0 ? kTaps : x.taps;
   const int shift = kWeightBits - kept;
@@ -111,13 +106,13 @@ void shrink_row(const T* in, int channels, const AxisTaps& x, int kept, std::uin
   }
 }
 
-THIMBLE_VECTOR_CLONES void add_weighted(std::uint32_t* sums, const std::uint32_t* values,
-                                        std::uint32_t weight, std::size_t n) {
+void add_weighted(std::uint32_t* sums, const std::uint32_t* values, std::uint32_t weight,
+                  std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) sums[i] += weight * values[i];
 }
 
 template <typename T>
-THIMBLE_VECTOR_CLONES void narrow(const std::uint32_t* sums, int shift, std::size_t n, T* out) {
+void narrow(const std::uint32_t* sums, int shift, std::size_t n, T* out) {
   const std::uint32_t half = 1u << (shift - 1);
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>((sums[i] + half) >> shift);
 }
@@ -159,6 +154,26 @@ void area_shrink(const cv::Mat& source, cv::Mat& result, cv::Size size, int type
   result = out;
 }
 
+// area_shrink() compiled a second time for AVX2, every loop it calls inlined into it (`flatten`):
+// SSE2, the baseline the build targets, has no 32-bit multiply to vectorise the row sums with,
+// and they are most of the time. The processor's features pick the copy, once.
+template <typename T, typename Out, bool kPremultiplied>
+__attribute__((target("avx2"), flatten)) void area_shrink_avx2(const cv::Mat& source,
+                                                               cv::Mat& result, cv::Size size,
+                                                               int type) {
+  area_shrink<T, Out, kPremultiplied>(source, result, size, type);
+}
+
+template <typename T, typename Out, bool kPremultiplied>
+void shrink_by_area(const cv::Mat& source, cv::Mat& result, cv::Size size, int type) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) {
+    area_shrink_avx2<T, Out, kPremultiplied>(source, result, size, type);
+  } else {
+    area_shrink<T, Out, kPremultiplied>(source, result, size, type);
+  }
+}
+
 // Up to this ratio per axis a box's weights round to within 1/2000 of themselves; beyond it (a
 // panorama made an icon without shrink on load) OpenCV's floating-point path is kept.
 constexpr int kMostFixedPointRatio = 32;
@@ -178,9 +193,9 @@ void area_resize(const cv::Mat& source, cv::Mat& result, cv::Size size) {
     return;
   }
   if (source.depth() == CV_8U) {
-    area_shrink<std::uint8_t, std::uint8_t, false>(source, result, size, source.type());
+    shrink_by_area<std::uint8_t, std::uint8_t, false>(source, result, size, source.type());
   } else {
-    area_shrink<std::uint16_t, std::uint16_t, false>(source, result, size, source.type());
+    shrink_by_area<std::uint16_t, std::uint16_t, false>(source, result, size, source.type());
   }
 }
 
@@ -213,7 +228,7 @@ void resize_image(const cv::Mat& source, cv::Mat& result, cv::Size size) {
   // the fixed-point ratios, makes the copy for OpenCV. Only the small result is divided back.
   cv::Mat resized;
   if (shrinking && fixed_point_ratios(source, size)) {
-    area_shrink<std::uint8_t, std::uint16_t, true>(source, resized, size, CV_16UC4);
+    shrink_by_area<std::uint8_t, std::uint16_t, true>(source, resized, size, CV_16UC4);
   } else {
     cv::Mat premultiplied(source.size(), CV_16UC4);
     for (int y = 0; y < source.rows; ++y) {

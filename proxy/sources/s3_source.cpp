@@ -173,8 +173,9 @@ Status S3Source::list_keys(std::string_view prefix,
     });
   }
   // Named buckets: each one whose name the prefix allows, its keys under its own name.
-  for (const auto& [name, bucket] : options_.buckets) {
-    const std::string named = name + "/";
+  for (const auto& entry : options_.buckets) {
+    const auto& bucket = entry.second;  // a plain reference: lambdas may not capture bindings
+    const std::string named = entry.first + "/";
     if (!named.starts_with(prefix.substr(0, std::min(prefix.size(), named.size())))) continue;
     const std::string rest =
         prefix.size() > named.size() ? std::string(prefix.substr(named.size())) : std::string();
