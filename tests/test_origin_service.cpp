@@ -655,40 +655,47 @@ class CountingSource final : public Source {
 };
 }  // namespace
 
-TEST_CASE("a kept original serves the photo's other sizes until its TTL passes") {
+// A service over the fixture's folder whose fetches are counted, on a clock the test moves.
+struct CountedFetches {
   Fixture f;
-  CountingSource counting(*f.source);
+  CountingSource counting{*f.source};
   test::ShiftedClock clock;
-  cache::ResultCache results(64 << 20, 1, clock);
-  OriginOptions options;
-  options.original_cache.ttl_s = 60;
-  OriginService service(options, f.signer, {counting, results, clock});
-  for (int size : {100, 120, 140}) {
-    const std::string path = "fit-in/" + std::to_string(size) + "x100/photos/storm.jpg";
-    CHECK(test::serve(service, test::request("GET", f.signer.sign(path))).status == 200);
+  cache::ResultCache results{64 << 20, 1, clock};
+  std::unique_ptr<OriginService> service;
+
+  explicit CountedFetches(const std::function<void(OriginOptions&, const Fixture&)>& tune) {
+    OriginOptions options;
+    tune(options, f);
+    service = std::make_unique<OriginService>(options, f.signer,
+                                              ServiceDependencies{counting, results, clock});
   }
-  CHECK(counting.fetches == 1);
-  CHECK(service.counters().original_hits == 2);
-  clock.shift = std::chrono::seconds(61);
-  CHECK(test::serve(service, test::request("GET", f.signer.sign("fit-in/160x100/photos/storm.jpg")))
-            .status == 200);
-  CHECK(counting.fetches == 2);
+  int status_of(const std::string& path) {
+    return test::serve(*service, test::request("GET", f.signer.sign(path))).status;
+  }
+};
+
+TEST_CASE("a kept original serves the photo's other sizes until its TTL passes") {
+  CountedFetches t(
+      [](OriginOptions& options, const Fixture&) { options.original_cache.ttl_s = 60; });
+  for (int size : {100, 120, 140}) {
+    CHECK(t.status_of("fit-in/" + std::to_string(size) + "x100/photos/storm.jpg") == 200);
+  }
+  CHECK(t.counting.fetches == 1);
+  CHECK(t.service->counters().original_hits == 2);
+  t.clock.shift = std::chrono::seconds(61);
+  CHECK(t.status_of("fit-in/160x100/photos/storm.jpg") == 200);
+  CHECK(t.counting.fetches == 2);
 }
 
 TEST_CASE("an original is kept however much of original_cache.memory_bytes it takes") {
-  Fixture f;
-  CountingSource counting(*f.source);
-  test::ShiftedClock clock;
-  cache::ResultCache results(64 << 20, 1, clock);
-  OriginOptions options;
-  const auto storm = std::filesystem::file_size(f.root / "photos/storm.jpg");
-  options.original_cache.memory_bytes = storm + (storm >> 2);  // room for it, and not twice
-  OriginService service(options, f.signer, {counting, results, clock});
+  CountedFetches t([](OriginOptions& options, const Fixture& f) {
+    const auto storm = std::filesystem::file_size(f.root / "photos/storm.jpg");
+    options.original_cache.memory_bytes = storm + (storm >> 2);  // room for it, and not twice
+  });
   for (int size : {100, 120, 140}) {
-    const std::string path = "fit-in/" + std::to_string(size) + "x100/photos/storm.jpg";
-    CHECK(test::serve(service, test::request("GET", f.signer.sign(path))).status == 200);
+    CHECK(t.status_of("fit-in/" + std::to_string(size) + "x100/photos/storm.jpg") == 200);
   }
-  CHECK(counting.fetches == 1);
+  CHECK(t.counting.fetches == 1);
 }
 
 namespace {
