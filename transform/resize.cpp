@@ -12,8 +12,8 @@ namespace {
 // Area averaging in fixed point: each output pixel is the mean of the source box it covers, with
 // the boxes' partly covered edge pixels weighed by the part covered (what cv::INTER_AREA computes
 // in floating point, within one level). Weights are in units of 1/2^16: every sum below fits 32
-// bits (at most 2^16 x 65535 plus the rounding half), and a box of a hundred pixels still rounds
-// its weights to within a third of a level.
+// bits (at most 2^16 x 65535 plus the rounding half), and the widest box taken (33 pixels, see
+// kMostFixedPointRatio) rounds its weights to within a tenth of a level.
 constexpr int kWeightBits = 16;
 
 // The source span and weights of each output index along one axis.
