@@ -89,6 +89,9 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
   const cv::Mat tile_ready = small(cv::Rect(0, 0, small.cols & ~3, small.rows & ~3)).clone();
   const std::string avif = test::avif_of(tile_ready);
   const std::string heic = test::heic_of(tile_ready);
+  // Odd sides: libheif writes one tile a pixel larger, cropped by a grid description in idat
+  // (version, flags, rows - 1, columns - 1, then the 16-bit width at offset 8 from the box type).
+  const std::string odd_heic = test::heic_of(small(cv::Rect(0, 0, 101, 67)).clone());
   const std::string side_30000("\x00\x00\x75\x30", 4);
   const std::string animated = test::gif_of_frames(12, 64);
   // The storm photo as a progressive 4:2:0 JPEG: at fit-in/100x100 it is decoded from its DC
@@ -159,6 +162,8 @@ TEST_CASE("hostile originals and URLs get their documented status, and the serve
       {"claims-30000.heic", test::patched(heic, "ispe", 8, side_30000 + side_30000), 413},
       {"missing-primary.heic", test::patched(heic, "pitm", 8, "\x7f\x7f"), 415},
       {"grid-of-itself.avif", test::grid_referring_to_itself(tile_ready), 415},
+      {"odd-sides.heic", odd_heic, 200},
+      {"grid-description-disagrees.heic", test::patched(odd_heic, "idat", 8, "\x75\x30"), 415},
       {"claims-65535.gif", test::gif_claiming(65535, 65535), 413},
       {"10000-frames.gif", test::gif_of_frames(10000, 100), 413},
       {"icc-garbage.heic",

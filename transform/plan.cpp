@@ -2,8 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-
-#include "transform/heif_decode.h"
+#include <cstdint>
 
 namespace thimble::transform {
 namespace {
