@@ -585,6 +585,11 @@ TEST_CASE("chroma subsampling by content: full colour where 4:2:0 would smear co
   const Thumbnail text_420 = render_ok(text, jpeg, subsampled);
   CHECK(jpeg_sampling(text_auto.bytes) == std::vector<std::pair<int, int>>{{1, 1}, {1, 1}, {1, 1}});
   CHECK(jpeg_sampling(text_420.bytes) == std::vector<std::pair<int, int>>{{2, 2}, {1, 1}, {1, 1}});
+  // The quality searches (quality(auto), max_bytes()) encode with the same choice.
+  CHECK(jpeg_sampling(render_ok(text, "filters:format(jpeg):quality(auto)").bytes)[0] ==
+        std::pair{1, 1});
+  CHECK(jpeg_sampling(render_ok(text, "filters:format(jpeg):max_bytes(4000)").bytes)[0] ==
+        std::pair{1, 1});
   const double kept = chroma_difference(decoded(text_auto), lettering);
   const double smeared = chroma_difference(decoded(text_420), lettering);
   CAPTURE(kept);

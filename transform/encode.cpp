@@ -576,6 +576,17 @@ class WebpAnimationWriter final : public AnimationWriter {
 
 }  // namespace
 
+RenderSettings with_chroma_decided(const cv::Mat& image, ImageFormat format,
+                                   const RenderSettings& settings) {
+  RenderSettings decided = settings;
+  const bool subsamples =
+      format == ImageFormat::kJpeg || format == ImageFormat::kWebp || format == ImageFormat::kAvif;
+  if (subsamples && decided.chroma_subsampling == "auto") {
+    decided.chroma_subsampling = keeps_full_chroma(image, "auto") ? "444" : "420";
+  }
+  return decided;
+}
+
 Result<std::string> encode_image(cv::Mat& img, ImageFormat format, const ThumbnailSpec& spec,
                                  const RenderSettings& s, std::optional<int> quality) {
   switch (format) {

@@ -32,6 +32,12 @@ Result<std::string> encode_image(cv::Mat& image, ImageFormat format, const Thumb
                                  const RenderSettings& settings,
                                  std::optional<int> quality = std::nullopt);
 
+// `settings` with output.chroma_subsampling `auto` decided for `image` as `format` (`444` or
+// `420`; only JPEG, WebP and AVIF subsample), so that the encodes of a quality search look at the
+// pixels once.
+RenderSettings with_chroma_decided(const cv::Mat& image, ImageFormat format,
+                                   const RenderSettings& settings);
+
 // An animated GIF or WebP written one frame at a time, so a render keeps one frame (GIF: two)
 // whatever the frame count, never them all.
 class AnimationWriter {

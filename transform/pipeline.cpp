@@ -288,21 +288,23 @@ Status encode_output(RenderContext& c) {
     thumb.frames = c.frames_written;
     return Status::Ok();
   }
+  // quality(auto) and max_bytes() encode several times: the chroma choice is made once.
+  const RenderSettings settings = with_chroma_decided(c.image, thumb.format, c.settings);
   std::optional<int> chosen;  // the quality quality(auto) chose
-  if (wants_auto_quality(c.spec, c.settings, thumb.format)) {
+  if (wants_auto_quality(c.spec, settings, thumb.format)) {
     Result<QualityChoice> choice =
-        encode_auto_quality(c.image, thumb.format, c.spec, c.settings, c.request.deadline);
+        encode_auto_quality(c.image, thumb.format, c.spec, settings, c.request.deadline);
     if (!choice.ok()) return choice.status();
     thumb.bytes = std::move(choice->bytes);
     thumb.auto_quality = choice->quality;
     chosen = choice->quality;
   } else {
-    Result<std::string> bytes = encode_image(c.image, thumb.format, c.spec, c.settings);
+    Result<std::string> bytes = encode_image(c.image, thumb.format, c.spec, settings);
     if (!bytes.ok()) return bytes.status();
     thumb.bytes = std::move(bytes).value();
   }
   if (c.spec.max_bytes) {
-    Status fitted = fit_max_bytes(c.image, thumb.format, c.spec, c.settings, c.request.deadline,
+    Status fitted = fit_max_bytes(c.image, thumb.format, c.spec, settings, c.request.deadline,
                                   chosen, thumb.bytes);
     if (!fitted.ok()) return fitted;
   }
