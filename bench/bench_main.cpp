@@ -98,7 +98,9 @@ std::vector<Image> load_images(const fs::path& folder) {
   std::error_code ec;
   for (const auto& entry : fs::recursive_directory_iterator(folder, ec)) {
     std::string ext = entry.path().extension().string();
-    if (!entry.is_regular_file() || (ext != ".jpg" && ext != ".png" && ext != ".webp")) continue;
+    const bool image =
+        ext == ".jpg" || ext == ".png" || ext == ".webp" || ext == ".heic" || ext == ".avif";
+    if (!entry.is_regular_file() || !image) continue;
     std::ifstream in(entry.path(), std::ios::binary);
     std::ostringstream bytes;
     bytes << in.rdbuf();
@@ -839,6 +841,11 @@ int main(int argc, char** argv) {
     cv::Mat full = flatten(cv::imdecode(cv::Mat(1, static_cast<int>(image.bytes.size()), CV_8U,
                                                 const_cast<char*>(image.bytes.data())),
                                         flags));
+    if (full.empty() && info.ok()) {
+      // HEIC and AVIF, which OpenCV does not read: Thimble's decoder, then their irot/imir.
+      full = flatten(decode_thumbnail(image.bytes));
+      if (!full.empty()) thimble::transform::apply_orientation(full, info->orientation);
+    }
     megapixels.push_back(static_cast<double>(full.total()) / 1e6);
     references.push_back(std::move(full));
   }
