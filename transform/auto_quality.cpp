@@ -25,32 +25,51 @@ cv::Mat gaussian(const cv::Mat& m) {
   return out;
 }
 
-// The score of `bytes` (an encode of `reference`) decoded by Thimble's own decoder.
-Result<double> score(const std::string& bytes, const cv::Mat& reference) {
+constexpr double kC1 = (0.01 * 255) * (0.01 * 255), kC2 = (0.03 * 255) * (0.03 * 255);
+
+// The unencoded image's half of SSIM, computed once for every try of a search.
+class SsimReference {
+ public:
+  explicit SsimReference(const cv::Mat& reference)
+      : size_(reference.size()), y_(luma_of(reference)), my_(gaussian(y_)), my2_(my_.mul(my_)) {
+    vy_ = gaussian(y_.mul(y_)) - my2_;
+  }
+
+  double score(const cv::Mat& image) const {
+    if (image.size() != size_ || image.empty()) return 0;
+    const cv::Mat x = luma_of(image);
+    const cv::Mat mx = gaussian(x);
+    const cv::Mat mx2 = mx.mul(mx), mxy = mx.mul(my_);
+    const cv::Mat vx = gaussian(x.mul(x)) - mx2;
+    const cv::Mat cxy = gaussian(x.mul(y_)) - mxy;
+    cv::Mat numerator = (2 * mxy + kC1).mul(2 * cxy + kC2);
+    cv::Mat denominator = (mx2 + my2_ + kC1).mul(vx + vy_ + kC2);
+    cv::Mat map;
+    cv::divide(numerator, denominator, map);
+    return cv::mean(map)[0];
+  }
+
+ private:
+  cv::Size size_;
+  cv::Mat y_, my_, my2_, vy_;
+};
+
+// The score of `bytes` (an encode of the reference) decoded by Thimble's own decoder.
+Result<double> score(const std::string& bytes, const SsimReference& reference) {
   const std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(bytes.data()),
                                            bytes.size());
   Result<ImageInfo> info = sniff(data);
   if (!info.ok()) return Status(Code::kInternal, "the thumbnail could not be encoded");
   Result<cv::Mat> decoded = decode_image(data, *info, 1);
   if (!decoded.ok()) return Status(Code::kInternal, "the thumbnail could not be encoded");
-  return luma_ssim(*decoded, reference);
+  return reference.score(*decoded);
 }
 
 }  // namespace
 
 double luma_ssim(const cv::Mat& a, const cv::Mat& b) {
   if (a.size() != b.size() || a.empty()) return 0;
-  constexpr double kC1 = (0.01 * 255) * (0.01 * 255), kC2 = (0.03 * 255) * (0.03 * 255);
-  const cv::Mat x = luma_of(a), y = luma_of(b);
-  const cv::Mat mx = gaussian(x), my = gaussian(y);
-  const cv::Mat mx2 = mx.mul(mx), my2 = my.mul(my), mxy = mx.mul(my);
-  const cv::Mat vx = gaussian(x.mul(x)) - mx2, vy = gaussian(y.mul(y)) - my2;
-  const cv::Mat cxy = gaussian(x.mul(y)) - mxy;
-  cv::Mat numerator = (2 * mxy + kC1).mul(2 * cxy + kC2);
-  cv::Mat denominator = (mx2 + my2 + kC1).mul(vx + vy + kC2);
-  cv::Mat map;
-  cv::divide(numerator, denominator, map);
-  return cv::mean(map)[0];
+  return SsimReference(b).score(a);
 }
 
 bool wants_auto_quality(const ThumbnailSpec& spec, const RenderSettings& settings,
@@ -71,6 +90,7 @@ Result<QualityChoice> encode_auto_quality(cv::Mat& image, ImageFormat format,
   trial.jpeg_progressive = false;  // the same coefficients, so the same pixels, in a third the time
   QualityChoice chosen;
   std::optional<QualityChoice> at_highest;  // the highest quality's try, if the search made it
+  std::optional<SsimReference> reference;   // made on the first try: encode_image() prepares
   bool reached = false;
   int tries = 0;
   auto attempt = [&](int quality) -> Result<QualityChoice> {
@@ -79,7 +99,8 @@ Result<QualityChoice> encode_auto_quality(cv::Mat& image, ImageFormat format,
     ++tries;
     if (!bytes.ok()) return bytes.status();
     // The image as encoded: encode_image() flattened (JPEG) or bled (WebP) it on the first try.
-    Result<double> ssim = score(*bytes, image);
+    if (!reference) reference.emplace(image);
+    Result<double> ssim = score(*bytes, *reference);
     if (!ssim.ok()) return ssim.status();
     return QualityChoice{std::move(bytes).value(), quality, *ssim, 0};
   };
