@@ -12,6 +12,7 @@
 #include "render_support.h"
 #include "support.h"
 #include "transform/animated.h"
+#include "transform/auto_quality.h"
 #include "transform/decode.h"
 #include "transform/encode.h"
 #include "transform/meta.h"
@@ -651,6 +652,33 @@ TEST_CASE(
     ++scans;
   }
   CHECK(scans == 6);
+}
+
+TEST_CASE("lossy WebP: libwebp's defaults but the strongest deblocking, closer in the same bytes") {
+  for (const char* name : {"medium/mate_Storm.jpg", "exif/Landscape_1.jpg",
+                           "faces/Giunchedi_Filippo_January_2015_01.jpg"}) {
+    CAPTURE(name);
+    cv::Mat photo = cv::imread(test::corpus(name).string());
+    cv::resize(photo, photo, {300, 200}, 0, 0, cv::INTER_AREA);
+    cv::Mat copy = photo.clone();
+    ThumbnailSpec spec;
+    spec.quality = 80;
+    auto ours = encode_image(copy, ImageFormat::kWebp, spec, RenderSettings{});
+    REQUIRE(ours.ok());
+    // OpenCV writes WebP with libwebp's simple API: every setting at its default.
+    std::vector<std::uint8_t> defaults;
+    REQUIRE(cv::imencode(".webp", photo, defaults, {cv::IMWRITE_WEBP_QUALITY, 80}));
+    // The filter's strength is signalled, not coded: the same size within a few header bytes.
+    CHECK(std::abs(static_cast<double>(ours->size()) - static_cast<double>(defaults.size())) <=
+          0.005 * static_cast<double>(defaults.size()));
+    const double filtered = luma_ssim(
+        cv::imdecode(std::vector<std::uint8_t>(ours->begin(), ours->end()), cv::IMREAD_COLOR),
+        photo);
+    const double standard = luma_ssim(cv::imdecode(defaults, cv::IMREAD_COLOR), photo);
+    CAPTURE(filtered);
+    CAPTURE(standard);
+    CHECK(filtered > standard);
+  }
 }
 
 TEST_CASE(
