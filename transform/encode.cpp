@@ -8,9 +8,6 @@
 #include <webp/mux.h>
 #include <zlib.h>
 
-// libjpeg's header needs FILE and size_t declared first.
-#include <jpeglib.h>
-
 #include <algorithm>
 #include <array>
 #include <csetjmp>
@@ -21,6 +18,7 @@
 #include <vector>
 
 #include "transform/filters.h"
+#include "transform/jpeg_guard.h"
 #include "transform/resize.h"
 
 namespace thimble::transform {
@@ -118,15 +116,6 @@ bool keeps_full_chroma(const cv::Mat& img, const std::string& setting) {
 
 // --- JPEG (libjpeg-turbo) ---
 
-struct JpegWriteGuard {
-  jpeg_error_mgr errors;
-  std::jmp_buf jump;
-};
-[[noreturn]] void jpeg_write_failed(j_common_ptr common) {
-  std::longjmp(reinterpret_cast<JpegWriteGuard*>(common->err)->jump, 1);
-}
-void jpeg_write_quiet(j_common_ptr) {}
-
 // The scans of a progressive colour JPEG: all DC first (as the standard script), then luma's
 // first AC coefficients at half precision, each chroma plane whole, luma's other AC coefficients
 // at half precision, and one refinement of luma's last bit. libjpeg's standard script has ten
@@ -148,15 +137,12 @@ constexpr std::array<jpeg_scan_info, 6> kColourScans = {{
 bool write_jpeg(const cv::Mat& img, int quality, bool progressive, bool full_chroma,
                 unsigned char** out, unsigned long* size) {
   jpeg_compress_struct cinfo;
-  JpegWriteGuard guard;
-  cinfo.err = jpeg_std_error(&guard.errors);
-  guard.errors.error_exit = jpeg_write_failed;
-  guard.errors.output_message = jpeg_write_quiet;
+  JpegGuard guard;
   if (setjmp(guard.jump)) {
     jpeg_destroy_compress(&cinfo);
     return false;
   }
-  jpeg_create_compress(&cinfo);
+  guard.create(cinfo);
   jpeg_mem_dest(&cinfo, out, size);
   cinfo.image_width = static_cast<JDIMENSION>(img.cols);
   cinfo.image_height = static_cast<JDIMENSION>(img.rows);

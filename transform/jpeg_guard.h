@@ -1,5 +1,5 @@
-// What every libjpeg decode in Thimble shares: fatal errors jump back instead of exiting, warnings
-// are counted quietly, and a progress monitor ends the decode at the request's deadline or after
+// What every libjpeg decode in Thimble shares (and its encode, the first two): fatal errors jump
+// back instead of exiting, warnings are counted quietly, and a progress monitor ends the decode at the request's deadline or after
 // too many scans, with the reason kept for the caller. libjpeg-turbo's own tools bound scans the
 // same way (djpeg -maxscans): a progressive file of thousands of tiny empty scans costs a full
 // pass over the coefficients for each.
@@ -39,6 +39,14 @@ struct JpegGuard {
     jpeg_create_decompress(&decompress);
     progress.progress_monitor = &JpegGuard::monitor;
     decompress.progress = &progress;
+  }
+
+  // The same for an encode, without the monitor: an encode is bounded by the thumbnail's size.
+  void create(jpeg_compress_struct& compress) {
+    compress.err = jpeg_std_error(&errors);
+    errors.error_exit = &JpegGuard::jump_out;
+    errors.output_message = &JpegGuard::stay_quiet;
+    jpeg_create_compress(&compress);
   }
 
   [[noreturn]] static void jump_out(j_common_ptr common) {
