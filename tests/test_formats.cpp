@@ -6,6 +6,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <regex>
 
 #include "format_tools.h"
 #include "icc_profiles.h"
@@ -652,6 +653,35 @@ TEST_CASE(
     ++scans;
   }
   CHECK(scans == 6);
+}
+
+TEST_CASE(
+    "meta with smart/ finds a face in a large WebP and AVIF, decoded reduced, as in the JPEG") {
+  // The corpus portrait four times larger (2132x3200): detection needs 600 px, so each of these
+  // formats is decoded at a quarter (the JPEG by libjpeg, the WebP by libwebp's rescaler, the
+  // AVIF's planes by area).
+  cv::Mat portrait =
+      cv::imread(test::corpus("faces/Giunchedi_Filippo_January_2015_01.jpg").string());
+  cv::resize(portrait, portrait, {}, 4, 4, cv::INTER_CUBIC);
+  const std::string jpeg = encode(portrait, ".jpg"), webp = encode(portrait, ".webp");
+  const std::string avif = test::avif_of(portrait);
+  auto face = [](const std::string& original) {
+    auto spec = parse_spec("meta/300x300/smart/image");
+    REQUIRE(spec.ok());
+    auto json = describe(test::as_bytes(original), *spec, RenderSettings{});
+    REQUIRE_MESSAGE(json.ok(), json.status().message());
+    static const std::regex point(R"(\{"x":(-?\d+),"y":(-?\d+),[^}]*"origin":"Face Detection"\})");
+    std::smatch found;
+    REQUIRE_MESSAGE(std::regex_search(*json, found, point), *json);
+    return cv::Point(std::stoi(found[1]), std::stoi(found[2]));
+  };
+  const cv::Point reference = face(jpeg);
+  for (const std::string* other : {&webp, &avif}) {
+    const cv::Point found = face(*other);
+    CAPTURE(found);
+    CAPTURE(reference);
+    CHECK(cv::norm(found - reference) < 40);
+  }
 }
 
 TEST_CASE("lossy WebP: libwebp's defaults but the strongest deblocking, closer in the same bytes") {

@@ -228,6 +228,16 @@ int shrink_on_load(Size region, Size target, bool dc_eighth) {
   return 1;
 }
 
+bool shrinks_on_decode(const ImageInfo& source) {
+  switch (source.format) {
+    case ImageFormat::kJpeg: return true;
+    case ImageFormat::kWebp: return !source.animated;
+    case ImageFormat::kHeic:
+    case ImageFormat::kAvif: return !source.has_alpha;
+    default: return false;
+  }
+}
+
 bool decodes_heif_thumbnail(const ImageInfo& info, int shrink) {
   return shrink > 1 && info.thumbnail_width > 0 &&
          static_cast<std::int64_t>(info.thumbnail_width) * shrink >= info.width;
@@ -241,10 +251,7 @@ int heif_thumbnail_shrink(const ImageInfo& info) {
 
 int shrink_on_load(const ImageInfo& source, Size region, Size target) {
   if (source.format == ImageFormat::kJpeg) return shrink_on_load(region, target, source.dc_eighth);
-  if (source.format == ImageFormat::kWebp && !source.animated) {
-    return shrink_on_load(region, target);  // libwebp's rescaler (decode.h)
-  }
-  if (source.format != ImageFormat::kHeic && source.format != ImageFormat::kAvif) return 1;
+  // A HEIF thumbnail item (only HEIF files have one) that still leaves twice the target.
   if (source.thumbnail_width > 0) {
     const double scale = static_cast<double>(source.thumbnail_width) / source.width;
     if (region.width * scale >= 2.0 * target.width &&
@@ -252,9 +259,9 @@ int shrink_on_load(const ImageInfo& source, Size region, Size target) {
       return heif_thumbnail_shrink(source);
     }
   }
-  // The image's planes reduced by area (heif_decode.h); never at a factor that would take a
-  // thumbnail short of twice the target instead. Alpha is weighed in the resize step.
-  if (source.has_alpha) return 1;
+  // libwebp's rescaler, a HEIF file's planes reduced by area (heif_decode.h); never at a factor
+  // that would take a thumbnail short of twice the target instead.
+  if (!shrinks_on_decode(source)) return 1;
   const int factor = shrink_on_load(region, target);
   return decodes_heif_thumbnail(source, factor) ? 1 : factor;
 }

@@ -83,6 +83,10 @@ int shrink_on_load(Size region, Size target, bool dc_eighth = false);
 // 1 otherwise.
 int shrink_on_load(const ImageInfo& source, Size region, Size target);
 
+// Whether decode_image() reduces `source` as it decodes it (decode.h): a JPEG, a still WebP, a
+// HEIF file without alpha.
+bool shrinks_on_decode(const ImageInfo& source);
+
 // Whether a HEIF file decoded at `shrink` is decoded from its thumbnail item: `shrink` is above 1
 // and the thumbnail is at least 1/shrink of the image.
 bool decodes_heif_thumbnail(const ImageInfo& info, int shrink);

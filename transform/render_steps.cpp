@@ -89,13 +89,15 @@ Status decode_whole(RenderContext& c) {
 
 Status decode_for_detection(RenderContext& c) {
   if (!c.spec.trim && !c.spec.smart) return Status::Ok();
+  // trim needs every pixel; smart/ detects on a copy of at most kDetectionSide, so the decode
+  // shrinks as far as that still leaves (a HEIF thumbnail item first, when it is large enough).
   int shrink = 1;
-  if (!c.spec.trim && c.info.format == ImageFormat::kJpeg) {
+  if (!c.spec.trim && c.info.thumbnail_width > 0 &&
+      std::max(c.info.thumbnail_width, c.info.thumbnail_height) >= kDetectionSide) {
+    shrink = heif_thumbnail_shrink(c.info);
+  } else if (!c.spec.trim && shrinks_on_decode(c.info)) {
     const int longest = std::max(c.info.width, c.info.height);
     while (shrink < 8 && longest / (shrink * 2) >= kDetectionSide) shrink *= 2;
-  } else if (!c.spec.trim && c.info.thumbnail_width > 0 &&
-             std::max(c.info.thumbnail_width, c.info.thumbnail_height) >= kDetectionSide) {
-    shrink = heif_thumbnail_shrink(c.info);  // the thumbnail item
   }
   return decode_at(c, shrink);
 }
