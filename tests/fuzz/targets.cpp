@@ -85,7 +85,7 @@ void render(Input data) {
       "fit-in/100x100/filters:rotate(90):round_corner(8,255,0,0):blur(2):format(png)/x",
       "fit-in/64x64/filters:max_bytes(1500):quality(90)/x",
       "0x0/filters:grayscale():sharpen(2,1,true):format(webp)/x",
-      "meta/fit-in/64x64/x",
+      "meta/fit-in/64x64/smart/x",           // and the reduced decode smart/ detects on
       "fit-in/32x32/filters:format(gif)/x",  // the palette and the animated GIF writer
       "fit-in/24x24/filters:format(avif)/x",
   };
